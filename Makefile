@@ -1,0 +1,25 @@
+# Two entry points for a fresh clone: `make demo` and `make test`. Both set up .venv first.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test bench default-model
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/fashionlens predict samples/clothing --top-k 3
+
+test: $(STAMP)
+	$(PY) -m pytest -q -ra
+
+# Retrains the shipped garment classifier from ../shared/datasets/clothing-small (about 3 minutes).
+default-model: $(STAMP)
+	$(VENV)/bin/fashionlens train ../shared/datasets/clothing-small/train --out src/fashionlens/assets/garment-classifier --task category --seed 0

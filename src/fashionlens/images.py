@@ -1,0 +1,102 @@
+"""Safe image decoding: the one place that decides what counts as a readable image.
+
+Every reader in fashionlens goes through `load_image`, so a truncated file, a text file named `.jpg` or a
+decompression bomb fails the same way everywhere: an `ImageError` that names the file and the reason.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"})
+ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "GIF", "MPO"})
+MAX_PIXELS = 50_000_000
+"""Images above this many pixels are refused before decoding (a 20000x20000 PNG is 400 Mpx)."""
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+class ImageError(ValueError):
+    """An image that cannot be used, with the file it came from and why."""
+
+    def __init__(self, source: str, reason: str):
+        self.source = source
+        self.reason = reason
+        super().__init__(f"{source}: {reason}")
+
+
+def is_image_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def load_image(
+    source: str | Path | bytes,
+    *,
+    name: str | None = None,
+    min_size: int | None = None,
+    max_pixels: int = MAX_PIXELS,
+) -> Image.Image:
+    """Decode to an upright RGB image: EXIF orientation applied, alpha flattened on white.
+
+    `min_size` lets JPEG decode at a reduced scale (PIL's draft mode) while keeping both sides at least
+    that large, which makes large photos several times cheaper to read for a 240-pixel model.
+    """
+    label = name or (str(source) if not isinstance(source, bytes) else "<bytes>")
+    try:
+        if isinstance(source, bytes):
+            if not source:
+                raise ImageError(label, "empty file (0 bytes)")
+            fp = io.BytesIO(source)
+        else:
+            path = Path(source)
+            if not path.exists():
+                raise ImageError(label, "file not found")
+            if path.is_dir():
+                raise ImageError(label, "is a directory, not an image")
+            if path.stat().st_size == 0:
+                raise ImageError(label, "empty file (0 bytes)")
+            fp = path
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(fp)
+            if image.format not in ALLOWED_FORMATS:
+                raise ImageError(label, f"unsupported image format {image.format}")
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageError(
+                    label,
+                    f"image is {width}x{height} ({width * height / 1e6:.0f} Mpx), over the "
+                    f"{max_pixels / 1e6:.0f} Mpx limit (possible decompression bomb)",
+                )
+            if min_size and image.format == "JPEG":
+                scale = min(width, height) / min_size
+                if scale >= 2:
+                    image.draft("RGB", (int(width / scale) + 1, int(height / scale) + 1))
+            image.load()
+        return to_rgb(ImageOps.exif_transpose(image))
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(label, "not an image (unrecognised content)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(label, f"refused as a possible decompression bomb ({exc})") from None
+    except OSError as exc:
+        raise ImageError(label, f"cannot decode ({exc})") from None
+    except (ValueError, SyntaxError, EOFError) as exc:
+        raise ImageError(label, f"corrupt image ({exc})") from None
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Greyscale, palette and CMYK to RGB; any transparency composited onto white."""
+    if image.mode == "RGB":
+        return image
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")

@@ -1,0 +1,70 @@
+"""The preprocessing that travels with the weights (timm's data config), saved in every model manifest."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from timm.data import create_transform, resolve_data_config
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    input_size: tuple[int, int]  # height, width
+    crop_pct: float
+    interpolation: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @classmethod
+    def from_model(cls, model: torch.nn.Module) -> PreprocessConfig:
+        cfg = resolve_data_config({}, model=model)
+        _, height, width = cfg["input_size"]
+        return cls(
+            input_size=(height, width),
+            crop_pct=float(cfg["crop_pct"]),
+            interpolation=str(cfg["interpolation"]),
+            mean=tuple(float(v) for v in cfg["mean"]),
+            std=tuple(float(v) for v in cfg["std"]),
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PreprocessConfig:
+        return cls(
+            input_size=tuple(data["input_size"]),
+            crop_pct=float(data["crop_pct"]),
+            interpolation=str(data["interpolation"]),
+            mean=tuple(data["mean"]),
+            std=tuple(data["std"]),
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def short_side(self) -> int:
+        """The smallest decoded side that still gives full-resolution crops (for JPEG draft decoding)."""
+        return int(max(self.input_size) / self.crop_pct) + 1
+
+    def eval_transform(self):
+        return create_transform(
+            input_size=(3, *self.input_size),
+            is_training=False,
+            crop_pct=self.crop_pct,
+            interpolation=self.interpolation,
+            mean=self.mean,
+            std=self.std,
+        )
+
+    def train_transform(self):
+        """Augmentation for fine-tuning: crops, flips and mild light changes, no hue shift (colour is a label)."""
+        return create_transform(
+            input_size=(3, *self.input_size),
+            is_training=True,
+            scale=(0.5, 1.0),
+            hflip=0.5,
+            color_jitter=(0.2, 0.2, 0.1, 0.0),
+            interpolation=self.interpolation,
+            mean=self.mean,
+            std=self.std,
+        )
