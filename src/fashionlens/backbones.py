@@ -6,7 +6,6 @@ its weights expect and an id of those weights, which the feature cache and model
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -17,6 +16,7 @@ import timm
 import torch
 from safetensors.torch import load_file
 
+from fashionlens.fingerprints import sha256_file
 from fashionlens.preprocess import PreprocessConfig
 
 DEFAULT_BACKBONE = "efficientnet_lite1"
@@ -74,13 +74,7 @@ for _index, _size in ((0, "224"), (1, "240"), (2, "260")):
     )
 
 
-@lru_cache(maxsize=16)
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+_weights_sha256 = lru_cache(maxsize=16)(sha256_file)  # package weight files do not change under us
 
 
 def _load_by_position(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
@@ -133,11 +127,11 @@ def create_backbone(
         missing = [k for k in missing if not k.startswith("classifier")]
         if missing or unexpected:
             raise BackboneError(f"{path}: does not fit {timm_name} (missing {missing[:3]}, unexpected {unexpected[:3]})")
-        weights_id = "sha256:" + file_sha256(path)
+        weights_id = "sha256:" + _weights_sha256(path)
     elif entry is not None and pretrained:
         path = entry.weights_file()
         _load_by_position(model, torch.load(path, map_location="cpu", weights_only=True), str(path))
-        weights_id = "sha256:" + file_sha256(path)
+        weights_id = "sha256:" + _weights_sha256(path)
     preprocess = PreprocessConfig.from_model(model)
     model.reset_classifier(0)
     model.eval()

@@ -62,22 +62,22 @@ def load_image(
             fp = path
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(fp)
-            if image.format not in ALLOWED_FORMATS:
-                raise ImageError(label, f"unsupported image format {image.format}")
-            width, height = image.size
-            if width * height > max_pixels:
-                raise ImageError(
-                    label,
-                    f"image is {width}x{height} ({width * height / 1e6:.0f} Mpx), over the "
-                    f"{max_pixels / 1e6:.0f} Mpx limit (possible decompression bomb)",
-                )
-            if min_size and image.format == "JPEG":
-                scale = min(width, height) / min_size
-                if scale >= 2:
-                    image.draft("RGB", (int(width / scale) + 1, int(height / scale) + 1))
-            image.load()
-        return to_rgb(ImageOps.exif_transpose(image))
+            with Image.open(fp) as image:  # closes the file on every path, refused or not
+                if image.format not in ALLOWED_FORMATS:
+                    raise ImageError(label, f"unsupported image format {image.format}")
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise ImageError(
+                        label,
+                        f"image is {width}x{height} ({width * height / 1e6:.0f} Mpx), over the "
+                        f"{max_pixels / 1e6:.0f} Mpx limit (possible decompression bomb)",
+                    )
+                if min_size and image.format == "JPEG":
+                    scale = min(width, height) / min_size
+                    if scale >= 2:
+                        image.draft("RGB", (int(width / scale) + 1, int(height / scale) + 1))
+                image.load()
+                return to_rgb(ImageOps.exif_transpose(image))  # exif_transpose returns a new image
     except ImageError:
         raise
     except UnidentifiedImageError:

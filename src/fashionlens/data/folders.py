@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fashionlens.data.samples import LabeledImages, Sample, SkippedInput
+from fashionlens.data.samples import SPLIT_ALIASES, LabeledImages, Sample, SkippedInput
 from fashionlens.images import IMAGE_SUFFIXES
 
-SPLIT_ALIASES = {"train": "train", "training": "train", "val": "validation", "valid": "validation",
-                 "validation": "validation", "test": "test", "testing": "test"}
 
 
 def read_folder(root: str | Path, task: str = "category") -> LabeledImages:

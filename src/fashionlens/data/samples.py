@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SPLIT_NAMES = ("train", "validation", "test")
+SPLIT_ALIASES = {"train": "train", "training": "train", "val": "validation", "valid": "validation",
+                 "validation": "validation", "test": "test", "testing": "test"}
 
 
 @dataclass(frozen=True)

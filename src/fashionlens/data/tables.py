@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from fashionlens.data.samples import SPLIT_NAMES, LabeledImages, Sample, SkippedInput
+from fashionlens.data.samples import SPLIT_ALIASES, LabeledImages, Sample, SkippedInput
 from fashionlens.images import IMAGE_SUFFIXES
 
 
@@ -79,7 +79,8 @@ def read_table(
         for task in label_map:
             if task not in tasks:
                 raise ValueError(f"--map names {task!r}, which is not a --task ({', '.join(tasks)})")
-        for line, row in enumerate(reader, start=2):
+        for row in reader:
+            line = reader.line_num  # physical line the row ends on: blank lines and quoted newlines count
             if any((row.get(column) or "").strip() not in values for column, values in where.items()):
                 continue
             where_row = f"{table}:{line}"
@@ -98,8 +99,8 @@ def read_table(
             if all(v is None for v in labels.values()):
                 skipped.append(SkippedInput(where_row, "no label in any task column"))
                 continue
-            split = (row.get(split_column) or "").strip().lower() if split_column else None
-            samples.append(Sample(path, labels, split if split in SPLIT_NAMES else None))
+            split = SPLIT_ALIASES.get((row.get(split_column) or "").strip().lower()) if split_column else None
+            samples.append(Sample(path, labels, split))
     if not samples:
         raise ValueError(f"{table}: no usable rows (after filters {where or 'none'})")
     return LabeledImages(samples, list(tasks), str(table), skipped)

@@ -1,0 +1,175 @@
+"""Fine-tuning the last blocks of the backbone with augmentation; checkpointed every epoch, resumable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader, Dataset
+
+from fashionlens.classify.model import Classifier
+from fashionlens.images import load_image
+from fashionlens.progress import progress_bar
+from fashionlens.classify.heads import accuracies, class_weights, multitask_loss
+from fashionlens.epoch_log import EpochLog
+
+
+class LabeledImageDataset(Dataset):
+    def __init__(self, paths: list[Path], labels: np.ndarray, transform, min_size: int):
+        self.paths, self.labels, self.transform, self.min_size = paths, labels, transform, min_size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        image = load_image(self.paths[i], min_size=self.min_size)
+        return self.transform(image), torch.from_numpy(self.labels[i]).long()
+
+
+def unfreeze_last_blocks(classifier: Classifier, blocks: int) -> list[torch.nn.Parameter]:
+    """Train the last `blocks` stages and everything after them; earlier layers stay frozen, BN included."""
+    model = classifier.backbone
+    for p in model.parameters():
+        p.requires_grad = False
+    stages = list(model.blocks) if hasattr(model, "blocks") else []
+    trainable: list[torch.nn.Module] = stages[len(stages) - blocks :] if stages and blocks > 0 else [model]
+    for name in ("conv_head", "bn2", "head", "norm", "fc_norm"):
+        if stages and blocks > 0 and isinstance(getattr(model, name, None), torch.nn.Module):
+            trainable.append(getattr(model, name))
+    for module in trainable:
+        for p in module.parameters():
+            p.requires_grad = True
+    classifier._trainable_modules = trainable  # train() mode only for these
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def _set_train_mode(classifier: Classifier) -> None:
+    classifier.eval()
+    classifier.heads.train()
+    for module in getattr(classifier, "_trainable_modules", [classifier.backbone]):
+        module.train()
+
+
+def _save_checkpoint(folder: Path, classifier: Classifier, optimizer, scheduler, state: dict, best: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in classifier.state_dict().items()}, folder / "last.safetensors.tmp")
+    (folder / "last.safetensors.tmp").replace(folder / "last.safetensors")
+    save_file({k: v.contiguous() for k, v in best.items()}, folder / "best.safetensors.tmp")
+    (folder / "best.safetensors.tmp").replace(folder / "best.safetensors")
+    opt = optimizer.state_dict()
+    tensors = {f"{idx}.{k}": v for idx, s in opt["state"].items() for k, v in s.items() if torch.is_tensor(v)}
+    save_file({k: v.contiguous() for k, v in tensors.items()}, folder / "optimizer.safetensors.tmp")
+    (folder / "optimizer.safetensors.tmp").replace(folder / "optimizer.safetensors")
+    state = {**state, "param_groups": opt["param_groups"], "scheduler": scheduler.state_dict()}
+    (folder / "state.json.tmp").write_text(json.dumps(state, indent=1))
+    (folder / "state.json.tmp").replace(folder / "state.json")
+
+
+def _load_checkpoint(folder: Path, classifier: Classifier, optimizer, scheduler, config_key: str) -> tuple[dict, dict] | None:
+    path = folder / "state.json"
+    if not path.is_file():
+        return None
+    state = json.loads(path.read_text())
+    if state.get("config_key") != config_key:
+        return None
+    classifier.load_state_dict(load_file(folder / "last.safetensors"))
+    flat = load_file(folder / "optimizer.safetensors")
+    opt_state: dict[int, dict] = {}
+    for key, value in flat.items():
+        idx, name = key.split(".", 1)
+        opt_state.setdefault(int(idx), {})[name] = value
+    optimizer.load_state_dict({"state": opt_state, "param_groups": state["param_groups"]})
+    scheduler.load_state_dict(state["scheduler"])
+    return state, load_file(folder / "best.safetensors")
+
+
+def finetune(
+    classifier: Classifier,
+    train_paths: list[Path],
+    y_train: np.ndarray,
+    val_paths: list[Path],
+    y_val: np.ndarray,
+    *,
+    checkpoint_dir: Path,
+    config_key: str,
+    epochs: int = 6,
+    blocks: int = 2,
+    lr: float = 3e-4,
+    weight_decay: float = 1e-4,
+    batch_size: int = 32,
+    patience: int = 3,
+    balance: bool = True,
+    workers: int = 1,
+    seed: int = 0,
+    progress: bool = True,
+    log: EpochLog | None = None,
+) -> dict:
+    """Train in place; `classifier` ends with the weights of its best validation epoch."""
+    torch.manual_seed(seed)
+    tasks = classifier.tasks
+    pre = classifier.backbone_info.preprocess
+    backbone_params = unfreeze_last_blocks(classifier, blocks)
+    optimizer = torch.optim.AdamW(
+        [{"params": backbone_params, "lr": lr}, {"params": classifier.heads.parameters(), "lr": lr * 3}],
+        weight_decay=weight_decay,
+    )
+    steps = epochs * max(1, -(-len(train_paths) // batch_size))
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[lr, lr * 3], total_steps=steps, pct_start=0.1)
+    weights = {t.name: class_weights(y_train[:, i], len(t.classes)) for i, t in enumerate(tasks)} if balance else None
+    train_loader = DataLoader(
+        LabeledImageDataset(train_paths, y_train, pre.train_transform(), pre.short_side),
+        batch_size=batch_size, shuffle=True, num_workers=workers, drop_last=len(train_paths) > batch_size,
+        generator=torch.Generator().manual_seed(seed), persistent_workers=workers > 0,
+    )
+    val_loader = DataLoader(
+        LabeledImageDataset(val_paths, y_val, pre.eval_transform(), pre.short_side),
+        batch_size=batch_size * 2, num_workers=workers,
+    )
+    resumed = _load_checkpoint(checkpoint_dir, classifier, optimizer, scheduler, config_key)
+    state = {"config_key": config_key, "epoch": 0, "best_score": -1.0, "best_epoch": 0, "since_best": 0}
+    best = {k: v.clone() for k, v in classifier.state_dict().items()}
+    if resumed:
+        state, best = resumed
+        state.pop("param_groups", None), state.pop("scheduler", None)
+    for epoch in range(state["epoch"] + 1, epochs + 1):
+        if state["since_best"] >= patience:
+            break
+        _set_train_mode(classifier)
+        total = 0.0
+        with progress_bar(f"fine-tune epoch {epoch}/{epochs}", len(train_loader.dataset), progress) as advance:
+            for images, targets in train_loader:
+                loss = multitask_loss(classifier(images), targets, tasks, weights)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                if scheduler.last_epoch + 1 < steps:
+                    scheduler.step()
+                total += loss.item() * len(images)
+                advance(len(images))
+        classifier.eval()
+        logits: dict[str, list[torch.Tensor]] = {t.name: [] for t in tasks}
+        with torch.inference_mode():
+            for images, _ in val_loader:
+                for name, value in classifier(images).items():
+                    logits[name].append(value)
+        joined = {k: torch.cat(v) for k, v in logits.items()}
+        acc = accuracies(joined, torch.from_numpy(y_val).long(), tasks)
+        score = float(np.mean(list(acc.values()))) if acc else 0.0
+        if log:
+            log.log("finetune", epoch, {"train_loss": total / len(train_loader.dataset),
+                                        **{f"val_acc_{k}": v for k, v in acc.items()}})
+        state["epoch"] = epoch
+        if score > state["best_score"]:
+            state.update(best_score=score, best_epoch=epoch, since_best=0)
+            best = {k: v.clone() for k, v in classifier.state_dict().items()}
+        else:
+            state["since_best"] += 1
+        _save_checkpoint(checkpoint_dir, classifier, optimizer, scheduler, state, best)
+    classifier.load_state_dict(best)
+    classifier.eval()
+    for p in classifier.parameters():
+        p.requires_grad = True
+    return {"best_epoch": state["best_epoch"], "epochs_run": state["epoch"], "val_accuracy": state["best_score"]}

@@ -1,0 +1,102 @@
+"""Heads trained on cached features: seconds per run, so this is the default and the warm start of fine-tuning."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import nn
+
+from fashionlens.classify.model import Heads, TaskSpec
+from fashionlens.epoch_log import EpochLog
+
+
+def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
+    """Balanced weights n / (k * count), so rare classes count as much as common ones."""
+    known = labels[labels >= 0]
+    counts = np.bincount(known, minlength=n_classes).astype(np.float64)
+    weights = np.where(counts > 0, len(known) / (n_classes * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def multitask_loss(
+    logits: dict[str, torch.Tensor], targets: torch.Tensor, tasks: list[TaskSpec], weights: dict[str, torch.Tensor] | None
+) -> torch.Tensor:
+    """Sum of per-task cross-entropies; label -1 (unknown for that image) is ignored."""
+    total = torch.zeros(())
+    for t, task in enumerate(tasks):
+        y = targets[:, t]
+        if (y >= 0).any():
+            w = weights[task.name] if weights else None
+            total = total + nn.functional.cross_entropy(logits[task.name], y, weight=w, ignore_index=-1, label_smoothing=0.05)
+    return total
+
+
+@torch.no_grad()
+def accuracies(logits: dict[str, torch.Tensor], targets: torch.Tensor, tasks: list[TaskSpec]) -> dict[str, float]:
+    result = {}
+    for t, task in enumerate(tasks):
+        known = targets[:, t] >= 0
+        if known.any():
+            result[task.name] = float((logits[task.name][known].argmax(1) == targets[known, t]).float().mean())
+    return result
+
+
+def fit_heads(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    tasks: list[TaskSpec],
+    *,
+    epochs: int = 300,
+    lr: float = 1e-3,
+    weight_decay: float = 1e-4,
+    batch_size: int = 256,
+    patience: int = 30,
+    balance: bool = True,
+    seed: int = 0,
+    log: EpochLog | None = None,
+) -> tuple[Heads, dict]:
+    """Train all heads together with AdamW; keep the epoch with the best mean validation accuracy."""
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    heads = Heads(x_train.shape[1], tasks)
+    xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train).long()
+    xv, yv = torch.from_numpy(x_val), torch.from_numpy(y_val).long()
+    weights = {t.name: class_weights(y_train[:, i], len(t.classes)) for i, t in enumerate(tasks)} if balance else None
+    optimizer = torch.optim.AdamW(heads.parameters(), lr=lr, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    best = (-1.0, float("inf"))
+    best_state, best_epoch, since_best = copy.deepcopy(heads.state_dict()), 0, 0
+    for epoch in range(1, epochs + 1):
+        heads.train()
+        order = torch.randperm(len(xt), generator=generator)
+        train_loss = 0.0
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            loss = multitask_loss(heads(xt[idx]), yt[idx], tasks, weights)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            train_loss += loss.item() * len(idx)
+        scheduler.step()
+        heads.eval()
+        with torch.no_grad():
+            val_logits = heads(xv)
+            val_loss = float(multitask_loss(val_logits, yv, tasks, weights)) if len(xv) else 0.0
+        acc = accuracies(val_logits, yv, tasks) if len(xv) else {}
+        mean_acc = float(np.mean(list(acc.values()))) if acc else 0.0
+        if log:
+            log.log("heads", epoch, {"train_loss": train_loss / len(xt), "val_loss": val_loss,
+                                     **{f"val_acc_{k}": v for k, v in acc.items()}})
+        if (mean_acc, -val_loss) > (best[0], -best[1]):
+            best, best_state, best_epoch, since_best = (mean_acc, val_loss), copy.deepcopy(heads.state_dict()), epoch, 0
+        else:
+            since_best += 1
+            if since_best >= patience:
+                break
+    heads.load_state_dict(best_state)
+    heads.eval()
+    return heads, {"best_epoch": best_epoch, "epochs_run": epoch, "val_accuracy": best[0]}

@@ -1,0 +1,142 @@
+"""Predictions from a classifier, on the fastest runtime available for it.
+
+- "onnx": the model's own ONNX export (written by `export`), when it matches the weights;
+- "features": the backbone runs in ONNX Runtime (exported once into the cache), the small heads in PyTorch;
+  with a feature cache, images seen before cost no backbone pass at all;
+- "torch": PyTorch eager, the reference the other two are tested against.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from fashionlens.cache import FeatureCache
+from fashionlens.data.samples import SkippedInput
+from fashionlens.features import DecodeDataset, collate_decoded, extract_features
+from fashionlens.classify.model import Classifier
+from fashionlens.classify.model_io import EXPORT_FILE, LoadedModel
+from fashionlens.progress import progress_bar
+from fashionlens.runtime import OnnxRunner
+
+RUNTIMES = ("auto", "onnx", "features", "torch")
+
+
+@dataclass(frozen=True)
+class LabelScore:
+    label: str
+    score: float
+
+
+@dataclass
+class ImagePrediction:
+    image: str
+    predictions: dict[str, list[LabelScore]]
+
+    def to_json(self) -> dict:
+        return {
+            "image": self.image,
+            "predictions": {
+                task: [{"label": s.label, "score": round(s.score, 6)} for s in scores]
+                for task, scores in self.predictions.items()
+            },
+        }
+
+
+@dataclass
+class Probabilities:
+    probs: dict[str, np.ndarray]  # task -> [n_read, n_classes]
+    indices: list[int]  # input position of each row
+    failures: list[SkippedInput] = field(default_factory=list)
+
+
+def onnx_export_path(model: LoadedModel) -> Path | None:
+    """The export recorded in the model folder, if it was made from the current weights."""
+    record = model.folder / EXPORT_FILE
+    if not record.is_file():
+        return None
+    info = json.loads(record.read_text())
+    path = Path(info["onnx"])
+    path = path if path.is_absolute() else model.folder / path
+    if info.get("weights_sha256") != model.weights_sha256 or not path.is_file():
+        return None
+    return path
+
+
+class Predictor:
+    def __init__(self, classifier: Classifier, runtime: str = "auto", onnx_path: Path | None = None):
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
+        if runtime == "auto":
+            runtime = "onnx" if onnx_path else "features"
+        if runtime == "onnx" and onnx_path is None:
+            raise ValueError("no up-to-date ONNX export of this model; run `fashionlens export` first")
+        self.classifier = classifier.eval()
+        self.runtime = runtime
+        self.tasks = classifier.tasks
+        self._onnx = OnnxRunner(onnx_path) if runtime == "onnx" else None
+
+    @classmethod
+    def from_model(cls, model: LoadedModel, runtime: str = "auto") -> Predictor:
+        return cls(model.classifier, runtime, onnx_export_path(model))
+
+    def probabilities(
+        self, paths: list[Path], *, batch_size: int = 32, cache: FeatureCache | None = None, progress: bool = False
+    ) -> Probabilities:
+        """Class probabilities per task for every readable image; `cache` is used by the features runtime."""
+        paths = [Path(p) for p in paths]
+        if self.runtime == "features":
+            backbone = self.classifier.backbone_info
+            feats = extract_features(backbone, paths, cache=cache, batch_size=batch_size, progress=progress,
+                                     use_cache=cache is not None)
+            with torch.inference_mode():
+                logits = self.classifier.heads(torch.from_numpy(feats.vectors))
+            probs = {k: torch.softmax(v, -1).numpy() for k, v in logits.items()}
+            return Probabilities(probs, feats.indices, feats.failures)
+        return self._run_images(paths, batch_size, progress)
+
+    def _run_images(self, paths: list[Path], batch_size: int, progress: bool) -> Probabilities:
+        dataset = DecodeDataset(paths, self.classifier.backbone_info)
+        loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_decoded,
+                            num_workers=1 if len(paths) > 2 * batch_size else 0)
+        chunks: dict[str, list[np.ndarray]] = {t.name: [] for t in self.tasks}
+        indices: list[int] = []
+        failures: list[SkippedInput] = []
+        with progress_bar("predict", len(paths), progress) as advance:
+            for batch in loader:
+                good = [item for item in batch if item[4] is None]
+                failures += [SkippedInput(str(paths[i]), reason) for i, _, _, _, reason in batch if reason]
+                if good:
+                    images = torch.stack([item[1] for item in good])
+                    for name, value in self._forward(images).items():
+                        chunks[name].append(value)
+                    indices += [item[0] for item in good]
+                advance(len(batch))
+        probs = {k: np.concatenate(v) if v else np.zeros((0, len(t.classes)), np.float32)
+                 for (k, v), t in zip(chunks.items(), self.tasks)}
+        return Probabilities(probs, indices, failures)
+
+    def _forward(self, images: torch.Tensor) -> dict[str, np.ndarray]:
+        if self._onnx is not None:
+            out = self._onnx(images.numpy())
+            return {t.name: out[t.name] for t in self.tasks}
+        with torch.inference_mode():
+            return {k: torch.softmax(v, -1).numpy() for k, v in self.classifier(images).items()}
+
+    def predict(self, paths: list[Path], *, top_k: int = 3, batch_size: int = 32, progress: bool = False
+                ) -> tuple[list[ImagePrediction], list[SkippedInput]]:
+        result = self.probabilities(paths, batch_size=batch_size, progress=progress)
+        predictions = []
+        for row, index in enumerate(result.indices):
+            per_task = {}
+            for task in self.tasks:
+                p = result.probs[task.name][row]
+                best = np.argsort(-p, kind="stable")[:top_k]
+                per_task[task.name] = [LabelScore(task.classes[c], float(p[c])) for c in best]
+            predictions.append(ImagePrediction(str(paths[index]), per_task))
+        return predictions, result.failures

@@ -1,0 +1,76 @@
+"""A backbone with one classification head per task (category, colour, gender, ...)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from fashionlens.backbones import Backbone
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    classes: tuple[str, ...]
+    hidden: int = 0  # 0: a linear head; otherwise one hidden layer of this width
+    dropout: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "classes": list(self.classes)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TaskSpec:
+        return cls(data["name"], tuple(data["classes"]), int(data.get("hidden", 0)), float(data.get("dropout", 0.0)))
+
+
+def make_head(in_dim: int, spec: TaskSpec) -> nn.Module:
+    if spec.hidden:
+        return nn.Sequential(
+            nn.Dropout(spec.dropout),
+            nn.Linear(in_dim, spec.hidden),
+            nn.GELU(),
+            nn.Dropout(spec.dropout),
+            nn.Linear(spec.hidden, len(spec.classes)),
+        )
+    return nn.Sequential(nn.Dropout(spec.dropout), nn.Linear(in_dim, len(spec.classes)))
+
+
+class Heads(nn.Module):
+    """The trainable part in linear mode: features in, logits per task out."""
+
+    def __init__(self, in_dim: int, tasks: list[TaskSpec]):
+        super().__init__()
+        self.tasks = list(tasks)
+        self.by_task = nn.ModuleDict({t.name: make_head(in_dim, t) for t in tasks})
+
+    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {name: head(features) for name, head in self.by_task.items()}
+
+
+class Classifier(nn.Module):
+    def __init__(self, backbone: Backbone, heads: Heads):
+        super().__init__()
+        self.backbone_info = backbone
+        self.backbone = backbone.model
+        self.heads = heads
+
+    @property
+    def tasks(self) -> list[TaskSpec]:
+        return self.heads.tasks
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.heads(self.backbone(images))
+
+
+class ProbabilityGraph(nn.Module):
+    """The exported form: images in, one softmax output per task, in task order."""
+
+    def __init__(self, classifier: Classifier):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        logits = self.classifier(images)
+        return tuple(torch.softmax(logits[t.name], dim=-1) for t in self.classifier.tasks)

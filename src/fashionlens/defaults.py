@@ -1,0 +1,10 @@
+"""The models shipped inside the package, used when the caller names none."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+
+def default_classifier_dir() -> Path:
+    return Path(str(files("fashionlens") / "assets" / "garment-classifier"))

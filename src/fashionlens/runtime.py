@@ -1,0 +1,52 @@
+"""ONNX export and ONNX Runtime sessions: the fast path for every forward pass that does not train."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+
+def export_onnx(module: torch.nn.Module, input_size: tuple[int, int], path: str | Path, output_names: list[str]) -> Path:
+    """Export with a dynamic batch axis; written to a temporary file first so a crash leaves no half file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    module = module.eval()
+    example = torch.zeros(1, 3, *input_size)
+    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module,
+                example,
+                tmp,
+                input_names=["image"],
+                output_names=output_names,
+                dynamic_axes={"image": {0: "batch"}, **{name: {0: "batch"} for name in output_names}},
+                dynamo=False,
+                opset_version=17,
+            )
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+class OnnxRunner:
+    def __init__(self, path: str | Path):
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        outputs = self.session.run(None, {"image": np.ascontiguousarray(images, dtype=np.float32)})
+        return dict(zip(self.output_names, outputs))

@@ -1,0 +1,81 @@
+"""Reproducible, stratified, duplicate-aware splits: copies of one picture never straddle two splits."""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold
+
+from fashionlens.fingerprints import duplicate_groups
+
+
+@dataclass(frozen=True)
+class Split:
+    train: list[int]
+    validation: list[int]
+    test: list[int]
+    duplicate_images: int  # images that have at least one copy in the set
+    duplicate_groups: int  # sets of copies, each kept inside one split
+    dropped_leaks: int  # training images removed because a copy sits in a given validation/test split
+
+    def summary(self) -> dict:
+        return {
+            "train": len(self.train),
+            "validation": len(self.validation),
+            "test": len(self.test),
+            "duplicate_images": self.duplicate_images,
+            "duplicate_groups": self.duplicate_groups,
+            "dropped_leaks": self.dropped_leaks,
+        }
+
+
+def _holdout(indices: list[int], strata: list[str], groups: list[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Split `indices` into (rest, held out) with about `fraction` held out, by whole groups."""
+    if fraction <= 0 or len(indices) < 2:
+        return indices, []
+    n_splits = max(2, round(1 / fraction))
+    y = np.array([strata[i] for i in indices])
+    g = np.array([groups[i] for i in indices])
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "least populated class has only N members"
+        rest, held = next(splitter.split(np.zeros(len(y)), y, g))
+    return [indices[i] for i in rest], [indices[i] for i in held]
+
+
+def make_split(
+    strata: list[str],
+    sha256s: list[str],
+    phashes: list[str | None],
+    layout: list[str | None] | None = None,
+    *,
+    validation: float = 0.15,
+    test: float = 0.0,
+    seed: int = 0,
+) -> Split:
+    """`strata` is the label to balance on, per image; `layout` is a split given by the data, if any.
+
+    A given layout is kept, except that training images with a copy in validation or test are dropped.
+    Where the layout has no validation split, one is carved out of train by whole duplicate groups.
+    """
+    groups = duplicate_groups(sha256s, phashes)
+    sizes = Counter(groups)
+    dup_images = sum(n for n in sizes.values() if n > 1)
+    dup_groups = sum(1 for n in sizes.values() if n > 1)
+    everything = list(range(len(strata)))
+    layout = layout or [None] * len(strata)
+    if any(layout):
+        given = {name: [i for i in everything if layout[i] == name] for name in ("train", "validation", "test")}
+        train, val, held_test = given["train"], given["validation"], given["test"]
+        if not val:
+            train, val = _holdout(train, strata, groups, validation, seed)
+    else:
+        rest, held_test = _holdout(everything, strata, groups, test, seed)
+        val_fraction = validation / (1 - test) if test else validation
+        train, val = _holdout(rest, strata, groups, val_fraction, seed + 1)
+    held_groups = {groups[i] for i in val + held_test}
+    kept = [i for i in train if groups[i] not in held_groups]
+    return Split(sorted(kept), sorted(val), sorted(held_test), dup_images, dup_groups, len(train) - len(kept))
