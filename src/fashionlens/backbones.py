@@ -7,7 +7,7 @@ its weights expect and an id of those weights, which the feature cache and model
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -37,10 +37,71 @@ class BackboneEntry:
 @dataclass
 class Backbone:
     name: str
-    model: torch.nn.Module
+    model: FeatureExtractor
     preprocess: PreprocessConfig
     weights_id: str
     feature_dim: int
+
+    @property
+    def pool_stages(self) -> tuple[int, ...]:
+        return self.model.stages
+
+    @property
+    def colour_bins(self) -> int:
+        return self.model.colour_bins
+
+
+class ColourHistogram(torch.nn.Module):
+    """Share of the foreground (pixels not near-white) in each of bins**3 RGB cells, inside the graph.
+
+    ImageNet features are trained to ignore colour; this hands the heads the colours themselves.
+    """
+
+    def __init__(self, bins: int, mean: tuple[float, ...], std: tuple[float, ...], stride: int = 4):
+        super().__init__()
+        self.bins, self.stride = bins, stride
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("weights", torch.tensor([bins * bins, bins, 1]).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        rgb = torch.nn.functional.avg_pool2d(images * self.std + self.mean, self.stride).clamp(0, 1)
+        foreground = (rgb.amin(1) < 0.92).float().flatten(1)  # (n, pixels)
+        cells = ((rgb * self.bins).floor().clamp(max=self.bins - 1) * self.weights).sum(1).flatten(1).long()
+        counts = torch.zeros(images.shape[0], self.bins**3, device=images.device)
+        counts = counts.scatter_add(1, cells, foreground)
+        return counts / foreground.sum(1, keepdim=True).clamp_min(1.0)
+
+
+class FeatureExtractor(torch.nn.Module):
+    """A timm network returning pooled features: the last stage's, then each of `stages` average-pooled,
+    then optionally a colour histogram.
+
+    Earlier stages keep colour and texture that the last one has abstracted away; pooling a few of them
+    is what lifts colour and gender heads on frozen features.
+    """
+
+    def __init__(self, net: torch.nn.Module, stages: tuple[int, ...] = (), colour: ColourHistogram | None = None):
+        super().__init__()
+        self.net = net
+        self.stages = tuple(stages)
+        self.colour = colour
+        channels = [info["num_chs"] for info in net.feature_info]
+        self.dim = net.num_features + sum(channels[i] for i in self.stages) + (colour.bins**3 if colour else 0)
+
+    @property
+    def colour_bins(self) -> int:
+        return self.colour.bins if self.colour else 0
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.stages:
+            final, maps = self.net.forward_intermediates(images, indices=list(self.stages))
+            parts = [self.net.forward_head(final, pre_logits=True), *[m.mean((2, 3)) for m in maps]]
+        else:
+            parts = [self.net(images)]
+        if self.colour is not None:
+            parts.append(self.colour(images))
+        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
 
 _REGISTRY: dict[str, BackboneEntry] = {}
@@ -95,12 +156,17 @@ def create_backbone(
     *,
     weights: str | Path | None = None,
     pretrained: bool = True,
+    pool_stages: tuple[int, ...] = (),
+    colour_bins: int = 0,
+    resize: str = "crop",
 ) -> Backbone:
     """Build a feature extractor.
 
     `name` is a registry name (offline ImageNet weights) or any timm model name (timm's hub loading, which
     needs internet). `weights` is a local safetensors file that replaces either. `pretrained=False` skips
-    loading weights, for models whose whole network is stored in a model folder.
+    loading weights, for models whose whole network is stored in a model folder. `pool_stages` adds the
+    pooled outputs of those feature stages (timm's `feature_info` indices) to the features, `colour_bins`
+    a foreground colour histogram of that many bins per channel; `resize` picks centre crop or letterbox.
     """
     entry = _REGISTRY.get(name)
     timm_name = entry.timm_name if entry else name
@@ -132,7 +198,11 @@ def create_backbone(
         path = entry.weights_file()
         _load_by_position(model, torch.load(path, map_location="cpu", weights_only=True), str(path))
         weights_id = "sha256:" + _weights_sha256(path)
-    preprocess = PreprocessConfig.from_model(model)
+    preprocess = replace(PreprocessConfig.from_model(model), resize=resize)
     model.reset_classifier(0)
-    model.eval()
-    return Backbone(name=name, model=model, preprocess=preprocess, weights_id=weights_id, feature_dim=model.num_features)
+    n_stages = len(model.feature_info) if pool_stages else 0
+    if any(not 0 <= i < n_stages for i in pool_stages):
+        raise BackboneError(f"pool_stages {list(pool_stages)}: {timm_name} has feature stages 0 to {n_stages - 1}")
+    colour = ColourHistogram(colour_bins, preprocess.mean, preprocess.std) if colour_bins else None
+    extractor = FeatureExtractor(model, tuple(pool_stages), colour).eval()
+    return Backbone(name=name, model=extractor, preprocess=preprocess, weights_id=weights_id, feature_dim=extractor.dim)

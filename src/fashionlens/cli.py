@@ -72,6 +72,9 @@ def train(
     mode: Annotated[str, typer.Option(help="linear: heads on cached frozen features; finetune: last blocks train too.")] = "linear",
     backbone: Annotated[str, typer.Option(help="Registry name (efficientnet_lite0/1/2) or any timm model name.")] = "efficientnet_lite1",
     weights: Annotated[Optional[Path], typer.Option(help="Local .safetensors backbone weights.")] = None,
+    pool_stages: Annotated[str, typer.Option(help="Also pool these backbone feature stages, e.g. 1,2,3,4 (helps colour).")] = "",
+    colour_bins: Annotated[int, typer.Option(help="Append a foreground colour histogram, N bins per channel (e.g. 8).")] = 0,
+    resize: Annotated[str, typer.Option(help="crop (centre crop) or pad (letterbox on white, for product photos).")] = "crop",
     labels: LabelsOpt = None,
     image_column: ImageColOpt = "image",
     task: TaskOpt = None,
@@ -79,7 +82,8 @@ def train(
     map: MapOpt = None,
     split_column: SplitColOpt = None,
     hidden: Annotated[int, typer.Option(help="Hidden width of each head (0: linear head).")] = 0,
-    dropout: Annotated[float, typer.Option()] = 0.0,
+    dropout: Annotated[float, typer.Option(help="Dropout on the hidden layer of each head.")] = 0.5,
+    input_dropout: Annotated[float, typer.Option(help="Dropout on the features going into each head.")] = 0.2,
     epochs: Annotated[Optional[int], typer.Option(help="Default: 300 (linear), 6 (finetune).")] = None,
     lr: Annotated[Optional[float], typer.Option()] = None,
     batch_size: Annotated[int, typer.Option()] = 32,
@@ -96,8 +100,10 @@ def train(
 
     dataset = _load_data(data, labels, image_column, task, where, map, split_column)
     try:
-        config = TrainConfig(mode=mode, backbone=backbone, weights=str(weights) if weights else None, hidden=hidden,
-                             dropout=dropout, epochs=epochs, lr=lr, batch_size=batch_size,
+        stages = tuple(int(v) for v in pool_stages.split(",") if v.strip())
+        config = TrainConfig(mode=mode, backbone=backbone, weights=str(weights) if weights else None,
+                             pool_stages=stages, colour_bins=colour_bins, resize=resize, hidden=hidden,
+                             dropout=dropout, input_dropout=input_dropout, epochs=epochs, lr=lr, batch_size=batch_size,
                              finetune_blocks=finetune_blocks, validation=validation, test=test,
                              min_class_count=min_class_count, seed=seed)
         result = run_train(dataset, out, config)

@@ -34,7 +34,9 @@ class Features:
 
 
 def backbone_key(backbone: Backbone) -> str:
-    blob = json.dumps([backbone.name, backbone.weights_id, backbone.preprocess.to_dict()], sort_keys=True)
+    blob = json.dumps([backbone.name, backbone.weights_id, backbone.preprocess.to_dict(), list(backbone.pool_stages),
+                       backbone.colour_bins],
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -5,7 +5,22 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+from PIL import Image, ImageOps
 from timm.data import create_transform, resolve_data_config
+from torchvision import transforms
+
+RESIZE_MODES = ("crop", "pad")
+
+
+class PadToSquare:
+    """Letterbox on white: product photos keep the whole item instead of losing its top and bottom to a crop."""
+
+    def __init__(self, size: tuple[int, int]):
+        self.size = size  # height, width
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        height, width = self.size
+        return ImageOps.pad(image, (width, height), method=Image.Resampling.BICUBIC, color=(255, 255, 255))
 
 
 @dataclass(frozen=True)
@@ -15,6 +30,11 @@ class PreprocessConfig:
     interpolation: str
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    resize: str = "crop"  # "crop": timm's resize and centre crop; "pad": letterbox the whole image on white
+
+    def __post_init__(self):
+        if self.resize not in RESIZE_MODES:
+            raise ValueError(f"resize must be one of {', '.join(RESIZE_MODES)}, not {self.resize!r}")
 
     @classmethod
     def from_model(cls, model: torch.nn.Module) -> PreprocessConfig:
@@ -36,6 +56,7 @@ class PreprocessConfig:
             interpolation=str(data["interpolation"]),
             mean=tuple(data["mean"]),
             std=tuple(data["std"]),
+            resize=data.get("resize", "crop"),
         )
 
     def to_dict(self) -> dict:
@@ -46,7 +67,12 @@ class PreprocessConfig:
         """The smallest decoded side that still gives full-resolution crops (for JPEG draft decoding)."""
         return int(max(self.input_size) / self.crop_pct) + 1
 
+    def _normalize(self) -> list:
+        return [transforms.ToTensor(), transforms.Normalize(self.mean, self.std)]
+
     def eval_transform(self):
+        if self.resize == "pad":
+            return transforms.Compose([PadToSquare(self.input_size), *self._normalize()])
         return create_transform(
             input_size=(3, *self.input_size),
             is_training=False,
@@ -58,6 +84,14 @@ class PreprocessConfig:
 
     def train_transform(self):
         """Augmentation for fine-tuning: crops, flips and mild light changes, no hue shift (colour is a label)."""
+        if self.resize == "pad":
+            return transforms.Compose([
+                PadToSquare(self.input_size),
+                transforms.RandomResizedCrop(self.input_size, scale=(0.6, 1.0), interpolation=transforms.InterpolationMode.BICUBIC),
+                transforms.RandomHorizontalFlip(),
+                transforms.ColorJitter(0.2, 0.2, 0.1, 0.0),
+                *self._normalize(),
+            ])
         return create_transform(
             input_size=(3, *self.input_size),
             is_training=True,

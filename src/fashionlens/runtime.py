@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -11,32 +9,26 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from fashionlens.atomic import atomic_path
+
 
 def export_onnx(module: torch.nn.Module, input_size: tuple[int, int], path: str | Path, output_names: list[str]) -> Path:
     """Export with a dynamic batch axis; written to a temporary file first so a crash leaves no half file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     module = module.eval()
     example = torch.zeros(1, 3, *input_size)
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
-    os.close(fd)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                module,
-                example,
-                tmp,
-                input_names=["image"],
-                output_names=output_names,
-                dynamic_axes={"image": {0: "batch"}, **{name: {0: "batch"} for name in output_names}},
-                dynamo=False,
-                opset_version=17,
-            )
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            example,
+            str(tmp),
+            input_names=["image"],
+            output_names=output_names,
+            dynamic_axes={"image": {0: "batch"}, **{name: {0: "batch"} for name in output_names}},
+            dynamo=False,
+            opset_version=17,
+        )
     return path
 
 

@@ -36,8 +36,9 @@ def _holdout(indices: list[int], strata: list[str], groups: list[int], fraction:
     """Split `indices` into (rest, held out) with about `fraction` held out, by whole groups."""
     if fraction <= 0 or len(indices) < 2:
         return indices, []
-    n_splits = max(2, round(1 / fraction))
     y = np.array([strata[i] for i in indices])
+    largest_class = max(Counter(y.tolist()).values())
+    n_splits = max(2, min(round(1 / fraction), largest_class))  # sklearn needs a class with n_splits members
     g = np.array([groups[i] for i in indices])
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     with warnings.catch_warnings():

@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
 
+from fashionlens.atomic import atomic_path, write_text_atomic
 from fashionlens.classify.model import Classifier
 from fashionlens.images import load_image
 from fashionlens.progress import progress_bar
@@ -31,7 +32,7 @@ class LabeledImageDataset(Dataset):
 
 def unfreeze_last_blocks(classifier: Classifier, blocks: int) -> list[torch.nn.Parameter]:
     """Train the last `blocks` stages and everything after them; earlier layers stay frozen, BN included."""
-    model = classifier.backbone
+    model = classifier.backbone.net
     for p in model.parameters():
         p.requires_grad = False
     stages = list(model.blocks) if hasattr(model, "blocks") else []
@@ -54,18 +55,18 @@ def _set_train_mode(classifier: Classifier) -> None:
 
 
 def _save_checkpoint(folder: Path, classifier: Classifier, optimizer, scheduler, state: dict, best: dict) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in classifier.state_dict().items()}, folder / "last.safetensors.tmp")
-    (folder / "last.safetensors.tmp").replace(folder / "last.safetensors")
-    save_file({k: v.contiguous() for k, v in best.items()}, folder / "best.safetensors.tmp")
-    (folder / "best.safetensors.tmp").replace(folder / "best.safetensors")
+    """state.json is written last: it names an epoch only once that epoch's tensors are all on disk."""
     opt = optimizer.state_dict()
-    tensors = {f"{idx}.{k}": v for idx, s in opt["state"].items() for k, v in s.items() if torch.is_tensor(v)}
-    save_file({k: v.contiguous() for k, v in tensors.items()}, folder / "optimizer.safetensors.tmp")
-    (folder / "optimizer.safetensors.tmp").replace(folder / "optimizer.safetensors")
+    tensors = {
+        "last": classifier.state_dict(),
+        "best": best,
+        "optimizer": {f"{idx}.{k}": v for idx, s in opt["state"].items() for k, v in s.items() if torch.is_tensor(v)},
+    }
+    for name, values in tensors.items():
+        with atomic_path(folder / f"{name}.safetensors") as tmp:
+            save_file({k: v.contiguous() for k, v in values.items()}, tmp)
     state = {**state, "param_groups": opt["param_groups"], "scheduler": scheduler.state_dict()}
-    (folder / "state.json.tmp").write_text(json.dumps(state, indent=1))
-    (folder / "state.json.tmp").replace(folder / "state.json")
+    write_text_atomic(folder / "state.json", json.dumps(state, indent=1))
 
 
 def _load_checkpoint(folder: Path, classifier: Classifier, optimizer, scheduler, config_key: str) -> tuple[dict, dict] | None:
@@ -134,6 +135,11 @@ def finetune(
     if resumed:
         state, best = resumed
         state.pop("param_groups", None), state.pop("scheduler", None)
+        if scheduler.total_steps != steps and state["epoch"] < epochs:
+            # resumed with more epochs than the checkpoint was made for: the same one cycle, stretched to the
+            # new length from the step reached (the restored schedule would run out of steps)
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[lr, lr * 3], total_steps=steps,
+                                                            pct_start=0.1, last_epoch=scheduler.last_epoch - 1)
     for epoch in range(state["epoch"] + 1, epochs + 1):
         if state["since_best"] >= patience:
             break

@@ -12,6 +12,10 @@ from fashionlens.classify.model import Heads, TaskSpec
 from fashionlens.epoch_log import EpochLog
 
 
+LABEL_SMOOTHING = 0.1
+MIN_STEPS = 300
+
+
 def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
     """Balanced weights n / (k * count), so rare classes count as much as common ones."""
     known = labels[labels >= 0]
@@ -23,13 +27,22 @@ def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
 def multitask_loss(
     logits: dict[str, torch.Tensor], targets: torch.Tensor, tasks: list[TaskSpec], weights: dict[str, torch.Tensor] | None
 ) -> torch.Tensor:
-    """Sum of per-task cross-entropies; label -1 (unknown for that image) is ignored."""
+    """Sum of per-task cross-entropies with label smoothing; label -1 (unknown for that image) is ignored.
+
+    Each sample's loss, smoothing term included, is scaled by the weight of its own class. (PyTorch's
+    `cross_entropy(weight=..., label_smoothing=...)` scales the smoothing term of every sample by the weights of
+    all classes, which with balanced weights pulls every prediction towards the rarest class.)
+    """
     total = torch.zeros(())
     for t, task in enumerate(tasks):
         y = targets[:, t]
-        if (y >= 0).any():
-            w = weights[task.name] if weights else None
-            total = total + nn.functional.cross_entropy(logits[task.name], y, weight=w, ignore_index=-1, label_smoothing=0.05)
+        known = y >= 0
+        if known.any():
+            y = y[known]
+            log_p = nn.functional.log_softmax(logits[task.name][known], dim=-1)
+            loss = (1 - LABEL_SMOOTHING) * -log_p.gather(1, y[:, None]).squeeze(1) - LABEL_SMOOTHING * log_p.mean(1)
+            w = weights[task.name][y] if weights else torch.ones_like(loss)
+            total = total + (w * loss).sum() / w.sum()
     return total
 
 
@@ -51,8 +64,8 @@ def fit_heads(
     tasks: list[TaskSpec],
     *,
     epochs: int = 300,
-    lr: float = 1e-3,
-    weight_decay: float = 1e-4,
+    lr: float = 2e-3,
+    weight_decay: float = 1e-2,
     batch_size: int = 256,
     patience: int = 30,
     balance: bool = True,
@@ -68,6 +81,7 @@ def fit_heads(
     weights = {t.name: class_weights(y_train[:, i], len(t.classes)) for i, t in enumerate(tasks)} if balance else None
     optimizer = torch.optim.AdamW(heads.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    steps_per_epoch = -(-len(xt) // batch_size)
     best = (-1.0, float("inf"))
     best_state, best_epoch, since_best = copy.deepcopy(heads.state_dict()), 0, 0
     for epoch in range(1, epochs + 1):
@@ -95,7 +109,8 @@ def fit_heads(
             best, best_state, best_epoch, since_best = (mean_acc, val_loss), copy.deepcopy(heads.state_dict()), epoch, 0
         else:
             since_best += 1
-            if since_best >= patience:
+            # patience counts epochs, but a tiny set has one step an epoch: give it MIN_STEPS first
+            if since_best >= patience and epoch * steps_per_epoch >= MIN_STEPS:
                 break
     heads.load_state_dict(best_state)
     heads.eval()

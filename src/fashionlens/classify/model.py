@@ -15,26 +15,28 @@ class TaskSpec:
     name: str
     classes: tuple[str, ...]
     hidden: int = 0  # 0: a linear head; otherwise one hidden layer of this width
-    dropout: float = 0.0
+    dropout: float = 0.5  # on the hidden layer
+    input_dropout: float = 0.2  # on the features: a cheap augmentation when the backbone is frozen
 
     def to_dict(self) -> dict:
         return {**asdict(self), "classes": list(self.classes)}
 
     @classmethod
     def from_dict(cls, data: dict) -> TaskSpec:
-        return cls(data["name"], tuple(data["classes"]), int(data.get("hidden", 0)), float(data.get("dropout", 0.0)))
+        return cls(data["name"], tuple(data["classes"]), int(data.get("hidden", 0)), float(data.get("dropout", 0.5)),
+                   float(data.get("input_dropout", 0.2)))
 
 
 def make_head(in_dim: int, spec: TaskSpec) -> nn.Module:
     if spec.hidden:
         return nn.Sequential(
-            nn.Dropout(spec.dropout),
+            nn.Dropout(spec.input_dropout),
             nn.Linear(in_dim, spec.hidden),
             nn.GELU(),
             nn.Dropout(spec.dropout),
             nn.Linear(spec.hidden, len(spec.classes)),
         )
-    return nn.Sequential(nn.Dropout(spec.dropout), nn.Linear(in_dim, len(spec.classes)))
+    return nn.Sequential(nn.Dropout(spec.input_dropout), nn.Linear(in_dim, len(spec.classes)))
 
 
 class Heads(nn.Module):

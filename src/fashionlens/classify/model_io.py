@@ -7,9 +7,7 @@ weights by hash; loading rebuilds the backbone from the registry and refuses a d
 from __future__ import annotations
 
 import json
-import os
 import platform
-import tempfile
 import time
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -18,6 +16,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from fashionlens.atomic import atomic_path, write_text_atomic
 from fashionlens.backbones import BackboneError, create_backbone
 from fashionlens.fingerprints import sha256_file
 from fashionlens.classify.model import Classifier, Heads, TaskSpec
@@ -64,11 +63,7 @@ def library_versions() -> dict[str, str]:
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(suffix=".json", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2, ensure_ascii=False)
-        fh.write("\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def save_model(classifier: Classifier, folder: str | Path, *, store_backbone: bool, info: dict | None = None) -> Path:
@@ -79,10 +74,8 @@ def save_model(classifier: Classifier, folder: str | Path, *, store_backbone: bo
     if store_backbone:
         state |= {f"backbone.{k}": v for k, v in classifier.backbone.state_dict().items()}
     state = {k: v.detach().contiguous().clone() for k, v in state.items()}
-    fd, tmp = tempfile.mkstemp(suffix=".safetensors", dir=folder)
-    os.close(fd)
-    save_file(state, tmp, metadata={"format": FORMAT})
-    os.replace(tmp, folder / WEIGHTS_FILE)
+    with atomic_path(folder / WEIGHTS_FILE) as tmp:
+        save_file(state, tmp, metadata={"format": FORMAT})
     backbone = classifier.backbone_info
     manifest = {
         "format": FORMAT,
@@ -92,6 +85,8 @@ def save_model(classifier: Classifier, folder: str | Path, *, store_backbone: bo
             "name": backbone.name,
             "weights_id": backbone.weights_id,
             "feature_dim": backbone.feature_dim,
+            "pool_stages": list(backbone.pool_stages),
+            "colour_bins": backbone.colour_bins,
             "stored": store_backbone,
         },
         "preprocess": backbone.preprocess.to_dict(),
@@ -138,7 +133,10 @@ def load_model(folder: str | Path) -> LoadedModel:
         raise ModelError(f"{weights_path}: sha256 {actual[:12]}… does not match the manifest ({manifest['weights']['sha256'][:12]}…); the file was changed or damaged")
     info = manifest["backbone"]
     try:
-        backbone = create_backbone(info["name"], pretrained=not info["stored"])
+        backbone = create_backbone(info["name"], pretrained=not info["stored"],
+                                   pool_stages=tuple(info.get("pool_stages", ())),
+                                   colour_bins=int(info.get("colour_bins", 0)),
+                                   resize=manifest["preprocess"].get("resize", "crop"))
     except BackboneError as exc:
         raise ModelError(f"{folder}: cannot build backbone {info['name']!r}: {exc}") from None
     if not info["stored"] and backbone.weights_id != info["weights_id"]:

@@ -32,11 +32,15 @@ class TrainConfig:
     mode: str = "linear"
     backbone: str = DEFAULT_BACKBONE
     weights: str | None = None  # a local safetensors file for the backbone
+    pool_stages: tuple[int, ...] = ()  # also pool these feature stages (colour, texture)
+    colour_bins: int = 0  # append a foreground RGB histogram with this many bins per channel
+    resize: str = "crop"  # or "pad": letterbox on white, for product photos
     hidden: int = 0  # head width; 0 is a linear head
-    dropout: float = 0.0
+    dropout: float = 0.5
+    input_dropout: float = 0.2
     epochs: int | None = None  # default: 300 for heads, 6 for fine-tuning
     lr: float | None = None
-    weight_decay: float = 1e-4
+    weight_decay: float = 1e-2
     batch_size: int = 32
     patience: int | None = None
     finetune_blocks: int = 2
@@ -85,7 +89,8 @@ def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = Non
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
-    backbone = create_backbone(config.backbone, weights=config.weights)
+    backbone = create_backbone(config.backbone, weights=config.weights, pool_stages=tuple(config.pool_stages),
+                               colour_bins=config.colour_bins, resize=config.resize)
     cache = FeatureCache()
     feats = extract_features(backbone, [s.path for s in data.samples], cache=cache, progress=config.progress,
                              workers=config.workers)
@@ -100,7 +105,7 @@ def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = Non
         dropped[name] = sorted(c for c, n in counts.items() if n < config.min_class_count)
         if len(keep) < 2:
             raise ValueError(f"task {name!r}: needs at least 2 classes with {config.min_class_count}+ images, found {keep}")
-        tasks.append(TaskSpec(name, tuple(keep), config.hidden, config.dropout))
+        tasks.append(TaskSpec(name, tuple(keep), config.hidden, config.dropout, config.input_dropout))
     y = label_matrix(samples, tasks)
     strata = [str(s.labels.get(tasks[0].name)) for s in samples]
     split = make_split(strata, feats.sha256, feats.phash, [s.split for s in samples],
@@ -112,15 +117,20 @@ def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = Non
     heads, head_info = fit_heads(
         feats.vectors[tr], y[tr], feats.vectors[va], y[va], tasks,
         epochs=config.epochs if config.epochs and config.mode == "linear" else 300,
-        lr=config.lr if config.lr and config.mode == "linear" else 1e-3,
+        lr=config.lr if config.lr and config.mode == "linear" else 2e-3,
         weight_decay=config.weight_decay, patience=config.patience or 30, balance=config.balance,
         seed=config.seed, log=log,
     )
     classifier = Classifier(backbone, heads)
     info = {"heads": head_info}
     if config.mode == "finetune":
-        key = hashlib.sha256(json.dumps([asdict(config), [s.path.as_posix() for s in samples]], sort_keys=True,
-                                        default=str).encode()).hexdigest()[:16]
+        def config_hash(fields: dict) -> str:
+            return hashlib.sha256(json.dumps([fields, [s.path.as_posix() for s in samples]], sort_keys=True,
+                                             default=str).encode()).hexdigest()[:16]
+
+        # the checkpoint key leaves out `epochs`, so a longer run resumes a shorter one; the backbone id keeps
+        # it, so backbones fine-tuned for different lengths never share cached features or ONNX exports
+        key = config_hash({k: v for k, v in asdict(config).items() if k != "epochs"})
         info["finetune"] = finetune(
             classifier, [samples[i].path for i in tr], y[tr], [samples[i].path for i in va], y[va],
             checkpoint_dir=out / "checkpoint", config_key=key, epochs=config.epochs or 6,
@@ -128,7 +138,7 @@ def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = Non
             batch_size=config.batch_size, patience=config.patience or 3, balance=config.balance,
             workers=config.workers, seed=config.seed, progress=config.progress, log=log,
         )
-        backbone.weights_id = f"finetuned:{key}"  # its features are no longer the ImageNet ones
+        backbone.weights_id = f"finetuned:{config_hash(asdict(config))}"  # its features are no longer the ImageNet ones
     log.close()
     metrics = {}
     for split_name, rows in (("validation", va), ("test", te)):

@@ -1,0 +1,53 @@
+"""clothing-small: train on train/ (15% of it held out for early stopping), score on validation/.
+
+Times `train` end to end with a cold and a warm feature cache, for each mode asked.
+
+    .venv/bin/python benchmarks/classify_clothing.py [--backbone efficientnet_lite1] [--finetune]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+from _shared import dataset, print_metrics, timed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--backbone", default="efficientnet_lite1")
+    parser.add_argument("--hidden", type=int, default=0)
+    parser.add_argument("--finetune", action="store_true", help="also run --mode finetune (tens of minutes)")
+    parser.add_argument("--epochs", type=int, default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["FASHIONLENS_CACHE"] = str(Path(tmp) / "cache")  # before fashionlens reads it
+        from fashionlens.classify import TrainConfig, evaluate, train
+        from fashionlens.data import read_folder
+
+        data = read_folder(dataset("clothing-small") / "train")
+        unseen = read_folder(dataset("clothing-small") / "validation")
+        times: dict[str, float] = {}
+        config = TrainConfig(backbone=args.backbone, hidden=args.hidden, progress=False)
+        with timed(times, "cold"):
+            cold = train(data, Path(tmp) / "linear-cold", config)
+        with timed(times, "warm"):
+            warm = train(data, Path(tmp) / "linear-warm", config)
+        print(f"images: {len(data)} ({cold.split.summary()})")
+        print(f"linear, cold cache: {times['cold']:.1f} s; warm cache: {times['warm']:.1f} s; ratio {times['cold'] / times['warm']:.1f}x")
+        scores = evaluate(warm.model_dir, unseen, Path(tmp) / "report-linear", progress=False)
+        print_metrics(f"linear ({args.backbone}) on validation/", scores)
+        if args.finetune:
+            ft_config = TrainConfig(mode="finetune", backbone=args.backbone, hidden=args.hidden, epochs=args.epochs,
+                                    progress=False)
+            with timed(times, "finetune"):
+                tuned = train(data, Path(tmp) / "finetune", ft_config)
+            print(f"\nfinetune: {times['finetune']:.0f} s")
+            scores = evaluate(tuned.model_dir, unseen, Path(tmp) / "report-finetune", progress=False)
+            print_metrics(f"finetune ({args.backbone}) on validation/", scores)
+
+
+if __name__ == "__main__":
+    main()

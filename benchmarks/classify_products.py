@@ -1,0 +1,44 @@
+"""fashion-products: every label column, held-out test split that keeps duplicate images together.
+
+    .venv/bin/python benchmarks/classify_products.py [--mode linear|finetune] [--hidden 512]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from _shared import dataset, print_metrics
+
+COLUMNS = ["articleType", "gender", "baseColour", "masterCategory", "subCategory", "season", "usage"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mode", default="linear")
+    parser.add_argument("--backbone", default="efficientnet_lite1")
+    parser.add_argument("--hidden", type=int, default=0)
+    parser.add_argument("--dropout", type=float, default=0.0)
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--tasks", nargs="+", default=COLUMNS)
+    parser.add_argument("--out", type=Path, default=None, help="keep the model and report here")
+    args = parser.parse_args()
+    from fashionlens.classify import TrainConfig, train
+    from fashionlens.data import read_table
+
+    root = dataset("fashion-products")
+    data = read_table(root / "styles.csv", image_column="id", images_root=root / "images", tasks=args.tasks)
+    config = TrainConfig(mode=args.mode, backbone=args.backbone, hidden=args.hidden, dropout=args.dropout,
+                         epochs=args.epochs, validation=0.1, test=0.2, min_class_count=5, progress=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        result = train(data, args.out or Path(tmp) / "model", config)
+        seconds = time.perf_counter() - start
+    print(f"images: {len(data)}; split {result.split.summary()}; {seconds:.0f} s ({args.mode}, {args.backbone})")
+    print_metrics("test split", result.metrics["test"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,585 @@
+"""Classification end to end on generated images: train, save/load, export, feature cache, splits, fine-tuning.
+
+Everything uses efficientnet_lite0 (the fastest backbone). The generated data is built once per module and
+trained on once; tests that change a model work on a copy of its folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors import safe_open
+
+from fashionlens.backbones import create_backbone
+from fashionlens.cache import FeatureCache, default_cache_dir
+from fashionlens.classify import (
+    Classifier,
+    Heads,
+    ModelError,
+    Predictor,
+    TaskSpec,
+    TrainConfig,
+    export,
+    load_model,
+    save_model,
+    train,
+)
+from fashionlens.classify.heads import class_weights, multitask_loss
+from fashionlens.classify.train import label_matrix
+from fashionlens.data import read_folder, read_table
+from fashionlens.fingerprints import sha256_file
+from fashionlens.features import DecodeDataset, extract_features
+from fashionlens.preprocess import PreprocessConfig
+from fashionlens.splits import make_split
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = sorted((ROOT / "samples" / "clothing").glob("*.jpg"))
+ONE_PER_CLASS = SAMPLES[::3]  # real photos for runtime comparisons; fewer images keep the tests fast
+BACKBONE = "efficientnet_lite0"
+COLOURS = {"red": (205, 35, 30), "green": (35, 165, 55), "blue": (40, 60, 215)}
+PER_CLASS = 12
+
+
+# --------------------------------------------------------------------------- generated data
+
+
+def picture(colour: tuple[int, int, int], rng: np.random.Generator, *, striped: bool = True, size: int = 96) -> Image.Image:
+    """A clearly coloured image; random stripes and noise make every picture (and its perceptual hash) distinct."""
+    base = np.array(colour, dtype=np.float32)
+    img = np.broadcast_to(base, (size, size, 3)).copy()
+    if striped:
+        period = int(rng.integers(8, 28))
+        phase = int(rng.integers(0, period))
+        yy, xx = np.mgrid[0:size, 0:size]
+        coord = {0: xx, 1: yy, 2: xx + yy, 3: xx - yy + size}[int(rng.integers(0, 4))]
+        stripe = ((coord + phase) % period) < period // 2
+        img[stripe] = base * float(rng.uniform(0.35, 0.6))
+    else:  # plain: a few soft blotches, no regular stripes
+        for _ in range(3):
+            x0, y0 = rng.integers(0, size - 20, 2)
+            w, h = rng.integers(10, 40, 2)
+            img[y0 : y0 + h, x0 : x0 + w] *= float(rng.uniform(0.75, 0.95))
+    img += rng.normal(0, 10, img.shape)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+
+
+def make_class_folders(root: Path, per_class: int = PER_CLASS, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    for name, colour in COLOURS.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            picture(colour, rng).save(root / name / f"{name}_{i:02d}.jpg", quality=92)
+    return root
+
+
+def corrupt_jpeg(path: Path) -> Path:
+    """A real JPEG cut in half: the header parses, decoding fails."""
+    buf = io.BytesIO()
+    picture((120, 120, 120), np.random.default_rng(99), size=128).save(buf, "JPEG", quality=90)
+    data = buf.getvalue()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return create_backbone(BACKBONE)
+
+
+@pytest.fixture(scope="module")
+def colour_dir(tmp_path_factory) -> Path:
+    return make_class_folders(tmp_path_factory.mktemp("colours"))
+
+
+@pytest.fixture(scope="module")
+def trained(colour_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("models") / "colours"
+    config = TrainConfig(backbone=BACKBONE, validation=0.25, progress=False, workers=0)
+    return train(read_folder(colour_dir), out, config)
+
+
+@pytest.fixture(scope="module")
+def torch_reference(trained):
+    """PyTorch eager probabilities of the trained model on one real photo per clothing class."""
+    return Predictor(load_model(trained.model_dir).classifier, "torch").probabilities(ONE_PER_CLASS)
+
+
+def copy_model(src: Path, dst: Path) -> Path:
+    dst.mkdir(parents=True)
+    for name in ("manifest.json", "weights.safetensors"):
+        shutil.copy2(src / name, dst / name)
+    return dst
+
+
+def read_manifest(folder: Path) -> dict:
+    return json.loads((folder / "manifest.json").read_text())
+
+
+def write_manifest(folder: Path, manifest: dict) -> None:
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+# --------------------------------------------------------------------------- 1. linear training
+
+
+def test_linear_training_writes_complete_model_folder(trained, lite0):
+    folder = trained.model_dir
+    assert (folder / "manifest.json").is_file() and (folder / "weights.safetensors").is_file()
+    m = read_manifest(folder)
+
+    assert m["format"] == "fashionlens-classifier"
+    assert m["backbone"]["name"] == BACKBONE
+    assert m["backbone"]["weights_id"] == lite0.weights_id and m["backbone"]["weights_id"].startswith("sha256:")
+    assert m["backbone"]["feature_dim"] == lite0.feature_dim
+    assert m["backbone"]["stored"] is False
+    assert PreprocessConfig.from_dict(m["preprocess"]) == lite0.preprocess
+    assert [t["name"] for t in m["tasks"]] == ["category"]
+    assert m["tasks"][0]["classes"] == sorted(COLOURS)
+    assert m["weights"]["sha256"] == sha256_file(folder / "weights.safetensors")
+
+    # a linear model stores its heads only, not the backbone
+    with safe_open(folder / "weights.safetensors", "pt") as fh:
+        keys = list(fh.keys())
+    assert keys and all(k.startswith("heads.") for k in keys)
+
+    data = m["data"]
+    assert data["images"] == 3 * PER_CLASS
+    assert data["tasks"]["category"] == {name: PER_CLASS for name in COLOURS}
+    split = data["split"]
+    assert split["train"] + split["validation"] == 3 * PER_CLASS
+    assert split["train"] > 0 and split["validation"] > 0 and split["test"] == 0
+    assert split["duplicate_groups"] == 0  # every generated picture is distinct: no false grouping
+    assert split == trained.split.summary()
+    assert set(trained.split.train).isdisjoint(trained.split.validation)
+
+    validation = m["metrics"]["validation"]["category"]
+    assert validation["n"] == split["validation"]
+    assert validation["accuracy"] >= 0.9, validation
+    assert m["metrics"] == trained.metrics
+    assert json.loads((folder / "report" / "validation" / "metrics.json").read_text()) == trained.metrics["validation"]
+
+    assert m["versions"]["fashionlens"] != "not installed"
+    for package in ("python", "torch", "timm", "onnxruntime", "safetensors", "numpy"):
+        assert m["versions"][package]
+    assert m["training"]["mode"] == "linear" and m["training"]["backbone"] == BACKBONE
+
+
+# --------------------------------------------------------------------------- 2. save / load round trip
+
+
+@pytest.mark.parametrize("store_backbone", [False, True])
+def test_save_load_round_trip_is_exact(tmp_path, store_backbone):
+    torch.manual_seed(1)
+    backbone = create_backbone(BACKBONE)
+    tasks = [TaskSpec("colour", ("a", "b", "c")), TaskSpec("size", ("s", "m", "l", "xl"), hidden=16)]
+    classifier = Classifier(backbone, Heads(backbone.feature_dim, tasks)).eval()
+    images = SAMPLES[1::6]
+    before = Predictor(classifier, "torch").probabilities(images)
+
+    save_model(classifier, tmp_path / "m", store_backbone=store_backbone)
+    loaded = load_model(tmp_path / "m")
+    after = Predictor(loaded.classifier, "torch").probabilities(images)
+
+    assert [t.to_dict() for t in loaded.classifier.tasks] == [t.to_dict() for t in tasks]
+    assert after.indices == before.indices == list(range(len(images)))
+    for task in tasks:
+        assert before.probs[task.name].shape == (len(images), len(task.classes))
+        assert np.array_equal(before.probs[task.name], after.probs[task.name]), task.name
+    # random heads on real photos: the probabilities depend on the image (the comparison is not trivial)
+    assert np.ptp(before.probs["colour"][:, 0]) > 1e-3
+
+
+def test_features_runtime_agrees_with_torch(trained, torch_reference):
+    loaded = load_model(trained.model_dir)
+    feats_p = Predictor(loaded.classifier, "features").probabilities(ONE_PER_CLASS)
+    assert torch_reference.indices == feats_p.indices == list(range(len(ONE_PER_CLASS)))
+    diff = np.abs(torch_reference.probs["category"] - feats_p.probs["category"]).max()
+    assert diff <= 1e-4, diff
+
+
+# --------------------------------------------------------------------------- 3. load errors
+
+
+def _drop_manifest(folder: Path) -> None:
+    (folder / "manifest.json").unlink()
+
+
+def _garble_manifest(folder: Path) -> None:
+    (folder / "manifest.json").write_text('{"format": "fashionlens-classifier", ')
+
+
+def _wrong_format(folder: Path) -> None:
+    m = read_manifest(folder)
+    m["format"] = "someone-elses-model"
+    write_manifest(folder, m)
+
+
+def _newer_format_version(folder: Path) -> None:
+    m = read_manifest(folder)
+    m["format_version"] = 99
+    write_manifest(folder, m)
+
+
+def _tamper_weights(folder: Path) -> None:
+    path = folder / "weights.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01  # one bit of one weight
+    path.write_bytes(bytes(data))
+
+
+def _drop_weights(folder: Path) -> None:
+    (folder / "weights.safetensors").unlink()
+
+
+def _other_backbone_weights(folder: Path) -> None:
+    m = read_manifest(folder)
+    m["backbone"]["weights_id"] = "sha256:" + "0" * 64
+    write_manifest(folder, m)
+
+
+def _class_added(folder: Path) -> None:
+    m = read_manifest(folder)
+    m["tasks"][0]["classes"].append("purple")
+    write_manifest(folder, m)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (_drop_manifest, r"not a fashionlens model \(no manifest\.json\)"),
+        (_garble_manifest, r"manifest\.json: not valid JSON"),
+        (_wrong_format, r"format is 'someone-elses-model', expected 'fashionlens-classifier'"),
+        (_newer_format_version, r"format version 99 is newer"),
+        (_tamper_weights, r"weights\.safetensors: sha256 .* does not match the manifest"),
+        (_drop_weights, r"weights\.safetensors: weights file missing"),
+        (_other_backbone_weights, r"trained on backbone weights sha256:0000.*but 'efficientnet_lite0' here has sha256:"),
+        (_class_added, r"tensors do not fit the manifest's tasks"),
+    ],
+    ids=lambda v: getattr(v, "__name__", "")[1:] if callable(v) else "",
+)
+def test_load_errors_are_model_errors(trained, tmp_path, damage, message):
+    folder = copy_model(trained.model_dir, tmp_path / "model")
+    load_model(folder)  # the intact copy loads
+    damage(folder)
+    with pytest.raises(ModelError, match=message):
+        load_model(folder)
+
+
+def test_load_missing_folder(tmp_path):
+    with pytest.raises(ModelError, match="model folder not found"):
+        load_model(tmp_path / "no-such-model")
+
+
+# --------------------------------------------------------------------------- 4. export
+
+
+def test_export_onnx_is_used_and_goes_stale(trained, torch_reference, tmp_path):
+    folder = copy_model(trained.model_dir, tmp_path / "model")
+    assert Predictor.from_model(load_model(folder)).runtime == "features"  # nothing exported yet
+
+    onnx_path = export(folder)
+    assert onnx_path == folder / "model.onnx" and onnx_path.is_file()
+    record = json.loads((folder / "export.json").read_text())
+    assert record["weights_sha256"] == read_manifest(folder)["weights"]["sha256"]
+    assert record["onnx_sha256"] == sha256_file(onnx_path)
+
+    loaded = load_model(folder)
+    onnx = Predictor.from_model(loaded)
+    assert onnx.runtime == "onnx"
+    got = onnx.probabilities(ONE_PER_CLASS)
+    assert got.indices == torch_reference.indices == list(range(len(ONE_PER_CLASS)))
+    diff = np.abs(got.probs["category"] - torch_reference.probs["category"]).max()
+    assert diff <= 1e-4, diff
+
+    # new weights saved into the folder (as a retraining does) make the export stale
+    stale_record = (folder / "export.json").read_text()
+    with torch.no_grad():
+        loaded.classifier.heads.by_task["category"][-1].bias.add_(0.5)
+    save_model(loaded.classifier, folder, store_backbone=False, info={"training": {"note": "retrained"}})
+    assert not (folder / "export.json").exists()
+    retrained = load_model(folder)
+    assert retrained.weights_sha256 != record["weights_sha256"]
+    assert Predictor.from_model(retrained).runtime == "features"
+    with pytest.raises(ValueError, match="no up-to-date ONNX export"):
+        Predictor.from_model(retrained, "onnx")
+    # an export record put back by hand is not trusted either: it names other weights
+    (folder / "export.json").write_text(stale_record)
+    assert Predictor.from_model(load_model(folder)).runtime == "features"
+
+
+# --------------------------------------------------------------------------- 5. feature cache
+
+
+def test_feature_cache_serves_repeats_by_content(tmp_path, lite0, monkeypatch):
+    images = tmp_path / "images"
+    images.mkdir()
+    paths = []
+    for p in SAMPLES[:6]:
+        paths.append(images / p.name)
+        shutil.copy2(p, paths[-1])
+    # beside the session's backbone export, so that is not made again; a database of its own
+    cache = FeatureCache(default_cache_dir() / f"{tmp_path.name}.sqlite")
+
+    first = extract_features(lite0, paths, cache=cache, progress=False)
+    assert first.vectors.shape == (6, lite0.feature_dim) and not first.failures
+
+    def no_backbone(*args, **kwargs):
+        raise AssertionError("the backbone ran although every image was cached")
+
+    monkeypatch.setattr("fashionlens.features.backbone_runner", no_backbone)
+    second = extract_features(lite0, paths, cache=cache, progress=False)
+    assert np.array_equal(first.vectors, second.vectors)
+    assert (second.indices, second.sha256, second.phash) == (first.indices, first.sha256, first.phash)
+
+    # keyed by content: a copy under another name and folder is served from the cache too
+    other = tmp_path / "elsewhere" / "renamed.jpeg"
+    other.parent.mkdir()
+    shutil.copy2(paths[2], other)
+    renamed = extract_features(lite0, [other], cache=cache, progress=False)
+    assert np.array_equal(renamed.vectors[0], first.vectors[2])
+
+    # ... and not by name: new content under a cached path must reach the (patched) backbone
+    paths[0].write_bytes(SAMPLES[10].read_bytes())
+    with pytest.raises(AssertionError, match="the backbone ran"):
+        extract_features(lite0, [paths[0]], cache=cache, progress=False)
+
+
+# --------------------------------------------------------------------------- 6. duplicate-aware split
+
+
+def _reencode(src: Path, dst: Path, scale: float, quality: int) -> None:
+    with Image.open(src) as image:
+        image = image.convert("RGB")
+        if scale != 1:
+            image = image.resize((round(image.width * scale), round(image.height * scale)), Image.LANCZOS)
+        image.save(dst, "JPEG", quality=quality)
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory, lite0):
+    """The 30 sample photos plus 4 byte-identical and 4 re-encoded copies, each under another name."""
+    folder = tmp_path_factory.mktemp("planted")
+    paths = []
+    for p in SAMPLES:
+        paths.append(folder / p.name)
+        shutil.copy2(p, paths[-1])
+    pairs = []
+    for k, i in enumerate((0, 4, 8, 12)):  # exact copies
+        dst = folder / f"{paths[i].stem.rsplit('_', 1)[0]}_copy{k}.jpg"
+        shutil.copy2(paths[i], dst)
+        pairs.append((i, len(paths)))
+        paths.append(dst)
+    for k, (i, scale, quality) in enumerate(((16, 1.0, 70), (20, 0.75, 85), (24, 1.5, 90), (28, 1.0, 95))):
+        dst = folder / f"{paths[i].stem.rsplit('_', 1)[0]}_reenc{k}.jpg"
+        _reencode(paths[i], dst, scale, quality)
+        pairs.append((i, len(paths)))
+        paths.append(dst)
+    # the fingerprints exactly as extract_features computes them (same decoder), without the backbone pass
+    decoded = DecodeDataset(paths, lite0)
+    items = [decoded[i] for i in range(len(paths))]
+    assert all(reason is None for *_, reason in items)
+    feats = SimpleNamespace(sha256=[item[2] for item in items], phash=[item[3] for item in items])
+    strata = [p.stem.rsplit("_", 1)[0] for p in paths]
+    return paths, pairs, strata, feats
+
+
+def test_split_keeps_copies_together(planted):
+    paths, pairs, strata, feats = planted
+    for i, j in pairs[:4]:
+        assert feats.sha256[i] == feats.sha256[j]
+    for i, j in pairs[4:]:
+        assert feats.sha256[i] != feats.sha256[j] and feats.phash[i] == feats.phash[j], paths[j].name
+
+    split = make_split(strata, feats.sha256, feats.phash, validation=0.25, test=0.25, seed=0)
+    assert split.duplicate_groups == len(pairs) == 8
+    assert split.duplicate_images == 16
+    assert split.dropped_leaks == 0
+    parts = {"train": set(split.train), "validation": set(split.validation), "test": set(split.test)}
+    assert all(parts.values())
+    assert sorted(split.train + split.validation + split.test) == list(range(len(paths)))
+    for i, j in pairs:
+        home = [name for name, rows in parts.items() if i in rows]
+        assert home and j in parts[home[0]], (paths[i].name, paths[j].name, home)
+
+
+def test_split_is_reproducible_per_seed(planted):
+    paths, pairs, strata, feats = planted
+
+    def split(seed):
+        s = make_split(strata, feats.sha256, feats.phash, validation=0.25, test=0.25, seed=seed)
+        return s.train, s.validation, s.test
+
+    assert split(0) == split(0)
+    assert split(7) == split(7)
+    assert split(7) != split(0)
+
+
+def test_split_with_given_layout_drops_training_copies_of_held_out_images(planted):
+    paths, pairs, strata, feats = planted
+    layout = ["train"] * len(paths)
+    held = [i for i, _ in pairs[:2]] + [pairs[4][1]]  # two originals and one re-encoded copy
+    for i in held:
+        layout[i] = "validation"
+    split = make_split(strata, feats.sha256, feats.phash, layout, seed=0)
+    assert split.validation == sorted(held)
+    leaked = {pairs[0][1], pairs[1][1], pairs[4][0]}
+    assert split.dropped_leaks == 3
+    assert leaked.isdisjoint(split.train)
+    assert set(split.train) == set(range(len(paths))) - set(held) - leaked
+
+
+# --------------------------------------------------------------------------- 7. unreadable files
+
+
+def test_unreadable_files_are_reported_and_skipped(colour_dir, tmp_path):
+    data_dir = tmp_path / "data"
+    shutil.copytree(colour_dir, data_dir)
+    corrupt = corrupt_jpeg(data_dir / "red" / "broken.jpg")
+    text = data_dir / "green" / "notes.jpg"
+    text.write_text("this is a shopping list, not a photo\n")
+
+    data = read_folder(data_dir)
+    assert len(data) == 3 * PER_CLASS + 2
+    result = train(data, tmp_path / "model", TrainConfig(backbone=BACKBONE, validation=0.25, progress=False, workers=0))
+    reasons = {Path(s.source): s.reason for s in result.skipped}
+    assert set(reasons) == {corrupt, text}
+    assert "not an image" in reasons[text]
+    assert "truncated" in reasons[corrupt] or "decode" in reasons[corrupt] or "corrupt" in reasons[corrupt]
+    m = read_manifest(result.model_dir)
+    assert m["data"]["unreadable"] == 2
+    assert len(result.split.train) + len(result.split.validation) == 3 * PER_CLASS
+    assert m["metrics"]["validation"]["category"]["accuracy"] >= 0.9
+
+    loaded = load_model(result.model_dir)
+    good = [data_dir / "blue" / "blue_00.jpg", data_dir / "red" / "red_03.jpg"]
+    batch = [good[0], corrupt, text, good[1]]
+    for runtime in ("features", "torch"):
+        predictions, failures = Predictor(loaded.classifier, runtime).predict(batch, top_k=2)
+        assert [p.image for p in predictions] == [str(g) for g in good], runtime
+        assert [p.predictions["category"][0].label for p in predictions] == ["blue", "red"], runtime
+        assert {Path(f.source): f.reason for f in failures} == reasons, runtime
+
+
+# --------------------------------------------------------------------------- 8. multi-task tables
+
+
+TONE = {"red": "warm", "green": "cool", "blue": "cool"}
+
+
+def test_multitask_table_with_missing_labels(colour_dir, tmp_path):
+    images = sorted(colour_dir.rglob("*.jpg"))
+    rows = []
+    for n, path in enumerate(images):
+        colour = path.parent.name
+        # every 4th row lacks its colour, another every 4th its tone
+        rows.append({"file": path.relative_to(colour_dir).as_posix(), "colour": "" if n % 4 == 1 else colour,
+                     "tone": "" if n % 4 == 3 else TONE[colour], "note": "x"})
+    rows[-1]["colour"] = rows[-1]["tone"] = ""  # a row without any label
+    table = tmp_path / "labels.csv"
+    with open(table, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["file", "colour", "tone", "note"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+    data = read_table(table, image_column="file", tasks=["colour", "tone"], images_root=colour_dir)
+    n = len(images) - 1
+    assert len(data) == n
+    assert [s.reason for s in data.skipped] == ["no label in any task column"]
+    result = train(data, tmp_path / "model", TrainConfig(backbone=BACKBONE, validation=0.25, progress=False, workers=0))
+
+    m = read_manifest(result.model_dir)
+    assert [(t["name"], t["classes"]) for t in m["tasks"]] == [("colour", sorted(COLOURS)), ("tone", ["cool", "warm"])]
+    colour_n = sum(1 for r in rows if r["colour"])
+    tone_n = sum(1 for r in rows if r["tone"])
+    assert sum(m["data"]["tasks"]["colour"].values()) == colour_n < n
+    assert sum(m["data"]["tasks"]["tone"].values()) == tone_n < n
+
+    tasks = [TaskSpec.from_dict(t) for t in m["tasks"]]
+    y = label_matrix(data.samples, tasks)
+    assert (y[:, 0] == -1).sum() == n - colour_n and (y[:, 1] == -1).sum() == n - tone_n
+    # each task is scored on the validation rows that carry its label, and only on those
+    val = result.split.validation
+    metrics = m["metrics"]["validation"]
+    assert metrics["colour"]["n"] == int((y[val, 0] >= 0).sum())
+    assert metrics["tone"]["n"] == int((y[val, 1] >= 0).sum())
+    assert metrics["colour"]["n"] + metrics["tone"]["n"] < 2 * len(val)  # some validation rows lack a label
+    # a handful of validation rows per task: one mistake allowed; chance is 0.33 (colour) and about 0.6 (tone)
+    assert metrics["colour"]["accuracy"] >= 0.85 and metrics["tone"]["accuracy"] >= 0.85
+
+    loaded = load_model(result.model_dir)
+    assert set(loaded.classifier.heads.by_task) == {"colour", "tone"}
+    predictions, _ = Predictor(loaded.classifier, "features").predict([data.samples[0].path], top_k=5)
+    assert {task: len(scores) for task, scores in predictions[0].predictions.items()} == {"colour": 3, "tone": 2}
+
+
+# --------------------------------------------------------------------------- training loss
+
+
+def test_balanced_loss_prefers_the_right_class_over_a_rare_one():
+    """Balanced class weights must not make predicting a rare class cheaper than predicting the true one."""
+    tasks = [TaskSpec("t", ("common", "rare"))]
+    weights = {"t": class_weights(np.array([0] * 98 + [1] * 2), 2)}
+    assert float(weights["t"][1]) > 20 * float(weights["t"][0])
+    target = torch.tensor([[0]])
+    right = multitask_loss({"t": torch.tensor([[4.0, -4.0]])}, target, tasks, weights)
+    wrong = multitask_loss({"t": torch.tensor([[-4.0, 4.0]])}, target, tasks, weights)
+    assert float(right) < 0.5 and float(wrong) > 5  # (label smoothing keeps even a sure right answer above 0)
+    # rows without a label for the task add nothing
+    logits = torch.tensor([[4.0, -4.0], [-3.0, 3.0], [0.5, 0.1]])
+    padded = multitask_loss({"t": logits}, torch.tensor([[0], [-1], [-1]]), tasks, weights)
+    assert torch.allclose(padded, right)
+
+
+# --------------------------------------------------------------------------- 9. fine-tuning
+
+
+def test_finetune_stores_backbone_and_resumes(colour_dir, tmp_path):
+    small = tmp_path / "small"
+    for name in COLOURS:
+        (small / name).mkdir(parents=True)
+        for p in sorted((colour_dir / name).glob("*.jpg"))[:4]:
+            shutil.copy2(p, small / name / p.name)
+    out = tmp_path / "model"
+
+    def run(epochs):
+        # batch 4 on 9 training images: two optimiser steps per epoch
+        config = TrainConfig(mode="finetune", backbone=BACKBONE, epochs=epochs, batch_size=4, validation=0.25,
+                             progress=False, workers=0)
+        return train(read_folder(small), out, config)
+
+    def logged_epochs():
+        with open(out / "logs" / "finetune.csv", newline="") as fh:
+            return [int(row["epoch"]) for row in csv.DictReader(fh)]
+
+    first = run(1)
+    assert len(first.split.train) > 4
+    m = read_manifest(out)
+    assert m["backbone"]["stored"] is True
+    assert m["backbone"]["weights_id"].startswith("finetuned:")
+    with safe_open(out / "weights.safetensors", "pt") as fh:
+        assert any(k.startswith("backbone.") for k in fh.keys())
+    state = json.loads((out / "checkpoint" / "state.json").read_text())
+    assert state["epoch"] == 1
+    assert logged_epochs() == [1]
+    assert m["training"]["finetune"]["epochs_run"] == 1
+    assert first.metrics["validation"]["category"]["n"] == len(first.split.validation) > 0
+
+    run(2)
+    state = json.loads((out / "checkpoint" / "state.json").read_text())
+    assert state["epoch"] == 2
+    assert logged_epochs() == [1, 2]  # resumed: epoch 1 was not run again
+    m = read_manifest(out)
+    assert m["training"]["finetune"]["epochs_run"] == 2
+    assert m["backbone"]["stored"] is True
+    loaded = load_model(out)
+    assert loaded.backbone_trained
+    assert loaded.classifier.backbone_info.weights_id == f"model:{loaded.weights_sha256}"

@@ -1,0 +1,259 @@
+"""The `fashionlens` command through typer's CliRunner: train, evaluate, export, predict, and its error messages."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from fashionlens.cli import app
+from fashionlens.defaults import default_classifier_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = sorted((ROOT / "samples" / "clothing").glob("*.jpg"))
+BACKBONE = "efficientnet_lite0"
+# the same generated pictures as tests/test_classify.py, so one test session computes their features once
+COLOURS = {"red": (205, 35, 30), "green": (35, 165, 55), "blue": (40, 60, 215)}
+PER_CLASS = 12
+
+runner = CliRunner()
+
+
+def picture(colour, rng: np.random.Generator, size: int = 96) -> Image.Image:
+    base = np.array(colour, dtype=np.float32)
+    img = np.broadcast_to(base, (size, size, 3)).copy()
+    period = int(rng.integers(8, 28))
+    phase = int(rng.integers(0, period))
+    yy, xx = np.mgrid[0:size, 0:size]
+    coord = {0: xx, 1: yy, 2: xx + yy, 3: xx - yy + size}[int(rng.integers(0, 4))]
+    img[((coord + phase) % period) < period // 2] = base * float(rng.uniform(0.35, 0.6))
+    img += rng.normal(0, 10, img.shape)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+
+
+def flat(text: str) -> str:
+    """Rich wraps long lines (and long paths) at the console width: compare without whitespace."""
+    return re.sub(r"\s+", "", text)
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def sample_class(image: str) -> str:
+    return Path(image).stem.rsplit("_", 1)[0]  # "t-shirt_2" -> "t-shirt"
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("cli-data")
+    rng = np.random.default_rng(0)
+    for name, colour in COLOURS.items():
+        (root / name).mkdir()
+        for i in range(PER_CLASS):
+            picture(colour, rng).save(root / name / f"{name}_{i:02d}.jpg", quality=92)
+    return root
+
+
+@pytest.fixture(scope="module")
+def model_dir(data_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cli-models") / "colours"
+    result = invoke("train", data_dir, "--out", out, "--backbone", BACKBONE, "--validation", "0.25")
+    assert result.exit_code == 0, result.output
+    assert (out / "manifest.json").is_file() and (out / "weights.safetensors").is_file()
+    assert "split:" in result.stderr and "modelwrittento" in flat(result.stderr)
+    return out
+
+
+@pytest.fixture
+def bad_files(tmp_path) -> tuple[Path, Path]:
+    text = tmp_path / "not-a-photo.jpg"
+    text.write_text("just text\n")
+    missing = tmp_path / "no-such-photo.jpg"
+    return text, missing
+
+
+def parse_lines(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def check_prediction_shape(record: dict, tasks: dict[str, list[str]], top_k: int) -> None:
+    assert set(record) == {"image", "predictions"}
+    assert set(record["predictions"]) == set(tasks)
+    for task, scores in record["predictions"].items():
+        assert isinstance(scores, list) and len(scores) == min(top_k, len(tasks[task]))
+        for entry in scores:
+            assert set(entry) == {"label", "score"}
+            assert entry["label"] in tasks[task]
+            assert 0.0 <= entry["score"] <= 1.0
+        values = [e["score"] for e in scores]
+        assert values == sorted(values, reverse=True)
+        assert len({e["label"] for e in scores}) == len(scores)
+
+
+def model_tasks(folder: Path) -> dict[str, list[str]]:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    return {t["name"]: t["classes"] for t in manifest["tasks"]}
+
+
+# --------------------------------------------------------------------------- predict with a model folder
+
+
+def test_predict_json_with_model_folder(model_dir, data_dir, bad_files):
+    text, missing = bad_files
+    good = [data_dir / "blue" / "blue_01.jpg", data_dir / "red" / "red_02.jpg", data_dir / "green" / "green_03.jpg"]
+    result = invoke("predict", model_dir, good[0], text, good[1], missing, good[2], "--json", "--top-k", "2")
+    assert result.exit_code == 0, result.output
+    records = parse_lines(result.stdout)
+    assert [r["image"] for r in records] == [str(p) for p in good]
+    for record in records:
+        check_prediction_shape(record, model_tasks(model_dir), top_k=2)
+    assert [r["predictions"]["category"][0]["label"] for r in records] == ["blue", "red", "green"]
+    err = flat(result.stderr)
+    assert flat(f"{text}: not an image") in err
+    assert flat(f"{missing}: no such file") in err
+
+
+def test_predict_nothing_readable_fails(model_dir, bad_files):
+    text, missing = bad_files
+    result = invoke("predict", model_dir, missing)
+    assert result.exit_code != 0
+    assert "no images to predict" in result.stderr
+    result = invoke("predict", model_dir, text, "--json")
+    assert result.exit_code != 0 and result.stdout.strip() == ""
+    assert flat(f"{text}: not an image") in flat(result.stderr)
+
+
+# --------------------------------------------------------------------------- the shipped default model
+
+
+@pytest.fixture(scope="module")
+def default_model() -> Path:
+    folder = default_classifier_dir()
+    if not (folder / "manifest.json").is_file():
+        pytest.skip(f"the shipped default model is not trained yet ({folder} has no manifest.json)")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def default_run(default_model, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("default-predict")
+    text = tmp / "broken.jpg"
+    text.write_text("not a jpeg")
+    missing = tmp / "missing.jpg"
+    paths = [*SAMPLES[:15], text, *SAMPLES[15:], missing]
+    result = invoke("predict", *paths, "--json")
+    return result, text, missing
+
+
+def test_predict_default_model_json(default_model, default_run):
+    result, text, missing = default_run
+    assert result.exit_code == 0, result.output
+    records = parse_lines(result.stdout)
+    assert [r["image"] for r in records] == [str(p) for p in SAMPLES]  # one line per good image, in order
+    tasks = model_tasks(default_model)
+    for record in records:
+        check_prediction_shape(record, tasks, top_k=3)
+    err = flat(result.stderr)
+    assert flat(f"{text}: not an image") in err
+    assert flat(f"{missing}: no such file") in err
+
+
+def test_default_model_names_the_sample_classes(default_model, default_run):
+    result, _, _ = default_run
+    tasks = model_tasks(default_model)
+    classes = {sample_class(str(p)) for p in SAMPLES}
+    task = next((t for t, labels in tasks.items() if classes <= set(labels)), None)
+    assert task, f"no task of the default model covers the sample classes {sorted(classes)}: {tasks}"
+    records = parse_lines(result.stdout)
+    right = [r["image"] for r in records if r["predictions"][task][0]["label"] == sample_class(r["image"])]
+    assert len(records) == 30
+    assert len(right) >= 24, f"{len(right)}/30 right; wrong: {sorted(set(map(str, SAMPLES)) - set(right))}"
+
+
+# --------------------------------------------------------------------------- evaluate and export
+
+
+def test_evaluate_writes_metrics_json(model_dir, data_dir, tmp_path):
+    report = tmp_path / "report"
+    result = invoke("evaluate", model_dir, data_dir, "--out", report)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert set(metrics) == {"category"}
+    m = metrics["category"]
+    assert {"accuracy", "top3", "macro_f1", "per_class", "n"} <= set(m)
+    assert m["n"] == 3 * PER_CLASS
+    assert set(m["per_class"]) == set(COLOURS)
+    assert sum(c["support"] for c in m["per_class"].values()) == 3 * PER_CLASS
+    assert m["accuracy"] >= 0.9 and m["top3"] == 1.0  # three classes: the top 3 always hold the answer
+    assert 0 < m["macro_f1"] <= 1
+    assert (report / "index.html").is_file() and (report / "confusion_category.png").is_file()
+
+
+def test_export_to_a_file_outside_the_model(model_dir, data_dir, tmp_path):
+    onnx_file = tmp_path / "exported" / "colours.onnx"
+    result = invoke("export", model_dir, "--onnx", onnx_file)
+    assert result.exit_code == 0, result.output
+    assert onnx_file.is_file() and onnx_file.stat().st_size > 1_000_000  # the whole network, backbone included
+    record = json.loads((model_dir / "export.json").read_text())
+    assert Path(record["onnx"]) == onnx_file.resolve()
+    # predict now finds and runs that file
+    image = data_dir / "red" / "red_05.jpg"
+    result = invoke("predict", model_dir, image, "--runtime", "onnx", "--json")
+    assert result.exit_code == 0, result.output
+    (record,) = parse_lines(result.stdout)
+    assert record["predictions"]["category"][0]["label"] == "red"
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_train_unknown_backbone(data_dir, tmp_path):
+    result = invoke("train", data_dir, "--out", tmp_path / "m", "--backbone", "no_such_net")
+    assert result.exit_code != 0
+    assert "unknown backbone 'no_such_net'" in result.stderr
+    assert not (tmp_path / "m" / "manifest.json").exists()
+
+
+@pytest.fixture
+def table(data_dir, tmp_path) -> Path:
+    path = tmp_path / "labels.csv"
+    rows = [f"{p.relative_to(data_dir).as_posix()},{p.parent.name}" for p in sorted(data_dir.rglob("*.jpg"))]
+    path.write_text("image,category\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_train_labels_without_task(data_dir, table, tmp_path):
+    result = invoke("train", data_dir, "--out", tmp_path / "m", "--labels", table)
+    assert result.exit_code != 0
+    assert flat("--labels needs at least one --task COLUMN") in flat(result.stderr)
+    assert not (tmp_path / "m").exists()
+
+
+def test_train_unknown_column(data_dir, table, tmp_path):
+    result = invoke("train", data_dir, "--out", tmp_path / "m", "--labels", table, "--task", "colour")
+    assert result.exit_code != 0
+    assert "nocolumn'colour'" in flat(result.stderr)
+    assert "columns:image,category" in flat(result.stderr)
+
+
+def test_train_missing_data_folder(tmp_path):
+    missing = tmp_path / "no-such-data"
+    result = invoke("train", missing, "--out", tmp_path / "m")
+    assert result.exit_code != 0
+    assert flat(f"{missing}: data folder not found") in flat(result.stderr)
+
+
+def test_model_folder_without_manifest(data_dir, tmp_path):
+    empty = tmp_path / "not-a-model"
+    empty.mkdir()
+    for args in (("evaluate", empty, data_dir, "--out", tmp_path / "r"), ("export", empty)):
+        result = invoke(*args)
+        assert result.exit_code != 0, args[0]
+        assert flat(f"{empty}: not a fashionlens model (no manifest.json)") in flat(result.stderr), args[0]
+    assert not (tmp_path / "r").exists()
