@@ -1,6 +1,6 @@
 """fashion-products: every label column, held-out test split that keeps duplicate images together.
 
-    .venv/bin/python benchmarks/classify_products.py [--mode linear|finetune] [--hidden 512]
+    .venv/bin/python benchmarks/classify_products.py --resize pad --pool-stages 1 2 3 4 --colour-bins 8 --no-balance
 """
 
 from __future__ import annotations
@@ -20,7 +20,11 @@ def main() -> None:
     parser.add_argument("--mode", default="linear")
     parser.add_argument("--backbone", default="efficientnet_lite1")
     parser.add_argument("--hidden", type=int, default=0)
-    parser.add_argument("--dropout", type=float, default=0.0)
+    parser.add_argument("--resize", default="crop", choices=["crop", "pad"])
+    parser.add_argument("--pool-stages", type=int, nargs="*", default=[])
+    parser.add_argument("--colour-bins", type=int, default=0)
+    parser.add_argument("--no-balance", action="store_true", help="no class weights: plain accuracy over macro recall")
+    parser.add_argument("--dropout", type=float, default=0.5)
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--tasks", nargs="+", default=COLUMNS)
     parser.add_argument("--out", type=Path, default=None, help="keep the model and report here")
@@ -31,12 +35,15 @@ def main() -> None:
     root = dataset("fashion-products")
     data = read_table(root / "styles.csv", image_column="id", images_root=root / "images", tasks=args.tasks)
     config = TrainConfig(mode=args.mode, backbone=args.backbone, hidden=args.hidden, dropout=args.dropout,
+                         resize=args.resize, pool_stages=tuple(args.pool_stages), colour_bins=args.colour_bins,
+                         balance=not args.no_balance,
                          epochs=args.epochs, validation=0.1, test=0.2, min_class_count=5, progress=False)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         result = train(data, args.out or Path(tmp) / "model", config)
         seconds = time.perf_counter() - start
-    print(f"images: {len(data)}; split {result.split.summary()}; {seconds:.0f} s ({args.mode}, {args.backbone})")
+    print(f"images: {len(data)}; split {result.split.summary()}; {seconds:.0f} s")
+    print(f"recipe: {vars(args)}")
     print_metrics("test split", result.metrics["test"])
 
 

@@ -91,6 +91,7 @@ def train(
     validation: Annotated[float, typer.Option(help="Validation fraction when the data has no validation split.")] = 0.15,
     test: Annotated[float, typer.Option(help="Test fraction held out (0: none).")] = 0.0,
     min_class_count: Annotated[int, typer.Option(help="Drop classes with fewer images.")] = 2,
+    balance: Annotated[bool, typer.Option(help="Balanced class weights (macro recall); --no-balance favours plain accuracy.")] = True,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Train a classifier (one head per --task) and write a model folder with its validation report."""
@@ -105,7 +106,7 @@ def train(
                              pool_stages=stages, colour_bins=colour_bins, resize=resize, hidden=hidden,
                              dropout=dropout, input_dropout=input_dropout, epochs=epochs, lr=lr, batch_size=batch_size,
                              finetune_blocks=finetune_blocks, validation=validation, test=test,
-                             min_class_count=min_class_count, seed=seed)
+                             min_class_count=min_class_count, balance=balance, seed=seed)
         result = run_train(dataset, out, config)
     except (ValueError, BackboneError) as exc:
         _fail(str(exc))

@@ -72,7 +72,21 @@ def fit_heads(
     seed: int = 0,
     log: EpochLog | None = None,
 ) -> tuple[Heads, dict]:
-    """Train all heads together with AdamW; keep the epoch with the best mean validation accuracy."""
+    """Train all heads together with AdamW; keep the epoch with the best mean validation accuracy.
+
+    One thread: the matrices are small, and extra threads only contend (many times slower on a busy machine).
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _fit_heads(x_train, y_train, x_val, y_val, tasks, epochs=epochs, lr=lr, weight_decay=weight_decay,
+                          batch_size=batch_size, patience=patience, balance=balance, seed=seed, log=log)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit_heads(x_train, y_train, x_val, y_val, tasks, *, epochs, lr, weight_decay, batch_size, patience, balance, seed,
+               log) -> tuple[Heads, dict]:
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     heads = Heads(x_train.shape[1], tasks)
