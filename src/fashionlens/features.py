@@ -10,6 +10,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -70,8 +71,34 @@ class DecodeDataset(Dataset):
             return i, None, None, None, f"cannot read ({exc.strerror or exc})"
 
 
-def collate_decoded(batch):
+@dataclass
+class DecodedBatch:
+    indices: list[int]  # positions in the list given to `decoded_batches`
+    images: torch.Tensor  # preprocessed, [n, 3, H, W]
+    sha256: list[str]
+    phash: list[str]
+
+
+def _keep_as_list(batch):
     return batch
+
+
+def decoded_batches(
+    paths: list[Path], backbone: Backbone, failures: list[SkippedInput], *, batch_size: int = 32, workers: int = 1,
+    progress: bool = False, description: str = "images",
+) -> Iterator[DecodedBatch]:
+    """Decode and preprocess in a worker process while the caller runs the model; unreadable images go to
+    `failures` and never stop the batch."""
+    loader = DataLoader(DecodeDataset(paths, backbone), batch_size=batch_size, collate_fn=_keep_as_list,
+                        num_workers=workers if len(paths) > 2 * batch_size else 0)
+    with progress_bar(description, len(paths), progress) as advance:
+        for batch in loader:
+            failures += [SkippedInput(str(paths[i]), reason) for i, _, _, _, reason in batch if reason is not None]
+            good = [item for item in batch if item[4] is None]
+            if good:
+                yield DecodedBatch([item[0] for item in good], torch.stack([item[1] for item in good]),
+                                   [item[2] for item in good], [item[3] for item in good])
+            advance(len(batch))
 
 
 def extract_features(
@@ -110,27 +137,13 @@ def extract_features(
                 vectors[i], digests[i] = cached[sha], (sha, phashes[sha])
     if todo:
         runner = backbone_runner(backbone, cache.path.parent if cache else None)
-        loader = DataLoader(
-            DecodeDataset([paths[i] for i in todo], backbone),
-            batch_size=batch_size,
-            num_workers=workers if len(todo) > 2 * batch_size else 0,
-            collate_fn=collate_decoded,
-        )
-        with progress_bar(f"features ({backbone.name})", len(todo), progress) as advance:
-            for batch in loader:
-                good = [item for item in batch if item[4] is None]
-                for j, _, _, _, reason in batch:
-                    if reason is not None:
-                        failures.append(SkippedInput(str(paths[todo[j]]), reason))
-                if good:
-                    out = runner(torch.stack([item[1] for item in good]).numpy())["features"]
-                    rows = []
-                    for (j, _, sha, ph, _), vec in zip(good, out):
-                        vectors[todo[j]], digests[todo[j]] = vec, (sha, ph)
-                        rows.append((sha, ph, vec))
-                    if cache:
-                        cache.put(key, rows)
-                advance(len(batch))
+        for batch in decoded_batches([paths[i] for i in todo], backbone, failures, batch_size=batch_size,
+                                     workers=workers, progress=progress, description=f"features ({backbone.name})"):
+            out = runner(batch.images.numpy())["features"]
+            for j, sha, ph, vec in zip(batch.indices, batch.sha256, batch.phash, out):
+                vectors[todo[j]], digests[todo[j]] = vec, (sha, ph)
+            if cache:
+                cache.put(key, list(zip(batch.sha256, batch.phash, out)))
     order = sorted(vectors)
     dim = backbone.feature_dim
     return Features(

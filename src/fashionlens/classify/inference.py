@@ -14,14 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from fashionlens.cache import FeatureCache
 from fashionlens.data.samples import SkippedInput
-from fashionlens.features import DecodeDataset, collate_decoded, extract_features
+from fashionlens.features import decoded_batches, extract_features
 from fashionlens.classify.model import Classifier
 from fashionlens.classify.model_io import EXPORT_FILE, LoadedModel
-from fashionlens.progress import progress_bar
 from fashionlens.runtime import OnnxRunner
 
 RUNTIMES = ("auto", "onnx", "features", "torch")
@@ -101,24 +99,16 @@ class Predictor:
         return self._run_images(paths, batch_size, progress)
 
     def _run_images(self, paths: list[Path], batch_size: int, progress: bool) -> Probabilities:
-        dataset = DecodeDataset(paths, self.classifier.backbone_info)
-        loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_decoded,
-                            num_workers=1 if len(paths) > 2 * batch_size else 0)
         chunks: dict[str, list[np.ndarray]] = {t.name: [] for t in self.tasks}
         indices: list[int] = []
         failures: list[SkippedInput] = []
-        with progress_bar("predict", len(paths), progress) as advance:
-            for batch in loader:
-                good = [item for item in batch if item[4] is None]
-                failures += [SkippedInput(str(paths[i]), reason) for i, _, _, _, reason in batch if reason]
-                if good:
-                    images = torch.stack([item[1] for item in good])
-                    for name, value in self._forward(images).items():
-                        chunks[name].append(value)
-                    indices += [item[0] for item in good]
-                advance(len(batch))
-        probs = {k: np.concatenate(v) if v else np.zeros((0, len(t.classes)), np.float32)
-                 for (k, v), t in zip(chunks.items(), self.tasks)}
+        for batch in decoded_batches(paths, self.classifier.backbone_info, failures, batch_size=batch_size,
+                                     progress=progress, description="predict"):
+            for name, value in self._forward(batch.images).items():
+                chunks[name].append(value)
+            indices += batch.indices
+        probs = {t.name: np.concatenate(chunks[t.name]) if chunks[t.name] else np.zeros((0, len(t.classes)), np.float32)
+                 for t in self.tasks}
         return Probabilities(probs, indices, failures)
 
     def _forward(self, images: torch.Tensor) -> dict[str, np.ndarray]:
