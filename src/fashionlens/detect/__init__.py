@@ -1,0 +1,1 @@
+"""Garment detection: one detector for all classes, its annotations, training, evaluation and drawing."""
