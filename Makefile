@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench default-model
+.PHONY: setup demo test bench default-model default-detector
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,3 +23,10 @@ test: $(STAMP)
 # Retrains the shipped garment classifier from ../shared/datasets/clothing-small (about 3 minutes).
 default-model: $(STAMP)
 	$(VENV)/bin/fashionlens train ../shared/datasets/clothing-small/train --out src/fashionlens/assets/garment-classifier --task category --seed 0
+
+# Retrains the shipped garment detector from ../shared/datasets/colorful-fashion (at most 70 minutes of
+# epochs on 2 cores; rerun to resume), then copies only its weights and manifest into the package.
+default-detector: $(STAMP)
+	$(VENV)/bin/fashionlens train-detector ../shared/datasets/colorful-fashion --out build/garment-detector --time-budget 70 --seed 0
+	mkdir -p src/fashionlens/assets/garment-detector
+	cp build/garment-detector/manifest.json build/garment-detector/weights.safetensors src/fashionlens/assets/garment-detector/

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -16,7 +17,8 @@ from fashionlens.data import (
     read_folder,
     read_table,
 )
-from fashionlens.fingerprints import duplicate_groups, perceptual_hash, sha256_bytes
+from fashionlens.dedup import Fingerprints, Thresholds, group_labels
+from fashionlens.fingerprints import perceptual_hash, sha256_bytes
 
 
 def make_image(path: Path, colour=(200, 40, 40), size=(8, 8)) -> Path:
@@ -385,6 +387,14 @@ def test_labeled_images_subset_and_summary(decor):
 
 
 # =========================================================================== fingerprints
+
+
+def duplicate_groups(sha256s, labels):
+    """Split grouping (transitive, same hash) with readable stand-ins for hashes: equal names, equal hashes."""
+    rng = np.random.default_rng(0)
+    codes = {name: f"{int(rng.integers(0, 2**63)):016x}" for name in sorted({x for x in labels if x})}
+    fingerprints = Fingerprints(list(sha256s), [codes.get(x) for x in labels])
+    return group_labels(fingerprints, Thresholds(max_hamming=0), transitive=True).tolist()
 
 
 def test_duplicate_groups_by_sha256():

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from fashionlens.cli_common import console, fail, image_paths, report_skipped
 
 app = typer.Typer(help="Turn fashion and product photos into structured catalogue data.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
-console = Console(stderr=True)
 
 DataArg = Annotated[Path, typer.Argument(help="Image folder: <class>/<image>, optionally under train/ validation/ test/; with --labels, the folder the table's image paths are relative to.")]
 LabelsOpt = Annotated[Optional[Path], typer.Option("--labels", help="CSV/TSV table with an image column and label columns.")]
@@ -24,36 +24,21 @@ MapOpt = Annotated[Optional[list[str]], typer.Option("--map", help="Merge labels
 SplitColOpt = Annotated[Optional[str], typer.Option("--split-column", help="Table column holding train/validation/test.")]
 
 
-def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(2)
-
-
 def _load_data(data: Path, labels, image_column, tasks, where, maps, split_column):
     from fashionlens.data import parse_label_map, parse_where, read_folder, read_table
 
     try:
         if labels is not None:
             if not tasks:
-                _fail("--labels needs at least one --task COLUMN")
+                fail("--labels needs at least one --task COLUMN")
             return read_table(labels, image_column=image_column, tasks=tasks, images_root=data,
                               where=parse_where(where or []), label_map=parse_label_map(maps or []),
                               split_column=split_column)
         if where or maps:
-            _fail("--where and --map apply to a --labels table")
+            fail("--where and --map apply to a --labels table")
         return read_folder(data, task=(tasks or ["category"])[0])
     except (FileNotFoundError, ValueError) as exc:
-        _fail(str(exc))
-
-
-def _report_skipped(skipped, limit: int = 20) -> None:
-    if not skipped:
-        return
-    console.print(f"[yellow]skipped {len(skipped)} input(s):[/yellow]")
-    for item in skipped[:limit]:
-        console.print(f"  {item.source}: {item.reason}", highlight=False)
-    if len(skipped) > limit:
-        console.print(f"  … and {len(skipped) - limit} more")
+        fail(str(exc))
 
 
 def _metrics_table(title: str, metrics: dict) -> Table:
@@ -109,8 +94,8 @@ def train(
                              min_class_count=min_class_count, balance=balance, seed=seed)
         result = run_train(dataset, out, config)
     except (ValueError, BackboneError) as exc:
-        _fail(str(exc))
-    _report_skipped(result.skipped)
+        fail(str(exc))
+    report_skipped(result.skipped)
     s = result.split
     console.print(f"split: {len(s.train)} train, {len(s.validation)} validation, {len(s.test)} test; "
                   f"{s.duplicate_images} duplicate images in {s.duplicate_groups} groups kept together"
@@ -143,7 +128,7 @@ def evaluate(
     try:
         loaded = load_model(model)
     except ModelError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     tasks = task or [t.name for t in loaded.classifier.tasks][:1]
     dataset = _load_data(data, labels, image_column, tasks, where, map, split_column)
     if split:
@@ -151,31 +136,10 @@ def evaluate(
     try:
         metrics = run_evaluate(loaded, dataset, out)
     except ValueError as exc:
-        _fail(str(exc))
-    _report_skipped(dataset.skipped)
+        fail(str(exc))
+    report_skipped(dataset.skipped)
     console.print(_metrics_table(f"{model} on {data}", metrics))
     console.print(f"report written to [bold]{out}[/bold]")
-
-
-def _expand(paths: list[str]) -> tuple[list[Path], list[str]]:
-    """Files, folders (recursively) and globs, in a stable order; what matches nothing is reported."""
-    from glob import glob
-
-    from fashionlens.images import is_image_file
-
-    found: list[Path] = []
-    missing: list[str] = []
-    for item in paths:
-        path = Path(item)
-        if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if is_image_file(p))
-        elif path.exists():
-            found.append(path)
-        elif matches := sorted(glob(item, recursive=True)):
-            found += [Path(m) for m in matches if Path(m).is_file()]
-        else:
-            missing.append(item)
-    return found, missing
 
 
 @app.command()
@@ -194,15 +158,11 @@ def predict(
     model_dir = default_classifier_dir()
     if paths and (Path(paths[0]) / MANIFEST_FILE).is_file():
         model_dir, paths = Path(paths[0]), paths[1:]
-    files, missing = _expand(paths)
-    for item in missing:
-        console.print(f"[yellow]skipped[/yellow] {item}: no such file, folder or matching glob", highlight=False)
-    if not files:
-        _fail("no images to predict")
+    files = image_paths(paths, "images to predict")
     try:
         predictor = Predictor.from_model(load_model(model_dir), runtime)
     except (ModelError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     predictions, failures = predictor.predict(files, top_k=top_k, batch_size=batch_size, progress=not json_out and sys.stderr.isatty())
     for p in predictions:
         if json_out:
@@ -211,7 +171,7 @@ def predict(
             summary = "; ".join(f"{task}: " + ", ".join(f"{s.label} {s.score:.2f}" for s in scores)
                                 for task, scores in p.predictions.items())
             print(f"{p.image}\t{summary}")
-    _report_skipped(failures)
+    report_skipped(failures)
     if failures and not predictions:
         raise typer.Exit(1)
 
@@ -221,14 +181,21 @@ def export(
     model: Annotated[Path, typer.Argument(help="Model folder.")],
     onnx: Annotated[Optional[Path], typer.Option("--onnx", help="ONNX file to write (default MODEL/model.onnx).")] = None,
 ) -> None:
-    """Export a model to ONNX; `predict` then runs it with ONNX Runtime."""
-    from fashionlens.classify import ModelError
-    from fashionlens.classify import export as run_export
+    """Export a classifier or detector to ONNX; `predict` and `detect` then run it with ONNX Runtime."""
+    from fashionlens.classify import export as export_classifier
+    from fashionlens.detect.inference import export_detector
+    from fashionlens.detect.model_io import FORMAT as DETECTOR_FORMAT
+    from fashionlens.detect.model_io import load_detector
+    from fashionlens.model_folder import MANIFEST_FILE, ModelError
 
     try:
-        path = run_export(model, onnx)
-    except ModelError as exc:
-        _fail(str(exc))
+        manifest = json.loads((model / MANIFEST_FILE).read_text()) if (model / MANIFEST_FILE).is_file() else {}
+        if manifest.get("format") == DETECTOR_FORMAT:
+            path = export_detector(load_detector(model), onnx)
+        else:
+            path = export_classifier(model, onnx)
+    except (ModelError, json.JSONDecodeError) as exc:
+        fail(str(exc))
     console.print(f"wrote [bold]{path}[/bold] (parity with PyTorch checked)")
 
 
@@ -240,6 +207,20 @@ def backbones() -> None:
     for entry in list_backbones():
         print(f"{entry.name}\t{entry.timm_name}\t{entry.description}")
 
+
+from fashionlens.catalog.cli import catalog_app  # noqa: E402
+
+app.add_typer(catalog_app, name="catalog")
+
+from fashionlens.detect.cli import register as register_detect  # noqa: E402
+
+register_detect(app)
+
+from fashionlens.colors.cli import register as register_colors  # noqa: E402
+from fashionlens.dedup.cli import register as register_dedup  # noqa: E402
+
+register_colors(app)
+register_dedup(app)
 
 if __name__ == "__main__":
     app()

@@ -8,3 +8,7 @@ from pathlib import Path
 
 def default_classifier_dir() -> Path:
     return Path(str(files("fashionlens") / "assets" / "garment-classifier"))
+
+
+def default_detector_dir() -> Path:
+    return Path(str(files("fashionlens") / "assets" / "garment-detector"))

@@ -6,7 +6,8 @@ import hashlib
 from pathlib import Path
 
 import imagehash
-from PIL import Image
+import numpy as np
+from PIL import Image, ImageOps
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -26,23 +27,13 @@ def perceptual_hash(image: Image.Image) -> str:
     return str(imagehash.phash(image))
 
 
-def duplicate_groups(sha256s: list[str], phashes: list[str | None]) -> list[int]:
-    """A group id per image: images sharing a sha256 or a perceptual hash share a group (union-find)."""
-    parent = list(range(len(sha256s)))
+def flipped_perceptual_hash(image: Image.Image) -> str:
+    """The perceptual hash of the mirror image: compared with the other image's hash, it finds flipped copies."""
+    return perceptual_hash(ImageOps.mirror(image))
 
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
 
-    for keys in (sha256s, phashes):
-        first: dict[str, int] = {}
-        for i, key in enumerate(keys):
-            if key is None:
-                continue
-            if key in first:
-                parent[find(i)] = find(first[key])
-            else:
-                first[key] = i
-    return [find(i) for i in range(len(sha256s))]
+def hash_codes(phashes: list[str]) -> np.ndarray:
+    """16-hex-digit hashes as uint8 [n, 8] rows, the layout of FAISS binary indexes."""
+    if not phashes:
+        return np.zeros((0, 8), dtype=np.uint8)
+    return np.frombuffer(bytes.fromhex("".join(phashes)), dtype=np.uint8).reshape(len(phashes), 8).copy()

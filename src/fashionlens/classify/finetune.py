@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
 
-from fashionlens.atomic import atomic_path, write_text_atomic
+from fashionlens.checkpoints import end_epoch, load_checkpoint
 from fashionlens.classify.model import Classifier
 from fashionlens.images import load_image
 from fashionlens.progress import progress_bar
@@ -52,39 +50,6 @@ def _set_train_mode(classifier: Classifier) -> None:
     classifier.heads.train()
     for module in getattr(classifier, "_trainable_modules", [classifier.backbone]):
         module.train()
-
-
-def _save_checkpoint(folder: Path, classifier: Classifier, optimizer, scheduler, state: dict, best: dict) -> None:
-    """state.json is written last: it names an epoch only once that epoch's tensors are all on disk."""
-    opt = optimizer.state_dict()
-    tensors = {
-        "last": classifier.state_dict(),
-        "best": best,
-        "optimizer": {f"{idx}.{k}": v for idx, s in opt["state"].items() for k, v in s.items() if torch.is_tensor(v)},
-    }
-    for name, values in tensors.items():
-        with atomic_path(folder / f"{name}.safetensors") as tmp:
-            save_file({k: v.contiguous() for k, v in values.items()}, tmp)
-    state = {**state, "param_groups": opt["param_groups"], "scheduler": scheduler.state_dict()}
-    write_text_atomic(folder / "state.json", json.dumps(state, indent=1))
-
-
-def _load_checkpoint(folder: Path, classifier: Classifier, optimizer, scheduler, config_key: str) -> tuple[dict, dict] | None:
-    path = folder / "state.json"
-    if not path.is_file():
-        return None
-    state = json.loads(path.read_text())
-    if state.get("config_key") != config_key:
-        return None
-    classifier.load_state_dict(load_file(folder / "last.safetensors"))
-    flat = load_file(folder / "optimizer.safetensors")
-    opt_state: dict[int, dict] = {}
-    for key, value in flat.items():
-        idx, name = key.split(".", 1)
-        opt_state.setdefault(int(idx), {})[name] = value
-    optimizer.load_state_dict({"state": opt_state, "param_groups": state["param_groups"]})
-    scheduler.load_state_dict(state["scheduler"])
-    return state, load_file(folder / "best.safetensors")
 
 
 def finetune(
@@ -129,7 +94,7 @@ def finetune(
         LabeledImageDataset(val_paths, y_val, pre.eval_transform(), pre.short_side),
         batch_size=batch_size * 2, num_workers=workers,
     )
-    resumed = _load_checkpoint(checkpoint_dir, classifier, optimizer, scheduler, config_key)
+    resumed = load_checkpoint(checkpoint_dir, classifier, optimizer, scheduler, config_key)
     state = {"config_key": config_key, "epoch": 0, "best_score": -1.0, "best_epoch": 0, "since_best": 0}
     best = {k: v.clone() for k, v in classifier.state_dict().items()}
     if resumed:
@@ -167,13 +132,7 @@ def finetune(
         if log:
             log.log("finetune", epoch, {"train_loss": total / len(train_loader.dataset),
                                         **{f"val_acc_{k}": v for k, v in acc.items()}})
-        state["epoch"] = epoch
-        if score > state["best_score"]:
-            state.update(best_score=score, best_epoch=epoch, since_best=0)
-            best = {k: v.clone() for k, v in classifier.state_dict().items()}
-        else:
-            state["since_best"] += 1
-        _save_checkpoint(checkpoint_dir, classifier, optimizer, scheduler, state, best)
+        best = end_epoch(checkpoint_dir, classifier, optimizer, scheduler, state, best, epoch, score)
     classifier.load_state_dict(best)
     classifier.eval()
     for p in classifier.parameters():

@@ -6,31 +6,23 @@ weights by hash; loading rebuilds the backbone from the registry and refuses a d
 
 from __future__ import annotations
 
-import json
-import platform
 import time
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-import torch
 from safetensors.torch import load_file, save_file
 
-from fashionlens.atomic import atomic_path, write_text_atomic
+from fashionlens.atomic import atomic_path
 from fashionlens.backbones import BackboneError, create_backbone
 from fashionlens.fingerprints import sha256_file
 from fashionlens.classify.model import Classifier, Heads, TaskSpec
+from fashionlens.model_folder import (EXPORT_FILE, MANIFEST_FILE, WEIGHTS_FILE, ModelError, checked_weights,
+                                      library_versions, write_json_atomic)
+from fashionlens.model_folder import read_manifest as _read_manifest
 from fashionlens.preprocess import PreprocessConfig
 
 FORMAT = "fashionlens-classifier"
 FORMAT_VERSION = 1
-WEIGHTS_FILE = "weights.safetensors"
-MANIFEST_FILE = "manifest.json"
-EXPORT_FILE = "export.json"
-
-
-class ModelError(ValueError):
-    pass
 
 
 @dataclass
@@ -50,20 +42,6 @@ class LoadedModel:
     @property
     def weights_sha256(self) -> str:
         return self.manifest["weights"]["sha256"]
-
-
-def library_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for package in ("fashionlens", "torch", "timm", "onnxruntime", "safetensors", "numpy"):
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def save_model(classifier: Classifier, folder: str | Path, *, store_backbone: bool, info: dict | None = None) -> Path:
@@ -101,36 +79,15 @@ def save_model(classifier: Classifier, folder: str | Path, *, store_backbone: bo
 
 
 def read_manifest(folder: str | Path) -> dict:
-    folder = Path(folder)
-    path = folder / MANIFEST_FILE
-    if not folder.is_dir():
-        raise ModelError(f"{folder}: model folder not found")
-    if not path.is_file():
-        raise ModelError(f"{folder}: not a fashionlens model (no {MANIFEST_FILE})")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{path}: not valid JSON ({exc})") from None
-    if manifest.get("format") != FORMAT:
-        raise ModelError(f"{path}: format is {manifest.get('format')!r}, expected {FORMAT!r}")
-    if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
-        raise ModelError(f"{path}: format version {manifest['format_version']} is newer than this fashionlens reads ({FORMAT_VERSION})")
-    for key in ("backbone", "preprocess", "tasks", "weights"):
-        if key not in manifest:
-            raise ModelError(f"{path}: missing field {key!r}")
-    return manifest
+    return _read_manifest(folder, FORMAT, FORMAT_VERSION, ("backbone", "preprocess", "tasks", "weights"))
 
 
 def load_model(folder: str | Path) -> LoadedModel:
     """Load and check everything the manifest promises: weight hash, backbone identity, tensor shapes."""
     folder = Path(folder)
     manifest = read_manifest(folder)
-    weights_path = folder / manifest["weights"]["file"]
-    if not weights_path.is_file():
-        raise ModelError(f"{weights_path}: weights file missing")
-    actual = sha256_file(weights_path)
-    if actual != manifest["weights"]["sha256"]:
-        raise ModelError(f"{weights_path}: sha256 {actual[:12]}… does not match the manifest ({manifest['weights']['sha256'][:12]}…); the file was changed or damaged")
+    weights_path = checked_weights(folder, manifest)
+    actual = manifest["weights"]["sha256"]
     info = manifest["backbone"]
     try:
         backbone = create_backbone(info["name"], pretrained=not info["stored"],

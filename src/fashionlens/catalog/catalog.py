@@ -1,0 +1,356 @@
+"""`Catalog`: the store and its vector index kept in step, behind add / remove / search.
+
+The store is written first, one transaction per batch; the index follows in memory and is saved beside the
+store. An index that is missing, from another catalogue, or behind the store's revision (a crash, another
+process) is brought up to date from the store when the catalogue is next used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fashionlens.cache import default_cache_dir
+from fashionlens.catalog.index import IndexSettings, Selection, VectorIndex
+from fashionlens.catalog.search import Hit, QueryResult, Where, normalise_where
+from fashionlens.catalog.store import CatalogError, NewItem, StoredItem, Store, database_url
+from fashionlens.data.samples import SkippedInput
+from fashionlens.progress import progress_bar
+
+DEFAULT_CLASSIFIER = "default"
+
+
+@dataclass
+class AddReport:
+    added: list[int] = field(default_factory=list)  # new item ids
+    present: dict[str, int] = field(default_factory=dict)  # source -> id of the item already holding that image
+    failed: list[SkippedInput] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"added": len(self.added), "already_present": len(self.present), "failed": len(self.failed)}
+
+
+def index_path_for(url: str) -> Path:
+    """Beside a SQLite file (`catalog.db.faiss`); for a server database, in the cache folder, named by its URL."""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        return Path(url[len("sqlite:///"):] + ".faiss")
+    return default_cache_dir() / "catalog-index" / (hashlib.sha256(url.encode()).hexdigest()[:16] + ".faiss")
+
+
+class Catalog:
+    def __init__(self, store: Store, index_path: Path, settings: IndexSettings, embedder=None):
+        self.store = store
+        self.index_path = index_path
+        self.settings = settings
+        self._embedder = embedder
+        self._index: VectorIndex | None = None
+        self._index_revision = -1  # store revision the in-memory index matches
+        self._saved_revision = -1
+        self._unsaved = 0  # items added or removed since the index was last saved
+        self._selections: dict[tuple, Selection] = {}
+        self._selections_revision = -1
+
+    @classmethod
+    def open(cls, db: str | Path | None = None, *, embedder=None, settings: IndexSettings | None = None,
+             index_path: str | Path | None = None) -> Catalog:
+        """Open (creating and migrating as needed) the catalogue at a SQLAlchemy URL or SQLite path.
+
+        `embedder` (`fashionlens.embeddings.Embedder`) is needed only to add or search by image; default:
+        `default_embedder()`, backbone features with the shipped garment classifier's category probabilities."""
+        url = database_url(db)
+        return cls(Store(url), Path(index_path) if index_path else index_path_for(url), settings or IndexSettings(),
+                   embedder)
+
+    def close(self) -> None:
+        if self._index is not None and self._index_revision != self._saved_revision:
+            self._save()
+        self.store.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return self.store.count()
+
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            from fashionlens.embeddings import default_embedder
+
+            self._embedder = default_embedder()
+        return self._embedder
+
+    # adding and removing
+
+    def add_images(
+        self, paths: list[str | Path], attributes: list[dict] | dict[str, dict] | None = None, *,
+        classifier: str | Path | None = DEFAULT_CLASSIFIER, colors: bool = True, batch_size: int = 32,
+        progress: bool = False,
+    ) -> AddReport:
+        """Add images (one item per distinct image content). `attributes`: one dict per path, or {path: dict};
+        they win over the `classifier`'s predictions ("default": the shipped garment classifier; None: none)."""
+        from fashionlens.catalog.ingest import analyse
+
+        paths = [Path(p) for p in paths]
+        given = self._given_attributes(paths, attributes)
+        self._check_space()
+        report = AddReport()
+        hashes: dict[int, str] = {}
+        for i, path in enumerate(paths):
+            try:
+                hashes[i] = hashlib.sha256(path.read_bytes()).hexdigest()
+            except OSError as exc:
+                report.failed.append(SkippedInput(str(path), f"cannot read ({exc.strerror or exc})"))
+        known = self.store.known(list(hashes.values()))
+        first: dict[str, int] = {}
+        for i, sha in hashes.items():
+            first.setdefault(sha, i)
+        todo = [i for sha, i in first.items() if sha not in known]
+        if todo:
+            model = self._classifier(classifier)
+            for batch in analyse([paths[i] for i in todo], self.embedder, report.failed, classifier=model,
+                                 colors=colors, batch_size=batch_size, progress=progress):
+                items = [NewItem(sha, str(paths[todo[j]]), vector, given[todo[j]], predicted, cols)
+                         for j, sha, vector, predicted, cols in zip(batch.indices, batch.sha256, batch.embeddings,
+                                                                    batch.predicted, batch.colors)]
+                added = self._add(items, self.embedder.key)
+                report.added += list(added.values())
+                known.update(added)
+        added_ids = set(report.added)
+        for i, sha in hashes.items():  # copies of stored images, and later copies of an image added now
+            if sha in known and (first[sha] != i or known[sha] not in added_ids):
+                report.present[str(paths[i])] = known[sha]
+        self._save_if_due()
+        return report
+
+    def add_vectors(
+        self, vectors: np.ndarray, *, sha256s: list[str], sources: list[str], attributes: list[dict] | None = None,
+        predicted: list[dict] | None = None, colors: list[list[dict]] | None = None, embedding_key: str | None = None,
+    ) -> list[int]:
+        """Add precomputed embeddings (unit length, in this catalogue's space: `embedding_key`, default the
+        embedder's); images already stored are skipped. Returns the new ids."""
+        n = len(vectors)
+        if not (len(sha256s) == len(sources) == n):
+            raise ValueError(f"{n} vectors but {len(sha256s)} sha256s and {len(sources)} sources")
+        items = [NewItem(sha256s[i], sources[i], vectors[i], (attributes or [{}] * n)[i], (predicted or [{}] * n)[i],
+                         (colors or [[]] * n)[i]) for i in range(n)]
+        added = self._add(items, embedding_key or self.embedder.key)
+        self._save_if_due()
+        return list(added.values())
+
+    def _add(self, items: list[NewItem], embedding_key: str) -> dict[str, int]:
+        if not items:
+            return {}
+        if self._index is None:
+            self._ready_index()  # load it before the change, so the change is applied to it rather than replayed
+        added, _, revision = self.store.add(items, embedding_key, len(items[0].embedding))
+        if added:
+            vectors = {item.sha256: item.embedding for item in items}
+            self._apply(revision, lambda index: index.add(np.array(list(added.values())),
+                                                          np.stack([vectors[sha] for sha in added])))
+            self._unsaved += len(added)
+        return added
+
+    def remove(self, ids: list[int]) -> list[int]:
+        """Delete items; returns the ids that existed."""
+        if self._index is None:
+            self._ready_index()
+        removed, revision = self.store.remove(ids)
+        if removed:
+            self._apply(revision, lambda index: index.remove(np.array(removed)))
+            self._unsaved += len(removed)
+            self._save_if_due()
+        return removed
+
+    def _apply(self, revision: int, change) -> None:
+        """Our own change, now at `revision` in the store: applied to the index directly if it was in step,
+        else the index catches up with the store (someone else wrote in between)."""
+        if self._index is None:  # the catalogue was empty: build from the store, which now holds the change
+            self._ready_index()
+        elif self._index_revision == revision - 1:
+            change(self._index)
+            self._index_revision = revision
+        else:
+            self._catch_up()
+
+    # searching
+
+    def search(self, queries: list[str | Path] | np.ndarray, top_k: int = 10, where: dict | None = None, *,
+               nprobe: int | None = None, progress: bool = False) -> list[QueryResult]:
+        """The `top_k` most similar items to each query image (paths) or vector (rows), best first, among the
+        items matching `where` ({"category": "dress", "color": ["red", "pink"]})."""
+        where = normalise_where(where)
+        if isinstance(queries, np.ndarray):
+            names = [f"vector:{i}" for i in range(len(queries))]
+            vectors, rows, errors = np.atleast_2d(queries).astype(np.float32), list(range(len(queries))), {}
+        else:
+            from fashionlens.embeddings import embed_paths
+
+            names = [str(Path(q)) for q in queries]
+            self._check_space()
+            embedded = embed_paths([Path(q) for q in queries], self.embedder, progress=progress)
+            vectors, rows = embedded.vectors, embedded.indices
+            errors = {f.source: f.reason for f in embedded.failures}
+        index = self._ready_index()
+        results = [QueryResult(name, [], errors.get(name)) for name in names]
+        if index is None or not len(vectors):
+            return results
+        selection = self._selection(where) if where else None
+        if selection is not None and not len(selection.ids):
+            return results
+        if index.exact:
+            scores, ids = index.search(vectors, top_k, selection)
+        else:
+            scores, ids = self._rerank(vectors, *index.search(vectors, top_k * self.settings.rerank, selection,
+                                                               nprobe or self.settings.nprobe)[1:], top_k)
+        items = self.store.items([int(i) for i in np.unique(ids) if i >= 0])
+        for row, score_row, id_row in zip(rows, scores, ids):
+            results[row].results = [Hit(int(i), items[i].source, float(s), items[i].labels, items[i].colors)
+                                    for s, i in zip(score_row, id_row) if i >= 0 and i in items]
+        return results
+
+    def _rerank(self, queries: np.ndarray, candidates: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact scores of an approximate index's candidates, from the full vectors in the store: PCA and 8-bit
+        codes find the neighbourhood, the stored embeddings order it."""
+        stored: dict[int, np.ndarray] = {}
+        for batch_ids, vectors in self.store.embeddings(np.unique(candidates[candidates >= 0])):
+            stored.update(zip(batch_ids.tolist(), vectors))
+        scores = np.full((len(queries), top_k), -np.inf, np.float32)
+        ids = np.full((len(queries), top_k), -1, np.int64)
+        for row, (query, found) in enumerate(zip(queries, candidates)):
+            found = np.array([i for i in found.tolist() if i in stored], dtype=np.int64)
+            if len(found):
+                exact = np.stack([stored[i] for i in found]) @ query
+                best = np.argsort(-exact, kind="stable")[:top_k]
+                scores[row, :len(best)], ids[row, :len(best)] = exact[best], found[best]
+        return scores, ids
+
+    def _selection(self, where: Where) -> Selection:
+        """Ids matching a filter, cached until the store changes."""
+        revision = self.store.revision()
+        if revision != self._selections_revision:
+            self._selections, self._selections_revision = {}, revision
+        key = tuple(sorted((k, tuple(sorted(v))) for k, v in where.items()))
+        if key not in self._selections:
+            self._selections[key] = Selection.of(self.store.ids_where(where))
+        return self._selections[key]
+
+    def _check_space(self) -> None:
+        stored = self.store.state().embedding_key
+        if stored is not None and stored != self.embedder.key:
+            raise CatalogError(f"this catalogue holds {stored!r} embeddings, but the queries would be embedded "
+                               f"with {self.embedder.key!r}; open it with the embedder it was built with")
+
+    # reading
+
+    def items(self, ids: list[int]) -> dict[int, StoredItem]:
+        return self.store.items(ids)
+
+    def list(self, limit: int = 50, offset: int = 0) -> list[StoredItem]:
+        return self.store.page(limit, offset)
+
+    def stats(self) -> dict:
+        state = self.store.state()
+        index = self._ready_index()
+        return {"database": self.store.url, "items": self.store.count(), "embedding": state.embedding_key,
+                "dim": state.embedding_dim, "revision": state.revision, "index": str(self.index_path),
+                "index_kind": index.factory if index else None, "labels": self.store.label_counts()}
+
+    # the index
+
+    def reindex(self, progress: bool = False) -> None:
+        """Rebuild the index from the store and save it."""
+        self._index = self._build(progress)
+        self._save()
+
+    def _ready_index(self) -> VectorIndex | None:
+        """The index, in step with the store; None while the catalogue is empty."""
+        state = self.store.state()
+        if state.embedding_dim is None:
+            return None
+        if self._index is None:
+            loaded = VectorIndex.load(self.index_path)
+            if loaded and loaded[1].get("uid") == state.uid and loaded[1].get("embedding") == state.embedding_key:
+                self._index, self._index_revision = loaded[0], loaded[1]["revision"]
+                self._saved_revision = self._index_revision
+        if self._index is not None and self._index_revision != state.revision:
+            self._catch_up()
+        if self._index is None or self._wrong_kind(self._index, len(self._index)):
+            self._index = self._build()
+            self._save()
+        return self._index
+
+    def _wrong_kind(self, index: VectorIndex, n: int) -> bool:
+        """Exact past the flat limit, IVF well under it, or IVF with a quarter of the lists its size needs."""
+        limit = self.settings.flat_limit
+        if index.exact:
+            return n > limit
+        return n < limit // 2 or index.ivf.nlist * 4 < self.settings.nlist(n)
+
+    def _catch_up(self) -> None:
+        revision = self.store.revision()  # read first: a write after it makes the index look stale, not fresh
+        stored, indexed = self.store.ids(), self._index.ids()
+        self._index.remove(np.setdiff1d(indexed, stored, assume_unique=True))
+        for ids, vectors in self.store.embeddings(np.setdiff1d(stored, indexed, assume_unique=True)):
+            self._index.add(ids, vectors)
+        self._index_revision = revision
+
+    def _build(self, progress: bool = False) -> VectorIndex:
+        state = self.store.state()  # read first: a write after it makes the index look stale, not fresh
+        ids = self.store.ids()
+        training = None
+        if len(ids) > self.settings.flat_limit:
+            rng = np.random.default_rng(0)
+            sample = np.sort(rng.choice(ids, min(len(ids), self.settings.train_size), replace=False))
+            training = np.concatenate([v for _, v in self.store.embeddings(sample)])
+        index = VectorIndex.create(state.embedding_dim, len(ids), self.settings, training)
+        with progress_bar("indexing", len(ids), progress) as advance:
+            for batch_ids, vectors in self.store.embeddings():
+                index.add(batch_ids, vectors)
+                advance(len(batch_ids))
+        self._index_revision = state.revision
+        return index
+
+    def _save(self) -> None:
+        state = self.store.state()
+        self._index.save(self.index_path, {"uid": state.uid, "embedding": state.embedding_key,
+                                           "revision": self._index_revision})
+        self._saved_revision = self._index_revision
+        self._unsaved = 0
+
+    def _save_if_due(self) -> None:
+        """Small indexes are saved after every change; a large one when a twentieth of it is unsaved (the
+        store has everything, and reopening catches the index up)."""
+        if self._index is None or self._index_revision == self._saved_revision:
+            return
+        if len(self._index) <= self.settings.flat_limit or self._unsaved * 20 >= len(self._index):
+            self._save()
+
+    # helpers
+
+    @staticmethod
+    def _given_attributes(paths: list[Path], attributes) -> list[dict]:
+        if attributes is None:
+            return [{} for _ in paths]
+        if isinstance(attributes, dict):
+            by_path = {str(Path(k)): v for k, v in attributes.items()}
+            return [dict(by_path.get(str(p), {})) for p in paths]
+        if len(attributes) != len(paths):
+            raise ValueError(f"{len(paths)} images but {len(attributes)} attribute dicts")
+        return [dict(a or {}) for a in attributes]
+
+    @staticmethod
+    def _classifier(classifier):
+        if classifier is None:
+            return None
+        from fashionlens.classify import load_model
+        from fashionlens.defaults import default_classifier_dir
+
+        folder = default_classifier_dir() if classifier == DEFAULT_CLASSIFIER else Path(classifier)
+        return load_model(folder).classifier

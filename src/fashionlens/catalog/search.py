@@ -1,0 +1,44 @@
+"""Search results and filters: what `Catalog.search` takes and returns, and the JSON the CLI prints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: int
+    image: str  # the path or URL the item was added from
+    score: float  # cosine similarity, higher is closer
+    attributes: dict[str, str]  # given attributes over predicted ones
+    colors: list[dict] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "image": self.image, "score": round(self.score, 6), "attributes": self.attributes,
+                "colors": [c["name"] for c in self.colors]}
+
+
+@dataclass
+class QueryResult:
+    query: str  # the query image's path, or "vector:<row>"
+    results: list[Hit]  # best first
+    error: str | None = None  # why the query image could not be used
+
+    def to_json(self) -> dict:
+        data = {"query": self.query, "results": [h.to_json() for h in self.results]}
+        return data | ({"error": self.error} if self.error else {})
+
+
+Where = dict[str, set[str]]
+
+
+def normalise_where(where: dict | None) -> Where:
+    """{"category": "dress", "color": ["red", "pink"]} -> {"category": {"dress"}, "color": {"red", "pink"}}:
+    every key must match, any of its values (case-insensitive)."""
+    result: Where = {}
+    for key, values in (where or {}).items():
+        values = {values} if isinstance(values, str) else set(values)
+        if not str(key).strip() or not values or any(not str(v).strip() for v in values):
+            raise ValueError(f"filter {key}={values}: needs a key and a non-empty value")
+        result[str(key).strip().lower()] = {str(v).strip().lower() for v in values}
+    return result

@@ -1,0 +1,49 @@
+"""`fashionlens dedup`: exact and near-duplicate groups among image files and folders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def dedup(
+    paths: Annotated[list[Path], typer.Argument(help="Image files and folders (searched recursively).")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON line per group on stdout.")] = False,
+    embeddings: Annotated[bool, typer.Option(
+        help="Also compare backbone embeddings (finds crops and recolours).")] = True,
+    max_hamming: Annotated[int, typer.Option(help="Perceptual-hash bits that may differ.")] = -1,
+    min_cosine: Annotated[float, typer.Option(help="Embedding cosine for a near duplicate.")] = -1.0,
+) -> None:
+    """Groups of duplicate images: "exact" (byte-identical) or "near" (re-encoded, resized, cropped, flipped,
+    recoloured). Unreadable files are listed and skipped. Defaults for the thresholds are the calibrated ones."""
+    from rich.console import Console
+
+    from fashionlens.cli_common import fail, report_skipped
+    from fashionlens.dedup import DEFAULT_THRESHOLDS, Thresholds, find_duplicates
+
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        fail(f"not found: {', '.join(missing)}")
+    thresholds = Thresholds(max_hamming if max_hamming >= 0 else DEFAULT_THRESHOLDS.max_hamming,
+                            min_cosine if min_cosine >= 0 else DEFAULT_THRESHOLDS.min_cosine)
+    report = find_duplicates(paths, thresholds=thresholds, embeddings=embeddings, progress=not as_json)
+    report_skipped(report.failures)
+    if as_json:
+        for group in report.groups:
+            print(json.dumps({"kind": group.kind, "images": group.images}))
+        return
+    out = Console()
+    for number, group in enumerate(report.groups, 1):
+        out.print(f"[bold]{number}. {group.kind}[/bold] ({len(group.images)} images)")
+        for image in group.images:
+            out.print(f"   {image}", highlight=False)
+    copies = sum(len(g.images) - 1 for g in report.groups)
+    out.print(f"{report.images} images read, {len(report.groups)} duplicate groups, {copies} redundant copies, "
+              f"{len(report.failures)} unreadable")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(dedup)

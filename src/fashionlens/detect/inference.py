@@ -1,0 +1,164 @@
+"""Running a detector on photos: letterbox, the network on ONNX Runtime, torchvision's decoding, original pixels.
+
+The ONNX file is the model folder's own export when it matches the weights, otherwise one made on first use
+and kept in the cache, keyed by the weights hash; `runtime="torch"` is the eager reference.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from fashionlens.cache import default_cache_dir
+from fashionlens.data.samples import SkippedInput
+from fashionlens.defaults import default_detector_dir
+from fashionlens.detect.detections import AnnotatedImage, DetectionDataset, Detections
+from fashionlens.detect.evaluate import evaluate_detections
+from fashionlens.detect.letterbox import letterbox, to_tensor
+from fashionlens.detect.model import RawDetector, decode, level_shapes
+from fashionlens.detect.model_io import LoadedDetector, load_detector
+from fashionlens.images import ImageError, load_image
+from fashionlens.model_folder import EXPORT_FILE, write_json_atomic
+from fashionlens.fingerprints import sha256_file
+from fashionlens.progress import progress_bar
+from fashionlens.runtime import OnnxRunner, export_onnx
+
+RUNTIMES = ("onnx", "torch")
+OUTPUTS = ["cls_logits", "bbox_regression", "bbox_ctrness"]
+
+
+@dataclass
+class DetectResult:
+    images: list[AnnotatedImage]  # one per readable input, in input order
+    failures: list[SkippedInput] = field(default_factory=list)
+
+
+def export_detector(model: LoadedDetector, onnx_file: str | Path | None = None, *, check: bool = True) -> Path:
+    """Write the network (normalised images in, raw head outputs out) as ONNX and record it in the folder."""
+    path = Path(onnx_file) if onnx_file else model.folder / "model.onnx"
+    export_onnx(RawDetector(model.model), model.config.input_size, path, OUTPUTS)
+    if check and (diff := parity(model, path)) > 1e-3:
+        raise RuntimeError(f"{path}: ONNX output differs from PyTorch by {diff:.2e}")
+    if onnx_file is None or path.resolve().parent == model.folder.resolve():
+        write_json_atomic(model.folder / EXPORT_FILE, {"onnx": path.name, "onnx_sha256": sha256_file(path),
+                                                       "weights_sha256": model.weights_sha256})
+    return path
+
+
+def parity(model: LoadedDetector, onnx_file: Path, batch: int = 2, seed: int = 0) -> float:
+    """Largest absolute difference in raw outputs between ONNX Runtime and PyTorch on random inputs."""
+    images = torch.randn(batch, 3, *model.config.input_size, generator=torch.Generator().manual_seed(seed))
+    with torch.inference_mode():
+        reference = RawDetector(model.model)(images)
+    outputs = OnnxRunner(onnx_file)(images.numpy())
+    return max(float(np.abs(outputs[name] - ref.numpy()).max()) for name, ref in zip(OUTPUTS, reference))
+
+
+def _onnx_for(model: LoadedDetector) -> Path:
+    record = model.folder / EXPORT_FILE
+    if record.is_file():
+        info = json.loads(record.read_text())
+        path = model.folder / info["onnx"]
+        if info.get("weights_sha256") == model.weights_sha256 and path.is_file():
+            return path
+    cached = default_cache_dir() / "onnx" / f"detector-{model.weights_sha256[:16]}.onnx"
+    if not cached.is_file():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        export_detector(model, cached, check=False)
+    return cached
+
+
+class _Letterboxed(Dataset):
+    def __init__(self, paths: list[Path], size, mean, std):
+        self.paths, self.size, self.mean, self.std = paths, size, mean, std
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        path = self.paths[i]
+        try:
+            image = load_image(path.read_bytes(), name=str(path))
+        except ImageError as exc:
+            return i, None, exc.reason
+        except OSError as exc:
+            return i, None, f"cannot read ({exc.strerror or exc})"
+        boxed, scale = letterbox(image, self.size)
+        return i, (to_tensor(boxed, self.mean, self.std), scale, image.width, image.height), None
+
+
+class Detector:
+    """A loaded detector ready to run; `Detector()` is the shipped garment detector."""
+
+    def __init__(self, model: LoadedDetector | str | Path | None = None, runtime: str = "onnx"):
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
+        self.model = model if isinstance(model, LoadedDetector) else load_detector(model or default_detector_dir())
+        self.classes = list(self.model.config.classes)
+        self.input_size = tuple(self.model.config.input_size)
+        self.runtime = runtime
+        self._onnx = OnnxRunner(_onnx_for(self.model)) if runtime == "onnx" else None
+        self._shapes = level_shapes(self.model.model, self.input_size)
+
+    def _raw(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self._onnx is not None:
+            return {k: torch.from_numpy(v) for k, v in self._onnx(images.numpy()).items()}
+        with torch.inference_mode():
+            return dict(zip(OUTPUTS, RawDetector(self.model.model)(images)))
+
+    def _decode(self, images: torch.Tensor, scales: list[float], sizes: list[tuple[int, int]], min_score: float) -> list[Detections]:
+        with torch.inference_mode():
+            decoded = decode(self.model.model, self._raw(images), self.input_size, self._shapes)
+        out = []
+        for det, scale, (width, height) in zip(decoded, scales, sizes):
+            keep = det["scores"] >= min_score
+            boxes = (det["boxes"][keep] / scale).numpy()
+            boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
+            boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
+            out.append(Detections(boxes, det["labels"][keep].numpy(), det["scores"][keep].numpy()))
+        return out
+
+    def detect_image(self, image: Image.Image, min_score: float = 0.3) -> Detections:
+        """Detections on one decoded RGB image, in its pixels."""
+        boxed, scale = letterbox(image, self.input_size)
+        pre = self.model.preprocess
+        return self._decode(to_tensor(boxed, pre.mean, pre.std)[None], [scale], [image.size], min_score)[0]
+
+    def detect(self, paths: list[str | Path], *, min_score: float = 0.3, batch_size: int = 8, progress: bool = False) -> DetectResult:
+        """Detections for every readable image; unreadable ones are listed in `failures` and skipped."""
+        paths = [Path(p) for p in paths]
+        pre = self.model.preprocess
+        loader = DataLoader(_Letterboxed(paths, self.input_size, pre.mean, pre.std), batch_size=batch_size,
+                            collate_fn=list, num_workers=1 if len(paths) > 2 * batch_size else 0)
+        result = DetectResult([])
+        with progress_bar("detect", len(paths), progress) as advance:
+            for batch in loader:
+                result.failures += [SkippedInput(str(paths[i]), reason) for i, _, reason in batch if reason]
+                good = [(i, item) for i, item, reason in batch if not reason]
+                if good:
+                    images = torch.stack([item[0] for _, item in good])
+                    dets = self._decode(images, [item[1] for _, item in good], [(item[2], item[3]) for _, item in good], min_score)
+                    result.images += [AnnotatedImage(paths[i], item[2], item[3], d) for (i, item), d in zip(good, dets)]
+                advance(len(batch))
+        return result
+
+    def evaluate(self, dataset: DetectionDataset, out_dir: str | Path | None = None, *, progress: bool = False
+                 ) -> tuple[dict, list[SkippedInput]]:
+        """COCO metrics of this detector on annotated images (report files in `out_dir` when given)."""
+        unknown = [c for c in dataset.classes if c not in self.classes]
+        if unknown:
+            raise ValueError(f"{dataset.source}: classes {unknown} are not among the model's {self.classes}")
+        remap = np.asarray([self.classes.index(c) for c in dataset.classes], np.int64)
+        truth = DetectionDataset(self.classes, [
+            AnnotatedImage(im.path, im.width, im.height, Detections(im.detections.xyxy, remap[im.detections.class_id]))
+            for im in dataset.images], dataset.source)
+        result = self.detect([im.path for im in truth.images], min_score=0.05, progress=progress)
+        found = {im.path: im.detections for im in result.images}
+        predictions = [found.get(im.path, Detections.empty(with_confidence=True)) for im in truth.images]
+        return evaluate_detections(truth, predictions, out_dir), result.failures

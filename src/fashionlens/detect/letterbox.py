@@ -1,0 +1,26 @@
+"""Fit any photo into the detector's fixed input size without distorting it: scale, then pad right and bottom."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+PAD_COLOUR = (124, 116, 104)  # ImageNet mean: padding looks like nothing to the backbone
+
+
+def letterbox(image: Image.Image, size: tuple[int, int]) -> tuple[Image.Image, float]:
+    """The image scaled to fit (height, width), top-left aligned; boxes map back by dividing by the scale."""
+    height, width = size
+    scale = min(width / image.width, height / image.height)
+    resized = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                           Image.Resampling.BILINEAR)
+    canvas = Image.new("RGB", (width, height), PAD_COLOUR)
+    canvas.paste(resized, (0, 0))
+    return canvas, scale
+
+
+def to_tensor(image: Image.Image, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    array = (array - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return torch.from_numpy(array.transpose(2, 0, 1).copy())

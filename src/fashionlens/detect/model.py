@@ -1,0 +1,139 @@
+"""The garment detector: torchvision FCOS on a feature pyramid over a registry backbone.
+
+The backbone splits at a cut: everything before it is frozen and its output can be cached once per image,
+so training on a 2-core CPU only runs the deeper blocks, the pyramid and the head.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torchvision.models.detection import FCOS
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.fcos import FCOSHead
+from torchvision.models.detection.image_list import ImageList
+from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelP6P7
+
+from fashionlens.backbones import Backbone, BackboneError
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Everything needed to rebuild the network; saved in the model manifest."""
+
+    classes: tuple[str, ...]
+    backbone: str = "efficientnet_lite0"
+    input_size: tuple[int, int] = (576, 384)  # height, width: images are letterboxed to it
+    stages: tuple[int, ...] = (2, 3, 4)  # backbone feature stages feeding the pyramid (strides 8, 16, 32)
+    frozen_stages: int = 2  # stages 0..frozen_stages are frozen (and cached during training)
+    channels: int = 128
+    head_convs: int = 2
+    score_thresh: float = 0.05
+    nms_thresh: float = 0.6
+    detections_per_img: int = 100
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DetectorConfig:
+        data = dict(data)
+        for key in ("classes", "input_size", "stages"):
+            data[key] = tuple(data[key])
+        return cls(**data)
+
+
+class PyramidBackbone(nn.Module):
+    """Backbone blocks up to the cut (`stem`), the blocks after it (`deep`), and an FPN with P6/P7 on top."""
+
+    def __init__(self, net: nn.Module, stages: tuple[int, ...], frozen_stages: int, channels: int):
+        super().__init__()
+        if not hasattr(net, "blocks") or not hasattr(net, "conv_stem"):
+            raise BackboneError(f"{type(net).__name__}: the detector needs an EfficientNet-style backbone (conv_stem, blocks)")
+        info = net.feature_info
+        self.block_of_stage = [int(info[i]["module"].split(".")[1]) for i in range(len(info))]
+        if not 0 <= frozen_stages <= stages[0]:
+            raise BackboneError(f"frozen_stages={frozen_stages} must lie between 0 and the first pyramid stage {stages[0]}")
+        self.cut = self.block_of_stage[frozen_stages] + 1  # blocks[:cut] are frozen
+        self.outputs = [self.block_of_stage[s] for s in stages]
+        self.conv_stem, self.bn1 = net.conv_stem, net.bn1
+        self.blocks = net.blocks[: self.outputs[-1] + 1]
+        self.fpn = FeaturePyramidNetwork([info[s]["num_chs"] for s in stages], channels,
+                                         extra_blocks=LastLevelP6P7(channels, channels))
+        self.out_channels = channels
+        for module in (self.conv_stem, self.bn1, *self.blocks[: self.cut]):
+            module.requires_grad_(False)
+
+    def stem(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.bn1(self.conv_stem(images))
+        for block in self.blocks[: self.cut]:
+            x = block(x)
+        return x
+
+    def deep(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
+        levels = OrderedDict()
+        for i in range(self.cut, len(self.blocks)):
+            if i - 1 in self.outputs and i - 1 < self.cut:
+                levels[str(len(levels))] = x
+            x = self.blocks[i](x)
+            if i in self.outputs:
+                levels[str(len(levels))] = x
+        if not levels:  # every pyramid stage lies at or before the cut
+            levels["0"] = x
+        return self.fpn(levels)
+
+    def forward(self, images: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
+        return self.deep(self.stem(images))
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for module in (self.bn1, *self.blocks[: self.cut]):
+            module.eval()  # frozen BatchNorm keeps its ImageNet statistics
+        return self
+
+
+def build_detector(config: DetectorConfig, backbone: Backbone) -> FCOS:
+    net = backbone.model.net
+    pyramid = PyramidBackbone(net, config.stages, config.frozen_stages, config.channels)
+    strides = [8 * 2**i for i in range(len(config.stages) + 2)]
+    anchors = AnchorGenerator(sizes=tuple((s,) for s in strides), aspect_ratios=((1.0,),) * len(strides))
+    head = FCOSHead(config.channels, 1, len(config.classes), num_convs=config.head_convs)
+    height, width = config.input_size
+    return FCOS(pyramid, num_classes=len(config.classes), min_size=min(height, width), max_size=max(height, width),
+                image_mean=list(backbone.preprocess.mean), image_std=list(backbone.preprocess.std),
+                anchor_generator=anchors, head=head, score_thresh=config.score_thresh, nms_thresh=config.nms_thresh,
+                detections_per_img=config.detections_per_img)
+
+
+class RawDetector(nn.Module):
+    """Normalised image batch in, raw head outputs out: the part exported to ONNX (decoding stays in torch)."""
+
+    def __init__(self, model: FCOS):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        features = list(self.model.backbone(images).values())
+        out = self.model.head(features)
+        return out["cls_logits"], out["bbox_regression"], out["bbox_ctrness"]
+
+
+def level_shapes(model: FCOS, input_size: tuple[int, int]) -> list[tuple[int, int]]:
+    """(height, width) of each pyramid level for a fixed input size, to split the flat head outputs again."""
+    with torch.no_grad():
+        feats = model.backbone(torch.zeros(1, 3, *input_size))
+    return [tuple(f.shape[-2:]) for f in feats.values()]
+
+
+def decode(model: FCOS, outputs: dict[str, torch.Tensor], input_size: tuple[int, int],
+           shapes: list[tuple[int, int]]) -> list[dict]:
+    """torchvision's own FCOS post-processing (box decoding, score threshold, NMS) on raw head outputs."""
+    batch = outputs["cls_logits"].shape[0]
+    images = ImageList(torch.empty(batch, 3, *input_size), [tuple(input_size)] * batch)
+    anchors = model.anchor_generator(images, [torch.empty(batch, 1, h, w) for h, w in shapes])
+    sizes = [h * w for h, w in shapes]
+    split = {k: list(v.split(sizes, dim=1)) for k, v in outputs.items()}
+    return model.postprocess_detections(split, [list(a.split(sizes)) for a in anchors], images.image_sizes)
