@@ -387,7 +387,7 @@ def planted(tmp_path_factory, lite0):
     decoded = DecodeDataset(paths, lite0)
     items = [decoded[i] for i in range(len(paths))]
     assert all(reason is None for *_, reason in items)
-    feats = SimpleNamespace(sha256=[item[2] for item in items], phash=[item[3] for item in items])
+    feats = SimpleNamespace(sha256=[item[1][1] for item in items], phash=[item[1][2] for item in items])
     strata = [p.stem.rsplit("_", 1)[0] for p in paths]
     return paths, pairs, strata, feats
 

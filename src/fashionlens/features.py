@@ -20,7 +20,7 @@ from fashionlens.backbones import Backbone
 from fashionlens.cache import FeatureCache, default_cache_dir
 from fashionlens.data.samples import SkippedInput
 from fashionlens.fingerprints import perceptual_hash, sha256_bytes
-from fashionlens.images import ImageError, load_image
+from fashionlens.images import ImageError, read_image_file
 from fashionlens.progress import progress_bar
 from fashionlens.runtime import OnnxRunner, export_onnx
 
@@ -48,27 +48,36 @@ def backbone_runner(backbone: Backbone, cache_dir: Path | None = None) -> OnnxRu
     return OnnxRunner(path)
 
 
-class DecodeDataset(Dataset):
-    """Reads, fingerprints and preprocesses one image; returns its error instead of raising."""
+class ImageFileDataset(Dataset):
+    """Reads and decodes one file per item and hands it to `prepare`; items are (index, prepared, None), or
+    (index, None, reason) for an unusable file, so a worker never raises and a batch never dies on one image."""
 
-    def __init__(self, paths: list[Path], backbone: Backbone):
-        self.paths = paths
-        self.transform = backbone.preprocess.eval_transform()
-        self.min_size = backbone.preprocess.short_side
+    def __init__(self, paths: list[Path], min_size: int | None = None):
+        self.paths, self.min_size = paths, min_size
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int):
-        path = self.paths[i]
         try:
-            data = path.read_bytes()
-            image = load_image(data, name=str(path), min_size=self.min_size)
-            return i, self.transform(image), sha256_bytes(data), perceptual_hash(image), None
+            data, image = read_image_file(self.paths[i], self.min_size)
         except ImageError as exc:
-            return i, None, None, None, exc.reason
-        except OSError as exc:
-            return i, None, None, None, f"cannot read ({exc.strerror or exc})"
+            return i, None, exc.reason
+        return i, self.prepare(i, data, image), None
+
+    def prepare(self, i: int, data: bytes, image):
+        raise NotImplementedError
+
+
+class DecodeDataset(ImageFileDataset):
+    """The backbone's input tensor and the fingerprints of each image."""
+
+    def __init__(self, paths: list[Path], backbone: Backbone):
+        super().__init__(paths, backbone.preprocess.short_side)
+        self.transform = backbone.preprocess.eval_transform()
+
+    def prepare(self, i: int, data: bytes, image):
+        return self.transform(image), sha256_bytes(data), perceptual_hash(image)
 
 
 @dataclass
@@ -93,11 +102,11 @@ def decoded_batches(
                         num_workers=workers if len(paths) > 2 * batch_size else 0)
     with progress_bar(description, len(paths), progress) as advance:
         for batch in loader:
-            failures += [SkippedInput(str(paths[i]), reason) for i, _, _, _, reason in batch if reason is not None]
-            good = [item for item in batch if item[4] is None]
+            failures += [SkippedInput(str(paths[i]), reason) for i, _, reason in batch if reason is not None]
+            good = [(i, item) for i, item, reason in batch if reason is None]
             if good:
-                yield DecodedBatch([item[0] for item in good], torch.stack([item[1] for item in good]),
-                                   [item[2] for item in good], [item[3] for item in good])
+                yield DecodedBatch([i for i, _ in good], torch.stack([item[0] for _, item in good]),
+                                   [item[1] for _, item in good], [item[2] for _, item in good])
             advance(len(batch))
 
 

@@ -100,3 +100,12 @@ def to_rgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return image.convert("RGB")
+
+
+def read_image_file(path: Path, min_size: int | None = None) -> tuple[bytes, Image.Image]:
+    """The file's bytes (for hashing) and its decoded image; an unreadable file is an ImageError too."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ImageError(str(path), f"cannot read ({exc.strerror or exc})") from None
+    return data, load_image(data, name=str(path), min_size=min_size)

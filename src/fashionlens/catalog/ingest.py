@@ -13,14 +13,13 @@ from typing import Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from fashionlens.classify.model import Classifier
 from fashionlens.data.samples import SkippedInput
 from fashionlens.embeddings import Embedder
-from fashionlens.features import backbone_key, backbone_runner
+from fashionlens.features import ImageFileDataset, backbone_key, backbone_runner
 from fashionlens.fingerprints import sha256_bytes
-from fashionlens.images import ImageError, load_image
 from fashionlens.progress import progress_bar
 
 
@@ -40,24 +39,15 @@ class AnalysedBatch:
     colors: list[list[dict]]
 
 
-class _DecodeOnce(Dataset):
+class _DecodeOnce(ImageFileDataset):
+    """Everything `catalog add` needs from one decode: hash, each backbone's input, colours."""
+
     def __init__(self, paths: list[Path], transforms: list, min_size: int, colors: bool):
-        self.paths, self.transforms, self.min_size, self.colors = paths, transforms, min_size, colors
+        super().__init__(paths, min_size)
+        self.transforms, self.colors = transforms, colors
 
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int):
-        path = self.paths[i]
-        try:
-            data = path.read_bytes()
-            image = load_image(data, name=str(path), min_size=self.min_size)
-            return (i, sha256_bytes(data), [t(image) for t in self.transforms],
-                    image_colors(image) if self.colors else [], None)
-        except ImageError as exc:
-            return i, None, None, None, exc.reason
-        except OSError as exc:
-            return i, None, None, None, f"cannot read ({exc.strerror or exc})"
+    def prepare(self, i: int, data: bytes, image):
+        return sha256_bytes(data), [t(image) for t in self.transforms], image_colors(image) if self.colors else []
 
 
 def _as_list(batch):
@@ -79,14 +69,14 @@ def analyse(
                         num_workers=workers if len(paths) > 2 * batch_size else 0)
     with progress_bar("catalog add", len(paths), progress) as advance:
         for batch in loader:
-            failures += [SkippedInput(str(paths[i]), reason) for i, *_, reason in batch if reason is not None]
-            good = [item for item in batch if item[4] is None]
+            failures += [SkippedInput(str(paths[i]), reason) for i, _, reason in batch if reason is not None]
+            good = [(i, item) for i, item, reason in batch if reason is None]
             if good:
-                features = [runner(torch.stack([item[2][j] for item in good]).numpy())["features"]
+                features = [runner(torch.stack([item[1][j] for _, item in good]).numpy())["features"]
                             for j, runner in enumerate(runners)]
-                yield AnalysedBatch([item[0] for item in good], [item[1] for item in good],
+                yield AnalysedBatch([i for i, _ in good], [item[0] for _, item in good],
                                     embedder.from_features(features[0]), _predict(classifier, features[-1], len(good)),
-                                    [item[3] for item in good])
+                                    [item[2] for _, item in good])
             advance(len(batch))
 
 

@@ -86,7 +86,7 @@ def detect(
     runtime: Annotated[str, typer.Option(help="onnx or torch.")] = "onnx",
 ) -> None:
     """Find garments in photos: boxes in the original image's pixels, with class and score."""
-    from fashionlens.cli_common import console, fail, image_paths, report_skipped
+    from fashionlens.cli_common import console, image_paths, report_skipped
     from fashionlens.detect.draw import draw_to_folder
 
     files = image_paths(paths, "images to detect in")

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fashionlens.data.samples import SkippedInput
-from fashionlens.detect.detections import DetectionDataset, Detections
-from fashionlens.detect.formats.output import relative_names, save_image
-from fashionlens.images import ImageError, load_image
-from fashionlens.progress import progress_bar
+from fashionlens.detect.boxed_images import Items, readable_images, with_classes
+from fashionlens.detect.formats.output import save_image
 
 
 @dataclass
@@ -36,7 +33,7 @@ def folder_name(class_name: str) -> str:
     return class_name.replace("/", "_").replace("\\", "_").strip(". ") or "_"
 
 
-def crop_objects(data: DetectionDataset | Iterable[tuple[Path, Detections]], out_dir: str | Path,
+def crop_objects(data: Items, out_dir: str | Path,
                  padding: float = 0.0, classes: list[str] | None = None, progress: bool = True) -> CropReport:
     """Write `out_dir/<class>/<image>_<n>.jpg` for box n of every image; unreadable images are reported and skipped.
 
@@ -44,40 +41,23 @@ def crop_objects(data: DetectionDataset | Iterable[tuple[Path, Detections]], out
     """
     if padding < 0:
         raise ValueError(f"padding must be >= 0 (a fraction of the box size), got {padding}")
-    if isinstance(data, DetectionDataset):
-        classes = classes or data.classes
-        pairs = [(image.path, image.detections, (image.width, image.height)) for image in data.images]
-    else:
-        pairs = [(Path(path), detections, None) for path, detections in data]
-    if classes is None:
-        raise ValueError("crop_objects: pass `classes` with (path, detections) pairs")
+    classes, pairs = with_classes(data, classes, "crop_objects")
     out_dir = Path(out_dir)
     report = CropReport(out_dir, {})
     counts: Counter[str] = Counter()
-    stems = [name.with_suffix("").as_posix().replace("/", "__") for name in relative_names([p for p, *_ in pairs])]
-    with progress_bar("cropping objects", len(pairs), enabled=progress) as advance:
-        for (path, detections, annotated_size), stem in zip(pairs, stems):
-            advance()
-            try:
-                image = load_image(path)
-            except ImageError as exc:
-                report.skipped.append(SkippedInput(str(path), exc.reason))
+    for path, image, detections, name in readable_images(pairs, report.skipped, "cropping objects", progress):
+        stem = name.with_suffix("").as_posix().replace("/", "__")
+        for n, (box, class_id) in enumerate(zip(detections.xyxy.tolist(), detections.class_id.tolist()), 1):
+            if not 0 <= class_id < len(classes):
+                report.skipped.append(SkippedInput(f"{path} (box {n})", f"class id {class_id} outside the {len(classes)} classes"))
                 continue
-            if annotated_size and image.size != annotated_size:
-                report.skipped.append(SkippedInput(str(path), f"image is {image.size[0]}x{image.size[1]}, its "
-                                                              f"annotation {annotated_size[0]}x{annotated_size[1]}"))
+            x1, y1, x2, y2 = padded_box(box, padding, *image.size)
+            if x2 <= x1 or y2 <= y1:
+                report.skipped.append(SkippedInput(f"{path} (box {n})", f"box {box} has no area inside the image"))
                 continue
-            for n, (box, class_id) in enumerate(zip(detections.xyxy.tolist(), detections.class_id.tolist()), 1):
-                if not 0 <= class_id < len(classes):
-                    report.skipped.append(SkippedInput(f"{path} (box {n})", f"class id {class_id} outside the {len(classes)} classes"))
-                    continue
-                x1, y1, x2, y2 = padded_box(box, padding, *image.size)
-                if x2 <= x1 or y2 <= y1:
-                    report.skipped.append(SkippedInput(f"{path} (box {n})", f"box {box} has no area inside the image"))
-                    continue
-                target = out_dir / folder_name(classes[class_id]) / f"{stem}_{n}.jpg"
-                save_image(image.crop((x1, y1, x2, y2)), target)
-                report.written.append(target)
-                counts[classes[class_id]] += 1
+            target = out_dir / folder_name(classes[class_id]) / f"{stem}_{n}.jpg"
+            save_image(image.crop((x1, y1, x2, y2)), target)
+            report.written.append(target)
+            counts[classes[class_id]] += 1
     report.counts = dict(sorted(counts.items()))
     return report

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image, ImageColor, ImageDraw, ImageFont
 
 from fashionlens.data.samples import SkippedInput
-from fashionlens.detect.detections import DetectionDataset, Detections
-from fashionlens.detect.formats.output import relative_names, save_image
-from fashionlens.images import ImageError, load_image
-from fashionlens.progress import progress_bar
+from fashionlens.detect.detections import Detections
+from fashionlens.detect.boxed_images import Items, readable_images, with_classes
+from fashionlens.detect.formats.output import save_image
 
 
 def class_colour(class_id: int) -> tuple[int, int, int]:
@@ -49,30 +47,17 @@ class DrawReport:
     skipped: list[SkippedInput] = field(default_factory=list)
 
 
-def draw_to_folder(items: DetectionDataset | Iterable[tuple[Path, Detections]], out_dir: str | Path,
+def draw_to_folder(items: Items, out_dir: str | Path,
                    classes: list[str] | None = None, progress: bool = True) -> DrawReport:
     """Draw each (image path, detections) pair into `out_dir`, keeping the images' relative paths.
 
     An image that cannot be read is reported and skipped; the others are still drawn.
     """
-    if isinstance(items, DetectionDataset):
-        classes = classes or items.classes
-        pairs = [(image.path, image.detections) for image in items.images]
-    else:
-        pairs = [(Path(path), detections) for path, detections in items]
-    if classes is None:
-        raise ValueError("draw_to_folder: pass `classes` with (path, detections) pairs")
+    classes, pairs = with_classes(items, classes, "draw_to_folder")
     out_dir = Path(out_dir)
     report = DrawReport()
-    with progress_bar("drawing boxes", len(pairs), enabled=progress) as advance:
-        for (path, detections), name in zip(pairs, relative_names([p for p, _ in pairs])):
-            advance()
-            try:
-                image = load_image(path)
-            except ImageError as exc:
-                report.skipped.append(SkippedInput(str(path), exc.reason))
-                continue
-            target = out_dir / name
-            save_image(draw_detections(image, detections, classes), target)
-            report.written.append(target)
+    for _, image, detections, name in readable_images(pairs, report.skipped, "drawing boxes", progress):
+        target = out_dir / name
+        save_image(draw_detections(image, detections, classes), target)
+        report.written.append(target)
     return report

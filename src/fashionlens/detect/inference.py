@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from fashionlens.cache import default_cache_dir
 from fashionlens.data.samples import SkippedInput
@@ -21,9 +21,9 @@ from fashionlens.defaults import default_detector_dir
 from fashionlens.detect.detections import AnnotatedImage, DetectionDataset, Detections
 from fashionlens.detect.evaluate import evaluate_detections
 from fashionlens.detect.letterbox import letterbox, to_tensor
+from fashionlens.features import ImageFileDataset
 from fashionlens.detect.model import RawDetector, decode, level_shapes
 from fashionlens.detect.model_io import LoadedDetector, load_detector
-from fashionlens.images import ImageError, load_image
 from fashionlens.model_folder import EXPORT_FILE, write_json_atomic
 from fashionlens.fingerprints import sha256_file
 from fashionlens.progress import progress_bar
@@ -74,23 +74,14 @@ def _onnx_for(model: LoadedDetector) -> Path:
     return cached
 
 
-class _Letterboxed(Dataset):
+class _Letterboxed(ImageFileDataset):
     def __init__(self, paths: list[Path], size, mean, std):
-        self.paths, self.size, self.mean, self.std = paths, size, mean, std
+        super().__init__(paths)
+        self.size, self.mean, self.std = size, mean, std
 
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int):
-        path = self.paths[i]
-        try:
-            image = load_image(path.read_bytes(), name=str(path))
-        except ImageError as exc:
-            return i, None, exc.reason
-        except OSError as exc:
-            return i, None, f"cannot read ({exc.strerror or exc})"
+    def prepare(self, i: int, data: bytes, image):
         boxed, scale = letterbox(image, self.size)
-        return i, (to_tensor(boxed, self.mean, self.std), scale, image.width, image.height), None
+        return to_tensor(boxed, self.mean, self.std), scale, image.width, image.height
 
 
 class Detector:

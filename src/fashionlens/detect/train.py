@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from torchvision.models.detection.image_list import ImageList
 from torchvision.transforms import functional as TF
 
@@ -28,10 +28,10 @@ from fashionlens.data.samples import SkippedInput
 from fashionlens.detect.detections import AnnotatedImage, DetectionDataset, Detections
 from fashionlens.detect.evaluate import evaluate_detections
 from fashionlens.detect.letterbox import letterbox, to_tensor
+from fashionlens.features import ImageFileDataset
 from fashionlens.detect.model import DetectorConfig, build_detector
 from fashionlens.detect.model_io import save_detector
 from fashionlens.epoch_log import EpochLog
-from fashionlens.images import ImageError, load_image
 from fashionlens.progress import progress_bar
 from fashionlens.runtime import OnnxRunner, export_onnx
 
@@ -102,24 +102,17 @@ def make_view(image: Image.Image, detections: Detections, view: int, size: tuple
     return boxed, (boxes * scale).astype(np.float32), labels, scale
 
 
-class _ViewDataset(Dataset):
+class _ViewDataset(ImageFileDataset):
     def __init__(self, images: list[AnnotatedImage], views: int, size, mean, std, seed: int):
+        super().__init__([im.path for im in images])
         self.images, self.views, self.size, self.mean, self.std, self.seed = images, views, size, mean, std, seed
 
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int):
-        item = self.images[i]
-        try:
-            image = load_image(item.path.read_bytes(), name=str(item.path))
-        except (ImageError, OSError) as exc:
-            return i, None, getattr(exc, "reason", str(exc))
+    def prepare(self, i: int, data: bytes, image):
         out = []
         for v in range(self.views):
-            boxed, boxes, labels, scale = make_view(image, item.detections, v, self.size, self.seed, i)
+            boxed, boxes, labels, scale = make_view(image, self.images[i].detections, v, self.size, self.seed, i)
             out.append((to_tensor(boxed, self.mean, self.std), boxes, labels, scale))
-        return i, out, None
+        return out
 
 
 class _Stem(torch.nn.Module):
