@@ -14,8 +14,10 @@ import argparse
 import os
 import resource
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import faiss
 import numpy as np
 
 from _shared import dataset
@@ -164,6 +166,16 @@ def main() -> None:
         if nprobe == 16:
             default_p50 = percentile_ms(sum(latency.values(), []), 50)
     print(f"\nexhaustive / nprobe 16 p50 ratio: {percentile_ms(sum(latency.values(), []), 50) / default_p50:.1f}")
+    catalog.settings = replace(settings, query_threads=0)
+    faiss_default: list[float] = []
+    for q, where in enumerate(filters):
+        t = time.perf_counter()
+        catalog.search(queries[q:q + 1], K, where)
+        faiss_default.append(time.perf_counter() - t)
+    print(f"nprobe 16 with FAISS's default threads ({faiss.omp_get_max_threads()}): p50 "
+          f"{percentile_ms(faiss_default, 50):.2f} ms, {percentile_ms(faiss_default, 50) / default_p50:.1f}x the "
+          f"p50 with query_threads={settings.query_threads}")
+    catalog.settings = settings
     print("first query of each filter (reads its ids from the store): "
           + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in first_use.items()))
 

@@ -15,7 +15,7 @@ DIM = 32
 KEY = "test-vectors"
 COLOURS = ["red", "blue", "green", "black"]
 CATEGORIES = ["dress", "shirt", "pants", "shoes", "hat"]
-SMALL = IndexSettings(flat_limit=300, pca_dims=16, nprobe=4, train_size=2000)
+SMALL = IndexSettings(flat_limit=300, pca_dims=16, nprobe=4, train_size=2000, exact_filter_limit=50)
 
 
 def clustered(n: int, seed: int = 0) -> np.ndarray:
@@ -122,6 +122,23 @@ def test_approximate_index_above_the_flat_limit_never_starves_a_filter(db, tmp_p
         unfiltered = catalog.search(queries, top_k=10)
         truth = brute_force(vectors, ids, queries, 10)
         assert np.mean([len({h.id for h in r.results} & set(t)) / 10 for r, t in zip(unfiltered, truth)]) >= 0.9
+
+
+def test_rare_filter_on_the_approximate_index_is_exact(tmp_path):
+    """A filter matching few items skips the index: its items' stored vectors are scored exactly."""
+    from dataclasses import replace
+
+    vectors = clustered(1500)
+    with open_catalog(str(tmp_path / "catalog.db"), tmp_path, replace(SMALL, exact_filter_limit=100)) as catalog:
+        ids = np.array(add(catalog, vectors))
+        queries = clustered(20, seed=3)
+        rare = np.array([a["category"] == "hat" and a["color"] == "black" for a in attributes(1500)])  # 75 items
+        got = catalog.search(queries, top_k=10, where={"category": "hat", "color": "black"})
+        assert [[h.id for h in r.results] for r in got] == brute_force(vectors[rare], ids[rare], queries, 10)
+        removed = got[0].results[0].id
+        catalog.remove([removed])  # the cached filter (and its vectors) must not outlive the change
+        again = catalog.search(queries[:1], top_k=10, where={"category": "hat", "color": "black"})
+        assert removed not in {h.id for h in again[0].results} and len(again[0].results) == 10
 
 
 def test_add_and_remove_keep_index_and_store_in_step(db, tmp_path):

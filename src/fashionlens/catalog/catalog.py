@@ -204,11 +204,16 @@ class Catalog:
         selection = self._selection(where) if where else None
         if selection is not None and not len(selection.ids):
             return results
-        if index.exact:
-            scores, ids = index.search(vectors, top_k, selection)
+        if selection is not None and selection.vectors is not None:
+            scores, ids = _top_k(vectors @ selection.vectors.T, selection.ids, top_k)
         else:
-            scores, ids = self._rerank(vectors, *index.search(vectors, top_k * self.settings.rerank, selection,
-                                                               nprobe or self.settings.nprobe)[1:], top_k)
+            threads = self.settings.query_threads if len(vectors) < 8 else 0
+            if index.exact:
+                scores, ids = index.search(vectors, top_k, selection, threads=threads)
+            else:
+                candidates = index.search(vectors, top_k * self.settings.rerank, selection,
+                                          nprobe or self.settings.nprobe, threads)[1]
+                scores, ids = self._rerank(vectors, candidates, top_k)
         items = self.store.items([int(i) for i in np.unique(ids) if i >= 0])
         for row, score_row, id_row in zip(rows, scores, ids):
             results[row].results = [Hit(int(i), items[i].source, float(s), items[i].labels, items[i].colors)
@@ -238,7 +243,15 @@ class Catalog:
             self._selections, self._selections_revision = {}, revision
         key = tuple(sorted((k, tuple(sorted(v))) for k, v in where.items()))
         if key not in self._selections:
-            self._selections[key] = Selection.of(self.store.ids_where(where))
+            if len(self._selections) >= 64:  # a bounded cache: rare filters hold their vectors
+                self._selections.pop(next(iter(self._selections)))
+            selection = Selection.of(self.store.ids_where(where))
+            index = self._ready_index()
+            if index is not None and not index.exact and len(selection.ids) <= self.settings.exact_filter_limit:
+                stored = dict(pair for ids, vecs in self.store.embeddings(selection.ids) for pair in zip(ids.tolist(), vecs))
+                selection.ids = np.array([i for i in selection.ids.tolist() if i in stored], dtype=np.int64)
+                selection.vectors = np.stack([stored[i] for i in selection.ids]) if stored else None
+            self._selections[key] = selection
         return self._selections[key]
 
     def _check_space(self) -> None:
@@ -354,3 +367,15 @@ class Catalog:
 
         folder = default_classifier_dir() if classifier == DEFAULT_CLASSIFIER else Path(classifier)
         return load_model(folder).classifier
+
+
+def _top_k(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The best `k` (score, id) per row of an exact score matrix, padded with (-inf, -1)."""
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    best_scores = np.take_along_axis(scores, order, axis=1).astype(np.float32)
+    best_ids = ids[order]
+    if order.shape[1] < k:
+        pad = k - order.shape[1]
+        best_scores = np.pad(best_scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+        best_ids = np.pad(best_ids, ((0, 0), (0, pad)), constant_values=-1)
+    return best_scores, best_ids

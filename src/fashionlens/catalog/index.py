@@ -27,6 +27,10 @@ class IndexSettings:
     nprobe: int = 16  # IVF lists scanned per unfiltered query
     rerank: int = 4  # approximate index: fetch this many times top_k candidates, re-scored on the stored vectors
     train_size: int = 100_000  # vectors the PCA and the IVF centroids are trained on
+    query_threads: int = 1  # FAISS threads for a search of fewer than 8 queries (0: FAISS's default); one
+    # query is too little work to share: on 2 cores two threads made it about 3x slower
+    exact_filter_limit: int = 5_000  # approximate index: a filter matching at most this many items is scored
+    # exactly on their stored vectors (kept in memory with the filter) instead of probing most of the lists
 
     def nlist(self, n: int) -> int:
         """About sqrt(n) lists, a power of two: ~1000 vectors per list at a million."""
@@ -46,6 +50,7 @@ class Selection:
     ids: np.ndarray  # sorted int64
     selector: faiss.IDSelector
     bitmap: np.ndarray = field(repr=False)
+    vectors: np.ndarray | None = field(default=None, repr=False)  # full vectors of `ids`, for rare filters
 
     @classmethod
     def of(cls, ids: np.ndarray) -> Selection:
@@ -105,10 +110,18 @@ class VectorIndex:
             return 0
         return int(self.index.remove_ids(faiss.IDSelectorBatch(np.asarray(ids, dtype=np.int64))))
 
-    def search(self, queries: np.ndarray, k: int, selection: Selection | None = None, nprobe: int = 16
-               ) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids) [n_queries, k], best first; id -1 where fewer than k items match."""
+    def search(self, queries: np.ndarray, k: int, selection: Selection | None = None, nprobe: int = 16,
+               threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) [n_queries, k], best first; id -1 where fewer than k items match. `threads` > 0 caps
+        FAISS's threads for this search."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if threads > 0:
+            default = faiss.omp_get_max_threads()
+            faiss.omp_set_num_threads(threads)
+            try:
+                return self.search(queries, k, selection, nprobe)
+            finally:
+                faiss.omp_set_num_threads(default)
         ivf = self.ivf
         sel = selection.selector if selection is not None else None
         if ivf is None:
