@@ -133,3 +133,22 @@ def test_list_stats_remove(catalogue, tmp_path):
     assert json.loads(invoke("stats", "--db", copy, "--json").stdout)["items"] == 6
     result = invoke("search", Path(listed[0]["image"]), "--db", copy, "--json")
     assert listed[0]["id"] not in [h["id"] for h in json.loads(result.stdout)["results"]]
+
+
+def test_dedup_finds_near_copies_among_catalogue_items(tmp_path):
+    """A re-encoded, resized copy and a mirrored copy of a photo are separate items (other bytes) but one near
+    group; the other photos stay apart."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("dress_1", "hat_1", "pants_1", "shoes_1"):
+        shutil.copy(SAMPLES / f"{name}.jpg", folder / f"{name}.jpg")
+    original = Image.open(SAMPLES / "dress_1.jpg")
+    original.resize((original.width * 3 // 4, original.height * 3 // 4)).save(folder / "dress_small.jpg", quality=70)
+    original.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(folder / "dress_mirror.jpg", quality=90)
+    db = tmp_path / "shop.db"
+    assert invoke("add", folder, "--db", db, "--no-colors").exit_code == 0
+    result = runner.invoke(app, ["dedup", "--db", str(db), "--json"])
+    assert result.exit_code == 0, result.output
+    groups = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [sorted(Path(p).name for p in g["images"]) for g in groups] == [["dress_1.jpg", "dress_mirror.jpg", "dress_small.jpg"]]
+    assert groups[0]["kind"] == "near"

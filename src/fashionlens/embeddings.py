@@ -74,6 +74,13 @@ class Embedder:
             return self.backbone.feature_dim + sum(len(t.classes) for t in self.heads.tasks)
         return sum(t.hidden or self.backbone.feature_dim for t in self.heads.tasks)
 
+    def backbone_features(self, embeddings: np.ndarray) -> np.ndarray | None:
+        """The unit-length backbone features inside these embeddings (they lead the vector unless the embedding
+        is an MLP's hidden layer, then None): what near-duplicate thresholds were calibrated on."""
+        if self.heads is not None and not self.probability_weight:
+            return None
+        return l2_normalize(embeddings[:, :self.backbone.feature_dim])
+
     def from_features(self, features: np.ndarray) -> np.ndarray:
         if self.heads is None:
             return l2_normalize(features)

@@ -260,6 +260,25 @@ class Catalog:
             raise CatalogError(f"this catalogue holds {stored!r} embeddings, but the queries would be embedded "
                                f"with {self.embedder.key!r}; open it with the embedder it was built with")
 
+    def duplicates(self, thresholds=None) -> list:
+        """Near-duplicate groups among the items (byte-identical images are one item already), by the cosine of
+        their backbone features; `DuplicateSet`s of item sources, largest first."""
+        from fashionlens.dedup import DEFAULT_THRESHOLDS, DuplicateSet, Fingerprints, group_fingerprints
+
+        self._check_space()
+        chunks = list(self.store.embeddings())
+        if not chunks:
+            return []
+        ids = np.concatenate([c[0] for c in chunks])
+        features = self.embedder.backbone_features(np.concatenate([c[1] for c in chunks]))
+        if features is None:
+            raise CatalogError(f"{self.embedder.key}: an MLP's hidden-layer embedding has no backbone features to "
+                               f"compare; near-duplicate thresholds are calibrated on backbone features")
+        items = self.store.items(ids.tolist())
+        fingerprints = Fingerprints([items[i].sha256 for i in ids.tolist()], [None] * len(ids), vectors=features)
+        return [DuplicateSet(g.kind, [items[int(ids[m])].source for m in g.members])
+                for g in group_fingerprints(fingerprints, thresholds or DEFAULT_THRESHOLDS)]
+
     # reading
 
     def items(self, ids: list[int]) -> dict[int, StoredItem]:

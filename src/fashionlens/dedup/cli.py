@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
 
 def dedup(
-    paths: Annotated[list[Path], typer.Argument(help="Image files and folders (searched recursively).")],
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="Image files and folders (searched recursively).")] = None,
+    db: Annotated[Optional[str], typer.Option("--db", help="Find near duplicates among a catalogue's items instead (SQLAlchemy URL or SQLite file).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON line per group on stdout.")] = False,
     embeddings: Annotated[bool, typer.Option(
         help="Also compare backbone embeddings (finds crops and recolours).")] = True,
@@ -24,12 +25,17 @@ def dedup(
     from fashionlens.cli_common import fail, report_skipped
     from fashionlens.dedup import DEFAULT_THRESHOLDS, Thresholds, find_duplicates
 
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        fail(f"not found: {', '.join(missing)}")
     thresholds = Thresholds(max_hamming if max_hamming >= 0 else DEFAULT_THRESHOLDS.max_hamming,
                             min_cosine if min_cosine >= 0 else DEFAULT_THRESHOLDS.min_cosine)
-    report = find_duplicates(paths, thresholds=thresholds, embeddings=embeddings, progress=not as_json)
+    if db is not None:
+        report = _catalogue_duplicates(db, thresholds)
+    else:
+        if not paths:
+            fail("give image files or folders, or --db for a catalogue")
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            fail(f"not found: {', '.join(missing)}")
+        report = find_duplicates(paths, thresholds=thresholds, embeddings=embeddings, progress=not as_json)
     report_skipped(report.failures)
     if as_json:
         for group in report.groups:
@@ -43,6 +49,18 @@ def dedup(
     copies = sum(len(g.images) - 1 for g in report.groups)
     out.print(f"{report.images} images read, {len(report.groups)} duplicate groups, {copies} redundant copies, "
               f"{len(report.failures)} unreadable")
+
+
+def _catalogue_duplicates(db: str, thresholds):
+    from fashionlens.catalog import Catalog, CatalogError
+    from fashionlens.cli_common import fail
+    from fashionlens.dedup import DuplicateReport
+
+    try:
+        with Catalog.open(db) as catalog:
+            return DuplicateReport(catalog.duplicates(thresholds), catalog.store.count(), [])
+    except CatalogError as exc:
+        fail(str(exc))
 
 
 def register(app: typer.Typer) -> None:
