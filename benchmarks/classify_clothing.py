@@ -21,6 +21,7 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=0)
     parser.add_argument("--finetune", action="store_true", help="also run --mode finetune (tens of minutes)")
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None, help="fine-tuning learning rate (default 3e-4)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["FASHIONLENS_CACHE"] = str(Path(tmp) / "cache")  # before fashionlens reads it
@@ -41,7 +42,7 @@ def main() -> None:
         print_metrics(f"linear ({args.backbone}) on validation/", scores)
         if args.finetune:
             ft_config = TrainConfig(mode="finetune", backbone=args.backbone, hidden=args.hidden, epochs=args.epochs,
-                                    progress=False)
+                                    lr=args.lr, progress=False)
             with timed(times, "finetune"):
                 tuned = train(data, Path(tmp) / "finetune", ft_config)
             print(f"\nfinetune: {times['finetune']:.0f} s")

@@ -78,6 +78,7 @@ def finetune(
     tasks = classifier.tasks
     pre = classifier.backbone_info.preprocess
     backbone_params = unfreeze_last_blocks(classifier, blocks)
+    classifier.to(memory_format=torch.channels_last)  # depthwise convolutions run ~10x faster on CPU this way
     optimizer = torch.optim.AdamW(
         [{"params": backbone_params, "lr": lr}, {"params": classifier.heads.parameters(), "lr": lr * 3}],
         weight_decay=weight_decay,
@@ -112,6 +113,7 @@ def finetune(
         total = 0.0
         with progress_bar(f"fine-tune epoch {epoch}/{epochs}", len(train_loader.dataset), progress) as advance:
             for images, targets in train_loader:
+                images = images.contiguous(memory_format=torch.channels_last)
                 loss = multitask_loss(classifier(images), targets, tasks, weights)
                 optimizer.zero_grad()
                 loss.backward()
@@ -124,7 +126,7 @@ def finetune(
         logits: dict[str, list[torch.Tensor]] = {t.name: [] for t in tasks}
         with torch.inference_mode():
             for images, _ in val_loader:
-                for name, value in classifier(images).items():
+                for name, value in classifier(images.contiguous(memory_format=torch.channels_last)).items():
                     logits[name].append(value)
         joined = {k: torch.cat(v) for k, v in logits.items()}
         acc = accuracies(joined, torch.from_numpy(y_val).long(), tasks)
@@ -134,6 +136,7 @@ def finetune(
                                         **{f"val_acc_{k}": v for k, v in acc.items()}})
         best = end_epoch(checkpoint_dir, classifier, optimizer, scheduler, state, best, epoch, score)
     classifier.load_state_dict(best)
+    classifier.to(memory_format=torch.contiguous_format)
     classifier.eval()
     for p in classifier.parameters():
         p.requires_grad = True
