@@ -42,3 +42,14 @@ class OnnxRunner:
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
         outputs = self.session.run(None, {"image": np.ascontiguousarray(images, dtype=np.float32)})
         return dict(zip(self.output_names, outputs))
+
+
+def onnx_parity(module: torch.nn.Module, onnx_file: str | Path, input_size: tuple[int, int], output_names: list[str],
+                batch: int = 2, seed: int = 0) -> float:
+    """Largest absolute difference between ONNX Runtime and PyTorch on the same random images, over the
+    outputs (`module` returns them as a tuple in `output_names` order)."""
+    images = torch.randn(batch, 3, *input_size, generator=torch.Generator().manual_seed(seed))
+    with torch.inference_mode():
+        reference = module.eval()(images)
+    outputs = OnnxRunner(onnx_file)(images.numpy())
+    return max(float(np.abs(outputs[name] - ref.numpy()).max()) for name, ref in zip(output_names, reference))

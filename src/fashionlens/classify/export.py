@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import torch
 
 from fashionlens.fingerprints import sha256_file
 from fashionlens.classify.model import ProbabilityGraph
 from fashionlens.classify.model_io import EXPORT_FILE, LoadedModel, load_model, write_json_atomic
-from fashionlens.runtime import OnnxRunner, export_onnx
+from fashionlens.runtime import export_onnx, onnx_parity
 
 
 def export(model: str | Path | LoadedModel, onnx_file: str | Path | None = None, *, check: bool = True) -> Path:
@@ -37,8 +35,5 @@ def export(model: str | Path | LoadedModel, onnx_file: str | Path | None = None,
 
 def parity(model: LoadedModel, onnx_file: Path, batch: int = 4, seed: int = 0) -> float:
     """Largest absolute difference in probabilities between ONNX Runtime and PyTorch on random inputs."""
-    images = torch.randn(batch, 3, *model.preprocess.input_size, generator=torch.Generator().manual_seed(seed))
-    with torch.inference_mode():
-        reference = ProbabilityGraph(model.classifier)(images)
-    outputs = OnnxRunner(onnx_file)(images.numpy())
-    return max(float(np.abs(outputs[t.name] - r.numpy()).max()) for t, r in zip(model.classifier.tasks, reference))
+    return onnx_parity(ProbabilityGraph(model.classifier), onnx_file, model.preprocess.input_size,
+                       [t.name for t in model.classifier.tasks], batch, seed)

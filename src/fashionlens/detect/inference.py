@@ -27,7 +27,7 @@ from fashionlens.detect.model_io import LoadedDetector, load_detector
 from fashionlens.model_folder import EXPORT_FILE, write_json_atomic
 from fashionlens.fingerprints import sha256_file
 from fashionlens.progress import progress_bar
-from fashionlens.runtime import OnnxRunner, export_onnx
+from fashionlens.runtime import OnnxRunner, export_onnx, onnx_parity
 
 RUNTIMES = ("onnx", "torch")
 OUTPUTS = ["cls_logits", "bbox_regression", "bbox_ctrness"]
@@ -51,13 +51,9 @@ def export_detector(model: LoadedDetector, onnx_file: str | Path | None = None, 
     return path
 
 
-def parity(model: LoadedDetector, onnx_file: Path, batch: int = 2, seed: int = 0) -> float:
+def parity(model: LoadedDetector, onnx_file: Path) -> float:
     """Largest absolute difference in raw outputs between ONNX Runtime and PyTorch on random inputs."""
-    images = torch.randn(batch, 3, *model.config.input_size, generator=torch.Generator().manual_seed(seed))
-    with torch.inference_mode():
-        reference = RawDetector(model.model)(images)
-    outputs = OnnxRunner(onnx_file)(images.numpy())
-    return max(float(np.abs(outputs[name] - ref.numpy()).max()) for name, ref in zip(OUTPUTS, reference))
+    return onnx_parity(RawDetector(model.model), onnx_file, model.config.input_size, OUTPUTS)
 
 
 def _onnx_for(model: LoadedDetector) -> Path:

@@ -29,7 +29,7 @@ from fashionlens.detect.detections import AnnotatedImage, DetectionDataset, Dete
 from fashionlens.detect.evaluate import evaluate_detections
 from fashionlens.detect.letterbox import letterbox, to_tensor
 from fashionlens.features import ImageFileDataset
-from fashionlens.detect.model import DetectorConfig, build_detector
+from fashionlens.detect.model import DetectorConfig, build_detector, decode
 from fashionlens.detect.model_io import save_detector
 from fashionlens.epoch_log import EpochLog
 from fashionlens.progress import progress_bar
@@ -206,13 +206,8 @@ def predict_cached(model, cache: StemCache, views: int, input_size, batch_size: 
         batch = rows[start:start + batch_size]
         stems = _as_channels_last(cache.stems[batch])
         features = list(model.backbone.deep(stems).values())
-        head_outputs = model.head(features)
-        images = ImageList(stems.new_empty(len(batch), 3, *input_size), [tuple(input_size)] * len(batch))
-        anchors = model.anchor_generator(images, features)
-        sizes = [f.shape[2] * f.shape[3] for f in features]
-        split = {k: list(v.split(sizes, dim=1)) for k, v in head_outputs.items()}
-        per_level = [list(a.split(sizes)) for a in anchors]
-        for row, det in zip(batch, model.postprocess_detections(split, per_level, images.image_sizes)):
+        shapes = [tuple(f.shape[-2:]) for f in features]
+        for row, det in zip(batch, decode(model, model.head(features), input_size, shapes)):
             scale = cache.scales[row]
             results.append(Detections(det["boxes"].numpy() / scale, det["labels"].numpy(), det["scores"].numpy()))
     return results
