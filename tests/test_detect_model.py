@@ -92,6 +92,8 @@ def test_save_load_round_trip_and_onnx_parity(trained, scenes, tmp_path):
     for a, b in zip(eager.images, fast.images):
         assert len(a.detections) == len(b.detections)
         np.testing.assert_allclose(a.detections.xyxy, b.detections.xyxy, atol=0.5)
+    one = Detector(loaded, runtime="onnx").detect_image(Image.open(paths[0]).convert("RGB"), min_score=0.2)
+    np.testing.assert_allclose(one.xyxy, fast.images[0].detections.xyxy, atol=1e-3)  # one decoded image, same boxes
 
 
 def test_damaged_weights_are_refused(trained, tmp_path):
