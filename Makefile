@@ -14,8 +14,10 @@ $(STAMP): requirements.txt pyproject.toml
 
 setup: $(STAMP)
 
+# The service on 127.0.0.1 with a SQLite file, the shipped models and a catalogue seeded from samples/clothing.
+DEMO_PORT ?= 8000
 demo: $(STAMP)
-	$(VENV)/bin/fashionlens predict samples/clothing --top-k 3
+	$(VENV)/bin/fashionlens serve --db build/demo/catalog.db --seed samples/clothing --host 127.0.0.1 --port $(DEMO_PORT)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -ra

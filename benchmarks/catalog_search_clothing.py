@@ -3,7 +3,7 @@
 Prints same-class precision@10 for each embedding: Lite1 backbone features, PCA(-whitened) versions fitted on
 the catalogue, the features with the shipped garment classifier's probabilities appended (several weights;
 that classifier was trained on clothing-small train only), pooled multi-stage features, and the hidden layer of
-an MLP-head classifier trained on the catalogue's labels; then the catalogue itself (`Catalog.add_images` +
+an MLP-head classifier trained on the catalogue's labels; then the catalogue itself (`Catalog.ingest` +
 `Catalog.search`, default embedding, predicted category and colours) end to end.
 """
 
@@ -100,7 +100,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         catalog = Catalog.open(Path(tmp) / "speed.db")
         start = time.perf_counter()
-        catalog.add_images(subset)
+        catalog.ingest(subset)
         add_s = time.perf_counter() - start
         catalog.close()
     print(f"\n{len(subset)} images: backbone features alone {len(subset) / backbone_s:.1f} images/s, catalog add "
@@ -110,7 +110,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         catalog = Catalog.open(Path(tmp) / "catalog.db")
         start = time.perf_counter()
-        report = catalog.add_images(cat_paths, attributes=[{"label": y} for y in cat_y], progress=True)
+        report = catalog.ingest(cat_paths, attributes=[{"label": y} for y in cat_y], progress=True)
         add_s = time.perf_counter() - start
         start = time.perf_counter()
         hits = catalog.search(q_paths, top_k=args.k)

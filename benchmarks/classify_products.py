@@ -1,6 +1,11 @@
 """fashion-products: every label column, held-out test split that keeps duplicate images together.
 
     .venv/bin/python benchmarks/classify_products.py --resize pad --pool-stages 1 2 3 4 --colour-bins 8 --no-balance
+
+Fine-tuning at the thumbnails' own scale (they are 60x80 px; 240 px input only upscales them):
+
+    .venv/bin/python benchmarks/classify_products.py --mode finetune --image-size 128 --resize pad --no-balance \
+        --colour-jitter 0 --tasks articleType gender baseColour
 """
 
 from __future__ import annotations
@@ -26,6 +31,13 @@ def main() -> None:
     parser.add_argument("--no-balance", action="store_true", help="no class weights: plain accuracy over macro recall")
     parser.add_argument("--dropout", type=float, default=0.5)
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--image-size", type=int, default=None, help="square input size (default: the backbone's)")
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--finetune-blocks", type=int, default=2)
+    parser.add_argument("--colour-jitter", type=float, default=0.2, help="fine-tuning light jitter; 0 keeps colours")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--patience", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--tasks", nargs="+", default=COLUMNS)
     parser.add_argument("--out", type=Path, default=None, help="keep the model and report here")
     args = parser.parse_args()
@@ -35,9 +47,11 @@ def main() -> None:
     root = dataset("fashion-products")
     data = read_table(root / "styles.csv", image_column="id", images_root=root / "images", tasks=args.tasks)
     config = TrainConfig(mode=args.mode, backbone=args.backbone, hidden=args.hidden, dropout=args.dropout,
-                         resize=args.resize, pool_stages=tuple(args.pool_stages), colour_bins=args.colour_bins,
-                         balance=not args.no_balance,
-                         epochs=args.epochs, validation=0.1, test=0.2, min_class_count=5, progress=False)
+                         resize=args.resize, image_size=args.image_size, pool_stages=tuple(args.pool_stages),
+                         colour_bins=args.colour_bins, balance=not args.no_balance, epochs=args.epochs, lr=args.lr,
+                         finetune_blocks=args.finetune_blocks, colour_jitter=args.colour_jitter,
+                         batch_size=args.batch_size, patience=args.patience, workers=args.workers,
+                         validation=0.1, test=0.2, min_class_count=5, progress=False)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         result = train(data, args.out or Path(tmp) / "model", config)

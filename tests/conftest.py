@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,3 +24,28 @@ def shared_datasets() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"real data not found at {SHARED} (a fresh clone has no ../shared)")
     return SHARED
+
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "clothing"
+
+
+@contextmanager
+def running_service(tmp_path: Path, db: str | None = None, **overrides):
+    """A TestClient on a fresh service (temporary SQLite unless `db`), its catalogue seeded with 6 samples."""
+    from fastapi.testclient import TestClient
+
+    from fashionlens.service.app import create_app
+    from fashionlens.service.settings import ServiceSettings
+
+    seed = tuple(str(p) for p in sorted(SAMPLES.glob("*.jpg"))[::5])
+    settings = ServiceSettings(db=db or str(tmp_path / "service.db"), seed=seed, media_dir=tmp_path / "media")
+    settings = replace(settings, **overrides)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def service_client(tmp_path_factory):
+    """One seeded service per test module (starting one loads every model: a few seconds)."""
+    with running_service(tmp_path_factory.mktemp("service")) as client:
+        yield client

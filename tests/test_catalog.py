@@ -4,11 +4,11 @@ and deletes keeping index and store in step, a missing or stale index rebuilt; o
 from __future__ import annotations
 
 import subprocess
-import uuid
 
 import numpy as np
 import pytest
 
+from databases import drop_schema, postgres_url
 from fashionlens.catalog import Catalog, CatalogError, IndexSettings, database_url
 
 DIM = 32
@@ -41,29 +41,6 @@ def add(catalog: Catalog, vectors: np.ndarray, start: int = 0) -> list[int]:
 def brute_force(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int) -> list[list[int]]:
     order = np.argsort(-(queries @ vectors.T), axis=1, kind="stable")[:, :k]
     return [[int(ids[j]) for j in row] for row in order]
-
-
-def postgres_url() -> str:
-    """A fresh schema in the local `test` database; skips when PostgreSQL is not reachable."""
-    pytest.importorskip("psycopg")
-    import psycopg
-
-    schema = f"fl_test_{uuid.uuid4().hex[:8]}"
-    try:
-        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", connect_timeout=3,
-                             autocommit=True) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 database test not reachable ({exc})")
-    return f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
-
-
-def drop_schema(url: str) -> None:
-    import psycopg
-
-    schema = url.rsplit("%3D", 1)[1]
-    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -1,4 +1,4 @@
-"""`fashionlens catalog` on a few generated images: add (folders, tables, duplicates, a bad file), search --json
+"""`fashionlens catalog` on a few generated images: add (a folder and a table, duplicates, a bad file), search --json
 round trip with filters, list, stats, remove."""
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ def images(tmp_path_factory) -> Path:
 def catalogue(images, tmp_path_factory) -> tuple[Path, object]:
     db = tmp_path_factory.mktemp("db") / "shop.db"
     table = images / "labels.csv"
-    table.write_text("image,category,brand\nred_0,dress,acme\nblue_0.jpg,skirt,\n")  # bare names
-    result = invoke("add", images, "--db", db, "--labels", table, "--json")
+    table.write_text("image,category,brand\nred_0.jpg,dress,acme\nblue_0.jpg,skirt,\n")  # attributes of two
+    result = invoke("add", images, table, "--db", db, "--json")
     return db, result
 
 
@@ -61,15 +61,17 @@ def test_add_reports_summary_and_bad_images(catalogue):
     db, result = catalogue
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
-    assert json.loads(lines[-1]) == {"added": 7, "already_present": 1, "failed": 1}
-    assert "broken.jpg" in result.output and "not an image" in result.output
+    summary = json.loads(lines[-1])
+    assert {k: summary[k] for k in ("added", "already_present", "failed")} == {"added": 7, "already_present": 1, "failed": 1}
+    assert summary["failures"][0]["source"].endswith("broken.jpg") and "not an image" in summary["failures"][0]["reason"]
 
 
 def test_adding_again_keeps_one_item_per_image(catalogue, images):
     db, _ = catalogue
     result = invoke("add", images / "red_0.jpg", images / "sub", "--db", db, "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"added": 0, "already_present": 5, "failed": 0}
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (summary["added"], summary["already_present"], summary["failed"]) == (0, 5, 0)
     with Catalog.open(db) as catalog:
         assert len(catalog) == 7
 

@@ -551,9 +551,9 @@ def test_finetune_stores_backbone_and_resumes(colour_dir, tmp_path):
     out = tmp_path / "model"
 
     def run(epochs):
-        # batch 4 on 9 training images: two optimiser steps per epoch
+        # batch 4 on 9 training images: two optimiser steps per epoch; 64 px input, as for small thumbnails
         config = TrainConfig(mode="finetune", backbone=BACKBONE, epochs=epochs, batch_size=4, validation=0.25,
-                             progress=False, workers=0)
+                             image_size=64, colour_jitter=0.0, progress=False, workers=0)
         return train(read_folder(small), out, config)
 
     def logged_epochs():
@@ -580,6 +580,19 @@ def test_finetune_stores_backbone_and_resumes(colour_dir, tmp_path):
     m = read_manifest(out)
     assert m["training"]["finetune"]["epochs_run"] == 2
     assert m["backbone"]["stored"] is True
+    assert m["preprocess"]["input_size"] == [64, 64] and m["training"]["image_size"] == 64
     loaded = load_model(out)
     assert loaded.backbone_trained
     assert loaded.classifier.backbone_info.weights_id == f"model:{loaded.weights_sha256}"
+    # the input size travels with the weights: inference after loading feeds 64 px images
+    assert loaded.preprocess.input_size == loaded.classifier.backbone_info.preprocess.input_size == (64, 64)
+    image = Image.open(next((small / "red").glob("*.jpg"))).convert("RGB")
+    assert loaded.classifier.backbone_info.preprocess.eval_transform()(image).shape == (3, 64, 64)
+
+
+def test_image_size_sets_the_input_and_is_checked():
+    backbone = create_backbone(BACKBONE, image_size=96, resize="pad")
+    assert backbone.preprocess.input_size == (96, 96)
+    assert backbone.preprocess.train_transform(colour_jitter=0.0)(Image.new("RGB", (60, 80))).shape == (3, 96, 96)
+    with pytest.raises(ValueError, match="image_size"):
+        create_backbone(BACKBONE, image_size=8)

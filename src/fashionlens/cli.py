@@ -208,9 +208,9 @@ def backbones() -> None:
         print(f"{entry.name}\t{entry.timm_name}\t{entry.description}")
 
 
-from fashionlens.catalog.cli import catalog_app  # noqa: E402
+from fashionlens.catalog.cli import register as register_catalog  # noqa: E402
 
-app.add_typer(catalog_app, name="catalog")
+register_catalog(app)
 
 from fashionlens.detect.cli import register as register_detect  # noqa: E402
 
@@ -221,6 +221,10 @@ from fashionlens.dedup.cli import register as register_dedup  # noqa: E402
 
 register_colors(app)
 register_dedup(app)
+
+from fashionlens.service.cli import register as register_service  # noqa: E402
+
+register_service(app)
 
 if __name__ == "__main__":
     app()

@@ -21,11 +21,13 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
 class ImageError(ValueError):
-    """An image that cannot be used, with the file it came from and why."""
+    """An image that cannot be used, with the file it came from and why. `code` sorts the reasons for callers
+    that answer with one (the HTTP service): "not_an_image", "image_too_large" or "invalid_image"."""
 
-    def __init__(self, source: str, reason: str):
+    def __init__(self, source: str, reason: str, code: str = "invalid_image"):
         self.source = source
         self.reason = reason
+        self.code = code
         super().__init__(f"{source}: {reason}")
 
 
@@ -64,13 +66,14 @@ def load_image(
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(fp) as image:  # closes the file on every path, refused or not
                 if image.format not in ALLOWED_FORMATS:
-                    raise ImageError(label, f"unsupported image format {image.format}")
+                    raise ImageError(label, f"unsupported image format {image.format}", "not_an_image")
                 width, height = image.size
                 if width * height > max_pixels:
                     raise ImageError(
                         label,
                         f"image is {width}x{height} ({width * height / 1e6:.0f} Mpx), over the "
                         f"{max_pixels / 1e6:.0f} Mpx limit (possible decompression bomb)",
+                        "image_too_large",
                     )
                 if min_size and image.format == "JPEG":
                     scale = min(width, height) / min_size
@@ -81,9 +84,9 @@ def load_image(
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError(label, "not an image (unrecognised content)") from None
+        raise ImageError(label, "not an image (unrecognised content)", "not_an_image") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(label, f"refused as a possible decompression bomb ({exc})") from None
+        raise ImageError(label, f"refused as a possible decompression bomb ({exc})", "image_too_large") from None
     except OSError as exc:
         raise ImageError(label, f"cannot decode ({exc})") from None
     except (ValueError, SyntaxError, EOFError) as exc:

@@ -82,14 +82,19 @@ class PreprocessConfig:
             std=self.std,
         )
 
-    def train_transform(self):
-        """Augmentation for fine-tuning: crops, flips and mild light changes, no hue shift (colour is a label)."""
+    def train_transform(self, colour_jitter: float = 0.2):
+        """Augmentation for fine-tuning: crops, flips and mild light changes, never a hue shift.
+
+        `colour_jitter` is the brightness and contrast strength (saturation gets half); 0 turns it off, for
+        colour labels, which even mild light changes blur (navy and blue, grey and black).
+        """
+        jitter = (colour_jitter, colour_jitter, colour_jitter / 2, 0.0)
         if self.resize == "pad":
             return transforms.Compose([
                 PadToSquare(self.input_size),
                 transforms.RandomResizedCrop(self.input_size, scale=(0.6, 1.0), interpolation=transforms.InterpolationMode.BICUBIC),
                 transforms.RandomHorizontalFlip(),
-                transforms.ColorJitter(0.2, 0.2, 0.1, 0.0),
+                *([transforms.ColorJitter(*jitter)] if colour_jitter > 0 else []),
                 *self._normalize(),
             ])
         return create_transform(
@@ -97,7 +102,7 @@ class PreprocessConfig:
             is_training=True,
             scale=(0.5, 1.0),
             hflip=0.5,
-            color_jitter=(0.2, 0.2, 0.1, 0.0),
+            color_jitter=jitter if colour_jitter > 0 else None,
             interpolation=self.interpolation,
             mean=self.mean,
             std=self.std,

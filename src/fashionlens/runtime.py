@@ -53,3 +53,17 @@ def onnx_parity(module: torch.nn.Module, onnx_file: str | Path, input_size: tupl
         reference = module.eval()(images)
     outputs = OnnxRunner(onnx_file)(images.numpy())
     return max(float(np.abs(outputs[name] - ref.numpy()).max()) for name, ref in zip(output_names, reference))
+
+
+def small_ops_on_one_thread() -> None:
+    """Run PyTorch and numpy's BLAS on one thread in this process, for good.
+
+    Around ONNX Runtime (which keeps its own thread pool) the remaining work is small tensor ops (transforms,
+    box decoding, heads, colour lookups) that two pools fighting over two cores make several times slower: one
+    photo's analysis took 645 ms with the default threads and 143 ms with one, on a loaded machine. For
+    processes that serve or analyse photos one by one; training keeps its threads.
+    """
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    threadpool_limits(1)

@@ -7,7 +7,9 @@ process) is brought up to date from the store when the catalogue is next used.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,9 +30,12 @@ class AddReport:
     added: list[int] = field(default_factory=list)  # new item ids
     present: dict[str, int] = field(default_factory=dict)  # source -> id of the item already holding that image
     failed: list[SkippedInput] = field(default_factory=list)
+    interrupted: bool = False  # stopped on request before the end: running the same sources again resumes
 
     def to_json(self) -> dict:
-        return {"added": len(self.added), "already_present": len(self.present), "failed": len(self.failed)}
+        return {"added": len(self.added), "already_present": len(self.present), "failed": len(self.failed),
+                "interrupted": self.interrupted, "failures": [{"source": f.source, "reason": f.reason}
+                                                              for f in self.failed]}
 
 
 def index_path_for(url: str) -> Path:
@@ -88,46 +93,73 @@ class Catalog:
 
     # adding and removing
 
-    def add_images(
-        self, paths: list[str | Path], attributes: list[dict] | dict[str, dict] | None = None, *,
+    def ingest(
+        self, sources: list[str | Path], attributes: list[dict] | dict[str, dict] | None = None, *,
         classifier: str | Path | None = DEFAULT_CLASSIFIER, colors: bool = True, batch_size: int = 32,
-        progress: bool = False,
+        workers: int = 8, fetch_policy=None, progress: bool = False, stop: threading.Event | None = None,
     ) -> AddReport:
-        """Add images (one item per distinct image content). `attributes`: one dict per path, or {path: dict};
-        they win over the `classifier`'s predictions ("default": the shipped garment classifier; None: none)."""
-        from fashionlens.catalog.ingest import analyse
+        """Add images from files and http(s) URLs, one item per distinct image content. `attributes`: one dict
+        per source, or {source: dict}; they win over the `classifier`'s predictions ("default": the shipped
+        garment classifier; None: none). URLs are downloaded on `workers` threads under `fetch_policy`
+        (`fashionlens.fetch.FetchPolicy`, default from the environment); an item's source is its URL, or its
+        file's absolute path.
 
-        paths = [Path(p) for p in paths]
-        given = self._given_attributes(paths, attributes)
+        Resumable: each batch is stored in one transaction, a source already stored (same path or URL) is
+        skipped without being read, and an image already stored (same bytes) is not analysed again; so a run
+        killed at any moment and started again stores every image once. When `stop` is set, the run ends after
+        the current batch with `report.interrupted`."""
+        from fashionlens.catalog.ingest import Analyser, prepared_chunks, source_name
+
+        names = [source_name(s) for s in sources]
+        given = self._given_attributes(names, attributes)
         self._check_space()
         report = AddReport()
-        hashes: dict[int, str] = {}
-        for i, path in enumerate(paths):
-            try:
-                hashes[i] = hashlib.sha256(path.read_bytes()).hexdigest()
-            except OSError as exc:
-                report.failed.append(SkippedInput(str(path), f"cannot read ({exc.strerror or exc})"))
-        known = self.store.known(list(hashes.values()))
-        first: dict[str, int] = {}
-        for i, sha in hashes.items():
-            first.setdefault(sha, i)
-        todo = [i for sha, i in first.items() if sha not in known]
-        if todo:
-            model = self._classifier(classifier)
-            for batch in analyse([paths[i] for i in todo], self.embedder, report.failed, classifier=model,
-                                 colors=colors, batch_size=batch_size, progress=progress):
-                items = [NewItem(sha, str(paths[todo[j]]), vector, given[todo[j]], predicted, cols)
-                         for j, sha, vector, predicted, cols in zip(batch.indices, batch.sha256, batch.embeddings,
-                                                                    batch.predicted, batch.colors)]
-                added = self._add(items, self.embedder.key)
-                report.added += list(added.values())
-                known.update(added)
-        added_ids = set(report.added)
-        for i, sha in hashes.items():  # copies of stored images, and later copies of an image added now
-            if sha in known and (first[sha] != i or known[sha] not in added_ids):
-                report.present[str(paths[i])] = known[sha]
+        stopped = stop.is_set if stop is not None else lambda: False
+        analyser = functools.cache(lambda: Analyser(self.embedder, self._classifier(classifier), colors=colors,
+                                                    batch_size=batch_size))  # made when first needed
+        with progress_bar("ingest", len(names), progress) as advance:
+            for chunk in prepared_chunks(names, self.store.known_sources, workers=workers, policy=fetch_policy,
+                                         stop=stop):
+                if stopped():
+                    break
+                self._ingest_chunk(chunk, names, given, analyser, report, advance, stopped)
+        report.interrupted = stopped()
         self._save_if_due()
         return report
+
+    def _ingest_chunk(self, chunk, names: list[str], given: list[dict], analyser, report: AddReport, advance,
+                      stopped) -> None:
+        """What is stored already is reported; the rest is analysed and stored batch by batch until `stopped()`."""
+        report.present.update({names[i]: item_id for i, item_id in chunk.stored.items()})
+        report.failed += chunk.failed
+        known = self.store.known(chunk.sha256)
+        first: dict[str, int] = {}  # sha256 -> its first place in the chunk
+        for k, sha in enumerate(chunk.sha256):
+            first.setdefault(sha, k)
+        todo = [k for sha, k in first.items() if sha not in known]
+        advance(len(chunk.stored) + len(chunk.failed) + len(chunk.sha256) - len(todo))
+        places = [chunk.positions[k] for k in todo]
+        stored_now: set[str] = set()
+        batches = analyser().run([chunk.files[k] for k in todo], report.failed, [names[p] for p in places],
+                                 advance) if todo else ()
+        for batch in batches:
+            items = [NewItem(sha, names[places[j]], vector, given[places[j]], predicted, cols)
+                     for j, sha, vector, predicted, cols in zip(batch.indices, batch.sha256, batch.embeddings,
+                                                                batch.predicted, batch.colors)]
+            added, existing = self._add(items, self.embedder.key)
+            report.added += list(added.values())
+            stored_now.update(added)
+            known.update(added)
+            known.update(existing)  # stored by another process meanwhile
+            if stopped():
+                break
+        for k, sha in enumerate(chunk.sha256):  # copies of stored images, and later copies in the chunk
+            name = names[chunk.positions[k]]
+            if sha in known and (first[sha] != k or sha not in stored_now):
+                report.present[name] = known[sha]
+            elif sha not in known and first[sha] != k and not stopped():
+                report.failed.append(SkippedInput(name, f"same bytes as {names[chunk.positions[first[sha]]]}, "
+                                                        f"which could not be added"))
 
     def add_vectors(
         self, vectors: np.ndarray, *, sha256s: list[str], sources: list[str], attributes: list[dict] | None = None,
@@ -140,22 +172,23 @@ class Catalog:
             raise ValueError(f"{n} vectors but {len(sha256s)} sha256s and {len(sources)} sources")
         items = [NewItem(sha256s[i], sources[i], vectors[i], (attributes or [{}] * n)[i], (predicted or [{}] * n)[i],
                          (colors or [[]] * n)[i]) for i in range(n)]
-        added = self._add(items, embedding_key or self.embedder.key)
+        added, _ = self._add(items, embedding_key or self.embedder.key)
         self._save_if_due()
         return list(added.values())
 
-    def _add(self, items: list[NewItem], embedding_key: str) -> dict[str, int]:
+    def _add(self, items: list[NewItem], embedding_key: str) -> tuple[dict[str, int], dict[str, int]]:
+        """({sha256: new id}, {sha256: id} of the images that were stored already)."""
         if not items:
-            return {}
+            return {}, {}
         if self._index is None:
             self._ready_index()  # load it before the change, so the change is applied to it rather than replayed
-        added, _, revision = self.store.add(items, embedding_key, len(items[0].embedding))
+        added, existing, revision = self.store.add(items, embedding_key, len(items[0].embedding))
         if added:
             vectors = {item.sha256: item.embedding for item in items}
             self._apply(revision, lambda index: index.add(np.array(list(added.values())),
                                                           np.stack([vectors[sha] for sha in added])))
             self._unsaved += len(added)
-        return added
+        return added, existing
 
     def remove(self, ids: list[int]) -> list[int]:
         """Delete items; returns the ids that existed."""
@@ -367,14 +400,16 @@ class Catalog:
     # helpers
 
     @staticmethod
-    def _given_attributes(paths: list[Path], attributes) -> list[dict]:
+    def _given_attributes(names: list[str], attributes) -> list[dict]:
+        from fashionlens.catalog.ingest import source_name
+
         if attributes is None:
-            return [{} for _ in paths]
+            return [{} for _ in names]
         if isinstance(attributes, dict):
-            by_path = {str(Path(k)): v for k, v in attributes.items()}
-            return [dict(by_path.get(str(p), {})) for p in paths]
-        if len(attributes) != len(paths):
-            raise ValueError(f"{len(paths)} images but {len(attributes)} attribute dicts")
+            by_source = {source_name(k): v for k, v in attributes.items()}
+            return [dict(by_source.get(name, {})) for name in names]
+        if len(attributes) != len(names):
+            raise ValueError(f"{len(names)} sources but {len(attributes)} attribute dicts")
         return [dict(a or {}) for a in attributes]
 
     @staticmethod

@@ -1,9 +1,13 @@
-"""`fashionlens catalog ...`: add, search, list, stats, remove, reindex; a thin wrapper over `Catalog`."""
+"""`fashionlens ingest` (also `catalog add`) and `fashionlens catalog ...`: search, list, stats, remove, reindex; a
+thin wrapper over `Catalog`."""
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -35,71 +39,96 @@ def _open(db, model):
         fail(str(exc))
 
 
-def table_attributes(table: Path, image_column: str, images_root: Path | None) -> tuple[dict[Path, dict], list]:
-    """{resolved image path: {column: value}} from every other column of a CSV/TSV table, and skipped rows."""
-    import csv
-
-    from fashionlens.data import read_table
-
-    delimiter = "\t" if table.suffix.lower() in (".tsv", ".tab") else ","
-    with open(table, newline="", encoding="utf-8-sig") as fh:
-        columns = next(csv.reader(fh, delimiter=delimiter), [])
-    others = [c for c in columns if c != image_column]
-    data = read_table(table, image_column=image_column, tasks=others, images_root=images_root)
-    attributes = {s.path.resolve(): {k: v for k, v in s.labels.items() if v is not None} for s in data.samples}
-    return attributes, data.skipped
-
-
-@catalog_app.command("add")
-def add(
-    paths: Annotated[list[str], typer.Argument(help="Images, folders (read recursively) or globs.")],
+def ingest(
+    sources: Annotated[list[str], typer.Argument(help="Folders (read recursively), image files, globs, http(s) URLs, .txt lists (one path or URL a line) or CSV/TSV tables (an image column of paths or URLs; every other column an attribute).")],
     db: DbOpt = None,
-    labels: Annotated[Optional[Path], typer.Option("--labels", help="CSV/TSV table: an image column, every other column an attribute; its images are added too.")] = None,
-    image_column: Annotated[str, typer.Option("--image-column", help="Table column naming each image: absolute, relative to the table or to PATH, or a bare file name.")] = "image",
+    image_column: Annotated[str, typer.Option("--image-column", help="Table column naming each image: a path (absolute or relative to the table) or a URL.")] = "image",
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Files read or URLs downloaded at once.")] = 8,
     classifier: Annotated[str, typer.Option("--classifier", help="Model folder predicting attributes, 'default' (shipped garment classifier) or 'none'.")] = "default",
     colors: Annotated[bool, typer.Option("--colors/--no-colors", help="Name each item's dominant colours.")] = True,
     model: ModelOpt = "default",
-    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images stored per transaction.")] = 32,
     json_out: JsonOpt = False,
 ) -> None:
-    """Add images to the catalogue; an image already in it (same bytes) is kept once."""
+    """Add images to the catalogue; an image already in it (same bytes) is kept once. Resumable: run the same
+    command again after a crash or Ctrl-C and only what is missing is added (URLs via $FASHIONLENS_FETCH_ALLOW)."""
     from fashionlens.catalog import CatalogError
+    from fashionlens.catalog.ingest import expand_sources
     from fashionlens.classify import ModelError
-    from fashionlens.cli_common import console, expand_paths, fail, report_skipped
+    from fashionlens.cli_common import console, fail
 
-    files, missing = expand_paths(paths)
-    skipped = []
-    attributes: dict[Path, dict] = {}
-    if labels is not None:
-        root = Path(paths[0]) if len(paths) == 1 and Path(paths[0]).is_dir() else None
-        try:
-            attributes, skipped = table_attributes(labels, image_column, root)
-        except (FileNotFoundError, ValueError) as exc:
-            fail(str(exc))
-        listed = {f.resolve() for f in files}
-        files += [p for p in attributes if p not in listed]
-    for item in missing:
-        console.print(f"[yellow]skipped[/yellow] {item}: no such file, folder or matching glob", highlight=False)
-    if not files:
+    try:
+        found = expand_sources(sources, image_column)
+    except (OSError, ValueError) as exc:
+        fail(str(exc))
+    for item in found.missing:
+        console.print(f"[yellow]skipped[/yellow] {item}: no such file, folder, matching glob or URL", highlight=False)
+    if not found.sources:
         fail("no images to add")
     catalog = _open(db, model)
+    stop = threading.Event()
     try:
-        report = catalog.add_images(files, [attributes.get(f.resolve(), {}) for f in files],
+        with _stop_on_interrupt(stop):
+            report = catalog.ingest(found.sources, found.attributes, workers=workers,
                                     classifier=None if classifier == "none" else classifier, colors=colors,
-                                    batch_size=batch_size, progress=not json_out and sys.stderr.isatty())
-    except (CatalogError, ModelError) as exc:
+                                    batch_size=batch_size,
+                                    progress=not json_out and sys.stderr.isatty(), stop=stop)
+    except (CatalogError, ModelError, ValueError) as exc:
         fail(str(exc))
     finally:
         catalog.close()
-    report_skipped(skipped + report.failed)
+    report.failed[:0] = found.skipped
     summary = report.to_json()
     if json_out:
-        print(json.dumps(summary))
+        print(json.dumps(summary, ensure_ascii=False))
     else:
+        _print_failures(report.failed)
         console.print(f"added {summary['added']}, already present {summary['already_present']}, "
                       f"failed {summary['failed']} ({catalog.store.url})", highlight=False)
+    if report.interrupted:
+        console.print(f"interrupted: {len(report.added)} added; run the same command again to resume", highlight=False)
+        raise typer.Exit(130)
     if report.failed and not report.added and not report.present:
         raise typer.Exit(1)
+
+
+catalog_app.command("add")(ingest)
+
+
+@contextmanager
+def _stop_on_interrupt(stop: threading.Event):
+    """The first Ctrl-C sets `stop` (the run ends after the current batch); a second one interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if stop.is_set():
+            signal.default_int_handler(signum, frame)
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _print_failures(failures, limit: int = 20) -> None:
+    from rich.table import Table
+
+    from fashionlens.cli_common import console
+
+    if not failures:
+        return
+    table = Table(title=f"{len(failures)} failed", title_justify="left")
+    table.add_column("source", overflow="fold")
+    table.add_column("reason", overflow="fold")
+    for item in failures[:limit]:
+        table.add_row(item.source, item.reason)
+    console.print(table)
+    if len(failures) > limit:
+        console.print(f"… and {len(failures) - limit} more (--json lists them all)")
 
 
 @catalog_app.command("search")
@@ -206,3 +235,8 @@ def reindex(db: DbOpt = None) -> None:
         catalog.reindex(progress=sys.stderr.isatty())
     finally:
         catalog.close()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ingest")(ingest)
+    app.add_typer(catalog_app, name="catalog")

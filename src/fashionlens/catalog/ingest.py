@@ -1,15 +1,25 @@
-"""Everything the catalogue stores about an image, from one decode: sha256, embedding, predicted labels, colours.
+"""Getting images into the catalogue: which sources a command names, reading or downloading them, and everything
+the catalogue stores about an image from one decode (sha256, embedding, predicted labels, colours).
 
-A worker process reads, hashes and decodes each image, preprocesses it for the backbone and names its colours;
-the main process runs the backbone once per batch (ONNX Runtime) and derives both the embedding and the
-classifier's labels from those same features when the classifier sits on the same backbone.
+Sources are handled in chunks, so a 100,000-row table never has more than two chunks of files in flight: a
+thread pool reads (or downloads into a temporary folder) and hashes the next chunk while the current one is
+analysed. Analysis: a worker process reads, hashes and decodes each image, preprocesses it for the backbone and
+names its colours; the main process runs the backbone once per batch (ONNX Runtime) and derives both the
+embedding and the classifier's labels from those same features when the classifier sits on the same backbone.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import csv
+import os
+import signal
+import tempfile
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from glob import glob
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -19,20 +29,192 @@ from fashionlens.classify.model import Classifier
 from fashionlens.data.samples import SkippedInput
 from fashionlens.embeddings import Embedder
 from fashionlens.features import ImageFileDataset, backbone_key, backbone_runner
+from fashionlens.fetch import FetchError, FetchPolicy, fetch_bytes, is_url
 from fashionlens.fingerprints import sha256_bytes
-from fashionlens.progress import progress_bar
+from fashionlens.images import is_image_file
 
+CHUNK = 512  # sources read or downloaded ahead of the analysis, at most two chunks at a time
+TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
+LIST_SUFFIX = ".txt"
+
+
+# which sources
+
+def source_name(source: str | Path) -> str:
+    """What an item's `source` says: a URL as given, a file as an absolute path (so a rerun from another folder
+    recognises it)."""
+    text = str(source)
+    return text if isinstance(source, str) and is_url(text) else os.path.abspath(text)
+
+
+@dataclass
+class Sources:
+    """Sources in order (each once), the attributes a table gave each, rows that name no image, and arguments
+    that match nothing."""
+
+    sources: list[str] = field(default_factory=list)
+    attributes: list[dict[str, str]] = field(default_factory=list)
+    skipped: list[SkippedInput] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    def add(self, source: str, attributes: dict[str, str], positions: dict[str, int]) -> None:
+        """A source named twice (a folder and a table row) is one source with the attributes of both."""
+        if source in positions:
+            self.attributes[positions[source]].update(attributes)
+            return
+        positions[source] = len(self.sources)
+        self.sources.append(source)
+        self.attributes.append(dict(attributes))
+
+
+def expand_sources(arguments: list[str], image_column: str = "image") -> Sources:
+    """URLs; folders (recursive), image files and globs; `.txt` lists of paths or URLs, one a line; CSV/TSV
+    tables whose `image_column` holds paths (absolute or relative to the table) or URLs and whose other columns
+    are attributes. Raises ValueError for a table without that column."""
+    found, positions = Sources(), {}
+    for argument in arguments:
+        path = Path(argument)
+        if is_url(argument):
+            found.add(argument, {}, positions)
+        elif path.is_dir():
+            for file in sorted(p for p in path.rglob("*") if is_image_file(p)):
+                found.add(source_name(file), {}, positions)
+        elif path.is_file() and (path.suffix.lower() in TABLE_SUFFIXES or path.suffix.lower() == LIST_SUFFIX):
+            rows = read_table_sources(path, image_column) if path.suffix.lower() in TABLE_SUFFIXES else read_list(path)
+            for source, attributes in rows[0]:
+                found.add(source, attributes, positions)
+            found.skipped += rows[1]
+        elif path.is_file():
+            found.add(source_name(path), {}, positions)
+        elif matches := sorted(glob(argument, recursive=True)):
+            for match in (Path(m) for m in matches):
+                if match.is_file():
+                    found.add(source_name(match), {}, positions)
+        else:
+            found.missing.append(argument)
+    return found
+
+
+def _listed_source(value: str, folder: Path) -> str:
+    return value if is_url(value) else source_name(folder / value)  # an absolute `value` replaces `folder`
+
+
+def read_table_sources(table: Path, image_column: str) -> tuple[list[tuple[str, dict[str, str]]], list[SkippedInput]]:
+    """(source, {column: value} of every other non-empty cell) per row, and rows without an image."""
+    rows: list[tuple[str, dict[str, str]]] = []
+    skipped: list[SkippedInput] = []
+    with open(table, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh, delimiter=TABLE_SUFFIXES[table.suffix.lower()])
+        columns = reader.fieldnames or []
+        if image_column not in columns:
+            raise ValueError(f"{table}: no image column {image_column!r} (columns: {', '.join(columns) or 'none'}); "
+                             f"name it with --image-column")
+        for row in reader:
+            value = (row.get(image_column) or "").strip()
+            if not value:
+                skipped.append(SkippedInput(f"{table}:{reader.line_num}", f"empty {image_column!r}"))
+                continue
+            attributes = {k: v.strip() for k, v in row.items()
+                          if k not in (image_column, None) and isinstance(v, str) and v.strip()}
+            rows.append((_listed_source(value, table.parent), attributes))
+    return rows, skipped
+
+
+def read_list(listing: Path) -> tuple[list[tuple[str, dict[str, str]]], list[SkippedInput]]:
+    """One path (relative to the list) or URL a line; blank lines and `#` comments are ignored."""
+    lines = (line.strip() for line in listing.read_text(encoding="utf-8-sig").splitlines())
+    return [(_listed_source(line, listing.parent), {}) for line in lines if line and not line.startswith("#")], []
+
+
+# reading and downloading
+
+@dataclass
+class PreparedChunk:
+    """A chunk of sources, read or downloaded and hashed: positions index the caller's list of sources."""
+
+    positions: list[int]  # the readable ones
+    files: list[Path]  # the file itself, or its download in the temporary folder
+    sha256: list[str]
+    stored: dict[int, int]  # position -> item id, for sources already stored (by their exact string)
+    failed: list[SkippedInput]
+
+
+def _read(source: str, spool: Path, name: str, policy: FetchPolicy | None) -> tuple[Path, str] | SkippedInput:
+    if is_url(source):
+        try:
+            data = fetch_bytes(source, policy)
+        except FetchError as exc:
+            return SkippedInput(source, exc.reason)
+        path = spool / name
+        path.write_bytes(data)
+    else:
+        path = Path(source)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            return SkippedInput(source, f"cannot read ({exc.strerror or exc})")
+    return path, sha256_bytes(data)
+
+
+def prepared_chunks(
+    sources: list[str], known_sources: Callable[[list[str]], dict[str, int]], *, workers: int = 8,
+    policy: FetchPolicy | None = None, chunk: int = CHUNK, stop: threading.Event | None = None,
+) -> Iterator[PreparedChunk]:
+    """Chunks of `sources` with each file read, or URL downloaded, and hashed on `workers` threads; the next
+    chunk is fetched while the caller analyses this one. Sources `known_sources` finds are neither read nor
+    downloaded. A chunk's downloads are deleted when the caller asks for the next chunk. Default policy:
+    `FetchPolicy.from_env()`. When `stop` is set, ends without waiting for the chunk's remaining downloads."""
+    policy = policy or FetchPolicy.from_env()
+    with tempfile.TemporaryDirectory(prefix="fashionlens-ingest-") as spool:
+        pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="fashionlens-fetch")
+
+        def submit(start: int) -> tuple[dict[int, int], list[int], list[Future]]:
+            stored_ids = known_sources(sources[start:start + chunk])
+            stored = {i: stored_ids[s] for i, s in enumerate(sources[start:start + chunk], start) if s in stored_ids}
+            todo = [i for i in range(start, min(start + chunk, len(sources))) if i not in stored]
+            return stored, todo, [pool.submit(_read, sources[i], Path(spool), str(i), policy) for i in todo]
+
+        try:
+            pending = submit(0) if sources else None
+            for start in range(chunk, len(sources) + chunk, chunk):
+                stored, todo, futures = pending
+                results = []
+                for future in futures:
+                    while (result := _result(future, stop)) is None:
+                        if stop.is_set():
+                            return
+                    results.append(result)
+                pending = submit(start) if start < len(sources) else None
+                ok = [(i, r) for i, r in zip(todo, results) if not isinstance(r, SkippedInput)]
+                yield PreparedChunk([i for i, _ in ok], [r[0] for _, r in ok], [r[1] for _, r in ok], stored,
+                                    [r for r in results if isinstance(r, SkippedInput)])
+                for i, (path, _) in ok:
+                    if is_url(sources[i]):
+                        path.unlink(missing_ok=True)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # before the folder goes: a download may be writing
+
+
+def _result(future: Future, stop: threading.Event | None):
+    """The future's result, or None after a quarter second when there is a `stop` to look at."""
+    try:
+        return future.result(timeout=None if stop is None else 0.25)
+    except TimeoutError:
+        return None
+
+
+# analysis
 
 def image_colors(image) -> list[dict]:
     """The garment's named colours; the one call site of `fashionlens.colors`."""
     from fashionlens.colors import named_colors
 
-    return [{"name": c.name, "fraction": round(c.fraction, 4), "rgb": list(c.rgb)} for c in named_colors(image)]
+    return [c.to_json() for c in named_colors(image)]
 
 
 @dataclass
 class AnalysedBatch:
-    indices: list[int]  # positions in the list of paths given to `analyse`
+    indices: list[int]  # positions in the list of paths given to `Analyser.run`
     sha256: list[str]
     embeddings: np.ndarray  # float32 [n, dim], unit length
     predicted: list[dict[str, dict]]  # per image: {task: {"value", "score"}}
@@ -40,7 +222,7 @@ class AnalysedBatch:
 
 
 class _DecodeOnce(ImageFileDataset):
-    """Everything `catalog add` needs from one decode: hash, each backbone's input, colours."""
+    """Everything the catalogue needs from one decode: hash, each backbone's input, colours."""
 
     def __init__(self, paths: list[Path], transforms: list, min_size: int, colors: bool):
         super().__init__(paths, min_size)
@@ -54,37 +236,55 @@ def _as_list(batch):
     return batch
 
 
-def analyse(
-    paths: list[Path], embedder: Embedder, failures: list[SkippedInput], *, classifier: Classifier | None = None,
-    colors: bool = True, batch_size: int = 32, workers: int = 1, progress: bool = False,
-) -> Iterator[AnalysedBatch]:
-    """Batches of analysed images; unreadable ones go to `failures` and never stop the run."""
-    backbones = [embedder.backbone]
-    if classifier is not None and backbone_key(classifier.backbone_info) != backbone_key(embedder.backbone):
-        backbones.append(classifier.backbone_info)
-    runners = [backbone_runner(b) for b in backbones]
-    dataset = _DecodeOnce(paths, [b.preprocess.eval_transform() for b in backbones],
-                          max(b.preprocess.short_side for b in backbones), colors)
-    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=_as_list,
-                        num_workers=workers if len(paths) > 2 * batch_size else 0)
-    with progress_bar("catalog add", len(paths), progress) as advance:
+def _worker_init(_worker_id: int) -> None:
+    """Ctrl-C is the main process's to handle (it stops after the current batch); a worker dying of it first
+    would fail that batch. One BLAS thread: the worker shares the cores with the backbone's threads, and the
+    colours' small matrix products cost 2.5x the CPU time when BLAS spreads them over every core."""
+    from threadpoolctl import threadpool_limits
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threadpool_limits(1)
+
+
+class Analyser:
+    """The backbone sessions, transforms and classifier, made once for every chunk of a run."""
+
+    def __init__(self, embedder: Embedder, classifier: Classifier | None = None, *, colors: bool = True,
+                 batch_size: int = 32, workers: int = 1):
+        backbones = [embedder.backbone]
+        if classifier is not None and backbone_key(classifier.backbone_info) != backbone_key(embedder.backbone):
+            backbones.append(classifier.backbone_info)
+        self.embedder, self.classifier, self.colors = embedder, classifier, colors
+        self.batch_size, self.workers = batch_size, workers
+        self.runners = [backbone_runner(b) for b in backbones]
+        self.transforms = [b.preprocess.eval_transform() for b in backbones]
+        self.min_size = max(b.preprocess.short_side for b in backbones)
+
+    def run(self, paths: list[Path], failures: list[SkippedInput], names: list[str] | None = None,
+            advance: Callable[[int], None] = lambda n: None) -> Iterator[AnalysedBatch]:
+        """Batches of analysed images; unreadable ones go to `failures` (under their `names`, default the path)
+        and never stop the run. `advance(n)` after each batch, failures included."""
+        names = names or [str(p) for p in paths]
+        dataset = _DecodeOnce(paths, self.transforms, self.min_size, self.colors)
+        parallel = len(paths) > 2 * self.batch_size
+        loader = DataLoader(dataset, batch_size=self.batch_size, collate_fn=_as_list,
+                            num_workers=self.workers if parallel else 0, worker_init_fn=_worker_init)
         for batch in loader:
-            failures += [SkippedInput(str(paths[i]), reason) for i, _, reason in batch if reason is not None]
+            failures += [SkippedInput(names[i], reason) for i, _, reason in batch if reason is not None]
             good = [(i, item) for i, item, reason in batch if reason is None]
             if good:
                 features = [runner(torch.stack([item[1][j] for _, item in good]).numpy())["features"]
-                            for j, runner in enumerate(runners)]
+                            for j, runner in enumerate(self.runners)]
                 yield AnalysedBatch([i for i, _ in good], [item[0] for _, item in good],
-                                    embedder.from_features(features[0]), _predict(classifier, features[-1], len(good)),
-                                    [item[2] for _, item in good])
+                                    self.embedder.from_features(features[0]),
+                                    _predict(self.classifier, features[-1], len(good)), [item[2] for _, item in good])
             advance(len(batch))
 
 
 def _predict(classifier: Classifier | None, features: np.ndarray, n: int) -> list[dict[str, dict]]:
     if classifier is None:
         return [{} for _ in range(n)]
-    with torch.inference_mode():
-        probs = {k: torch.softmax(v, -1).numpy() for k, v in classifier.heads(torch.from_numpy(features)).items()}
+    probs = classifier.heads.probabilities(features)
     out: list[dict[str, dict]] = [{} for _ in range(n)]
     for task in classifier.tasks:
         best = probs[task.name].argmax(1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {"ix": "ix_%(column_0_label)s", "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -45,6 +45,8 @@ class Item(Base):
     colors: Mapped[list] = mapped_column(JSON, default=list)  # [{"name", "fraction", "rgb"}], largest first
     embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float32, catalog_state.embedding_dim values
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # a rerun of `ingest` skips the sources it already stored; a hash index has no length limit on PostgreSQL
+    __table_args__ = (Index("ix_items_source", "source", postgresql_using="hash"),)
 
 
 class ItemLabel(Base):
@@ -55,3 +57,27 @@ class ItemLabel(Base):
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[str] = mapped_column(String(200), primary_key=True)
     __table_args__ = (Index("ix_item_labels_key_value", "key", "value"),)
+
+
+class AnalysisRecord(Base):
+    """One analysed photo (the HTTP service's `POST /v1/analyze`): the whole result document, reused when the same
+    image comes again under the same models (`models_key`)."""
+
+    __tablename__ = "analyses"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    models_key: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(Text)  # "upload:<file name>" or the URL
+    document: Mapped[dict] = mapped_column(JSON)  # the analysis as the API returns it, without its id
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    __table_args__ = (UniqueConstraint("sha256", "models_key"),)
+
+
+class AnalysisLabel(Base):
+    """What the history filters match: each garment's label and colour names."""
+
+    __tablename__ = "analysis_labels"
+    analysis_id: Mapped[int] = mapped_column(ForeignKey("analyses.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200), primary_key=True)
+    __table_args__ = (Index("ix_analysis_labels_key_value", "key", "value"),)

@@ -103,12 +103,17 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def migrate(engine: Engine) -> None:
+def migration_config(connection) -> Config:
+    """Alembic's configuration for the shipped migrations, run on this connection."""
     config = Config()
     config.set_main_option("script_location", str(files("fashionlens.catalog") / "migrations"))
+    config.attributes["connection"] = connection
+    return config
+
+
+def migrate(engine: Engine) -> None:
     with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(migration_config(connection), "head")
 
 
 class Store:
@@ -152,6 +157,17 @@ class Store:
         with self.engine.connect() as conn:
             for start in range(0, len(unique), 500):
                 rows = conn.execute(select(Item.sha256, Item.id).where(Item.sha256.in_(unique[start:start + 500])))
+                found.update(dict(rows.all()))
+        return found
+
+    def known_sources(self, sources: list[str]) -> dict[str, int]:
+        """source -> item id of the sources already stored, by their exact string: what a rerun skips without
+        reading or downloading. `items.source` has no index (that needs a migration), so 500 at a time."""
+        found: dict[str, int] = {}
+        unique = list(dict.fromkeys(sources))
+        with self.engine.connect() as conn:
+            for start in range(0, len(unique), 500):
+                rows = conn.execute(select(Item.source, Item.id).where(Item.source.in_(unique[start:start + 500])))
                 found.update(dict(rows.all()))
         return found
 

@@ -68,6 +68,7 @@ def finetune(
     batch_size: int = 32,
     patience: int = 3,
     balance: bool = True,
+    colour_jitter: float = 0.2,
     workers: int = 1,
     seed: int = 0,
     progress: bool = True,
@@ -87,7 +88,7 @@ def finetune(
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[lr, lr * 3], total_steps=steps, pct_start=0.1)
     weights = {t.name: class_weights(y_train[:, i], len(t.classes)) for i, t in enumerate(tasks)} if balance else None
     train_loader = DataLoader(
-        LabeledImageDataset(train_paths, y_train, pre.train_transform(), pre.short_side),
+        LabeledImageDataset(train_paths, y_train, pre.train_transform(colour_jitter), pre.short_side),
         batch_size=batch_size, shuffle=True, num_workers=workers, drop_last=len(train_paths) > batch_size,
         generator=torch.Generator().manual_seed(seed), persistent_workers=workers > 0,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -49,6 +50,12 @@ class Heads(nn.Module):
 
     def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         return {name: head(features) for name, head in self.by_task.items()}
+
+    def probabilities(self, features: np.ndarray) -> dict[str, np.ndarray]:
+        """Softmax per task for a batch of backbone features (the heads in eval mode)."""
+        x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+        with torch.inference_mode():
+            return {k: torch.softmax(v, -1).numpy() for k, v in self.eval()(x).items()}
 
 
 class Classifier(nn.Module):

@@ -35,6 +35,7 @@ class TrainConfig:
     pool_stages: tuple[int, ...] = ()  # also pool these feature stages (colour, texture)
     colour_bins: int = 0  # append a foreground RGB histogram with this many bins per channel
     resize: str = "crop"  # or "pad": letterbox on white, for product photos
+    image_size: int | None = None  # square input size; default: the backbone's own (240 for Lite1)
     hidden: int = 0  # head width; 0 is a linear head
     dropout: float = 0.5
     input_dropout: float = 0.2
@@ -44,6 +45,7 @@ class TrainConfig:
     batch_size: int = 32
     patience: int | None = None
     finetune_blocks: int = 2
+    colour_jitter: float = 0.2  # fine-tuning's brightness/contrast augmentation; 0 when colour is a label
     validation: float = 0.15
     test: float = 0.0
     min_class_count: int = 2
@@ -90,7 +92,8 @@ def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = Non
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     backbone = create_backbone(config.backbone, weights=config.weights, pool_stages=tuple(config.pool_stages),
-                               colour_bins=config.colour_bins, resize=config.resize)
+                               colour_bins=config.colour_bins, resize=config.resize,
+                               image_size=config.image_size)
     cache = FeatureCache()
     feats = extract_features(backbone, [s.path for s in data.samples], cache=cache, progress=config.progress,
                              workers=config.workers)
@@ -136,7 +139,7 @@ def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = Non
             checkpoint_dir=out / "checkpoint", config_key=key, epochs=config.epochs or 6,
             blocks=config.finetune_blocks, lr=config.lr or 3e-4, weight_decay=config.weight_decay,
             batch_size=config.batch_size, patience=config.patience or 3, balance=config.balance,
-            workers=config.workers, seed=config.seed, progress=config.progress, log=log,
+            colour_jitter=config.colour_jitter, workers=config.workers, seed=config.seed, progress=config.progress, log=log,
         )
         backbone.weights_id = f"finetuned:{config_hash(asdict(config))}"  # its features are no longer the ImageNet ones
     log.close()

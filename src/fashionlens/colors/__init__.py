@@ -63,6 +63,9 @@ class ColorShare:
     def hex(self) -> str:
         return "#{:02x}{:02x}{:02x}".format(*self.rgb)
 
+    def to_json(self) -> dict:
+        return {"name": self.name, "fraction": round(self.fraction, 4), "rgb": list(self.rgb), "hex": self.hex}
+
 
 def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """sRGB (0..255, any leading shape, last axis 3) to CIELAB under D65."""

@@ -1,0 +1,96 @@
+"""The history of analysed photos, in the catalogue's database: one row per (image, models), so the same photo
+under the same models is analysed once, even when two requests race to store it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from fashionlens.catalog.models import AnalysisLabel, AnalysisRecord
+
+
+@dataclass(frozen=True)
+class StoredAnalysis:
+    id: int
+    source: str
+    created_at: datetime
+    document: dict  # what the pipeline produced (`Analysis.to_json()`)
+
+    def to_json(self) -> dict:
+        created = self.created_at if self.created_at.tzinfo else self.created_at.replace(tzinfo=timezone.utc)
+        return {"id": self.id, **self.document, "source": self.source, "created_at": created.isoformat()}
+
+
+def history_labels(document: dict) -> set[tuple[str, str]]:
+    """(key, value) pairs the history filters match: each garment's label and colour names."""
+    pairs = set()
+    for item in document.get("items", []):
+        pairs.add(("label", str(item["label"]).lower()[:200]))
+        pairs |= {("color", str(c["name"]).lower()[:200]) for c in item.get("colors", [])}
+    return pairs
+
+
+class AnalysisHistory:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def find(self, sha256: str, models_key: str) -> StoredAnalysis | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(AnalysisRecord).where(AnalysisRecord.sha256 == sha256,
+                                                            AnalysisRecord.models_key == models_key)).first()
+        return _stored(row) if row else None
+
+    def save(self, sha256: str, models_key: str, source: str, document: dict) -> tuple[StoredAnalysis, bool]:
+        """Store an analysis; returns it and True, or the one stored first for this image and models and False."""
+        try:
+            with self.engine.begin() as conn:
+                new_id = conn.scalar(insert(AnalysisRecord).returning(AnalysisRecord.id).values(
+                    sha256=sha256, models_key=models_key, source=source[:2000], document=document))
+                labels = [{"analysis_id": new_id, "key": k, "value": v} for k, v in sorted(history_labels(document))]
+                if labels:
+                    conn.execute(insert(AnalysisLabel), labels)
+        except IntegrityError:
+            existing = self.find(sha256, models_key)
+            if existing is None:
+                raise
+            return existing, False
+        return self.get(new_id), True
+
+    def get(self, analysis_id: int) -> StoredAnalysis | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(AnalysisRecord).where(AnalysisRecord.id == analysis_id)).first()
+        return _stored(row) if row else None
+
+    def delete(self, analysis_id: int) -> bool:
+        with self.engine.begin() as conn:
+            conn.execute(delete(AnalysisLabel).where(AnalysisLabel.analysis_id == analysis_id))
+            return conn.execute(delete(AnalysisRecord).where(AnalysisRecord.id == analysis_id)).rowcount > 0
+
+    def page(self, *, label: str | None = None, color: str | None = None, since: datetime | None = None,
+             until: datetime | None = None, limit: int = 20, offset: int = 0) -> tuple[int, list[StoredAnalysis]]:
+        """(matching count, one page of them newest first)."""
+        query = select(AnalysisRecord)
+        for key, value in (("label", label), ("color", color)):
+            if value:
+                query = query.where(AnalysisRecord.id.in_(select(AnalysisLabel.analysis_id).where(
+                    AnalysisLabel.key == key, AnalysisLabel.value == value.strip().lower())))
+        if since:
+            query = query.where(AnalysisRecord.created_at >= since)
+        if until:
+            query = query.where(AnalysisRecord.created_at < until)
+        with self.engine.connect() as conn:
+            total = conn.scalar(select(func.count()).select_from(query.subquery()))
+            rows = conn.execute(query.order_by(AnalysisRecord.created_at.desc(), AnalysisRecord.id.desc())
+                                .limit(limit).offset(offset)).all()
+        return total, [_stored(r) for r in rows]
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.scalar(select(func.count()).select_from(AnalysisRecord))
+
+
+def _stored(row) -> StoredAnalysis:
+    return StoredAnalysis(row.id, row.source, row.created_at, row.document)

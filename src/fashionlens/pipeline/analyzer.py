@@ -1,0 +1,196 @@
+"""`Analyzer`: one photo in, every garment in it described: the object the API, the CLI and batch jobs share.
+
+Flow: decode -> detect -> crop each garment -> one backbone pass per backbone over all crops (ONNX Runtime) ->
+attribute heads and the embedding from those same features -> colours in each box -> similar catalogue items of
+the same category. A photo in which nothing is detected (a product shot) is described whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from fashionlens.classify.inference import LabelScore
+from fashionlens.classify.model_io import LoadedModel, load_model
+from fashionlens.colors import named_colors
+from fashionlens.defaults import default_classifier_dir
+from fashionlens.detect.crop import padded_box
+from fashionlens.detect.inference import Detector
+from fashionlens.embeddings import Embedder, default_embedder
+from fashionlens.features import backbone_key, backbone_runner
+from fashionlens.fingerprints import sha256_bytes
+from fashionlens.images import load_image
+from fashionlens.pipeline.result import Analysis, Garment
+
+DEFAULT = "default"
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    detector: str | None = DEFAULT  # a detector folder, "default" (the shipped one) or None: whole photos only
+    classifiers: tuple[str, ...] = (DEFAULT,)  # attribute models: folders or "default" (garment category)
+    min_score: float = 0.4  # detections below this are dropped
+    max_items: int = 12  # garments described per photo, most confident first
+    crop_padding: float = 0.05  # each box grown by this share of its size before cropping
+    top_k: int = 3  # labels returned per attribute task
+    similar_k: int = 5  # similar catalogue items per garment (0: none)
+    similar_filter: str | None = "category"  # the attribute whose best label the similar items must share
+
+
+@dataclass
+class Description:
+    """A crop or whole photo described: what `Garment` holds besides its box, and what a catalogue item stores."""
+
+    attributes: dict[str, list[LabelScore]]
+    colors: list
+    embedding: np.ndarray
+
+    @property
+    def predicted(self) -> dict[str, dict]:
+        """The best label per task, in the catalogue's `predicted` form."""
+        return {task: {"value": s[0].label, "score": round(s[0].score, 4)} for task, s in self.attributes.items() if s}
+
+
+@dataclass
+class _BackbonePass:
+    transform: object
+    runner: object
+    users: list = field(default_factory=list)
+
+
+class Analyzer:
+    """Loads the models once; `analyze` is safe to call from several threads (ONNX Runtime sessions are)."""
+
+    def __init__(self, config: PipelineConfig | None = None, *, catalog=None, catalog_lock=None,
+                 embedder: Embedder | None = None):
+        self.config = config or PipelineConfig()
+        self.catalog = catalog
+        self._catalog_lock = catalog_lock or contextlib.nullcontext()
+        self.detector = (Detector(None if self.config.detector == DEFAULT else Path(self.config.detector))
+                         if self.config.detector else None)
+        self.classifiers: list[LoadedModel] = [
+            load_model(default_classifier_dir() if c == DEFAULT else Path(c)) for c in self.config.classifiers]
+        tasks = [t.name for m in self.classifiers for t in m.classifier.tasks]
+        if len(set(tasks)) != len(tasks):
+            raise ValueError(f"attribute models predict the same task twice ({tasks}); give models with distinct tasks")
+        self.embedder = embedder or (catalog.embedder if catalog is not None else default_embedder())
+        self._passes: dict[str, _BackbonePass] = {}
+        for backbone in [self.embedder.backbone] + [m.classifier.backbone_info for m in self.classifiers]:
+            key = backbone_key(backbone)
+            if key not in self._passes:
+                self._passes[key] = _BackbonePass(backbone.preprocess.eval_transform(), backbone_runner(backbone))
+        self.models = self._model_versions()
+        self.models_key = hashlib.sha256(json.dumps(self.models, sort_keys=True).encode()).hexdigest()[:32]
+
+    def _model_versions(self) -> dict[str, dict]:
+        models: dict[str, dict] = {}
+        if self.detector is not None:
+            models["detector"] = {"name": self.detector.model.folder.name, "sha256": self.detector.model.weights_sha256,
+                                  "classes": self.detector.classes}
+        for m in self.classifiers:
+            models[f"attributes:{m.folder.name}"] = {"name": m.folder.name, "sha256": m.weights_sha256,
+                                                     "tasks": [t.name for t in m.classifier.tasks]}
+        models["embedding"] = {"name": self.embedder.key, "dim": self.embedder.dim}
+        models["pipeline"] = {"min_score": self.config.min_score, "max_items": self.config.max_items,
+                              "crop_padding": self.config.crop_padding, "similar_filter": self.config.similar_filter}
+        return models
+
+    def describe(self, images: list[Image.Image]) -> list[Description]:
+        """Attributes, colours and embedding of each image (crops or whole photos), one backbone batch each."""
+        timings: dict[str, float] = {}
+        return self._describe(images, [None] * len(images), images, timings)
+
+    def _describe(self, crops: list[Image.Image], boxes: list, sources: list[Image.Image],
+                  timings: dict[str, float]) -> list[Description]:
+        if not crops:
+            return []
+        with _timer(timings, "backbone"):
+            features = {key: p.runner(torch.stack([p.transform(c) for c in crops]).numpy())["features"]
+                        for key, p in self._passes.items()}
+        with _timer(timings, "attributes"):
+            attributes: list[dict[str, list[LabelScore]]] = [{} for _ in crops]
+            for model in self.classifiers:
+                probs = model.classifier.heads.probabilities(features[backbone_key(model.classifier.backbone_info)])
+                for task in model.classifier.tasks:
+                    p = probs[task.name]
+                    best = np.argsort(-p, axis=1, kind="stable")[:, :self.config.top_k]
+                    for row in range(len(crops)):
+                        attributes[row][task.name] = [LabelScore(task.classes[c], float(p[row, c])) for c in best[row]]
+            embeddings = self.embedder.from_features(features[backbone_key(self.embedder.backbone)])
+        with _timer(timings, "colors"):
+            colors = [named_colors(source, box) for source, box in zip(sources, boxes)]
+        return [Description(a, c, e) for a, c, e in zip(attributes, colors, embeddings)]
+
+    def analyze(self, image: Image.Image | bytes | str | Path, *, name: str | None = None,
+                similar: bool = True) -> Analysis:
+        """Describe every garment in one photo. Bytes and paths are decoded here (an `ImageError` names `name`)."""
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        with _timer(timings, "decode"):
+            if isinstance(image, Image.Image):
+                data = image.tobytes()
+            else:
+                data = image if isinstance(image, bytes) else Path(image).read_bytes()
+                image = load_image(data, name=name or (str(image) if not isinstance(image, bytes) else None))
+            sha = sha256_bytes(data)
+        boxes, labels, scores = self._detect(image, timings)
+        with _timer(timings, "crop"):
+            crops = [image.crop(padded_box(b, self.config.crop_padding, image.width, image.height)) for b in boxes]
+        whole = not crops
+        if whole:
+            crops, boxes = [image], [None]
+        described = self._describe(crops, boxes, [image] * len(crops), timings)
+        garments = []
+        for box, label, score, d in zip(boxes, labels or [None], scores or [None], described):
+            if whole:
+                first = next(iter(d.attributes.values()), [LabelScore("item", 1.0)])[0]
+                label, score, box = first.label, first.score, (0.0, 0.0, float(image.width), float(image.height))
+            garments.append(Garment(label, float(score), tuple(float(v) for v in box), d.attributes, d.colors,
+                                    d.embedding, whole_image=whole))
+        if similar:
+            with _timer(timings, "search"):
+                self._similar(garments)
+        timings["total"] = (time.perf_counter() - start) * 1000
+        return Analysis(sha, image.width, image.height, garments, self.models, timings)
+
+    def _detect(self, image: Image.Image, timings: dict[str, float]) -> tuple[list, list, list]:
+        if self.detector is None:
+            return [], [], []
+        with _timer(timings, "detect"):
+            found = self.detector.detect_image(image, self.config.min_score)
+        order = np.argsort(-found.confidence, kind="stable")[:self.config.max_items]
+        return ([tuple(found.xyxy[i].tolist()) for i in order], [self.detector.classes[found.class_id[i]] for i in order],
+                [float(found.confidence[i]) for i in order])
+
+    def _similar(self, garments: list[Garment]) -> None:
+        """Top-k catalogue items per garment, among items sharing its `similar_filter` label; one search per label."""
+        if self.catalog is None or not self.config.similar_k or not garments:
+            return
+        groups: dict[str | None, list[int]] = {}
+        for i, g in enumerate(garments):
+            best = g.attributes.get(self.config.similar_filter or "", [])
+            groups.setdefault(best[0].label if best else None, []).append(i)
+        for value, members in groups.items():
+            where = {self.config.similar_filter: value} if value is not None else None
+            with self._catalog_lock:
+                results = self.catalog.search(np.stack([garments[i].embedding for i in members]),
+                                              self.config.similar_k, where)
+            for i, result in zip(members, results):
+                garments[i].similar = result.results
+
+
+@contextlib.contextmanager
+def _timer(timings: dict[str, float], stage: str):
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = timings.get(stage, 0.0) + (time.perf_counter() - start) * 1000

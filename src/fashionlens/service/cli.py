@@ -1,0 +1,93 @@
+"""`fashionlens serve` (the HTTP service) and `fashionlens analyze` (the same pipeline on files, no server)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+DbOpt = Annotated[Optional[str], typer.Option("--db", help="SQLAlchemy URL or SQLite file (default: $FASHIONLENS_DB, else ./fashionlens-catalog.db).")]
+
+
+def serve(
+    db: DbOpt = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
+    seed: Annotated[Optional[list[str]], typer.Option("--seed", help="Images or folders added to the catalogue on start (already present ones are skipped).")] = None,
+    log_level: Annotated[str, typer.Option("--log-level")] = "info",
+) -> None:
+    """Run the HTTP API (docs at /docs): analyse photos, browse the history, manage and search the catalogue."""
+    import uvicorn
+
+    from fashionlens.catalog import CatalogError
+    from fashionlens.cli_common import console, fail
+    from fashionlens.service.app import create_app
+    from fashionlens.service.settings import ServiceSettings
+
+    try:
+        settings = ServiceSettings.from_env(db=db, seed=tuple(seed or ()))
+        app = create_app(settings)
+    except (CatalogError, ValueError) as exc:
+        fail(str(exc))
+    shown = f"[{host}]" if ":" in host else host
+    console.print(f"fashionlens: loading models, then serving on [bold]http://{shown}:{port}/[/bold] "
+                  f"(API docs at http://{shown}:{port}/docs)", highlight=False)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+def analyze(
+    images: Annotated[list[str], typer.Argument(help="Photos, folders (read recursively) or globs.")],
+    db: Annotated[Optional[str], typer.Option("--db", help="Catalogue to find similar items in (default: none).")] = None,
+    min_score: Annotated[float, typer.Option("--min-score", min=0, max=1, help="Drop detections below this score.")] = 0.4,
+    similar: Annotated[int, typer.Option("--similar", min=0, help="Similar catalogue items per garment (needs --db).")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document per photo, one per line.")] = False,
+) -> None:
+    """Each garment in each photo: box, label, attributes, colours (and similar items with --db)."""
+    from dataclasses import replace
+
+    from fashionlens.catalog import Catalog, CatalogError
+    from fashionlens.cli_common import console, fail, image_paths, report_skipped
+    from fashionlens.data.samples import SkippedInput
+    from fashionlens.images import ImageError
+    from fashionlens.pipeline import Analyzer, PipelineConfig
+
+    from fashionlens.runtime import small_ops_on_one_thread
+
+    files = image_paths(images, "photos")
+    small_ops_on_one_thread()
+    try:
+        catalog = Catalog.open(db) if db else None
+        analyzer = Analyzer(replace(PipelineConfig(), min_score=min_score, similar_k=similar), catalog=catalog)
+    except (CatalogError, ValueError) as exc:
+        fail(str(exc))
+    skipped = []
+    for path in files:
+        try:
+            result = analyzer.analyze(path)
+        except ImageError as exc:
+            skipped.append(SkippedInput(str(path), exc.reason))
+            continue
+        if as_json:
+            print(json.dumps({"image": str(path), **result.to_json()}), flush=True)
+            continue
+        console.print(f"[bold]{path}[/bold] {result.width}x{result.height}, {result.timings_ms['total']:.0f} ms",
+                      highlight=False)
+        for g in result.items:
+            attrs = ", ".join(f"{t}={s[0].label} {s[0].score:.2f}" for t, s in g.attributes.items() if s)
+            colors = ", ".join(f"{c.name} {c.fraction:.0%}" for c in g.colors)
+            box = ",".join(f"{v:.0f}" for v in g.box)
+            similar_ids = " similar: " + ", ".join(f"#{h.id} {h.score:.2f}" for h in g.similar) if g.similar else ""
+            console.print(f"  {g.label} {g.score:.2f} [{box}] {attrs}; {colors}{similar_ids}", highlight=False)
+    if catalog is not None:
+        catalog.close()
+    report_skipped(skipped)
+    if skipped and len(skipped) == len(files):
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.command("analyze")(analyze)

@@ -1,0 +1,159 @@
+"""`Service`: the catalogue, the analysis pipeline and the history behind the HTTP routes, with the locking that
+lets many request threads share them.
+
+Model inference runs one request at a time (the two cores are already used by ONNX Runtime's own threads, so
+parallel requests would only contend); the catalogue's in-memory index is changed and searched under one lock.
+Every result is written to the database before it is returned.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from fashionlens.catalog.analyses import AnalysisHistory, StoredAnalysis
+from fashionlens.catalog.catalog import Catalog
+from fashionlens.catalog.search import Hit, normalise_where
+from fashionlens.catalog.store import StoredItem
+from fashionlens.fingerprints import sha256_bytes
+from fashionlens.images import load_image
+from fashionlens.pipeline import Analyzer
+from fashionlens.runtime import small_ops_on_one_thread
+from fashionlens.service.errors import ApiError
+from fashionlens.service.media import MediaStore
+from fashionlens.service.settings import ServiceSettings
+
+MAX_ATTRIBUTES = 50
+
+
+def clean_attributes(attributes: object) -> dict[str, str]:
+    """Metadata given with an item: a flat object of short strings (numbers are accepted and kept as text)."""
+    if attributes is None:
+        return {}
+    if not isinstance(attributes, dict):
+        raise ApiError(422, "invalid_attributes", "attributes: expected an object of {name: value}")
+    if len(attributes) > MAX_ATTRIBUTES:
+        raise ApiError(422, "invalid_attributes", f"attributes: at most {MAX_ATTRIBUTES} entries")
+    clean = {}
+    for key, value in attributes.items():
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ApiError(422, "invalid_attributes", f"attributes.{key}: expected a string or a number")
+        key, value = str(key).strip(), str(value).strip()
+        if not key or len(key) > 100 or len(value) > 200:
+            raise ApiError(422, "invalid_attributes",
+                           f"attributes.{key[:100]}: names need 1-100 characters and values at most 200")
+        if value:
+            clean[key] = value
+    return clean
+
+
+class Service:
+    def __init__(self, settings: ServiceSettings):
+        small_ops_on_one_thread()
+        self.settings = settings
+        self.catalog = Catalog.open(settings.db)
+        self.catalog_lock = threading.RLock()
+        self.model_lock = threading.Lock()
+        self.analyzer = Analyzer(settings.pipeline, catalog=self.catalog, catalog_lock=self.catalog_lock)
+        self.history = AnalysisHistory(self.catalog.store.engine)
+        self.media = MediaStore(settings.media_dir or _default_media_dir(self.catalog))
+
+    def close(self) -> None:
+        with self.catalog_lock:
+            self.catalog.close()
+
+    # analyses
+
+    def analyze(self, data: bytes, source: str) -> tuple[StoredAnalysis, bool]:
+        """(the stored analysis, True if it is new); the same image under the same models is analysed once."""
+        sha = sha256_bytes(data)
+        found = self.history.find(sha, self.analyzer.models_key)
+        if found is not None:
+            return found, False
+        with self.model_lock:
+            found = self.history.find(sha, self.analyzer.models_key)  # stored while this request waited
+            if found is not None:
+                return found, False
+            analysis = self.analyzer.analyze(data, name=source)
+        self.media.put(sha, data)
+        document = analysis.to_json()
+        return self.history.save(sha, self.analyzer.models_key, source, document)
+
+    # the catalogue
+
+    def add_item(self, data: bytes, source: str, attributes: dict[str, str]) -> tuple[StoredItem, bool]:
+        """(the item, True if it is new); an image already in the catalogue is returned as it is."""
+        sha = sha256_bytes(data)
+        with self.catalog_lock:
+            known = self.catalog.store.known([sha])
+        if sha in known:
+            return self.item(known[sha]), False
+        image = load_image(data, name=source)
+        with self.model_lock:
+            with self.catalog_lock:
+                known = self.catalog.store.known([sha])  # added while this request waited
+            if sha in known:
+                return self.item(known[sha]), False
+            described = self.analyzer.describe([image])[0]
+        self.media.put(sha, data)
+        with self.catalog_lock:
+            self.catalog.add_vectors(described.embedding[None], sha256s=[sha], sources=[source], attributes=[attributes],
+                                     predicted=[described.predicted], colors=[[c.to_json() for c in described.colors]],
+                                     embedding_key=self.analyzer.embedder.key)
+            item_id = self.catalog.store.known([sha])[sha]
+        return self.item(item_id), True
+
+    def item(self, item_id: int) -> StoredItem:
+        with self.catalog_lock:
+            found = self.catalog.items([item_id]).get(item_id)
+        if found is None:
+            raise ApiError(404, "not_found", f"no catalogue item {item_id}")
+        return found
+
+    def remove_item(self, item_id: int) -> None:
+        with self.catalog_lock:
+            if not self.catalog.remove([item_id]):
+                raise ApiError(404, "not_found", f"no catalogue item {item_id}")
+
+    def items_page(self, where: dict, limit: int, offset: int) -> tuple[int, list[StoredItem]]:
+        """Items matching every filter, newest first."""
+        with self.catalog_lock:
+            ids = self.catalog.store.ids_where(normalise_where(where)) if where else self.catalog.store.ids()
+            page = ids[::-1][offset:offset + limit].tolist()
+            found = self.catalog.items(page)
+        return len(ids), [found[i] for i in page if i in found]
+
+    def search_image(self, data: bytes, source: str, top_k: int, where: dict) -> list[Hit]:
+        image = load_image(data, name=source)
+        with self.model_lock:
+            vector = self.analyzer.describe([image])[0].embedding
+        return self._search(vector, top_k, where)
+
+    def search_item(self, item_id: int, top_k: int, where: dict) -> list[Hit]:
+        self.item(item_id)
+        with self.catalog_lock:
+            vectors = [v for _, v in self.catalog.store.embeddings(np.array([item_id]))]
+        hits = self._search(vectors[0][0], top_k + 1, where)
+        return [h for h in hits if h.id != item_id][:top_k]
+
+    def _search(self, vector: np.ndarray, top_k: int, where: dict) -> list[Hit]:
+        with self.catalog_lock:
+            return self.catalog.search(vector[None], top_k, normalise_where(where))[0].results
+
+    # status
+
+    def health(self) -> dict:
+        return {"status": "ok", "items": len(self.catalog), "analyses": self.history.count(),
+                "database": self.catalog.store.engine.dialect.name}
+
+    def models(self) -> dict:
+        state = self.catalog.store.state()
+        return {"models": self.analyzer.models, "models_key": self.analyzer.models_key,
+                "catalog": {"embedding": state.embedding_key, "dim": state.embedding_dim, "items": len(self.catalog)}}
+
+
+def _default_media_dir(catalog: Catalog) -> Path:
+    """Beside a SQLite file (`catalog.db.media/`); for a server database, beside its index in the cache."""
+    return catalog.index_path.with_suffix(".media")
