@@ -174,8 +174,8 @@ def report_latency(outcome: Outcome, wall_s: float) -> bool:
     print(f"{'all':<17}{n:>5}  {percentiles_ms([s for _, _, s in outcome.requests], (50, 95, 99)):<48}"
           f"{dict(sorted(overall.items(), key=str))}")
     slow = sum(s > 1.0 for s in by_kind[ANALYZE_STATUS[200]])
-    print(f"reused answers slower than 1 s: {slow} (most likely missed the history while another request analysed "
-          f"the same photo, waited for the model and analysed it again; the store kept one row)")
+    print(f"reused answers slower than 1 s: {slow} (sent while another request was analysing the same photo: they "
+          f"wait in the model queue, then return the row it stored)")
     failed = sum(c for status, c in overall.items() if not isinstance(status, int) or status >= 500)
     if failed:
         print(f"\nFAILED: {failed} requests answered 5xx or lost their connection; first ones:")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from torchvision.ops import box_iou
 
 from conftest import SAMPLES
 from fashionlens.catalog import Catalog
@@ -61,3 +63,11 @@ def test_bad_image_names_its_source(analyzer, tmp_path):
     blank = tmp_path / "blank.png"
     Image.new("RGB", (8, 8)).save(blank)
     assert analyzer.analyze(blank).width == 8  # tiny but valid: analysed, not refused
+
+
+def test_one_garment_is_not_reported_as_two_classes(analyzer):
+    """shirt_1.jpg: the detector finds one box as both jacket and pants; the pipeline keeps the better one."""
+    result = analyzer.analyze(SAMPLES / "shirt_1.jpg")
+    boxes = torch.tensor([g.box for g in result.items])
+    overlap = box_iou(boxes, boxes).fill_diagonal_(0)
+    assert float(overlap.max()) <= analyzer.config.same_garment_iou

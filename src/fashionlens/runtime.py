@@ -36,6 +36,9 @@ class OnnxRunner:
     def __init__(self, path: str | Path):
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # idle threads sleep instead of spinning: a spinning pool takes the cores from the decode workers and the
+        # other request threads (ingest: 0.95x the bare backbone's throughput instead of 0.87x)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.output_names = [o.name for o in self.session.get_outputs()]
 

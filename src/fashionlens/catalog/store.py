@@ -152,22 +152,19 @@ class Store:
 
     def known(self, sha256s: list[str]) -> dict[str, int]:
         """sha256 -> item id of the images already stored."""
-        found: dict[str, int] = {}
-        unique = list(dict.fromkeys(sha256s))
-        with self.engine.connect() as conn:
-            for start in range(0, len(unique), 500):
-                rows = conn.execute(select(Item.sha256, Item.id).where(Item.sha256.in_(unique[start:start + 500])))
-                found.update(dict(rows.all()))
-        return found
+        return self._ids_by(Item.sha256, sha256s)
 
     def known_sources(self, sources: list[str]) -> dict[str, int]:
         """source -> item id of the sources already stored, by their exact string: what a rerun skips without
-        reading or downloading. `items.source` has no index (that needs a migration), so 500 at a time."""
+        reading or downloading."""
+        return self._ids_by(Item.source, sources)
+
+    def _ids_by(self, column, values: list[str]) -> dict[str, int]:
         found: dict[str, int] = {}
-        unique = list(dict.fromkeys(sources))
+        unique = list(dict.fromkeys(values))
         with self.engine.connect() as conn:
             for start in range(0, len(unique), 500):
-                rows = conn.execute(select(Item.source, Item.id).where(Item.source.in_(unique[start:start + 500])))
+                rows = conn.execute(select(column, Item.id).where(column.in_(unique[start:start + 500])))
                 found.update(dict(rows.all()))
         return found
 

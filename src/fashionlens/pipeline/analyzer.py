@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from torchvision.ops import nms
 
 from fashionlens.classify.inference import LabelScore
 from fashionlens.classify.model_io import LoadedModel, load_model
@@ -39,6 +40,7 @@ class PipelineConfig:
     classifiers: tuple[str, ...] = (DEFAULT,)  # attribute models: folders or "default" (garment category)
     min_score: float = 0.4  # detections below this are dropped
     max_items: int = 12  # garments described per photo, most confident first
+    same_garment_iou: float = 0.7  # boxes of different classes overlapping this much are one garment: the best wins
     crop_padding: float = 0.05  # each box grown by this share of its size before cropping
     top_k: int = 3  # labels returned per attribute task
     similar_k: int = 5  # similar catalogue items per garment (0: none)
@@ -100,6 +102,7 @@ class Analyzer:
                                                      "tasks": [t.name for t in m.classifier.tasks]}
         models["embedding"] = {"name": self.embedder.key, "dim": self.embedder.dim}
         models["pipeline"] = {"min_score": self.config.min_score, "max_items": self.config.max_items,
+                              "same_garment_iou": self.config.same_garment_iou,
                               "crop_padding": self.config.crop_padding, "similar_filter": self.config.similar_filter}
         return models
 
@@ -166,6 +169,9 @@ class Analyzer:
             return [], [], []
         with _timer(timings, "detect"):
             found = self.detector.detect_image(image, self.config.min_score)
+            # the detector suppresses overlaps per class; one garment should not come back as two classes
+            keep = nms(torch.from_numpy(found.xyxy), torch.from_numpy(found.confidence), self.config.same_garment_iou)
+            found = found[keep.numpy()]
         order = np.argsort(-found.confidence, kind="stable")[:self.config.max_items]
         return ([tuple(found.xyxy[i].tolist()) for i in order], [self.detector.classes[found.class_id[i]] for i in order],
                 [float(found.confidence[i]) for i in order])
