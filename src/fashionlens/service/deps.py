@@ -1,0 +1,101 @@
+"""What every route shares: the service, the token check, typed path and query values, and reading an image from
+a request (a multipart upload or a JSON document with a URL)."""
+
+from __future__ import annotations
+
+import hmac
+import io
+import json
+from typing import Annotated
+
+from fastapi import Path as PathParam, Query, Request, Response
+from PIL import Image
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from fashionlens.fetch import fetch_bytes
+from fashionlens.fingerprints import sha256_bytes
+from fashionlens.service.core import Service
+from fashionlens.service.errors import ApiError
+from fashionlens.service.schemas import ErrorOut
+
+MAX_ID = 2**31 - 1  # ids are 32-bit in the schema; larger ones cannot exist
+RowId = Annotated[int, PathParam(ge=1, le=MAX_ID)]
+Limit = Annotated[int, Query(ge=1, le=100)]
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+Text = Annotated[str | None, Query(max_length=200)]
+ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 415, 422)}
+IMAGE_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif", "BMP": "image/bmp",
+               "MPO": "image/jpeg"}
+
+
+def get_service(request: Request) -> Service:
+    return request.app.state.service
+
+
+def require_token(request: Request) -> None:
+    """Catalogue writes need `Authorization: Bearer <token>` when the service has a token."""
+    token = request.app.state.settings.api_token
+    if not token:
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise ApiError(401, "unauthorized", "this endpoint needs the header 'Authorization: Bearer <token>' "
+                                            "with the service's API token")
+
+
+def body_schema(json_model: type, fields: dict) -> dict:
+    """OpenAPI for a route that takes either an image upload (multipart) or a JSON document."""
+    return {"requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+            "file": {"type": "string", "format": "binary"}, **fields}}},
+        "application/json": {"schema": json_model.model_json_schema()}}}}
+
+
+def content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def parse_json(text: str | bytes, code: str, what: str, status: int = 400):
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than json's parser goes
+        raise ApiError(status, code, f"{what} is not valid JSON ({exc})") from None
+
+
+async def fetch(request: Request, url: str) -> bytes:
+    return await run_in_threadpool(fetch_bytes, url, request.app.state.settings.fetch)
+
+
+async def image_input(request: Request) -> tuple[bytes, str, dict]:
+    """(image bytes, source, the other fields) from a multipart upload (`file`) or JSON with a `url`."""
+    kind = content_type(request)
+    if kind == "multipart/form-data":
+        form = await request.form(max_files=1, max_fields=20)
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise ApiError(422, "missing_file", "multipart body needs an image in the field 'file'")
+        data = await upload.read()
+        fields = {k: v for k, v in form.items() if k != "file" and isinstance(v, str)}
+        return data, f"upload:{(upload.filename or 'image')[:200]}", fields
+    if kind == "application/json":
+        document = parse_json(await request.body(), "invalid_json", "request body")
+        if not isinstance(document, dict):
+            raise ApiError(422, "invalid_request", "JSON body must be an object")
+        url = document.get("url")
+        if not isinstance(url, str) or not url:
+            raise ApiError(422, "invalid_request", "url: a JSON body needs an http(s) 'url' string")
+        return await fetch(request, url), url[:2048], {k: v for k, v in document.items() if k != "url"}
+    raise ApiError(415, "unsupported_media_type",
+                   f"Content-Type {kind or '(none)'!r}: send multipart/form-data with a 'file', or JSON with a 'url'")
+
+
+def image_response(data: bytes) -> Response:
+    """A kept photo with its sniffed type; its sha256 is the ETag (ids can be reused after a delete)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            media_type = IMAGE_TYPES.get(image.format or "", "application/octet-stream")
+    except Exception:  # a kept file is one that decoded before; be safe anyway
+        media_type = "application/octet-stream"
+    return Response(data, media_type=media_type,
+                    headers={"ETag": f'"{sha256_bytes(data)}"', "Cache-Control": "public, max-age=3600"})

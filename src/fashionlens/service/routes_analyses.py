@@ -1,0 +1,62 @@
+"""`/v1/analyze` and `/v1/analyses`: analyse a photo, and read the history of analyses."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from fastapi import APIRouter, Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from fashionlens.service.core import Service
+from fashionlens.service.deps import ERRORS, Limit, Offset, RowId, Text, body_schema, get_service, image_input, \
+    image_response
+from fashionlens.service.errors import ApiError
+from fashionlens.service.schemas import AnalysisOut, AnalysisPage, AnalyzeUrl
+
+router = APIRouter(tags=["analyses"], responses=ERRORS)
+
+
+@router.post("/v1/analyze", response_model=AnalysisOut, status_code=201, openapi_extra=body_schema(AnalyzeUrl, {}))
+async def analyze(request: Request, response: Response, svc: Service = Depends(get_service)):
+    """Analyse a photo (upload or URL): garments with boxes, attributes, colours and similar items. The result is
+    stored; the same image under the same models returns its stored analysis (200 instead of 201)."""
+    data, source, _ = await image_input(request)
+    stored, created = await run_in_threadpool(svc.analyze, data, source)
+    response.status_code = 201 if created else 200
+    return stored.to_json()
+
+
+@router.get("/v1/analyses/{analysis_id}", response_model=AnalysisOut)
+def get_analysis(analysis_id: RowId, svc: Service = Depends(get_service)):
+    found = svc.history.get(analysis_id)
+    if found is None:
+        raise ApiError(404, "not_found", f"no analysis {analysis_id}")
+    return found.to_json()
+
+
+@router.get("/v1/analyses", response_model=AnalysisPage)
+def list_analyses(svc: Service = Depends(get_service), label: Text = None, color: Text = None,
+                  since: datetime | None = None, until: datetime | None = None, limit: Limit = 20, offset: Offset = 0):
+    """Past analyses, newest first; `label` and `color` match any garment in them, `since`/`until` the time."""
+    total, page = svc.history.page(label=label, color=color, since=_utc(since, "since"), until=_utc(until, "until"),
+                                   limit=limit, offset=offset)
+    return {"items": [a.to_json() for a in page], "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/v1/analyses/{analysis_id}/image", response_class=Response)
+def analysis_image(analysis_id: RowId, svc: Service = Depends(get_service)):
+    found = svc.history.get(analysis_id)
+    data = svc.media.get(found.document["sha256"]) if found else None
+    if data is None:
+        raise ApiError(404, "not_found", f"no image kept for analysis {analysis_id}")
+    return image_response(data)
+
+
+def _utc(moment: datetime | None, name: str) -> datetime | None:
+    """A time bound in UTC (a naive one is taken as UTC): SQLite keeps times without their offset."""
+    if moment is None:
+        return None
+    try:
+        return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    except (OverflowError, ValueError):
+        raise ApiError(422, "invalid_request", f"{name}: {moment.isoformat()} is out of range in UTC") from None
