@@ -271,3 +271,10 @@ def test_serve_command_runs_a_real_server_and_stops_cleanly(tmp_path):
     assert f"http://127.0.0.1:{port}/" in output and "Traceback" not in output
     with create_engine(f"sqlite:///{db}").connect() as conn:
         assert conn.scalar(select(func.count()).select_from(AnalysisRecord)) == 1
+
+
+def test_an_ingested_item_serves_its_file(service_client):
+    item = service_client.get("/v1/items", params={"where": "category=hat"}).json()["items"][0]
+    image = service_client.get(f"/v1/items/{item['id']}/image")
+    assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
+    assert image.content == Path(item["image"]).read_bytes()

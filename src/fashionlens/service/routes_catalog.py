@@ -50,8 +50,9 @@ def get_item(item_id: RowId, svc: Service = Depends(get_service)):
 def item_image(item_id: RowId, svc: Service = Depends(get_service)):
     item = svc.item(item_id)
     data = svc.media.get(item.sha256)
-    if data is None and Path(item.source).is_file():  # added from a file by `ingest`
-        data = Path(item.source).read_bytes()
+    source = Path(item.source)
+    if data is None and source.is_absolute() and source.is_file():  # added from a file by `ingest`
+        data = source.read_bytes()
     if data is None:
         raise ApiError(404, "not_found", f"item {item_id}: its image is no longer available")
     return image_response(data)
