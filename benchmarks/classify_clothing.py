@@ -22,6 +22,9 @@ def main() -> None:
     parser.add_argument("--finetune", action="store_true", help="also run --mode finetune (tens of minutes)")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None, help="fine-tuning learning rate (default 3e-4)")
+    parser.add_argument("--image-size", type=int, default=None, help="square input size (default: the backbone's)")
+    parser.add_argument("--resize", default="crop", choices=["crop", "pad"])
+    parser.add_argument("--finetune-blocks", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["FASHIONLENS_CACHE"] = str(Path(tmp) / "cache")  # before fashionlens reads it
@@ -31,7 +34,8 @@ def main() -> None:
         data = read_folder(dataset("clothing-small") / "train")
         unseen = read_folder(dataset("clothing-small") / "validation")
         times: dict[str, float] = {}
-        config = TrainConfig(backbone=args.backbone, hidden=args.hidden, progress=False)
+        shape = {"image_size": args.image_size, "resize": args.resize}
+        config = TrainConfig(backbone=args.backbone, hidden=args.hidden, progress=False, **shape)
         with timed(times, "cold"):
             cold = train(data, Path(tmp) / "linear-cold", config)
         with timed(times, "warm"):
@@ -42,7 +46,7 @@ def main() -> None:
         print_metrics(f"linear ({args.backbone}) on validation/", scores)
         if args.finetune:
             ft_config = TrainConfig(mode="finetune", backbone=args.backbone, hidden=args.hidden, epochs=args.epochs,
-                                    lr=args.lr, progress=False)
+                                    lr=args.lr, finetune_blocks=args.finetune_blocks, progress=False, **shape)
             with timed(times, "finetune"):
                 tuned = train(data, Path(tmp) / "finetune", ft_config)
             print(f"\nfinetune: {times['finetune']:.0f} s")

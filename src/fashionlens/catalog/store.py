@@ -120,7 +120,10 @@ class Store:
     def __init__(self, url: str):
         self.url = url
         try:
-            self.engine = create_engine(url)
+            # a server database gets a pool as large as the HTTP service's thread pool (40), so a burst of requests
+            # waits on the database rather than on SQLAlchemy's default 5 + 10 connections
+            pool = {} if make_url(url).get_backend_name() == "sqlite" else {"pool_size": 10, "max_overflow": 30}
+            self.engine = create_engine(url, pool_pre_ping=True, **pool)
         except (ArgumentError, NoSuchModuleError) as exc:
             raise CatalogError(f"--db {url!r}: unknown kind of database ({exc})") from None
         if self.engine.dialect.name == "sqlite":
