@@ -25,6 +25,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=None, help="square input size (default: the backbone's)")
     parser.add_argument("--resize", default="crop", choices=["crop", "pad"])
     parser.add_argument("--finetune-blocks", type=int, default=2)
+    parser.add_argument("--freeze-norm", action="store_true", help="fine-tuning keeps batch-norm statistics")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["FASHIONLENS_CACHE"] = str(Path(tmp) / "cache")  # before fashionlens reads it
@@ -46,7 +47,8 @@ def main() -> None:
         print_metrics(f"linear ({args.backbone}) on validation/", scores)
         if args.finetune:
             ft_config = TrainConfig(mode="finetune", backbone=args.backbone, hidden=args.hidden, epochs=args.epochs,
-                                    lr=args.lr, finetune_blocks=args.finetune_blocks, progress=False, **shape)
+                                    lr=args.lr, finetune_blocks=args.finetune_blocks, freeze_norm=args.freeze_norm,
+                                    progress=False, **shape)
             with timed(times, "finetune"):
                 tuned = train(data, Path(tmp) / "finetune", ft_config)
             print(f"\nfinetune: {times['finetune']:.0f} s")

@@ -5,7 +5,8 @@
 Fine-tuning at the thumbnails' own scale (they are 60x80 px; 240 px input only upscales them):
 
     .venv/bin/python benchmarks/classify_products.py --mode finetune --image-size 128 --resize pad --no-balance \
-        --colour-jitter 0 --tasks articleType gender baseColour
+        --colour-jitter 0 --tasks articleType gender baseColour --pool-stages 1 2 3 4 --colour-bins 8 \
+        --finetune-blocks 3 --lr 1e-4 --epochs 8 --freeze-norm
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=None, help="square input size (default: the backbone's)")
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--finetune-blocks", type=int, default=2)
+    parser.add_argument("--freeze-norm", action="store_true", help="fine-tuning keeps batch-norm statistics")
     parser.add_argument("--colour-jitter", type=float, default=0.2, help="fine-tuning light jitter; 0 keeps colours")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--patience", type=int, default=None)
@@ -49,8 +51,9 @@ def main() -> None:
     config = TrainConfig(mode=args.mode, backbone=args.backbone, hidden=args.hidden, dropout=args.dropout,
                          resize=args.resize, image_size=args.image_size, pool_stages=tuple(args.pool_stages),
                          colour_bins=args.colour_bins, balance=not args.no_balance, epochs=args.epochs, lr=args.lr,
-                         finetune_blocks=args.finetune_blocks, colour_jitter=args.colour_jitter,
-                         batch_size=args.batch_size, patience=args.patience, workers=args.workers,
+                         finetune_blocks=args.finetune_blocks, freeze_norm=args.freeze_norm,
+                         colour_jitter=args.colour_jitter, batch_size=args.batch_size, patience=args.patience,
+                         workers=args.workers,
                          validation=0.1, test=0.2, min_class_count=5, progress=False)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()

@@ -33,6 +33,7 @@ from fashionlens.classify import (
     save_model,
     train,
 )
+from fashionlens.classify.finetune import _set_train_mode, unfreeze_last_blocks
 from fashionlens.classify.heads import class_weights, multitask_loss
 from fashionlens.classify.train import label_matrix
 from fashionlens.data import read_folder, read_table
@@ -588,6 +589,20 @@ def test_finetune_stores_backbone_and_resumes(colour_dir, tmp_path):
     assert loaded.preprocess.input_size == loaded.classifier.backbone_info.preprocess.input_size == (64, 64)
     image = Image.open(next((small / "red").glob("*.jpg"))).convert("RGB")
     assert loaded.classifier.backbone_info.preprocess.eval_transform()(image).shape == (3, 64, 64)
+
+
+@pytest.mark.parametrize("freeze_norm", [False, True])
+def test_freeze_norm_keeps_batch_norm_statistics(freeze_norm):
+    backbone = create_backbone(BACKBONE, image_size=64)
+    classifier = Classifier(backbone, Heads(backbone.feature_dim, [TaskSpec("c", ("a", "b"))]))
+    unfreeze_last_blocks(classifier, 2)
+    norms = [m for m in classifier.backbone.net.blocks[-1].modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    before = [m.running_mean.clone() for m in norms]
+    _set_train_mode(classifier, freeze_norm)
+    classifier(torch.randn(2, 3, 64, 64))
+    unchanged = all(torch.equal(b, m.running_mean) for b, m in zip(before, norms))
+    assert unchanged is freeze_norm
+    assert classifier.heads.training and norms[0].weight.requires_grad  # scale and shift still train
 
 
 def test_image_size_sets_the_input_and_is_checked():

@@ -220,6 +220,15 @@ def test_train_unknown_backbone(data_dir, tmp_path):
     assert not (tmp_path / "m" / "manifest.json").exists()
 
 
+def test_train_image_size_is_saved_with_the_model(data_dir, tmp_path):
+    result = invoke("train", data_dir, "--out", tmp_path / "m", "--backbone", BACKBONE, "--image-size", "96",
+                    "--validation", "0.25", "--epochs", "5")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert manifest["preprocess"]["input_size"] == [96, 96] and manifest["training"]["image_size"] == 96
+    assert invoke("train", data_dir, "--out", tmp_path / "n", "--image-size", "8").exit_code != 0
+
+
 @pytest.fixture
 def table(data_dir, tmp_path) -> Path:
     path = tmp_path / "labels.csv"

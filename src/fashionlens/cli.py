@@ -60,6 +60,7 @@ def train(
     pool_stages: Annotated[str, typer.Option(help="Also pool these backbone feature stages, e.g. 1,2,3,4 (helps colour).")] = "",
     colour_bins: Annotated[int, typer.Option(help="Append a foreground colour histogram, N bins per channel (e.g. 8).")] = 0,
     resize: Annotated[str, typer.Option(help="crop (centre crop) or pad (letterbox on white, for product photos).")] = "crop",
+    image_size: Annotated[Optional[int], typer.Option(help="Square input size in pixels instead of the backbone's (e.g. 128 for small thumbnails, 280); saved with the model.")] = None,
     labels: LabelsOpt = None,
     image_column: ImageColOpt = "image",
     task: TaskOpt = None,
@@ -73,6 +74,8 @@ def train(
     lr: Annotated[Optional[float], typer.Option()] = None,
     batch_size: Annotated[int, typer.Option()] = 32,
     finetune_blocks: Annotated[int, typer.Option(help="Backbone stages to train in finetune mode.")] = 2,
+    freeze_norm: Annotated[bool, typer.Option(help="Finetune mode: keep batch-norm statistics fixed (their scale and shift still train), so the warm-started heads keep their features.")] = False,
+    colour_jitter: Annotated[float, typer.Option(help="Finetune mode: brightness/contrast/saturation jitter; 0 when a task is the colour.")] = 0.2,
     validation: Annotated[float, typer.Option(help="Validation fraction when the data has no validation split.")] = 0.15,
     test: Annotated[float, typer.Option(help="Test fraction held out (0: none).")] = 0.0,
     min_class_count: Annotated[int, typer.Option(help="Drop classes with fewer images.")] = 2,
@@ -90,7 +93,8 @@ def train(
         config = TrainConfig(mode=mode, backbone=backbone, weights=str(weights) if weights else None,
                              pool_stages=stages, colour_bins=colour_bins, resize=resize, hidden=hidden,
                              dropout=dropout, input_dropout=input_dropout, epochs=epochs, lr=lr, batch_size=batch_size,
-                             finetune_blocks=finetune_blocks, validation=validation, test=test,
+                             finetune_blocks=finetune_blocks, freeze_norm=freeze_norm, colour_jitter=colour_jitter,
+                             image_size=image_size, validation=validation, test=test,
                              min_class_count=min_class_count, balance=balance, seed=seed)
         result = run_train(dataset, out, config)
     except (ValueError, BackboneError) as exc:

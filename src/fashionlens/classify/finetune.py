@@ -45,11 +45,17 @@ def unfreeze_last_blocks(classifier: Classifier, blocks: int) -> list[torch.nn.P
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def _set_train_mode(classifier: Classifier) -> None:
+def _set_train_mode(classifier: Classifier, freeze_norm: bool = False) -> None:
+    """Trainable modules in train mode; with `freeze_norm`, batch norm keeps its ImageNet statistics (its scale
+    and shift still train), so the features the warm-started heads were fitted on do not shift under them."""
     classifier.eval()
     classifier.heads.train()
     for module in getattr(classifier, "_trainable_modules", [classifier.backbone]):
         module.train()
+        if freeze_norm:
+            for layer in module.modules():
+                if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
+                    layer.eval()
 
 
 def finetune(
@@ -69,6 +75,7 @@ def finetune(
     patience: int = 3,
     balance: bool = True,
     colour_jitter: float = 0.2,
+    freeze_norm: bool = False,
     workers: int = 1,
     seed: int = 0,
     progress: bool = True,
@@ -110,7 +117,7 @@ def finetune(
     for epoch in range(state["epoch"] + 1, epochs + 1):
         if state["since_best"] >= patience:
             break
-        _set_train_mode(classifier)
+        _set_train_mode(classifier, freeze_norm)
         total = 0.0
         with progress_bar(f"fine-tune epoch {epoch}/{epochs}", len(train_loader.dataset), progress) as advance:
             for images, targets in train_loader:

@@ -46,6 +46,7 @@ class TrainConfig:
     patience: int | None = None
     finetune_blocks: int = 2
     colour_jitter: float = 0.2  # fine-tuning's brightness/contrast augmentation; 0 when colour is a label
+    freeze_norm: bool = False  # fine-tuning keeps batch-norm statistics (small data sets)
     validation: float = 0.15
     test: float = 0.0
     min_class_count: int = 2
@@ -139,7 +140,8 @@ def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = Non
             checkpoint_dir=out / "checkpoint", config_key=key, epochs=config.epochs or 6,
             blocks=config.finetune_blocks, lr=config.lr or 3e-4, weight_decay=config.weight_decay,
             batch_size=config.batch_size, patience=config.patience or 3, balance=config.balance,
-            colour_jitter=config.colour_jitter, workers=config.workers, seed=config.seed, progress=config.progress, log=log,
+            colour_jitter=config.colour_jitter, freeze_norm=config.freeze_norm, workers=config.workers,
+            seed=config.seed, progress=config.progress, log=log,
         )
         backbone.weights_id = f"finetuned:{config_hash(asdict(config))}"  # its features are no longer the ImageNet ones
     log.close()
