@@ -31,6 +31,12 @@ class LabelScore:
     score: float
 
 
+def top_labels(classes, probabilities: np.ndarray, k: int) -> list[LabelScore]:
+    """The `k` most probable classes of one row of probabilities, best first."""
+    best = np.argsort(-probabilities, kind="stable")[:k]
+    return [LabelScore(classes[c], float(probabilities[c])) for c in best]
+
+
 @dataclass
 class ImagePrediction:
     image: str
@@ -125,8 +131,6 @@ class Predictor:
         for row, index in enumerate(result.indices):
             per_task = {}
             for task in self.tasks:
-                p = result.probs[task.name][row]
-                best = np.argsort(-p, kind="stable")[:top_k]
-                per_task[task.name] = [LabelScore(task.classes[c], float(p[c])) for c in best]
+                per_task[task.name] = top_labels(task.classes, result.probs[task.name][row], top_k)
             predictions.append(ImagePrediction(str(paths[index]), per_task))
         return predictions, result.failures

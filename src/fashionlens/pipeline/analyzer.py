@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from torchvision.ops import nms
 
-from fashionlens.classify.inference import LabelScore
+from fashionlens.classify.inference import LabelScore, top_labels
 from fashionlens.classify.model_io import LoadedModel, load_model
 from fashionlens.colors import named_colors
 from fashionlens.defaults import default_classifier_dir
@@ -65,7 +65,6 @@ class Description:
 class _BackbonePass:
     transform: object
     runner: object
-    users: list = field(default_factory=list)
 
 
 class Analyzer:
@@ -108,8 +107,7 @@ class Analyzer:
 
     def describe(self, images: list[Image.Image]) -> list[Description]:
         """Attributes, colours and embedding of each image (crops or whole photos), one backbone batch each."""
-        timings: dict[str, float] = {}
-        return self._describe(images, [None] * len(images), images, timings)
+        return self._describe(images, [None] * len(images), images, {})
 
     def _describe(self, crops: list[Image.Image], boxes: list, sources: list[Image.Image],
                   timings: dict[str, float]) -> list[Description]:
@@ -123,10 +121,8 @@ class Analyzer:
             for model in self.classifiers:
                 probs = model.classifier.heads.probabilities(features[backbone_key(model.classifier.backbone_info)])
                 for task in model.classifier.tasks:
-                    p = probs[task.name]
-                    best = np.argsort(-p, axis=1, kind="stable")[:, :self.config.top_k]
-                    for row in range(len(crops)):
-                        attributes[row][task.name] = [LabelScore(task.classes[c], float(p[row, c])) for c in best[row]]
+                    for row, p in enumerate(probs[task.name]):
+                        attributes[row][task.name] = top_labels(task.classes, p, self.config.top_k)
             embeddings = self.embedder.from_features(features[backbone_key(self.embedder.backbone)])
         with _timer(timings, "colors"):
             colors = [named_colors(source, box) for source, box in zip(sources, boxes)]
@@ -171,10 +167,9 @@ class Analyzer:
             found = self.detector.detect_image(image, self.config.min_score)
             # the detector suppresses overlaps per class; one garment should not come back as two classes
             keep = nms(torch.from_numpy(found.xyxy), torch.from_numpy(found.confidence), self.config.same_garment_iou)
-            found = found[keep.numpy()]
-        order = np.argsort(-found.confidence, kind="stable")[:self.config.max_items]
-        return ([tuple(found.xyxy[i].tolist()) for i in order], [self.detector.classes[found.class_id[i]] for i in order],
-                [float(found.confidence[i]) for i in order])
+        found = found[keep.numpy()[:self.config.max_items]]  # nms returns the kept boxes best first
+        return ([tuple(box) for box in found.xyxy.tolist()], [self.detector.classes[c] for c in found.class_id],
+                found.confidence.tolist())
 
     def _similar(self, garments: list[Garment]) -> None:
         """Top-k catalogue items per garment, among items sharing its `similar_filter` label; one search per label."""
