@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench default-model default-detector
+.PHONY: setup browser demo test bench default-model default-detector
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,12 +14,19 @@ $(STAMP): requirements.txt pyproject.toml
 
 setup: $(STAMP)
 
+# The web page's browser tests drive Debian's Chromium through Playwright (never a browser download). As root it is
+# installed here; elsewhere they skip and say why (`sudo apt-get install chromium` brings it).
+CHROMIUM := /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || [ "$$(id -u)" != 0 ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@test -x $(CHROMIUM) || echo "Chromium not found at $(CHROMIUM): the browser tests will skip (sudo apt-get install chromium)"
+
 # The service on 127.0.0.1 with a SQLite file, the shipped models and a catalogue seeded from samples/clothing.
 DEMO_PORT ?= 8000
 demo: $(STAMP)
 	$(VENV)/bin/fashionlens serve --db build/demo/catalog.db --seed samples/clothing --host 127.0.0.1 --port $(DEMO_PORT)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest -q -ra
 
 # Retrains the shipped garment classifier from ../shared/datasets/clothing-small (about 3 minutes).

@@ -49,3 +49,42 @@ def service_client(tmp_path_factory):
     """One seeded service per test module (starting one loads every model: a few seconds)."""
     with running_service(tmp_path_factory.mktemp("service")) as client:
         yield client
+
+
+@contextmanager
+def served(tmp_path: Path, *args: str, env: dict | None = None, timeout: float = 240):
+    """A real `fashionlens serve` on a free port with a SQLite file in `tmp_path`; yields (base URL, process).
+
+    Stopped with SIGTERM on exit; the process's output is left in `process.output`."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "fashionlens.cli", "serve", "--db", str(tmp_path / "serve.db"),
+                               "--port", str(port), "--log-level", "warning", *args],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env={**os.environ, "COLUMNS": "200", **(env or {})})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert server.poll() is None, server.stdout.read()
+            try:
+                if httpx.get(f"{base}/v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the service did not start"
+            time.sleep(0.5)
+        yield base, server
+    finally:
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+        server.output = server.communicate(timeout=60)[0]

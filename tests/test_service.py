@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import create_engine, func, select
 
-from conftest import SAMPLES, running_service
+from conftest import SAMPLES, running_service, served
 from databases import drop_schema, postgres_url
 from fashionlens.catalog.models import AnalysisRecord
 from fashionlens.fetch import FetchPolicy
@@ -232,44 +232,20 @@ def test_a_catalogue_made_before_the_service_gains_its_tables_on_open(tmp_path):
 
 def test_serve_command_runs_a_real_server_and_stops_cleanly(tmp_path):
     """What `make demo` runs: `fashionlens serve` with a seeded SQLite catalogue, then SIGTERM."""
-    import os
     import signal
-    import socket
-    import time
 
     import httpx
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    db = tmp_path / "demo.db"
-    server = subprocess.Popen([sys.executable, "-m", "fashionlens.cli", "serve", "--db", str(db), "--port", str(port),
-                               "--seed", str(SAMPLES / "hat_1.jpg"), "--seed", str(SAMPLES / "dress_1.jpg"),
-                               "--log-level", "warning"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env={**os.environ, "COLUMNS": "200"})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            assert server.poll() is None, server.stdout.read()
-            try:
-                if httpx.get(f"{base}/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the service did not start"
-            time.sleep(0.5)
+    with served(tmp_path, "--seed", str(SAMPLES / "hat_1.jpg"), "--seed", str(SAMPLES / "dress_1.jpg")) as (base, server):
         assert httpx.get(f"{base}/v1/health").json()["items"] == 2
         answer = httpx.post(f"{base}/v1/analyze", files={"file": ("p.jpg", PHOTO.read_bytes(), "image/jpeg")},
                             timeout=60)
         assert answer.status_code == 201
-        assert httpx.get(f"{base}/", follow_redirects=False).headers["location"] == "/docs"
-    finally:
-        server.send_signal(signal.SIGTERM)
-        output = server.communicate(timeout=60)[0]
-    assert server.returncode in (0, -signal.SIGTERM), output  # uvicorn re-raises the signal after a clean shutdown
-    assert f"http://127.0.0.1:{port}/" in output and "Traceback" not in output
-    with create_engine(f"sqlite:///{db}").connect() as conn:
+        page = httpx.get(f"{base}/")
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert server.returncode in (0, -signal.SIGTERM), server.output  # uvicorn re-raises the signal after a clean stop
+    assert f"{base}/" in server.output and "Traceback" not in server.output
+    with create_engine(f"sqlite:///{tmp_path / 'serve.db'}").connect() as conn:
         assert conn.scalar(select(func.count()).select_from(AnalysisRecord)) == 1
 
 

@@ -249,7 +249,8 @@ class Catalog:
                 scores, ids = self._rerank(vectors, candidates, top_k)
         items = self.store.items([int(i) for i in np.unique(ids) if i >= 0])
         for row, score_row, id_row in zip(rows, scores, ids):
-            results[row].results = [Hit(int(i), items[i].source, float(s), items[i].labels, items[i].colors)
+            results[row].results = [Hit(int(i), items[i].source, float(s), items[i].labels,
+                                        items[i].colors, items[i].sha256)
                                     for s, i in zip(score_row, id_row) if i >= 0 and i in items]
         return results
 

@@ -12,10 +12,11 @@ class Hit:
     score: float  # cosine similarity, higher is closer
     attributes: dict[str, str]  # given attributes over predicted ones
     colors: list[dict] = field(default_factory=list)
+    sha256: str = ""  # the item's image hash
 
     def to_json(self) -> dict:
-        return {"id": self.id, "image": self.image, "score": round(self.score, 6), "attributes": self.attributes,
-                "colors": [c["name"] for c in self.colors]}
+        return {"id": self.id, "image": self.image, "sha256": self.sha256, "score": round(self.score, 6),
+                "attributes": self.attributes, "colors": [c["name"] for c in self.colors]}
 
 
 @dataclass

@@ -32,7 +32,8 @@ class Garment:
             "attributes": {task: [{"label": s.label, "score": round(s.score, 4)} for s in scores]
                            for task, scores in self.attributes.items()},
             "colors": [c.to_json() for c in self.colors],
-            "similar": [{"id": h.id, "score": round(h.score, 4), "image": h.image, "attributes": h.attributes}
+            "similar": [{"id": h.id, "score": round(h.score, 4), "image": h.image, "sha256": h.sha256,
+                         "attributes": h.attributes}
                         for h in self.similar],
         }
 

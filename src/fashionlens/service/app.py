@@ -11,11 +11,10 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
-from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from fashionlens import __version__
-from fashionlens.service import routes_analyses, routes_catalog
+from fashionlens.service import routes_analyses, routes_catalog, routes_web
 from fashionlens.service.core import Service
 from fashionlens.service.deps import get_service
 from fashionlens.service.errors import BodyLimit, install_error_handlers
@@ -45,10 +44,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
     app.include_router(routes_analyses.router)
     app.include_router(routes_catalog.router)
-
-    @app.get("/", include_in_schema=False)
-    def home():
-        return RedirectResponse("/docs")
+    app.include_router(routes_web.router)
+    app.mount("/ui", routes_web.page_files(), name="ui")
 
     @app.get("/v1/health", response_model=HealthOut, tags=["system"])
     def health(svc: Service = Depends(get_service)):

@@ -19,7 +19,8 @@ def serve(
     seed: Annotated[Optional[list[str]], typer.Option("--seed", help="Images or folders added to the catalogue on start (already present ones are skipped).")] = None,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
 ) -> None:
-    """Run the HTTP API (docs at /docs): analyse photos, browse the history, manage and search the catalogue."""
+    """Run the HTTP API and its web page (at /; API docs at /docs): analyse photos, browse the history, manage and
+    search the catalogue."""
     import uvicorn
 
     from fashionlens.catalog import CatalogError
@@ -34,7 +35,7 @@ def serve(
         fail(str(exc))
     shown = f"[{host}]" if ":" in host else host
     console.print(f"fashionlens: loading models, then serving on [bold]http://{shown}:{port}/[/bold] "
-                  f"(API docs at http://{shown}:{port}/docs)", highlight=False)
+                  f"(the web page; API docs at http://{shown}:{port}/docs)", highlight=False)
     uvicorn.run(app, host=host, port=port, log_level=log_level)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 import io
 import json
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Path as PathParam, Query, Request, Response
@@ -14,9 +15,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from fashionlens.fetch import fetch_bytes
-from fashionlens.fingerprints import sha256_bytes
 from fashionlens.service.core import Service
 from fashionlens.service.errors import ApiError
+from fashionlens.service.media import THUMBNAIL_SIZES, MediaStore
 from fashionlens.service.schemas import ErrorOut
 
 MAX_ID = 2**31 - 1  # ids are 32-bit in the schema; larger ones cannot exist
@@ -24,6 +25,11 @@ RowId = Annotated[int, PathParam(ge=1, le=MAX_ID)]
 Limit = Annotated[int, Query(ge=1, le=100)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 Text = Annotated[str | None, Query(max_length=200)]
+ImageSize = Annotated[int | None, Query(description="A resized JPEG whose longer side is at most this many pixels: "
+                                                    "64, 128, 256, 512 or 1024.")]
+ImageVersion = Annotated[str | None, Query(alias="v", min_length=8, max_length=64, pattern="^[0-9a-f]+$",
+                                           description="The image's sha256 (or its first 8+ characters): the answer "
+                                                       "is then cached as immutable.")]
 ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 415, 422)}
 IMAGE_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif", "BMP": "image/bmp",
                "MPO": "image/jpeg"}
@@ -90,12 +96,30 @@ async def image_input(request: Request) -> tuple[bytes, str, dict]:
                    f"Content-Type {kind or '(none)'!r}: send multipart/form-data with a 'file', or JSON with a 'url'")
 
 
-def image_response(data: bytes) -> Response:
-    """A kept photo with its sniffed type; its sha256 is the ETag (ids can be reused after a delete)."""
+def image_response(request: Request, media: MediaStore, sha256: str, original: Callable[[], bytes | None],
+                   what: str, size: int | None, version: str | None) -> Response:
+    """A kept photo, whole (its sniffed type) or as a resized JPEG (`size`), with its content hash as the ETag.
+
+    Ids can be reused after a delete, so a plain URL is revalidated on each use (a 304 costs no image read); with
+    `v` = the image's hash the URL names one image for good and is cached as immutable."""
+    if version is not None and not sha256.startswith(version):
+        raise ApiError(404, "not_found", f"{what}: v={version} is not its image's hash (the image has changed)")
+    if size is not None and size not in THUMBNAIL_SIZES:
+        raise ApiError(422, "invalid_request", f"size={size}: expected one of {', '.join(map(str, THUMBNAIL_SIZES))}")
+    etag = f'"{sha256}"' if size is None else f'"{sha256}-{size}"'
+    headers = {"ETag": etag, "Cache-Control": "public, max-age=31536000, immutable" if version else "no-cache",
+               "X-Content-Type-Options": "nosniff"}
+    if etag in (tag.strip() for tag in request.headers.get("if-none-match", "").split(",")):
+        return Response(status_code=304, headers=headers)
+    data = original() if size is None else media.thumbnail(sha256, size, original)
+    if data is None:
+        raise ApiError(404, "not_found", f"{what}: its image is no longer available")
+    return Response(data, media_type="image/jpeg" if size else _sniffed_type(data), headers=headers)
+
+
+def _sniffed_type(data: bytes) -> str:
     try:
         with Image.open(io.BytesIO(data)) as image:
-            media_type = IMAGE_TYPES.get(image.format or "", "application/octet-stream")
+            return IMAGE_TYPES.get(image.format or "", "application/octet-stream")
     except Exception:  # a kept file is one that decoded before; be safe anyway
-        media_type = "application/octet-stream"
-    return Response(data, media_type=media_type,
-                    headers={"ETag": f'"{sha256_bytes(data)}"', "Cache-Control": "public, max-age=3600"})
+        return "application/octet-stream"

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from fashionlens.service.core import Service
-from fashionlens.service.deps import ERRORS, Limit, Offset, RowId, Text, body_schema, get_service, image_input, \
-    image_response
+from fashionlens.service.deps import (ERRORS, ImageSize, ImageVersion, Limit, Offset, RowId, Text, body_schema,
+                                      get_service, image_input, image_response)
 from fashionlens.service.errors import ApiError
 from fashionlens.service.schemas import AnalysisOut, AnalysisPage, AnalyzeUrl
 
@@ -44,12 +44,14 @@ def list_analyses(svc: Service = Depends(get_service), label: Text = None, color
 
 
 @router.get("/v1/analyses/{analysis_id}/image", response_class=Response)
-def analysis_image(analysis_id: RowId, svc: Service = Depends(get_service)):
+def analysis_image(request: Request, analysis_id: RowId, size: ImageSize = None, v: ImageVersion = None,
+                   svc: Service = Depends(get_service)):
+    """The photo as received, or resized (`size`); `v` (its hash) makes the URL cacheable for good."""
     found = svc.history.get(analysis_id)
-    data = svc.media.get(found.document["sha256"]) if found else None
-    if data is None:
-        raise ApiError(404, "not_found", f"no image kept for analysis {analysis_id}")
-    return image_response(data)
+    if found is None:
+        raise ApiError(404, "not_found", f"no analysis {analysis_id}")
+    sha = found.document["sha256"]
+    return image_response(request, svc.media, sha, lambda: svc.media.get(sha), f"analysis {analysis_id}", size, v)
 
 
 def _utc(moment: datetime | None, name: str) -> datetime | None:

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from fashionlens.service.core import Service, clean_attributes
-from fashionlens.service.deps import (ERRORS, MAX_ID, Limit, Offset, RowId, Text, body_schema, content_type, fetch,
-                                      get_service, image_input, image_response, parse_json, require_token)
+from fashionlens.service.deps import (ERRORS, MAX_ID, ImageSize, ImageVersion, Limit, Offset, RowId, Text, body_schema,
+                                      content_type, fetch, get_service, image_input, image_response, parse_json,
+                                      require_token)
 from fashionlens.service.errors import ApiError
-from fashionlens.service.schemas import AddItemUrl, ItemOut, ItemPage, SearchOut, SearchRequest
+from fashionlens.service.schemas import AddItemUrl, FacetsOut, ItemOut, ItemPage, SearchOut, SearchRequest
 
 router = APIRouter(tags=["catalogue"], responses=ERRORS)
 
@@ -41,21 +42,35 @@ def list_items(svc: Service = Depends(get_service), category: Text = None, color
     return {"items": [i.to_json() for i in page], "total": total, "limit": limit, "offset": offset}
 
 
+@router.get("/v1/facets", response_model=FacetsOut)
+def facets(svc: Service = Depends(get_service), limit: Annotated[int, Query(ge=1, le=1000)] = 100):
+    """What the catalogue can be filtered by: for each attribute (given, predicted and `color`), its values with how
+    many items carry them, most common first (at most `limit` values per attribute)."""
+    with svc.catalog_lock:
+        counts = svc.catalog.store.label_counts()
+    return {"facets": {key: [{"value": v, "count": n} for v, n in list(values.items())[:limit]]
+                       for key, values in counts.items()}}
+
+
 @router.get("/v1/items/{item_id}", response_model=ItemOut)
 def get_item(item_id: RowId, svc: Service = Depends(get_service)):
     return svc.item(item_id).to_json()
 
 
 @router.get("/v1/items/{item_id}/image", response_class=Response)
-def item_image(item_id: RowId, svc: Service = Depends(get_service)):
+def item_image(request: Request, item_id: RowId, size: ImageSize = None, v: ImageVersion = None,
+               svc: Service = Depends(get_service)):
+    """The item's image, or a resized copy (`size`); `v` (its hash) makes the URL cacheable for good."""
     item = svc.item(item_id)
-    data = svc.media.get(item.sha256)
-    source = Path(item.source)
-    if data is None and source.is_absolute() and source.is_file():  # added from a file by `ingest`
-        data = source.read_bytes()
-    if data is None:
-        raise ApiError(404, "not_found", f"item {item_id}: its image is no longer available")
-    return image_response(data)
+
+    def original() -> bytes | None:
+        data = svc.media.get(item.sha256)
+        source = Path(item.source)
+        if data is None and source.is_absolute() and source.is_file():  # added from a file by `ingest`
+            data = source.read_bytes()
+        return data
+
+    return image_response(request, svc.media, item.sha256, original, f"item {item_id}", size, v)
 
 
 @router.delete("/v1/items/{item_id}", status_code=204, dependencies=[Depends(require_token)])

@@ -32,6 +32,7 @@ class SimilarOut(BaseModel):
     id: int
     score: float = Field(description="Cosine similarity, higher is closer.")
     image: str
+    sha256: str | None = Field(default=None, description="The item's image hash (absent in older analyses).")
     attributes: dict[str, str]
 
 
@@ -93,9 +94,19 @@ class AddItemUrl(BaseModel):
 class HitOut(BaseModel):
     id: int
     image: str
+    sha256: str
     score: float
     attributes: dict[str, str]
     colors: list[str]
+
+
+class FacetValue(BaseModel):
+    value: str
+    count: int
+
+
+class FacetsOut(BaseModel):
+    facets: dict[str, list[FacetValue]]
 
 
 class SearchRequest(BaseModel):

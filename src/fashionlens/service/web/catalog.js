@@ -1,0 +1,212 @@
+// Catalogue: a filtered, paged grid of items; one item with its attributes and its own similar items; adding
+// (upload with metadata) and deleting with the API token.
+
+import { api, explain, imageUrl, token } from "./api.js";
+import { colourList } from "./analyse.js";
+import { busy, h, hashFor, replace, score } from "./dom.js";
+
+const PAGE_SIZES = [24, 48, 100];
+
+let facetsCache = null;
+async function facets(refresh = false) {
+  if (!facetsCache || refresh) facetsCache = api("/v1/facets?limit=200").then((d) => d.facets).catch((e) => { facetsCache = null; throw e; });
+  return facetsCache;
+}
+
+function tokenField(id) {
+  const input = h("input", { type: "password", id, autocomplete: "off", value: token.get(), placeholder: "only if the server has one" });
+  input.addEventListener("input", () => token.set(input.value.trim()));
+  return h("div", { class: "field" }, h("label", { for: id }, "API token"), input);
+}
+
+function options(values, current, none) {
+  return [h("option", { value: "" }, none),
+    ...values.map((f) => h("option", { value: f.value, selected: f.value === current }, `${f.value} (${f.count})`))];
+}
+
+export async function catalogView(main, params) {
+  const category = params.get("category") || "";
+  const colour = params.get("color") || "";
+  const where = params.get("where") || "";
+  const offset = Math.max(0, Number(params.get("offset")) || 0);
+  const limit = PAGE_SIZES.includes(Number(params.get("limit"))) ? Number(params.get("limit")) : PAGE_SIZES[0];
+  const [whereKey = "", whereValue = ""] = where.includes("=") ? where.split(/=(.*)/s) : ["", ""];
+
+  const error = h("div", { class: "error", role: "alert" });
+  const summary = h("p", { class: "summary", id: "catalog-summary", "aria-live": "polite" });
+  const grid = h("ul", { class: "grid", id: "catalog-grid", "aria-label": "Catalogue items" });
+  const pager = h("nav", { class: "pager", "aria-label": "Pages" });
+  const categorySelect = h("select", { id: "filter-category", name: "category" }, h("option", { value: "" }, "any"));
+  const colourSelect = h("select", { id: "filter-color", name: "color" }, h("option", { value: "" }, "any"));
+  const keySelect = h("select", { id: "filter-key", name: "key" }, h("option", { value: "" }, "any attribute"));
+  const valueInput = h("input", { id: "filter-value", name: "value", list: "filter-values", value: whereValue, placeholder: "value" });
+  const valueList = h("datalist", { id: "filter-values" });
+  const sizeSelect = h("select", { id: "filter-limit", name: "limit" },
+    PAGE_SIZES.map((n) => h("option", { value: String(n), selected: n === limit }, String(n))));
+  const filters = h("form", { class: "filters row", role: "search", "aria-label": "Filter the catalogue" },
+    h("div", { class: "field" }, h("label", { for: "filter-category" }, "Category"), categorySelect),
+    h("div", { class: "field" }, h("label", { for: "filter-color" }, "Colour"), colourSelect),
+    h("div", { class: "field" }, h("label", { for: "filter-key" }, "Attribute"), keySelect),
+    h("div", { class: "field" }, h("label", { for: "filter-value" }, "Value"), valueInput, valueList),
+    h("div", { class: "field" }, h("label", { for: "filter-limit" }, "Per page"), sizeSelect),
+    h("button", { type: "submit" }, "Filter"),
+    h("a", { class: "button secondary", href: "#/catalog" }, "Clear"));
+  const go = (changes) => {
+    const next = new URLSearchParams({ category, color: colour, where, limit: String(limit), offset: "0", ...changes });
+    location.hash = hashFor("catalog", next);
+  };
+  filters.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const key = keySelect.value;
+    const value = valueInput.value.trim();
+    go({ category: categorySelect.value, color: colourSelect.value, where: key && value ? `${key}=${value}` : "",
+         limit: sizeSelect.value });
+  });
+  categorySelect.addEventListener("change", () => filters.requestSubmit());
+  colourSelect.addEventListener("change", () => filters.requestSubmit());
+  sizeSelect.addEventListener("change", () => filters.requestSubmit());
+
+  replace(main, h("section", { class: "catalog", "aria-labelledby": "catalog-title" },
+    h("h1", { id: "catalog-title" }, "Catalogue"), filters, error, summary, grid, pager, addForm()));
+
+  facets().then((all) => {
+    categorySelect.append(...options(all.category || [], category, "any").slice(1));
+    colourSelect.append(...options(all.color || [], colour, "any").slice(1));
+    const keys = Object.keys(all).filter((k) => k !== "category" && k !== "color");
+    keySelect.append(...keys.map((k) => h("option", { value: k, selected: k === whereKey }, k)));
+    const fillValues = () => replace(valueList, (all[keySelect.value] || []).map((f) => h("option", { value: f.value })));
+    keySelect.addEventListener("change", fillValues);
+    fillValues();
+  }).catch((err) => replace(error, explain(err)));
+
+  replace(grid, busy("Loading items…"));
+  const query = new URLSearchParams({ limit, offset });
+  if (category) query.set("category", category);
+  if (colour) query.set("color", colour);
+  if (where) query.set("where", where);
+  try {
+    const page = await api(`/v1/items?${query}`);
+    summary.textContent = page.total
+      ? `Items ${offset + 1}–${offset + page.items.length} of ${page.total}`
+      : "No item matches these filters.";
+    summary.dataset.total = page.total;
+    replace(grid, page.items.map(tile));
+    const pages = Math.max(1, Math.ceil(page.total / limit));
+    const current = Math.floor(offset / limit) + 1;
+    replace(pager,
+      h("button", { type: "button", class: "secondary", disabled: offset === 0, onclick: () => go({ offset: String(Math.max(0, offset - limit)) }) }, "← Previous"),
+      h("span", {}, `Page ${current} of ${pages}`),
+      h("button", { type: "button", class: "secondary", disabled: offset + limit >= page.total, onclick: () => go({ offset: String(offset + limit) }) }, "Next →"));
+  } catch (err) {
+    replace(grid);
+    replace(error, explain(err));
+  }
+}
+
+function tile(item) {
+  const a = item.attributes || {};
+  const title = a.category || "item";
+  const colours = (item.colors || []).slice(0, 2).map((c) => c.name).join(", ");
+  return h("li", {}, h("a", { class: "tile", href: `#/items/${item.id}`, dataset: { id: item.id, category: a.category || "" } },
+    h("img", { src: imageUrl("items", item.id, item.sha256, 256), loading: "lazy", width: 256, height: 256,
+               alt: `${title}${colours ? `, ${colours}` : ""} (item ${item.id})` }),
+    h("span", { class: "cap" }, title),
+    h("span", { class: "sub" }, `#${item.id}${colours ? ` · ${colours}` : ""}`)));
+}
+
+function addForm() {
+  const error = h("div", { class: "error", role: "alert" });
+  const done = h("p", { class: "notice", role: "status" });
+  const file = h("input", { type: "file", id: "add-file", name: "file", accept: "image/*", required: true });
+  const attributes = h("textarea", { id: "add-attributes", name: "attributes", rows: 3, placeholder: "category=dress\nbrand=Acme" });
+  const submit = h("button", { type: "submit" }, "Add to the catalogue");
+  const form = h("form", { id: "add-form" },
+    h("div", { class: "field" }, h("label", { for: "add-file" }, "Photo"), file),
+    h("div", { class: "field" }, h("label", { for: "add-attributes" }, "Attributes, one name=value per line (optional)"), attributes),
+    tokenField("add-token"), h("div", {}, submit), error, done);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    replace(error);
+    replace(done);
+    const parsed = {};
+    for (const [n, line] of attributes.value.split("\n").entries()) {
+      if (!line.trim()) continue;
+      const at = line.indexOf("=");
+      if (at < 1) { replace(error, `Line ${n + 1} (“${line.trim()}”): write name=value.`); return; }
+      parsed[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+    }
+    const body = new FormData();
+    body.append("file", file.files[0]);
+    body.append("attributes", JSON.stringify(parsed));
+    submit.disabled = true;
+    try {
+      const item = await api("/v1/items", { method: "POST", form: body, auth: true });
+      facetsCache = null;
+      window.dispatchEvent(new Event("fashionlens:changed"));
+      replace(done, "Added: ", h("a", { href: `#/items/${item.id}` }, `item ${item.id}`));
+      form.reset();
+    } catch (err) {
+      replace(error, explain(err));
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return h("details", { class: "add panel", open: token.get() ? true : undefined }, h("summary", {}, "Add an item"), form);
+}
+
+export async function itemView(main, id) {
+  const body = h("div", {}, busy("Loading the item…"));
+  replace(main, h("section", { class: "item" }, h("p", {}, h("a", { href: "#/catalog" }, "← Catalogue")), body));
+  let item;
+  try {
+    item = await api(`/v1/items/${id}`);
+  } catch (err) {
+    replace(body, h("h1", {}, `Item ${id}`), h("div", { class: "error", role: "alert" }, explain(err)));
+    return;
+  }
+  const a = item.attributes || {};
+  const error = h("div", { class: "error", role: "alert" });
+  const remove = h("button", { type: "button", class: "danger", id: "delete-item" }, "Delete this item");
+  remove.addEventListener("click", async () => {
+    if (!confirm(`Delete item ${item.id} from the catalogue?`)) return;
+    replace(error);
+    remove.disabled = true;
+    try {
+      await api(`/v1/items/${item.id}`, { method: "DELETE", auth: true });
+      facetsCache = null;
+      window.dispatchEvent(new Event("fashionlens:changed"));
+      location.hash = "#/catalog";
+    } catch (err) {
+      replace(error, explain(err));
+      remove.disabled = false;
+    }
+  });
+  const rows = Object.entries(a).map(([key, value]) => {
+    const predicted = item.predicted?.[key];
+    const given = key in (item.given || {});
+    return h("tr", {}, h("th", { scope: "row" }, key), h("td", {}, value),
+      h("td", { class: "muted" }, given ? "given" : predicted ? `predicted, ${score(predicted.score)}` : ""));
+  });
+  const similar = h("ul", { class: "grid small", id: "item-similar", "aria-label": "Similar items" }, busy("Finding similar items…"));
+  replace(body,
+    h("div", { class: "item-layout" },
+      h("img", { src: imageUrl("items", item.id, item.sha256, 512), alt: `${a.category || "item"} (item ${item.id})` }),
+      h("div", {},
+        h("h1", {}, `${a.category || "Item"} `, h("span", { class: "muted" }, `item ${item.id}`)),
+        h("table", { class: "kv" }, h("tbody", {}, rows)),
+        h("h4", {}, "Colours"), colourList(item.colors) || h("p", { class: "muted" }, "none recorded"),
+        h("p", { class: "muted" }, `From ${item.image}`),
+        h("div", { class: "row" }, tokenField("delete-token"), remove), error)),
+    h("h2", {}, "Similar items"), similar);
+  try {
+    const found = await api("/v1/search", { method: "POST", json: { item_id: item.id, top_k: 12 } });
+    replace(similar, found.results.length ? found.results.map((hit) => h("li", {},
+      h("a", { class: "tile", href: `#/items/${hit.id}`, dataset: { id: hit.id } },
+        h("img", { src: imageUrl("items", hit.id, hit.sha256, 256), loading: "lazy", width: 256, height: 256,
+                   alt: `${hit.attributes?.category || "item"} (item ${hit.id})` }),
+        h("span", { class: "cap" }, hit.attributes?.category || "item"),
+        h("span", { class: "sub" }, `#${hit.id} · similarity ${score(hit.score)}`)))) : h("li", { class: "muted" }, "No other item."));
+  } catch (err) {
+    replace(similar, h("li", { class: "error", role: "alert" }, explain(err)));
+  }
+}
