@@ -58,7 +58,6 @@ def main() -> None:
             page.evaluate("performance.clearMeasures()")
             start = time.perf_counter()
             page.set_input_files("#photo-file", str(path))
-            page.wait_for_selector(".result", state="attached")
             while not (measured := page.evaluate(
                     "performance.getEntriesByName('analyse:boxes-drawn').map((m) => m.duration)")):
                 time.sleep(0.002)

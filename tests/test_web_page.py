@@ -151,6 +151,22 @@ def test_the_score_slider_hides_weak_boxes_without_a_request(page):
     assert not requests
 
 
+def test_a_dropped_photo_is_analysed(page):
+    import base64
+
+    photo = SAMPLES / "shoes_2.jpg"
+    transfer = page.evaluate_handle("""(b64) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], 'shoes_2.jpg', {type: 'image/jpeg'}));
+        return transfer;
+    }""", base64.b64encode(photo.read_bytes()).decode())
+    with page.expect_response(lambda r: r.url.endswith("/v1/analyze")) as answer:
+        page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
+    page.wait_for_selector(".result")
+    assert_boxes_match(page, answer.value.json())
+
+
 def test_keyboard_reaches_the_boxes_and_their_cards(page):
     analyse_upload(page, SAMPLES / "dress_1.jpg")
     page.focus("#box-0")
