@@ -82,7 +82,9 @@ def wait_until(page, expression: str, timeout: float = 30) -> None:
         page.wait_for_timeout(100)
 
 
-IMAGES_LOADED = "[...document.querySelectorAll('{} img')].every((i) => i.complete && i.naturalWidth > 0)"
+# the images under a selector that are on screen have loaded (lazy ones below the fold load only when scrolled to)
+IMAGES_LOADED = ("[...document.querySelectorAll('{} img')].filter((i) => i.getBoundingClientRect().top < innerHeight)"
+                 ".every((i) => i.complete && i.naturalWidth > 0)")
 
 
 def analyse_upload(page, photo: Path) -> dict:
