@@ -611,3 +611,85 @@ def test_image_size_sets_the_input_and_is_checked():
     assert backbone.preprocess.train_transform(colour_jitter=0.0)(Image.new("RGB", (60, 80))).shape == (3, 96, 96)
     with pytest.raises(ValueError, match="image_size"):
         create_backbone(BACKBONE, image_size=8)
+
+
+# --------------------------------------------------------------------------- 7. test-time flips
+
+
+def mirror_symmetric(path: Path, source: Path) -> Path:
+    """A photo whose right half is its left half mirrored (square, PNG: no JPEG blocks to break the symmetry)."""
+    image = np.asarray(Image.open(source).convert("RGB").resize((128, 128)))
+    image = np.concatenate([image[:, :64], image[:, :64][:, ::-1]], axis=1)
+    Image.fromarray(np.ascontiguousarray(image)).save(path)
+    return path
+
+
+def test_tta_is_a_no_op_on_mirror_symmetric_images_and_averages_otherwise(trained, tmp_path):
+    classifier = load_model(trained.model_dir).classifier
+    symmetric = [mirror_symmetric(tmp_path / f"sym{i}.png", p) for i, p in enumerate(ONE_PER_CLASS[:3])]
+    for runtime in ("torch", "features"):
+        plain = Predictor(classifier, runtime, tta=False).probabilities(symmetric).probs["category"]
+        flipped = Predictor(classifier, runtime, tta=True).probabilities(symmetric).probs["category"]
+        assert np.abs(plain - flipped).max() <= 1e-4, runtime
+    # an ordinary photo: the mean of its own probabilities and its mirror's
+    photos = ONE_PER_CLASS[:3]
+    mirrors = []
+    for i, p in enumerate(photos):
+        image = Image.open(p).convert("RGB")
+        image = image.crop((0, 0, image.width - image.width % 2, image.height - image.height % 2))
+        image.save(tmp_path / f"even{i}.png")
+        image.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(tmp_path / f"mirror{i}.png")
+        mirrors.append((tmp_path / f"even{i}.png", tmp_path / f"mirror{i}.png"))
+    plain = Predictor(classifier, "torch").probabilities([a for a, _ in mirrors]).probs["category"]
+    mirror = Predictor(classifier, "torch").probabilities([b for _, b in mirrors]).probs["category"]
+    both = Predictor(classifier, "torch", tta=True).probabilities([a for a, _ in mirrors]).probs["category"]
+    assert np.abs(both - (plain + mirror) / 2).max() <= 2e-3
+    assert np.abs(both - plain).max() > 1e-4  # the flips do change something on a real photo
+    assert np.allclose(both.sum(1), 1.0, atol=1e-5)
+
+
+def test_tta_setting_survives_save_load_and_is_the_predictor_default(tmp_path):
+    torch.manual_seed(2)
+    backbone = create_backbone(BACKBONE)
+    classifier = Classifier(backbone, Heads(backbone.feature_dim, [TaskSpec("c", ("a", "b", "c"))]), tta=True).eval()
+    save_model(classifier, tmp_path / "m", store_backbone=False)
+    assert read_manifest(tmp_path / "m")["inference"] == {"tta": "flip"}
+    loaded = load_model(tmp_path / "m")
+    assert loaded.tta and loaded.classifier.tta
+    assert Predictor.from_model(loaded).tta
+    assert not Predictor.from_model(loaded, tta=False).tta
+    images = SAMPLES[:2]
+    before = Predictor(classifier, "torch").probabilities(images).probs["c"]
+    after = Predictor(loaded.classifier, "torch").probabilities(images).probs["c"]
+    assert np.array_equal(before, after)
+
+    m = read_manifest(tmp_path / "m")
+    del m["inference"]  # a model saved before test-time flips existed predicts without them
+    write_manifest(tmp_path / "m", m)
+    assert not load_model(tmp_path / "m").tta
+    m["inference"] = {"tta": "five-crop"}
+    write_manifest(tmp_path / "m", m)
+    with pytest.raises(ModelError, match="unknown test-time augmentation 'five-crop'"):
+        load_model(tmp_path / "m")
+
+
+def test_tta_on_onnx_runtime_matches_torch(trained, tmp_path):
+    folder = copy_model(trained.model_dir, tmp_path / "model")
+    export(folder)
+    loaded = load_model(folder)
+    onnx = Predictor.from_model(loaded, tta=True)
+    assert onnx.runtime == "onnx"
+    got = onnx.probabilities(ONE_PER_CLASS, batch_size=3)
+    reference = Predictor(loaded.classifier, "torch", tta=True).probabilities(ONE_PER_CLASS)
+    assert got.indices == reference.indices == list(range(len(ONE_PER_CLASS)))
+    assert np.abs(got.probs["category"] - reference.probs["category"]).max() <= 1e-4
+
+
+def test_train_with_tta_saves_it_and_reports_both(colour_dir, tmp_path):
+    config = TrainConfig(backbone=BACKBONE, validation=0.25, progress=False, workers=0, tta=True, epochs=20)
+    result = train(read_folder(colour_dir), tmp_path / "m", config)
+    assert set(result.metrics) == {"validation", "validation_no_tta"}
+    assert (tmp_path / "m" / "report" / "validation_no_tta" / "metrics.json").is_file()
+    manifest = read_manifest(tmp_path / "m")
+    assert manifest["inference"] == {"tta": "flip"} and manifest["training"]["tta"] is True
+    assert load_model(tmp_path / "m").tta

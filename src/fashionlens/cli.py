@@ -21,6 +21,7 @@ ImageColOpt = Annotated[str, typer.Option("--image-column", help="Table column n
 TaskOpt = Annotated[Optional[list[str]], typer.Option("--task", help="Label column to learn (repeatable). With a folder: the task's name.")]
 WhereOpt = Annotated[Optional[list[str]], typer.Option("--where", help="Keep rows where COLUMN=VALUE[,VALUE] (repeatable).")]
 MapOpt = Annotated[Optional[list[str]], typer.Option("--map", help="Merge labels: TASK:LABEL[,LABEL]=NEW (repeatable).")]
+TtaOpt = Annotated[Optional[bool], typer.Option("--tta/--no-tta", help="Average each image with its mirror (default: as the model was trained to predict).", show_default=False)]
 SplitColOpt = Annotated[Optional[str], typer.Option("--split-column", help="Table column holding train/validation/test.")]
 
 
@@ -76,6 +77,7 @@ def train(
     finetune_blocks: Annotated[int, typer.Option(help="Backbone stages to train in finetune mode.")] = 2,
     freeze_norm: Annotated[bool, typer.Option(help="Finetune mode: keep batch-norm statistics fixed (their scale and shift still train), so the warm-started heads keep their features.")] = False,
     colour_jitter: Annotated[float, typer.Option(help="Finetune mode: brightness/contrast/saturation jitter; 0 when a task is the colour.")] = 0.2,
+    tta: Annotated[bool, typer.Option(help="Test-time flips: the model predicts on each image averaged with its mirror (saved with it; also picks the best fine-tuning epoch). The report adds the scores without them.")] = False,
     validation: Annotated[float, typer.Option(help="Validation fraction when the data has no validation split.")] = 0.15,
     test: Annotated[float, typer.Option(help="Test fraction held out (0: none).")] = 0.0,
     min_class_count: Annotated[int, typer.Option(help="Drop classes with fewer images.")] = 2,
@@ -94,7 +96,7 @@ def train(
                              pool_stages=stages, colour_bins=colour_bins, resize=resize, hidden=hidden,
                              dropout=dropout, input_dropout=input_dropout, epochs=epochs, lr=lr, batch_size=batch_size,
                              finetune_blocks=finetune_blocks, freeze_norm=freeze_norm, colour_jitter=colour_jitter,
-                             image_size=image_size, validation=validation, test=test,
+                             tta=tta, image_size=image_size, validation=validation, test=test,
                              min_class_count=min_class_count, balance=balance, seed=seed)
         result = run_train(dataset, out, config)
     except (ValueError, BackboneError) as exc:
@@ -124,6 +126,7 @@ def evaluate(
     map: MapOpt = None,
     split_column: SplitColOpt = None,
     split: Annotated[Optional[str], typer.Option(help="Only this split of the data (train/validation/test).")] = None,
+    tta: TtaOpt = None,
 ) -> None:
     """Evaluate a model on labelled images and write a report folder."""
     from fashionlens.classify import ModelError, load_model
@@ -138,7 +141,7 @@ def evaluate(
     if split:
         dataset = dataset.only_split(split)
     try:
-        metrics = run_evaluate(loaded, dataset, out)
+        metrics = run_evaluate(loaded, dataset, out, tta=tta)
     except ValueError as exc:
         fail(str(exc))
     report_skipped(dataset.skipped)
@@ -153,6 +156,7 @@ def predict(
     json_out: Annotated[bool, typer.Option("--json", help="One JSON line per image.")] = False,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     runtime: Annotated[str, typer.Option(help="auto, onnx, features or torch.")] = "auto",
+    tta: TtaOpt = None,
 ) -> None:
     """Predict labels for images."""
     from fashionlens.classify import ModelError, Predictor, load_model
@@ -164,7 +168,7 @@ def predict(
         model_dir, paths = Path(paths[0]), paths[1:]
     files = image_paths(paths, "images to predict")
     try:
-        predictor = Predictor.from_model(load_model(model_dir), runtime)
+        predictor = Predictor.from_model(load_model(model_dir), runtime, tta)
     except (ModelError, ValueError) as exc:
         fail(str(exc))
     predictions, failures = predictor.predict(files, top_k=top_k, batch_size=batch_size, progress=not json_out and sys.stderr.isatty())

@@ -59,11 +59,15 @@ class Heads(nn.Module):
 
 
 class Classifier(nn.Module):
-    def __init__(self, backbone: Backbone, heads: Heads):
+    """`tta`: predictions average the image's and its horizontal mirror's probabilities by default (saved in
+    the manifest with the weights, so a model trained and scored that way also predicts that way)."""
+
+    def __init__(self, backbone: Backbone, heads: Heads, tta: bool = False):
         super().__init__()
         self.backbone_info = backbone
         self.backbone = backbone.model
         self.heads = heads
+        self.tta = bool(tta)
 
     @property
     def tasks(self) -> list[TaskSpec]:
@@ -71,6 +75,17 @@ class Classifier(nn.Module):
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.heads(self.backbone(images))
+
+
+def mirrored(images: torch.Tensor) -> torch.Tensor:
+    """The horizontal mirror of a batch of preprocessed images ([n, 3, H, W]): the same as preprocessing the
+    mirrored photo, since the centre crop and the letterbox are both symmetric."""
+    return torch.flip(images, dims=(-1,))
+
+
+def flip_average(probabilities: dict, n: int) -> dict:
+    """Rows [0, n) are the images, rows [n, 2n) their mirrors: the mean of the two, per task."""
+    return {k: (v[:n] + v[n:]) / 2 for k, v in probabilities.items()}
 
 
 class ProbabilityGraph(nn.Module):

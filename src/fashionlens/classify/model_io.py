@@ -36,6 +36,11 @@ class LoadedModel:
         return PreprocessConfig.from_dict(self.manifest["preprocess"])
 
     @property
+    def tta(self) -> bool:
+        """Whether predictions average each image with its mirror by default."""
+        return self.classifier.tta
+
+    @property
     def backbone_trained(self) -> bool:
         return bool(self.manifest["backbone"]["stored"])
 
@@ -69,6 +74,7 @@ def save_model(classifier: Classifier, folder: str | Path, *, store_backbone: bo
         },
         "preprocess": backbone.preprocess.to_dict(),
         "tasks": [t.to_dict() for t in classifier.tasks],
+        "inference": {"tta": "flip" if classifier.tta else "none"},
         "weights": {"file": WEIGHTS_FILE, "sha256": sha256_file(folder / WEIGHTS_FILE)},
         **(info or {}),
         "versions": library_versions(),
@@ -113,5 +119,8 @@ def load_model(folder: str | Path) -> LoadedModel:
             backbone.model.load_state_dict({k[9:]: v for k, v in state.items() if k.startswith("backbone.")})
     except RuntimeError as exc:
         raise ModelError(f"{weights_path}: tensors do not fit the manifest's tasks and backbone: {exc}") from None
-    classifier = Classifier(backbone, heads).eval()
+    tta = manifest.get("inference", {}).get("tta", "none")  # models saved before test-time flips: none
+    if tta not in ("none", "flip"):
+        raise ModelError(f"{folder}: unknown test-time augmentation {tta!r} (this version knows none, flip)")
+    classifier = Classifier(backbone, heads, tta=tta == "flip").eval()
     return LoadedModel(folder, classifier, manifest)

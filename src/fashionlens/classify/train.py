@@ -47,6 +47,7 @@ class TrainConfig:
     finetune_blocks: int = 2
     colour_jitter: float = 0.2  # fine-tuning's brightness/contrast augmentation; 0 when colour is a label
     freeze_norm: bool = False  # fine-tuning keeps batch-norm statistics (small data sets)
+    tta: bool = False  # predict (and pick the best fine-tuning epoch) on each image averaged with its mirror
     validation: float = 0.15
     test: float = 0.0
     min_class_count: int = 2
@@ -125,7 +126,7 @@ def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = Non
         weight_decay=config.weight_decay, patience=config.patience or 30, balance=config.balance,
         seed=config.seed, log=log,
     )
-    classifier = Classifier(backbone, heads)
+    classifier = Classifier(backbone, heads, tta=config.tta)
     info = {"heads": head_info}
     if config.mode == "finetune":
         def config_hash(fields: dict) -> str:
@@ -140,19 +141,23 @@ def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = Non
             checkpoint_dir=out / "checkpoint", config_key=key, epochs=config.epochs or 6,
             blocks=config.finetune_blocks, lr=config.lr or 3e-4, weight_decay=config.weight_decay,
             batch_size=config.batch_size, patience=config.patience or 3, balance=config.balance,
-            colour_jitter=config.colour_jitter, freeze_norm=config.freeze_norm, workers=config.workers,
+            colour_jitter=config.colour_jitter, freeze_norm=config.freeze_norm, tta=config.tta, workers=config.workers,
             seed=config.seed, progress=config.progress, log=log,
         )
         backbone.weights_id = f"finetuned:{config_hash(asdict(config))}"  # its features are no longer the ImageNet ones
     log.close()
     metrics = {}
+    # with test-time flips, the report also shows the same model without them: what the flips add
     for split_name, rows in (("validation", va), ("test", te)):
-        if not rows:
-            continue
-        probs = Predictor(classifier, "features").probabilities([samples[i].path for i in rows], cache=cache).probs
-        images = [str(samples[i].path) for i in rows]
-        metrics[split_name] = write_report(_predictions(tasks, probs, y[rows], images), out / "report" / split_name,
-                                           title=f"{out.name}: {split_name}")
+        for tta in (config.tta, False) if config.tta else (False,):
+            if not rows:
+                continue
+            probs = Predictor(classifier, "features", tta=tta).probabilities([samples[i].path for i in rows],
+                                                                            cache=cache).probs
+            images = [str(samples[i].path) for i in rows]
+            name = split_name if tta == config.tta else f"{split_name}_no_tta"
+            metrics[name] = write_report(_predictions(tasks, probs, y[rows], images), out / "report" / name,
+                                         title=f"{out.name}: {name.replace('_no_tta', ' (no test-time flips)')}")
     result = TrainResult(out, metrics, split, data.skipped + feats.failures, dropped, time.time() - started)
     save_model(classifier, out, store_backbone=config.mode == "finetune", info={
         "training": {**asdict(config), **info, "seconds": round(result.seconds, 1)},
