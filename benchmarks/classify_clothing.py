@@ -21,6 +21,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--backbone", default="efficientnet_lite1")
     parser.add_argument("--hidden", type=int, default=0)
+    parser.add_argument("--standardize", action="store_true", help="heads see standardised features")
     parser.add_argument("--finetune", action="store_true", help="also run --mode finetune (tens of minutes)")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None, help="fine-tuning learning rate (default 3e-4)")
@@ -40,7 +41,8 @@ def main() -> None:
         data = read_folder(dataset("clothing-small") / "train")
         unseen = read_folder(dataset("clothing-small") / "validation")
         times: dict[str, float] = {}
-        shape = {"image_size": args.image_size, "resize": args.resize, "tta": args.tta, "seed": args.seed}
+        shape = {"image_size": args.image_size, "resize": args.resize, "tta": args.tta, "seed": args.seed,
+                 "standardize": args.standardize}
         config = TrainConfig(backbone=args.backbone, hidden=args.hidden, progress=False, **shape)
         with timed(times, "cold"):
             cold = train(data, Path(tmp) / "linear-cold", config)

@@ -26,9 +26,11 @@ def main() -> None:
     parser.add_argument("--mode", default="linear")
     parser.add_argument("--backbone", default="efficientnet_lite1")
     parser.add_argument("--hidden", type=int, default=0)
+    parser.add_argument("--standardize", action="store_true", help="heads see standardised features")
     parser.add_argument("--resize", default="crop", choices=["crop", "pad"])
     parser.add_argument("--pool-stages", type=int, nargs="*", default=[])
     parser.add_argument("--colour-bins", type=int, default=0)
+    parser.add_argument("--colour-space", default="rgb", choices=["rgb", "hsv"])
     parser.add_argument("--no-balance", action="store_true", help="no class weights: plain accuracy over macro recall")
     parser.add_argument("--dropout", type=float, default=0.5)
     parser.add_argument("--epochs", type=int, default=None)
@@ -50,9 +52,9 @@ def main() -> None:
 
     root = dataset("fashion-products")
     data = read_table(root / "styles.csv", image_column="id", images_root=root / "images", tasks=args.tasks)
-    config = TrainConfig(mode=args.mode, backbone=args.backbone, hidden=args.hidden, dropout=args.dropout,
+    config = TrainConfig(mode=args.mode, backbone=args.backbone, hidden=args.hidden, standardize=args.standardize, dropout=args.dropout,
                          resize=args.resize, image_size=args.image_size, pool_stages=tuple(args.pool_stages),
-                         colour_bins=args.colour_bins, balance=not args.no_balance, epochs=args.epochs, lr=args.lr,
+                         colour_bins=args.colour_bins, colour_space=args.colour_space, balance=not args.no_balance, epochs=args.epochs, lr=args.lr,
                          finetune_blocks=args.finetune_blocks, freeze_norm=args.freeze_norm,
                          colour_jitter=args.colour_jitter, batch_size=args.batch_size, patience=args.patience,
                          workers=args.workers, tta=args.tta, seed=args.seed,

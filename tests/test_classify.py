@@ -693,3 +693,73 @@ def test_train_with_tta_saves_it_and_reports_both(colour_dir, tmp_path):
     manifest = read_manifest(tmp_path / "m")
     assert manifest["inference"] == {"tta": "flip"} and manifest["training"]["tta"] is True
     assert load_model(tmp_path / "m").tta
+
+
+# --------------------------------------------------------------------------- 8. standardised features
+
+
+def test_standardized_heads_train_save_load_and_export(colour_dir, tmp_path):
+    config = TrainConfig(backbone=BACKBONE, validation=0.25, progress=False, workers=0, standardize=True,
+                         hidden=16, epochs=30)
+    result = train(read_folder(colour_dir), tmp_path / "m", config)
+    assert result.metrics["validation"]["category"]["accuracy"] >= 0.9
+    with safe_open(tmp_path / "m" / "weights.safetensors", "pt") as f:
+        assert {"heads.shift", "heads.scale"} <= set(f.keys())
+    loaded = load_model(tmp_path / "m")
+    heads = loaded.classifier.heads
+    assert heads.standardize and bool((heads.scale > 0).all())
+    feats = extract_features(loaded.classifier.backbone_info, sorted(colour_dir.rglob("*.jpg")), use_cache=False,
+                             progress=False)
+    standardized = heads.inputs(torch.from_numpy(feats.vectors))
+    assert float(standardized.mean(0).abs().median()) < 0.5  # centred on these (mostly training) images
+    torch_p = Predictor(loaded.classifier, "torch").probabilities(ONE_PER_CLASS)
+    export(tmp_path / "m")  # checks ONNX against PyTorch itself
+    onnx_p = Predictor.from_model(load_model(tmp_path / "m")).probabilities(ONE_PER_CLASS)
+    assert np.abs(onnx_p.probs["category"] - torch_p.probs["category"]).max() <= 1e-4
+    # heads without it keep their old tensors, so older model folders load unchanged
+    plain = Heads(8, [TaskSpec("c", ("a", "b"))])
+    assert not plain.standardize and "shift" not in plain.state_dict()
+
+
+def test_standardization_floors_near_constant_features():
+    heads = Heads(3, [TaskSpec("c", ("a", "b"))], standardize=True)
+    x = np.stack([np.random.default_rng(0).normal(5, 2, 100), np.zeros(100), np.random.default_rng(1).normal(0, 1, 100)], 1)
+    heads.set_standardization(x.astype(np.float32))
+    assert abs(float(heads.shift[0]) - 5) < 0.5 and abs(float(heads.scale[0]) - 0.5) < 0.1
+    median = float(np.median(x.std(0, ddof=1)))
+    assert float(heads.scale[1]) == pytest.approx(1 / (0.1 * median), rel=1e-4)  # a tenth of the median deviation
+
+
+def test_hsv_colour_histogram_matches_colorsys_and_exports(tmp_path):
+    import colorsys
+
+    from fashionlens.backbones import rgb_to_hsv
+    from fashionlens.runtime import OnnxRunner, export_onnx
+
+    rgb = torch.rand(1, 3, 6, 7, generator=torch.Generator().manual_seed(0))
+    rgb[0, :, 0, 0] = 0.5  # a grey: hue 0
+    hsv = rgb_to_hsv(rgb)
+    for y in range(6):
+        for x in range(7):
+            want = colorsys.rgb_to_hsv(*rgb[0, :, y, x].tolist())
+            assert np.allclose(hsv[0, :, y, x].numpy(), want, atol=1e-5), (y, x)
+    backbone = create_backbone(BACKBONE, colour_bins=4, colour_space="hsv", image_size=64)
+    assert backbone.colour_space == "hsv" and backbone.feature_dim == 1280 + 64
+    rgb_backbone = create_backbone(BACKBONE, colour_bins=4, image_size=64)
+    from fashionlens.features import backbone_key
+    assert backbone_key(backbone) != backbone_key(rgb_backbone)
+    classifier = Classifier(backbone, Heads(backbone.feature_dim, [TaskSpec("c", ("a", "b"))])).eval()
+    save_model(classifier, tmp_path / "m", store_backbone=False)
+    loaded = load_model(tmp_path / "m")
+    assert loaded.classifier.backbone_info.colour_space == "hsv"
+    export_onnx(backbone.model, (64, 64), tmp_path / "b.onnx", ["features"])
+    pre = backbone.preprocess.eval_transform()
+    images = torch.stack([pre(Image.open(p).convert("RGB")) for p in SAMPLES[:3]])
+    with torch.inference_mode():
+        reference = backbone.model(images).numpy()
+    got = OnnxRunner(tmp_path / "b.onnx")(images.numpy())["features"]
+    assert np.abs(got[:, :1280] - reference[:, :1280]).max() <= 1e-3
+    assert np.abs(got[:, 1280:] - reference[:, 1280:]).max() <= 1 / 256 + 1e-6  # at most a pixel in another cell
+    assert np.allclose(got[:, 1280:].sum(1), 1.0, atol=1e-4)
+    with pytest.raises(ValueError, match="colour space"):
+        create_backbone(BACKBONE, colour_bins=4, colour_space="lab")

@@ -60,6 +60,7 @@ def train(
     weights: Annotated[Optional[Path], typer.Option(help="Local .safetensors backbone weights.")] = None,
     pool_stages: Annotated[str, typer.Option(help="Also pool these backbone feature stages, e.g. 1,2,3,4 (helps colour).")] = "",
     colour_bins: Annotated[int, typer.Option(help="Append a foreground colour histogram, N bins per channel (e.g. 8).")] = 0,
+    colour_space: Annotated[str, typer.Option(help="Colour histogram channels: rgb or hsv.")] = "rgb",
     resize: Annotated[str, typer.Option(help="crop (centre crop) or pad (letterbox on white, for product photos).")] = "crop",
     image_size: Annotated[Optional[int], typer.Option(help="Square input size in pixels instead of the backbone's (e.g. 128 for small thumbnails, 280); saved with the model.")] = None,
     labels: LabelsOpt = None,
@@ -69,6 +70,7 @@ def train(
     map: MapOpt = None,
     split_column: SplitColOpt = None,
     hidden: Annotated[int, typer.Option(help="Hidden width of each head (0: linear head).")] = 0,
+    standardize: Annotated[bool, typer.Option(help="Heads see each feature standardised by its training mean and deviation (helps with --pool-stages and --colour-bins, whose scales differ).")] = False,
     dropout: Annotated[float, typer.Option(help="Dropout on the hidden layer of each head.")] = 0.5,
     input_dropout: Annotated[float, typer.Option(help="Dropout on the features going into each head.")] = 0.2,
     epochs: Annotated[Optional[int], typer.Option(help="Default: 300 (linear), 6 (finetune).")] = None,
@@ -94,6 +96,7 @@ def train(
         stages = tuple(int(v) for v in pool_stages.split(",") if v.strip())
         config = TrainConfig(mode=mode, backbone=backbone, weights=str(weights) if weights else None,
                              pool_stages=stages, colour_bins=colour_bins, resize=resize, hidden=hidden,
+                             standardize=standardize, colour_space=colour_space,
                              dropout=dropout, input_dropout=input_dropout, epochs=epochs, lr=lr, batch_size=batch_size,
                              finetune_blocks=finetune_blocks, freeze_norm=freeze_norm, colour_jitter=colour_jitter,
                              tta=tta, image_size=image_size, validation=validation, test=test,

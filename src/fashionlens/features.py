@@ -35,9 +35,11 @@ class Features:
 
 
 def backbone_key(backbone: Backbone) -> str:
-    blob = json.dumps([backbone.name, backbone.weights_id, backbone.preprocess.to_dict(), list(backbone.pool_stages),
-                       backbone.colour_bins],
-                      sort_keys=True)
+    parts = [backbone.name, backbone.weights_id, backbone.preprocess.to_dict(), list(backbone.pool_stages),
+             backbone.colour_bins]
+    if backbone.colour_bins and backbone.colour_space != "rgb":  # rgb backbones keep the keys they always had
+        parts.append(backbone.colour_space)
+    blob = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -69,6 +69,7 @@ def fit_heads(
     batch_size: int = 256,
     patience: int = 30,
     balance: bool = True,
+    standardize: bool = False,
     seed: int = 0,
     log: EpochLog | None = None,
 ) -> tuple[Heads, dict]:
@@ -80,16 +81,19 @@ def fit_heads(
     torch.set_num_threads(1)
     try:
         return _fit_heads(x_train, y_train, x_val, y_val, tasks, epochs=epochs, lr=lr, weight_decay=weight_decay,
-                          batch_size=batch_size, patience=patience, balance=balance, seed=seed, log=log)
+                          batch_size=batch_size, patience=patience, balance=balance, standardize=standardize,
+                          seed=seed, log=log)
     finally:
         torch.set_num_threads(threads)
 
 
-def _fit_heads(x_train, y_train, x_val, y_val, tasks, *, epochs, lr, weight_decay, batch_size, patience, balance, seed,
-               log) -> tuple[Heads, dict]:
+def _fit_heads(x_train, y_train, x_val, y_val, tasks, *, epochs, lr, weight_decay, batch_size, patience, balance,
+               standardize, seed, log) -> tuple[Heads, dict]:
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    heads = Heads(x_train.shape[1], tasks)
+    heads = Heads(x_train.shape[1], tasks, standardize=standardize)
+    if standardize:
+        heads.set_standardization(x_train)
     xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train).long()
     xv, yv = torch.from_numpy(x_val), torch.from_numpy(y_val).long()
     weights = {t.name: class_weights(y_train[:, i], len(t.classes)) for i, t in enumerate(tasks)} if balance else None

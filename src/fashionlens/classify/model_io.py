@@ -70,6 +70,7 @@ def save_model(classifier: Classifier, folder: str | Path, *, store_backbone: bo
             "feature_dim": backbone.feature_dim,
             "pool_stages": list(backbone.pool_stages),
             "colour_bins": backbone.colour_bins,
+            "colour_space": backbone.colour_space,
             "stored": store_backbone,
         },
         "preprocess": backbone.preprocess.to_dict(),
@@ -99,6 +100,7 @@ def load_model(folder: str | Path) -> LoadedModel:
         backbone = create_backbone(info["name"], pretrained=not info["stored"],
                                    pool_stages=tuple(info.get("pool_stages", ())),
                                    colour_bins=int(info.get("colour_bins", 0)),
+                                   colour_space=info.get("colour_space", "rgb"),
                                    resize=manifest["preprocess"].get("resize", "crop"))
     except BackboneError as exc:
         raise ModelError(f"{folder}: cannot build backbone {info['name']!r}: {exc}") from None
@@ -111,8 +113,8 @@ def load_model(folder: str | Path) -> LoadedModel:
     backbone.weights_id = f"model:{actual}" if info["stored"] else info["weights_id"]
     backbone.preprocess = PreprocessConfig.from_dict(manifest["preprocess"])
     tasks = [TaskSpec.from_dict(t) for t in manifest["tasks"]]
-    heads = Heads(backbone.feature_dim, tasks)
     state = load_file(weights_path)
+    heads = Heads(backbone.feature_dim, tasks, standardize="heads.shift" in state)
     try:
         heads.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("heads.")})
         if info["stored"]:

@@ -33,10 +33,12 @@ class TrainConfig:
     backbone: str = DEFAULT_BACKBONE
     weights: str | None = None  # a local safetensors file for the backbone
     pool_stages: tuple[int, ...] = ()  # also pool these feature stages (colour, texture)
-    colour_bins: int = 0  # append a foreground RGB histogram with this many bins per channel
+    colour_bins: int = 0  # append a foreground colour histogram with this many bins per channel
+    colour_space: str = "rgb"  # of that histogram: rgb or hsv
     resize: str = "crop"  # or "pad": letterbox on white, for product photos
     image_size: int | None = None  # square input size; default: the backbone's own (240 for Lite1)
     hidden: int = 0  # head width; 0 is a linear head
+    standardize: bool = False  # heads see each feature shifted and scaled by its training mean and deviation
     dropout: float = 0.5
     input_dropout: float = 0.2
     epochs: int | None = None  # default: 300 for heads, 6 for fine-tuning
@@ -94,7 +96,7 @@ def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = Non
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     backbone = create_backbone(config.backbone, weights=config.weights, pool_stages=tuple(config.pool_stages),
-                               colour_bins=config.colour_bins, resize=config.resize,
+                               colour_bins=config.colour_bins, colour_space=config.colour_space, resize=config.resize,
                                image_size=config.image_size)
     cache = FeatureCache()
     feats = extract_features(backbone, [s.path for s in data.samples], cache=cache, progress=config.progress,
@@ -124,7 +126,7 @@ def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = Non
         epochs=config.epochs if config.epochs and config.mode == "linear" else 300,
         lr=config.lr if config.lr and config.mode == "linear" else 2e-3,
         weight_decay=config.weight_decay, patience=config.patience or 30, balance=config.balance,
-        seed=config.seed, log=log,
+        standardize=config.standardize, seed=config.seed, log=log,
     )
     classifier = Classifier(backbone, heads, tta=config.tta)
     info = {"heads": head_info}
