@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--colour-jitter", type=float, default=0.2, help="fine-tuning light jitter; 0 keeps colours")
     parser.add_argument("--tta", action="store_true", help="test-time flips (also reports the test split without)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--label-smoothing", type=float, default=0.1)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--patience", type=int, default=None)
     parser.add_argument("--workers", type=int, default=1)
@@ -57,7 +58,7 @@ def main() -> None:
                          colour_bins=args.colour_bins, colour_space=args.colour_space, balance=not args.no_balance, epochs=args.epochs, lr=args.lr,
                          finetune_blocks=args.finetune_blocks, freeze_norm=args.freeze_norm,
                          colour_jitter=args.colour_jitter, batch_size=args.batch_size, patience=args.patience,
-                         workers=args.workers, tta=args.tta, seed=args.seed,
+                         workers=args.workers, tta=args.tta, seed=args.seed, label_smoothing=args.label_smoothing,
                          validation=0.1, test=0.2, min_class_count=5, progress=False)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()

@@ -540,6 +540,19 @@ def test_balanced_loss_prefers_the_right_class_over_a_rare_one():
     assert torch.allclose(padded, right)
 
 
+def test_label_smoothing_is_a_setting():
+    tasks = [TaskSpec("t", ("a", "b", "c"))]
+    logits, target = torch.tensor([[2.0, -1.0, 0.5]]), torch.tensor([[0]])
+    plain = multitask_loss({"t": logits}, target, tasks, None, smoothing=0.0)
+    assert torch.allclose(plain, torch.nn.functional.cross_entropy(logits, target[:, 0]))
+    smoothed = multitask_loss({"t": logits}, target, tasks, None, smoothing=0.3)
+    expected = torch.nn.functional.cross_entropy(logits, target[:, 0], label_smoothing=0.3)
+    assert torch.allclose(smoothed, expected)
+    assert TrainConfig().label_smoothing == 0.1
+    with pytest.raises(ValueError, match="label_smoothing"):
+        TrainConfig(label_smoothing=1.0)
+
+
 # --------------------------------------------------------------------------- 9. fine-tuning
 
 

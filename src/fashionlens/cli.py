@@ -76,6 +76,7 @@ def train(
     epochs: Annotated[Optional[int], typer.Option(help="Default: 300 (linear), 6 (finetune).")] = None,
     lr: Annotated[Optional[float], typer.Option()] = None,
     batch_size: Annotated[int, typer.Option()] = 32,
+    label_smoothing: Annotated[float, typer.Option(help="Label smoothing of every task's loss (0 to 1).")] = 0.1,
     finetune_blocks: Annotated[int, typer.Option(help="Backbone stages to train in finetune mode.")] = 2,
     freeze_norm: Annotated[bool, typer.Option(help="Finetune mode: keep batch-norm statistics fixed (their scale and shift still train), so the warm-started heads keep their features.")] = False,
     colour_jitter: Annotated[float, typer.Option(help="Finetune mode: brightness/contrast/saturation jitter; 0 when a task is the colour.")] = 0.2,
@@ -96,7 +97,7 @@ def train(
         stages = tuple(int(v) for v in pool_stages.split(",") if v.strip())
         config = TrainConfig(mode=mode, backbone=backbone, weights=str(weights) if weights else None,
                              pool_stages=stages, colour_bins=colour_bins, resize=resize, hidden=hidden,
-                             standardize=standardize, colour_space=colour_space,
+                             standardize=standardize, colour_space=colour_space, label_smoothing=label_smoothing,
                              dropout=dropout, input_dropout=input_dropout, epochs=epochs, lr=lr, batch_size=batch_size,
                              finetune_blocks=finetune_blocks, freeze_norm=freeze_norm, colour_jitter=colour_jitter,
                              tta=tta, image_size=image_size, validation=validation, test=test,

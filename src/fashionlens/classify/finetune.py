@@ -12,7 +12,7 @@ from fashionlens.checkpoints import end_epoch, load_checkpoint
 from fashionlens.classify.model import Classifier, flip_average, mirrored
 from fashionlens.images import load_image
 from fashionlens.progress import progress_bar
-from fashionlens.classify.heads import accuracies, class_weights, multitask_loss
+from fashionlens.classify.heads import LABEL_SMOOTHING, accuracies, class_weights, multitask_loss
 from fashionlens.epoch_log import EpochLog
 
 
@@ -77,6 +77,7 @@ def finetune(
     colour_jitter: float = 0.2,
     freeze_norm: bool = False,
     tta: bool = False,
+    label_smoothing: float = LABEL_SMOOTHING,
     workers: int = 1,
     seed: int = 0,
     progress: bool = True,
@@ -123,7 +124,7 @@ def finetune(
         with progress_bar(f"fine-tune epoch {epoch}/{epochs}", len(train_loader.dataset), progress) as advance:
             for images, targets in train_loader:
                 images = images.contiguous(memory_format=torch.channels_last)
-                loss = multitask_loss(classifier(images), targets, tasks, weights)
+                loss = multitask_loss(classifier(images), targets, tasks, weights, label_smoothing)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()

@@ -14,7 +14,7 @@ import torch
 from fashionlens.backbones import DEFAULT_BACKBONE, create_backbone
 from fashionlens.cache import FeatureCache
 from fashionlens.classify.finetune import finetune
-from fashionlens.classify.heads import fit_heads
+from fashionlens.classify.heads import LABEL_SMOOTHING, fit_heads
 from fashionlens.classify.inference import Predictor
 from fashionlens.classify.model import Classifier, TaskSpec
 from fashionlens.classify.model_io import save_model
@@ -44,6 +44,7 @@ class TrainConfig:
     epochs: int | None = None  # default: 300 for heads, 6 for fine-tuning
     lr: float | None = None
     weight_decay: float = 1e-2
+    label_smoothing: float = LABEL_SMOOTHING  # of every task's cross-entropy (noisy labels such as colours)
     batch_size: int = 32
     patience: int | None = None
     finetune_blocks: int = 2
@@ -61,6 +62,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), not {self.label_smoothing}")
         if not 0 <= self.validation < 1 or not 0 <= self.test < 1 or self.validation + self.test >= 1:
             raise ValueError("validation and test fractions must be in [0, 1) and sum to less than 1")
 
@@ -126,7 +129,7 @@ def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = Non
         epochs=config.epochs if config.epochs and config.mode == "linear" else 300,
         lr=config.lr if config.lr and config.mode == "linear" else 2e-3,
         weight_decay=config.weight_decay, patience=config.patience or 30, balance=config.balance,
-        standardize=config.standardize, seed=config.seed, log=log,
+        standardize=config.standardize, label_smoothing=config.label_smoothing, seed=config.seed, log=log,
     )
     classifier = Classifier(backbone, heads, tta=config.tta)
     info = {"heads": head_info}
@@ -143,7 +146,8 @@ def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = Non
             checkpoint_dir=out / "checkpoint", config_key=key, epochs=config.epochs or 6,
             blocks=config.finetune_blocks, lr=config.lr or 3e-4, weight_decay=config.weight_decay,
             batch_size=config.batch_size, patience=config.patience or 3, balance=config.balance,
-            colour_jitter=config.colour_jitter, freeze_norm=config.freeze_norm, tta=config.tta, workers=config.workers,
+            colour_jitter=config.colour_jitter, freeze_norm=config.freeze_norm, tta=config.tta, label_smoothing=config.label_smoothing,
+            workers=config.workers,
             seed=config.seed, progress=config.progress, log=log,
         )
         backbone.weights_id = f"finetuned:{config_hash(asdict(config))}"  # its features are no longer the ImageNet ones
