@@ -1,6 +1,8 @@
 """clothing-small: train on train/ (15% of it held out for early stopping), score on validation/.
 
-Times `train` end to end with a cold and a warm feature cache, for each mode asked.
+Times `train` end to end with a cold and a warm feature cache, for each mode asked; every model is scored on
+validation/ both with and without test-time flips (`--tta` also trains with them: the saved model predicts
+with them by default, and fine-tuning picks its best epoch by them).
 
     .venv/bin/python benchmarks/classify_clothing.py [--backbone efficientnet_lite1] [--finetune]
 """
@@ -19,6 +21,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--backbone", default="efficientnet_lite1")
     parser.add_argument("--hidden", type=int, default=0)
+    parser.add_argument("--standardize", action="store_true", help="heads see standardised features")
     parser.add_argument("--finetune", action="store_true", help="also run --mode finetune (tens of minutes)")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None, help="fine-tuning learning rate (default 3e-4)")
@@ -26,16 +29,20 @@ def main() -> None:
     parser.add_argument("--resize", default="crop", choices=["crop", "pad"])
     parser.add_argument("--finetune-blocks", type=int, default=2)
     parser.add_argument("--freeze-norm", action="store_true", help="fine-tuning keeps batch-norm statistics")
+    parser.add_argument("--tta", action="store_true", help="train with test-time flips (the models' default)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, help="keep the fine-tuned model here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["FASHIONLENS_CACHE"] = str(Path(tmp) / "cache")  # before fashionlens reads it
-        from fashionlens.classify import TrainConfig, evaluate, train
+        from fashionlens.classify import TrainConfig, train
         from fashionlens.data import read_folder
 
         data = read_folder(dataset("clothing-small") / "train")
         unseen = read_folder(dataset("clothing-small") / "validation")
         times: dict[str, float] = {}
-        shape = {"image_size": args.image_size, "resize": args.resize}
+        shape = {"image_size": args.image_size, "resize": args.resize, "tta": args.tta, "seed": args.seed,
+                 "standardize": args.standardize}
         config = TrainConfig(backbone=args.backbone, hidden=args.hidden, progress=False, **shape)
         with timed(times, "cold"):
             cold = train(data, Path(tmp) / "linear-cold", config)
@@ -43,17 +50,24 @@ def main() -> None:
             warm = train(data, Path(tmp) / "linear-warm", config)
         print(f"images: {len(data)} ({cold.split.summary()})")
         print(f"linear, cold cache: {times['cold']:.1f} s; warm cache: {times['warm']:.1f} s; ratio {times['cold'] / times['warm']:.1f}x")
-        scores = evaluate(warm.model_dir, unseen, Path(tmp) / "report-linear", progress=False)
-        print_metrics(f"linear ({args.backbone}) on validation/", scores)
+        score_both(warm.model_dir, unseen, Path(tmp) / "report-linear", f"linear ({args.backbone})")
         if args.finetune:
             ft_config = TrainConfig(mode="finetune", backbone=args.backbone, hidden=args.hidden, epochs=args.epochs,
                                     lr=args.lr, finetune_blocks=args.finetune_blocks, freeze_norm=args.freeze_norm,
                                     progress=False, **shape)
             with timed(times, "finetune"):
-                tuned = train(data, Path(tmp) / "finetune", ft_config)
-            print(f"\nfinetune: {times['finetune']:.0f} s")
-            scores = evaluate(tuned.model_dir, unseen, Path(tmp) / "report-finetune", progress=False)
-            print_metrics(f"finetune ({args.backbone}) on validation/", scores)
+                tuned = train(data, args.out or Path(tmp) / "finetune", ft_config)
+            print(f"\nfinetune: {times['finetune']:.0f} s; {tuned.metrics.get('validation', {})}")
+            score_both(tuned.model_dir, unseen, Path(tmp) / "report-finetune", f"finetune ({args.backbone})")
+
+
+def score_both(model_dir: Path, unseen, out: Path, title: str) -> None:
+    """The same model on validation/ without and with test-time flips."""
+    from fashionlens.classify import evaluate
+
+    for tta in (False, True):
+        scores = evaluate(model_dir, unseen, out.with_name(f"{out.name}-tta{int(tta)}"), tta=tta, progress=False)
+        print_metrics(f"{title} on validation/, {'with' if tta else 'without'} test-time flips", scores)
 
 
 if __name__ == "__main__":

@@ -26,9 +26,11 @@ def main() -> None:
     parser.add_argument("--mode", default="linear")
     parser.add_argument("--backbone", default="efficientnet_lite1")
     parser.add_argument("--hidden", type=int, default=0)
+    parser.add_argument("--standardize", action="store_true", help="heads see standardised features")
     parser.add_argument("--resize", default="crop", choices=["crop", "pad"])
     parser.add_argument("--pool-stages", type=int, nargs="*", default=[])
     parser.add_argument("--colour-bins", type=int, default=0)
+    parser.add_argument("--colour-space", default="rgb", choices=["rgb", "hsv"])
     parser.add_argument("--no-balance", action="store_true", help="no class weights: plain accuracy over macro recall")
     parser.add_argument("--dropout", type=float, default=0.5)
     parser.add_argument("--epochs", type=int, default=None)
@@ -37,6 +39,9 @@ def main() -> None:
     parser.add_argument("--finetune-blocks", type=int, default=2)
     parser.add_argument("--freeze-norm", action="store_true", help="fine-tuning keeps batch-norm statistics")
     parser.add_argument("--colour-jitter", type=float, default=0.2, help="fine-tuning light jitter; 0 keeps colours")
+    parser.add_argument("--tta", action="store_true", help="test-time flips (also reports the test split without)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--label-smoothing", type=float, default=0.1)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--patience", type=int, default=None)
     parser.add_argument("--workers", type=int, default=1)
@@ -48,12 +53,12 @@ def main() -> None:
 
     root = dataset("fashion-products")
     data = read_table(root / "styles.csv", image_column="id", images_root=root / "images", tasks=args.tasks)
-    config = TrainConfig(mode=args.mode, backbone=args.backbone, hidden=args.hidden, dropout=args.dropout,
+    config = TrainConfig(mode=args.mode, backbone=args.backbone, hidden=args.hidden, standardize=args.standardize, dropout=args.dropout,
                          resize=args.resize, image_size=args.image_size, pool_stages=tuple(args.pool_stages),
-                         colour_bins=args.colour_bins, balance=not args.no_balance, epochs=args.epochs, lr=args.lr,
+                         colour_bins=args.colour_bins, colour_space=args.colour_space, balance=not args.no_balance, epochs=args.epochs, lr=args.lr,
                          finetune_blocks=args.finetune_blocks, freeze_norm=args.freeze_norm,
                          colour_jitter=args.colour_jitter, batch_size=args.batch_size, patience=args.patience,
-                         workers=args.workers,
+                         workers=args.workers, tta=args.tta, seed=args.seed, label_smoothing=args.label_smoothing,
                          validation=0.1, test=0.2, min_class_count=5, progress=False)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
@@ -61,7 +66,9 @@ def main() -> None:
         seconds = time.perf_counter() - start
     print(f"images: {len(data)}; split {result.split.summary()}; {seconds:.0f} s")
     print(f"recipe: {vars(args)}")
-    print_metrics("test split", result.metrics["test"])
+    if "test_no_tta" in result.metrics:
+        print_metrics("test split, without test-time flips", result.metrics["test_no_tta"])
+    print_metrics(f"test split{', with test-time flips' if args.tta else ''}", result.metrics["test"])
 
 
 if __name__ == "__main__":

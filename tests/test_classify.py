@@ -540,6 +540,19 @@ def test_balanced_loss_prefers_the_right_class_over_a_rare_one():
     assert torch.allclose(padded, right)
 
 
+def test_label_smoothing_is_a_setting():
+    tasks = [TaskSpec("t", ("a", "b", "c"))]
+    logits, target = torch.tensor([[2.0, -1.0, 0.5]]), torch.tensor([[0]])
+    plain = multitask_loss({"t": logits}, target, tasks, None, smoothing=0.0)
+    assert torch.allclose(plain, torch.nn.functional.cross_entropy(logits, target[:, 0]))
+    smoothed = multitask_loss({"t": logits}, target, tasks, None, smoothing=0.3)
+    expected = torch.nn.functional.cross_entropy(logits, target[:, 0], label_smoothing=0.3)
+    assert torch.allclose(smoothed, expected)
+    assert TrainConfig().label_smoothing == 0.1
+    with pytest.raises(ValueError, match="label_smoothing"):
+        TrainConfig(label_smoothing=1.0)
+
+
 # --------------------------------------------------------------------------- 9. fine-tuning
 
 
@@ -611,3 +624,155 @@ def test_image_size_sets_the_input_and_is_checked():
     assert backbone.preprocess.train_transform(colour_jitter=0.0)(Image.new("RGB", (60, 80))).shape == (3, 96, 96)
     with pytest.raises(ValueError, match="image_size"):
         create_backbone(BACKBONE, image_size=8)
+
+
+# --------------------------------------------------------------------------- 7. test-time flips
+
+
+def mirror_symmetric(path: Path, source: Path) -> Path:
+    """A photo whose right half is its left half mirrored (square, PNG: no JPEG blocks to break the symmetry)."""
+    image = np.asarray(Image.open(source).convert("RGB").resize((128, 128)))
+    image = np.concatenate([image[:, :64], image[:, :64][:, ::-1]], axis=1)
+    Image.fromarray(np.ascontiguousarray(image)).save(path)
+    return path
+
+
+def test_tta_is_a_no_op_on_mirror_symmetric_images_and_averages_otherwise(trained, tmp_path):
+    classifier = load_model(trained.model_dir).classifier
+    symmetric = [mirror_symmetric(tmp_path / f"sym{i}.png", p) for i, p in enumerate(ONE_PER_CLASS[:3])]
+    for runtime in ("torch", "features"):
+        plain = Predictor(classifier, runtime, tta=False).probabilities(symmetric).probs["category"]
+        flipped = Predictor(classifier, runtime, tta=True).probabilities(symmetric).probs["category"]
+        assert np.abs(plain - flipped).max() <= 1e-4, runtime
+    # an ordinary photo: the mean of its own probabilities and its mirror's
+    photos = ONE_PER_CLASS[:3]
+    mirrors = []
+    for i, p in enumerate(photos):
+        image = Image.open(p).convert("RGB")
+        image = image.crop((0, 0, image.width - image.width % 2, image.height - image.height % 2))
+        image.save(tmp_path / f"even{i}.png")
+        image.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(tmp_path / f"mirror{i}.png")
+        mirrors.append((tmp_path / f"even{i}.png", tmp_path / f"mirror{i}.png"))
+    plain = Predictor(classifier, "torch").probabilities([a for a, _ in mirrors]).probs["category"]
+    mirror = Predictor(classifier, "torch").probabilities([b for _, b in mirrors]).probs["category"]
+    both = Predictor(classifier, "torch", tta=True).probabilities([a for a, _ in mirrors]).probs["category"]
+    assert np.abs(both - (plain + mirror) / 2).max() <= 2e-3
+    assert np.abs(both - plain).max() > 1e-4  # the flips do change something on a real photo
+    assert np.allclose(both.sum(1), 1.0, atol=1e-5)
+
+
+def test_tta_setting_survives_save_load_and_is_the_predictor_default(tmp_path):
+    torch.manual_seed(2)
+    backbone = create_backbone(BACKBONE)
+    classifier = Classifier(backbone, Heads(backbone.feature_dim, [TaskSpec("c", ("a", "b", "c"))]), tta=True).eval()
+    save_model(classifier, tmp_path / "m", store_backbone=False)
+    assert read_manifest(tmp_path / "m")["inference"] == {"tta": "flip"}
+    loaded = load_model(tmp_path / "m")
+    assert loaded.tta and loaded.classifier.tta
+    assert Predictor.from_model(loaded).tta
+    assert not Predictor.from_model(loaded, tta=False).tta
+    images = SAMPLES[:2]
+    before = Predictor(classifier, "torch").probabilities(images).probs["c"]
+    after = Predictor(loaded.classifier, "torch").probabilities(images).probs["c"]
+    assert np.array_equal(before, after)
+
+    m = read_manifest(tmp_path / "m")
+    del m["inference"]  # a model saved before test-time flips existed predicts without them
+    write_manifest(tmp_path / "m", m)
+    assert not load_model(tmp_path / "m").tta
+    m["inference"] = {"tta": "five-crop"}
+    write_manifest(tmp_path / "m", m)
+    with pytest.raises(ModelError, match="unknown test-time augmentation 'five-crop'"):
+        load_model(tmp_path / "m")
+
+
+def test_tta_on_onnx_runtime_matches_torch(trained, tmp_path):
+    folder = copy_model(trained.model_dir, tmp_path / "model")
+    export(folder)
+    loaded = load_model(folder)
+    onnx = Predictor.from_model(loaded, tta=True)
+    assert onnx.runtime == "onnx"
+    got = onnx.probabilities(ONE_PER_CLASS, batch_size=3)
+    reference = Predictor(loaded.classifier, "torch", tta=True).probabilities(ONE_PER_CLASS)
+    assert got.indices == reference.indices == list(range(len(ONE_PER_CLASS)))
+    assert np.abs(got.probs["category"] - reference.probs["category"]).max() <= 1e-4
+
+
+def test_train_with_tta_saves_it_and_reports_both(colour_dir, tmp_path):
+    config = TrainConfig(backbone=BACKBONE, validation=0.25, progress=False, workers=0, tta=True, epochs=20)
+    result = train(read_folder(colour_dir), tmp_path / "m", config)
+    assert set(result.metrics) == {"validation", "validation_no_tta"}
+    assert (tmp_path / "m" / "report" / "validation_no_tta" / "metrics.json").is_file()
+    manifest = read_manifest(tmp_path / "m")
+    assert manifest["inference"] == {"tta": "flip"} and manifest["training"]["tta"] is True
+    assert load_model(tmp_path / "m").tta
+
+
+# --------------------------------------------------------------------------- 8. standardised features
+
+
+def test_standardized_heads_train_save_load_and_export(colour_dir, tmp_path):
+    config = TrainConfig(backbone=BACKBONE, validation=0.25, progress=False, workers=0, standardize=True,
+                         hidden=16, epochs=30)
+    result = train(read_folder(colour_dir), tmp_path / "m", config)
+    assert result.metrics["validation"]["category"]["accuracy"] >= 0.9
+    with safe_open(tmp_path / "m" / "weights.safetensors", "pt") as f:
+        assert {"heads.shift", "heads.scale"} <= set(f.keys())
+    loaded = load_model(tmp_path / "m")
+    heads = loaded.classifier.heads
+    assert heads.standardize and bool((heads.scale > 0).all())
+    feats = extract_features(loaded.classifier.backbone_info, sorted(colour_dir.rglob("*.jpg")), use_cache=False,
+                             progress=False)
+    standardized = heads.inputs(torch.from_numpy(feats.vectors))
+    assert float(standardized.mean(0).abs().median()) < 0.5  # centred on these (mostly training) images
+    torch_p = Predictor(loaded.classifier, "torch").probabilities(ONE_PER_CLASS)
+    export(tmp_path / "m")  # checks ONNX against PyTorch itself
+    onnx_p = Predictor.from_model(load_model(tmp_path / "m")).probabilities(ONE_PER_CLASS)
+    assert np.abs(onnx_p.probs["category"] - torch_p.probs["category"]).max() <= 1e-4
+    # heads without it keep their old tensors, so older model folders load unchanged
+    plain = Heads(8, [TaskSpec("c", ("a", "b"))])
+    assert not plain.standardize and "shift" not in plain.state_dict()
+
+
+def test_standardization_floors_near_constant_features():
+    heads = Heads(3, [TaskSpec("c", ("a", "b"))], standardize=True)
+    x = np.stack([np.random.default_rng(0).normal(5, 2, 100), np.zeros(100), np.random.default_rng(1).normal(0, 1, 100)], 1)
+    heads.set_standardization(x.astype(np.float32))
+    assert abs(float(heads.shift[0]) - 5) < 0.5 and abs(float(heads.scale[0]) - 0.5) < 0.1
+    median = float(np.median(x.std(0, ddof=1)))
+    assert float(heads.scale[1]) == pytest.approx(1 / (0.1 * median), rel=1e-4)  # a tenth of the median deviation
+
+
+def test_hsv_colour_histogram_matches_colorsys_and_exports(tmp_path):
+    import colorsys
+
+    from fashionlens.backbones import rgb_to_hsv
+    from fashionlens.runtime import OnnxRunner, export_onnx
+
+    rgb = torch.rand(1, 3, 6, 7, generator=torch.Generator().manual_seed(0))
+    rgb[0, :, 0, 0] = 0.5  # a grey: hue 0
+    hsv = rgb_to_hsv(rgb)
+    for y in range(6):
+        for x in range(7):
+            want = colorsys.rgb_to_hsv(*rgb[0, :, y, x].tolist())
+            assert np.allclose(hsv[0, :, y, x].numpy(), want, atol=1e-5), (y, x)
+    backbone = create_backbone(BACKBONE, colour_bins=4, colour_space="hsv", image_size=64)
+    assert backbone.colour_space == "hsv" and backbone.feature_dim == 1280 + 64
+    rgb_backbone = create_backbone(BACKBONE, colour_bins=4, image_size=64)
+    from fashionlens.features import backbone_key
+    assert backbone_key(backbone) != backbone_key(rgb_backbone)
+    classifier = Classifier(backbone, Heads(backbone.feature_dim, [TaskSpec("c", ("a", "b"))])).eval()
+    save_model(classifier, tmp_path / "m", store_backbone=False)
+    loaded = load_model(tmp_path / "m")
+    assert loaded.classifier.backbone_info.colour_space == "hsv"
+    export_onnx(backbone.model, (64, 64), tmp_path / "b.onnx", ["features"])
+    pre = backbone.preprocess.eval_transform()
+    images = torch.stack([pre(Image.open(p).convert("RGB")) for p in SAMPLES[:3]])
+    with torch.inference_mode():
+        reference = backbone.model(images).numpy()
+    got = OnnxRunner(tmp_path / "b.onnx")(images.numpy())["features"]
+    assert np.abs(got[:, :1280] - reference[:, :1280]).max() <= 1e-3
+    assert np.abs(got[:, 1280:] - reference[:, 1280:]).max() <= 1 / 256 + 1e-6  # at most a pixel in another cell
+    assert np.allclose(got[:, 1280:].sum(1), 1.0, atol=1e-4)
+    with pytest.raises(ValueError, match="colour space"):
+        create_backbone(BACKBONE, colour_bins=4, colour_space="lab")

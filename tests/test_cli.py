@@ -195,6 +195,31 @@ def test_evaluate_writes_metrics_json(model_dir, data_dir, tmp_path):
     assert (report / "index.html").is_file() and (report / "confusion_category.png").is_file()
 
 
+def test_tta_flags_of_evaluate_and_predict(model_dir, data_dir, tmp_path):
+    for flag in ("--tta", "--no-tta"):
+        result = invoke("evaluate", model_dir, data_dir, "--out", tmp_path / flag, flag)
+        assert result.exit_code == 0, result.output
+        summary = json.loads((tmp_path / flag / "summary.json").read_text())
+        assert summary["extra"]["tta"] == ("flip" if flag == "--tta" else "none")
+    image = data_dir / "green" / "green_04.jpg"
+    scores = {}
+    for flag in ("--tta", "--no-tta"):
+        result = invoke("predict", model_dir, image, "--json", flag)
+        assert result.exit_code == 0, result.output
+        (record,) = parse_lines(result.stdout)
+        assert record["predictions"]["category"][0]["label"] == "green"
+        scores[flag] = record["predictions"]["category"][0]["score"]
+    assert scores["--tta"] != scores["--no-tta"]
+
+
+def test_train_tta_is_saved_with_the_model(data_dir, tmp_path):
+    result = invoke("train", data_dir, "--out", tmp_path / "m", "--backbone", BACKBONE, "--validation", "0.25",
+                    "--tta", "--epochs", "20")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "m" / "manifest.json").read_text())["inference"] == {"tta": "flip"}
+    assert "validation_no_tta" in result.output
+
+
 def test_export_to_a_file_outside_the_model(model_dir, data_dir, tmp_path):
     onnx_file = tmp_path / "exported" / "colours.onnx"
     result = invoke("export", model_dir, "--onnx", onnx_file)

@@ -50,16 +50,39 @@ class Backbone:
     def colour_bins(self) -> int:
         return self.model.colour_bins
 
+    @property
+    def colour_space(self) -> str:
+        return self.model.colour_space
+
+
+COLOUR_SPACES = ("rgb", "hsv")
+
+
+def rgb_to_hsv(rgb: torch.Tensor) -> torch.Tensor:
+    """[n, 3, H, W] RGB in [0, 1] to HSV in [0, 1] (hue 0 for greys), in ops ONNX exports."""
+    r, g, b = rgb[:, 0], rgb[:, 1], rgb[:, 2]
+    value = rgb.amax(1)
+    delta = value - rgb.amin(1)
+    saturation = delta / value.clamp_min(1e-6)
+    d = delta.clamp_min(1e-6)
+    hue = torch.where(value == r, (g - b) / d, torch.where(value == g, 2.0 + (b - r) / d, 4.0 + (r - g) / d)) / 6.0
+    hue = torch.where(delta > 1e-6, hue - torch.floor(hue), torch.zeros_like(hue))
+    return torch.stack([hue, saturation, value], 1)
+
 
 class ColourHistogram(torch.nn.Module):
-    """Share of the foreground (pixels not near-white) in each of bins**3 RGB cells, inside the graph.
+    """Share of the foreground (pixels not near-white) in each of bins**3 RGB (or HSV) cells, inside the graph.
 
-    ImageNet features are trained to ignore colour; this hands the heads the colours themselves.
+    ImageNet features are trained to ignore colour; this hands the heads the colours themselves. HSV cells
+    follow colour names more closely (a hue range, then how grey and how dark).
     """
 
-    def __init__(self, bins: int, mean: tuple[float, ...], std: tuple[float, ...], stride: int = 4):
+    def __init__(self, bins: int, mean: tuple[float, ...], std: tuple[float, ...], stride: int = 4,
+                 space: str = "rgb"):
         super().__init__()
-        self.bins, self.stride = bins, stride
+        if space not in COLOUR_SPACES:
+            raise BackboneError(f"colour space must be one of {', '.join(COLOUR_SPACES)}, not {space!r}")
+        self.bins, self.stride, self.space = bins, stride, space
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("weights", torch.tensor([bins * bins, bins, 1]).view(1, 3, 1, 1), persistent=False)
@@ -67,6 +90,8 @@ class ColourHistogram(torch.nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         rgb = torch.nn.functional.avg_pool2d(images * self.std + self.mean, self.stride).clamp(0, 1)
         foreground = (rgb.amin(1) < 0.92).float().flatten(1)  # (n, pixels)
+        if self.space == "hsv":
+            rgb = rgb_to_hsv(rgb)
         cells = ((rgb * self.bins).floor().clamp(max=self.bins - 1) * self.weights).sum(1).flatten(1).long()
         counts = torch.zeros(images.shape[0], self.bins**3, device=images.device)
         counts = counts.scatter_add(1, cells, foreground)
@@ -92,6 +117,10 @@ class FeatureExtractor(torch.nn.Module):
     @property
     def colour_bins(self) -> int:
         return self.colour.bins if self.colour else 0
+
+    @property
+    def colour_space(self) -> str:
+        return self.colour.space if self.colour else "rgb"
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.stages:
@@ -158,6 +187,7 @@ def create_backbone(
     pretrained: bool = True,
     pool_stages: tuple[int, ...] = (),
     colour_bins: int = 0,
+    colour_space: str = "rgb",
     resize: str = "crop",
     image_size: int | None = None,
 ) -> Backbone:
@@ -167,7 +197,7 @@ def create_backbone(
     needs internet). `weights` is a local safetensors file that replaces either. `pretrained=False` skips
     loading weights, for models whose whole network is stored in a model folder. `pool_stages` adds the
     pooled outputs of those feature stages (timm's `feature_info` indices) to the features, `colour_bins`
-    a foreground colour histogram of that many bins per channel; `resize` picks centre crop or letterbox.
+    a foreground colour histogram of that many bins per channel (of `colour_space`, rgb or hsv); `resize` picks centre crop or letterbox.
     `image_size` replaces the weights' square input size (e.g. 128 for 60x80 thumbnails: upscaling them to
     240 px costs 3.5x the compute and adds no detail); it is saved with the model like the rest.
     """
@@ -210,6 +240,8 @@ def create_backbone(
     n_stages = len(model.feature_info) if pool_stages else 0
     if any(not 0 <= i < n_stages for i in pool_stages):
         raise BackboneError(f"pool_stages {list(pool_stages)}: {timm_name} has feature stages 0 to {n_stages - 1}")
-    colour = ColourHistogram(colour_bins, preprocess.mean, preprocess.std) if colour_bins else None
+    if colour_space not in COLOUR_SPACES:
+        raise BackboneError(f"colour space must be one of {', '.join(COLOUR_SPACES)}, not {colour_space!r}")
+    colour = ColourHistogram(colour_bins, preprocess.mean, preprocess.std, space=colour_space) if colour_bins else None
     extractor = FeatureExtractor(model, tuple(pool_stages), colour).eval()
     return Backbone(name=name, model=extractor, preprocess=preprocess, weights_id=weights_id, feature_dim=extractor.dim)

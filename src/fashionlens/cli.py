@@ -21,6 +21,7 @@ ImageColOpt = Annotated[str, typer.Option("--image-column", help="Table column n
 TaskOpt = Annotated[Optional[list[str]], typer.Option("--task", help="Label column to learn (repeatable). With a folder: the task's name.")]
 WhereOpt = Annotated[Optional[list[str]], typer.Option("--where", help="Keep rows where COLUMN=VALUE[,VALUE] (repeatable).")]
 MapOpt = Annotated[Optional[list[str]], typer.Option("--map", help="Merge labels: TASK:LABEL[,LABEL]=NEW (repeatable).")]
+TtaOpt = Annotated[Optional[bool], typer.Option("--tta/--no-tta", help="Average each image with its mirror (default: as the model was trained to predict).", show_default=False)]
 SplitColOpt = Annotated[Optional[str], typer.Option("--split-column", help="Table column holding train/validation/test.")]
 
 
@@ -59,6 +60,7 @@ def train(
     weights: Annotated[Optional[Path], typer.Option(help="Local .safetensors backbone weights.")] = None,
     pool_stages: Annotated[str, typer.Option(help="Also pool these backbone feature stages, e.g. 1,2,3,4 (helps colour).")] = "",
     colour_bins: Annotated[int, typer.Option(help="Append a foreground colour histogram, N bins per channel (e.g. 8).")] = 0,
+    colour_space: Annotated[str, typer.Option(help="Colour histogram channels: rgb or hsv.")] = "rgb",
     resize: Annotated[str, typer.Option(help="crop (centre crop) or pad (letterbox on white, for product photos).")] = "crop",
     image_size: Annotated[Optional[int], typer.Option(help="Square input size in pixels instead of the backbone's (e.g. 128 for small thumbnails, 280); saved with the model.")] = None,
     labels: LabelsOpt = None,
@@ -68,14 +70,17 @@ def train(
     map: MapOpt = None,
     split_column: SplitColOpt = None,
     hidden: Annotated[int, typer.Option(help="Hidden width of each head (0: linear head).")] = 0,
+    standardize: Annotated[bool, typer.Option(help="Heads see each feature standardised by its training mean and deviation (helps with --pool-stages and --colour-bins, whose scales differ).")] = False,
     dropout: Annotated[float, typer.Option(help="Dropout on the hidden layer of each head.")] = 0.5,
     input_dropout: Annotated[float, typer.Option(help="Dropout on the features going into each head.")] = 0.2,
     epochs: Annotated[Optional[int], typer.Option(help="Default: 300 (linear), 6 (finetune).")] = None,
     lr: Annotated[Optional[float], typer.Option()] = None,
     batch_size: Annotated[int, typer.Option()] = 32,
+    label_smoothing: Annotated[float, typer.Option(help="Label smoothing of every task's loss (0 to 1).")] = 0.1,
     finetune_blocks: Annotated[int, typer.Option(help="Backbone stages to train in finetune mode.")] = 2,
     freeze_norm: Annotated[bool, typer.Option(help="Finetune mode: keep batch-norm statistics fixed (their scale and shift still train), so the warm-started heads keep their features.")] = False,
     colour_jitter: Annotated[float, typer.Option(help="Finetune mode: brightness/contrast/saturation jitter; 0 when a task is the colour.")] = 0.2,
+    tta: Annotated[bool, typer.Option(help="Test-time flips: the model predicts on each image averaged with its mirror (saved with it; also picks the best fine-tuning epoch). The report adds the scores without them.")] = False,
     validation: Annotated[float, typer.Option(help="Validation fraction when the data has no validation split.")] = 0.15,
     test: Annotated[float, typer.Option(help="Test fraction held out (0: none).")] = 0.0,
     min_class_count: Annotated[int, typer.Option(help="Drop classes with fewer images.")] = 2,
@@ -92,9 +97,10 @@ def train(
         stages = tuple(int(v) for v in pool_stages.split(",") if v.strip())
         config = TrainConfig(mode=mode, backbone=backbone, weights=str(weights) if weights else None,
                              pool_stages=stages, colour_bins=colour_bins, resize=resize, hidden=hidden,
+                             standardize=standardize, colour_space=colour_space, label_smoothing=label_smoothing,
                              dropout=dropout, input_dropout=input_dropout, epochs=epochs, lr=lr, batch_size=batch_size,
                              finetune_blocks=finetune_blocks, freeze_norm=freeze_norm, colour_jitter=colour_jitter,
-                             image_size=image_size, validation=validation, test=test,
+                             tta=tta, image_size=image_size, validation=validation, test=test,
                              min_class_count=min_class_count, balance=balance, seed=seed)
         result = run_train(dataset, out, config)
     except (ValueError, BackboneError) as exc:
@@ -124,6 +130,7 @@ def evaluate(
     map: MapOpt = None,
     split_column: SplitColOpt = None,
     split: Annotated[Optional[str], typer.Option(help="Only this split of the data (train/validation/test).")] = None,
+    tta: TtaOpt = None,
 ) -> None:
     """Evaluate a model on labelled images and write a report folder."""
     from fashionlens.classify import ModelError, load_model
@@ -138,7 +145,7 @@ def evaluate(
     if split:
         dataset = dataset.only_split(split)
     try:
-        metrics = run_evaluate(loaded, dataset, out)
+        metrics = run_evaluate(loaded, dataset, out, tta=tta)
     except ValueError as exc:
         fail(str(exc))
     report_skipped(dataset.skipped)
@@ -153,6 +160,7 @@ def predict(
     json_out: Annotated[bool, typer.Option("--json", help="One JSON line per image.")] = False,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     runtime: Annotated[str, typer.Option(help="auto, onnx, features or torch.")] = "auto",
+    tta: TtaOpt = None,
 ) -> None:
     """Predict labels for images."""
     from fashionlens.classify import ModelError, Predictor, load_model
@@ -164,7 +172,7 @@ def predict(
         model_dir, paths = Path(paths[0]), paths[1:]
     files = image_paths(paths, "images to predict")
     try:
-        predictor = Predictor.from_model(load_model(model_dir), runtime)
+        predictor = Predictor.from_model(load_model(model_dir), runtime, tta)
     except (ModelError, ValueError) as exc:
         fail(str(exc))
     predictions, failures = predictor.predict(files, top_k=top_k, batch_size=batch_size, progress=not json_out and sys.stderr.isatty())

@@ -91,7 +91,8 @@ class Embedder:
                     self.probability_weight * l2_normalize(torch.softmax(logits, -1).numpy())
                     for logits in self.heads(x).values()]
                 return l2_normalize(np.hstack(parts))
-            parts = [head[:3](x) if spec.hidden else x  # Dropout, Linear, GELU: the hidden activations
+            inputs = self.heads.inputs(x)
+            parts = [head[:3](inputs) if spec.hidden else x  # Dropout, Linear, GELU: the hidden activations
                      for spec, head in zip(self.heads.tasks, self.heads.by_task.values())]
         return l2_normalize(torch.cat(parts, dim=1).numpy())
 

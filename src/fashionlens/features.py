@@ -35,9 +35,11 @@ class Features:
 
 
 def backbone_key(backbone: Backbone) -> str:
-    blob = json.dumps([backbone.name, backbone.weights_id, backbone.preprocess.to_dict(), list(backbone.pool_stages),
-                       backbone.colour_bins],
-                      sort_keys=True)
+    parts = [backbone.name, backbone.weights_id, backbone.preprocess.to_dict(), list(backbone.pool_stages),
+             backbone.colour_bins]
+    if backbone.colour_bins and backbone.colour_space != "rgb":  # rgb backbones keep the keys they always had
+        parts.append(backbone.colour_space)
+    blob = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -119,13 +121,15 @@ def extract_features(
     progress: bool = True,
     workers: int = 1,
     use_cache: bool = True,
+    mirror: bool = False,
 ) -> Features:
     """Features for every readable image; unreadable ones are listed in `failures` and skipped.
 
     With `use_cache=False` nothing is looked up or stored (one-off predictions on a large catalogue).
+    `mirror`: the features of each image's horizontal mirror (test-time flips), cached under a key of their own.
     """
     cache = (cache or FeatureCache()) if use_cache else None
-    key = backbone_key(backbone)
+    key = backbone_key(backbone) + ("-mirror" if mirror else "")
     paths = [Path(p) for p in paths]
     failures: list[SkippedInput] = []
     vectors: dict[int, np.ndarray] = {}
@@ -148,7 +152,8 @@ def extract_features(
         runner = backbone_runner(backbone, cache.path.parent if cache else None)
         for batch in decoded_batches([paths[i] for i in todo], backbone, failures, batch_size=batch_size,
                                      workers=workers, progress=progress, description=f"features ({backbone.name})"):
-            out = runner(batch.images.numpy())["features"]
+            images = torch.flip(batch.images, dims=(-1,)) if mirror else batch.images
+            out = runner(images.numpy())["features"]
             for j, sha, ph, vec in zip(batch.indices, batch.sha256, batch.phash, out):
                 vectors[todo[j]], digests[todo[j]] = vec, (sha, ph)
             if cache:

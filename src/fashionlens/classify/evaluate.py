@@ -15,14 +15,16 @@ from fashionlens.data.samples import LabeledImages
 
 
 def evaluate(model: str | Path | LoadedModel, data: LabeledImages, out: str | Path, *, runtime: str = "auto",
-             progress: bool = True) -> dict:
-    """Metrics per task the model knows and the data labels; images whose label the model lacks count as wrong."""
+             tta: bool | None = None, progress: bool = True) -> dict:
+    """Metrics per task the model knows and the data labels; images whose label the model lacks count as wrong.
+
+    `tta`: average each image with its mirror (default: as the model was trained to predict)."""
     model = model if isinstance(model, LoadedModel) else load_model(model)
     tasks = [t for t in model.classifier.tasks if t.name in data.tasks]
     if not tasks:
         known = ", ".join(t.name for t in model.classifier.tasks)
         raise ValueError(f"the data labels {data.tasks}, the model predicts {known}: no task in common")
-    predictor = Predictor.from_model(model, runtime)
+    predictor = Predictor.from_model(model, runtime, tta)
     result = predictor.probabilities([s.path for s in data.samples], cache=FeatureCache(), progress=progress)
     samples = [data.samples[i] for i in result.indices]
     y = label_matrix(samples, tasks)
@@ -38,6 +40,6 @@ def evaluate(model: str | Path | LoadedModel, data: LabeledImages, out: str | Pa
             classes.append("(label unknown to the model)")
             probs = np.pad(probs, ((0, 0), (0, 1)))
         predictions.append(TaskPredictions(task.name, classes, y[:, c], probs, images))
-    extra = {"model": str(model.folder), "runtime": predictor.runtime, "data": data.summary(),
+    extra = {"model": str(model.folder), "runtime": predictor.runtime, "tta": "flip" if predictor.tta else "none", "data": data.summary(),
              "unreadable": [f"{f.source}: {f.reason}" for f in result.failures]}
     return write_report(predictions, out, title=f"{Path(model.folder).name} on {data.source}", extra=extra)

@@ -9,10 +9,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from fashionlens.checkpoints import end_epoch, load_checkpoint
-from fashionlens.classify.model import Classifier
+from fashionlens.classify.model import Classifier, flip_average, mirrored
 from fashionlens.images import load_image
 from fashionlens.progress import progress_bar
-from fashionlens.classify.heads import accuracies, class_weights, multitask_loss
+from fashionlens.classify.heads import LABEL_SMOOTHING, accuracies, class_weights, multitask_loss
 from fashionlens.epoch_log import EpochLog
 
 
@@ -76,6 +76,8 @@ def finetune(
     balance: bool = True,
     colour_jitter: float = 0.2,
     freeze_norm: bool = False,
+    tta: bool = False,
+    label_smoothing: float = LABEL_SMOOTHING,
     workers: int = 1,
     seed: int = 0,
     progress: bool = True,
@@ -122,7 +124,7 @@ def finetune(
         with progress_bar(f"fine-tune epoch {epoch}/{epochs}", len(train_loader.dataset), progress) as advance:
             for images, targets in train_loader:
                 images = images.contiguous(memory_format=torch.channels_last)
-                loss = multitask_loss(classifier(images), targets, tasks, weights)
+                loss = multitask_loss(classifier(images), targets, tasks, weights, label_smoothing)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -134,7 +136,12 @@ def finetune(
         logits: dict[str, list[torch.Tensor]] = {t.name: [] for t in tasks}
         with torch.inference_mode():
             for images, _ in val_loader:
-                for name, value in classifier(images.contiguous(memory_format=torch.channels_last)).items():
+                if tta:  # scored as it will predict: the mean probability of each image and its mirror
+                    both = torch.cat([images, mirrored(images)]).contiguous(memory_format=torch.channels_last)
+                    out = flip_average({k: torch.softmax(v, -1) for k, v in classifier(both).items()}, len(images))
+                else:
+                    out = classifier(images.contiguous(memory_format=torch.channels_last))
+                for name, value in out.items():
                     logits[name].append(value)
         joined = {k: torch.cat(v) for k, v in logits.items()}
         acc = accuracies(joined, torch.from_numpy(y_val).long(), tasks)

@@ -25,7 +25,8 @@ def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
 
 
 def multitask_loss(
-    logits: dict[str, torch.Tensor], targets: torch.Tensor, tasks: list[TaskSpec], weights: dict[str, torch.Tensor] | None
+    logits: dict[str, torch.Tensor], targets: torch.Tensor, tasks: list[TaskSpec], weights: dict[str, torch.Tensor] | None,
+    smoothing: float = LABEL_SMOOTHING,
 ) -> torch.Tensor:
     """Sum of per-task cross-entropies with label smoothing; label -1 (unknown for that image) is ignored.
 
@@ -40,7 +41,7 @@ def multitask_loss(
         if known.any():
             y = y[known]
             log_p = nn.functional.log_softmax(logits[task.name][known], dim=-1)
-            loss = (1 - LABEL_SMOOTHING) * -log_p.gather(1, y[:, None]).squeeze(1) - LABEL_SMOOTHING * log_p.mean(1)
+            loss = (1 - smoothing) * -log_p.gather(1, y[:, None]).squeeze(1) - smoothing * log_p.mean(1)
             w = weights[task.name][y] if weights else torch.ones_like(loss)
             total = total + (w * loss).sum() / w.sum()
     return total
@@ -69,6 +70,8 @@ def fit_heads(
     batch_size: int = 256,
     patience: int = 30,
     balance: bool = True,
+    standardize: bool = False,
+    label_smoothing: float = LABEL_SMOOTHING,
     seed: int = 0,
     log: EpochLog | None = None,
 ) -> tuple[Heads, dict]:
@@ -80,16 +83,19 @@ def fit_heads(
     torch.set_num_threads(1)
     try:
         return _fit_heads(x_train, y_train, x_val, y_val, tasks, epochs=epochs, lr=lr, weight_decay=weight_decay,
-                          batch_size=batch_size, patience=patience, balance=balance, seed=seed, log=log)
+                          batch_size=batch_size, patience=patience, balance=balance, standardize=standardize,
+                          label_smoothing=label_smoothing, seed=seed, log=log)
     finally:
         torch.set_num_threads(threads)
 
 
-def _fit_heads(x_train, y_train, x_val, y_val, tasks, *, epochs, lr, weight_decay, batch_size, patience, balance, seed,
-               log) -> tuple[Heads, dict]:
+def _fit_heads(x_train, y_train, x_val, y_val, tasks, *, epochs, lr, weight_decay, batch_size, patience, balance,
+               standardize, label_smoothing, seed, log) -> tuple[Heads, dict]:
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    heads = Heads(x_train.shape[1], tasks)
+    heads = Heads(x_train.shape[1], tasks, standardize=standardize)
+    if standardize:
+        heads.set_standardization(x_train)
     xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train).long()
     xv, yv = torch.from_numpy(x_val), torch.from_numpy(y_val).long()
     weights = {t.name: class_weights(y_train[:, i], len(t.classes)) for i, t in enumerate(tasks)} if balance else None
@@ -104,7 +110,7 @@ def _fit_heads(x_train, y_train, x_val, y_val, tasks, *, epochs, lr, weight_deca
         train_loss = 0.0
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            loss = multitask_loss(heads(xt[idx]), yt[idx], tasks, weights)
+            loss = multitask_loss(heads(xt[idx]), yt[idx], tasks, weights, label_smoothing)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -113,7 +119,7 @@ def _fit_heads(x_train, y_train, x_val, y_val, tasks, *, epochs, lr, weight_deca
         heads.eval()
         with torch.no_grad():
             val_logits = heads(xv)
-            val_loss = float(multitask_loss(val_logits, yv, tasks, weights)) if len(xv) else 0.0
+            val_loss = float(multitask_loss(val_logits, yv, tasks, weights, label_smoothing)) if len(xv) else 0.0
         acc = accuracies(val_logits, yv, tasks) if len(xv) else {}
         mean_acc = float(np.mean(list(acc.values()))) if acc else 0.0
         if log:

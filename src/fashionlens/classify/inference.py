@@ -4,6 +4,10 @@
 - "features": the backbone runs in ONNX Runtime (exported once into the cache), the small heads in PyTorch;
   with a feature cache, images seen before cost no backbone pass at all;
 - "torch": PyTorch eager, the reference the other two are tested against.
+
+With `tta` (default: the model's own setting) every runtime averages the probabilities of each image and its
+horizontal mirror; "onnx" and "torch" run the mirrors in the same batch as the originals, "features" caches
+the mirrors' features beside the originals'.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import torch
 from fashionlens.cache import FeatureCache
 from fashionlens.data.samples import SkippedInput
 from fashionlens.features import decoded_batches, extract_features
-from fashionlens.classify.model import Classifier
+from fashionlens.classify.model import Classifier, flip_average, mirrored
 from fashionlens.classify.model_io import EXPORT_FILE, LoadedModel
 from fashionlens.runtime import OnnxRunner
 
@@ -73,7 +77,8 @@ def onnx_export_path(model: LoadedModel) -> Path | None:
 
 
 class Predictor:
-    def __init__(self, classifier: Classifier, runtime: str = "auto", onnx_path: Path | None = None):
+    def __init__(self, classifier: Classifier, runtime: str = "auto", onnx_path: Path | None = None,
+                 tta: bool | None = None):
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
         if runtime == "auto":
@@ -83,11 +88,12 @@ class Predictor:
         self.classifier = classifier.eval()
         self.runtime = runtime
         self.tasks = classifier.tasks
+        self.tta = classifier.tta if tta is None else bool(tta)
         self._onnx = OnnxRunner(onnx_path) if runtime == "onnx" else None
 
     @classmethod
-    def from_model(cls, model: LoadedModel, runtime: str = "auto") -> Predictor:
-        return cls(model.classifier, runtime, onnx_export_path(model))
+    def from_model(cls, model: LoadedModel, runtime: str = "auto", tta: bool | None = None) -> Predictor:
+        return cls(model.classifier, runtime, onnx_export_path(model), tta)
 
     def probabilities(
         self, paths: list[Path], *, batch_size: int = 32, cache: FeatureCache | None = None, progress: bool = False
@@ -98,9 +104,15 @@ class Predictor:
             backbone = self.classifier.backbone_info
             feats = extract_features(backbone, paths, cache=cache, batch_size=batch_size, progress=progress,
                                      use_cache=cache is not None)
-            with torch.inference_mode():
-                logits = self.classifier.heads(torch.from_numpy(feats.vectors))
-            probs = {k: torch.softmax(v, -1).numpy() for k, v in logits.items()}
+            probs = self.classifier.heads.probabilities(feats.vectors)
+            if self.tta:
+                good = [paths[i] for i in feats.indices]
+                flipped = extract_features(backbone, good, cache=cache, batch_size=batch_size, progress=progress,
+                                           use_cache=cache is not None, mirror=True)
+                if flipped.indices != list(range(len(good))):  # the file changed or vanished in between
+                    raise RuntimeError("images changed while their mirrors were read; predict again")
+                probs = {k: (v + m) / 2 for (k, v), m in
+                         zip(probs.items(), self.classifier.heads.probabilities(flipped.vectors).values())}
             return Probabilities(probs, feats.indices, feats.failures)
         return self._run_images(paths, batch_size, progress)
 
@@ -118,6 +130,11 @@ class Predictor:
         return Probabilities(probs, indices, failures)
 
     def _forward(self, images: torch.Tensor) -> dict[str, np.ndarray]:
+        if self.tta:  # one batch of twice the size: the originals, then their mirrors
+            return flip_average(self._forward_once(torch.cat([images, mirrored(images)])), len(images))
+        return self._forward_once(images)
+
+    def _forward_once(self, images: torch.Tensor) -> dict[str, np.ndarray]:
         if self._onnx is not None:
             out = self._onnx(images.numpy())
             return {t.name: out[t.name] for t in self.tasks}

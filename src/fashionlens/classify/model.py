@@ -41,15 +41,41 @@ def make_head(in_dim: int, spec: TaskSpec) -> nn.Module:
 
 
 class Heads(nn.Module):
-    """The trainable part in linear mode: features in, logits per task out."""
+    """The trainable part in linear mode: features in, logits per task out.
 
-    def __init__(self, in_dim: int, tasks: list[TaskSpec]):
+    `standardize`: every feature is shifted and scaled by its training mean and standard deviation first
+    (buffers `shift` and `scale`, saved with the weights and fixed after `set_standardization`), so blocks of very
+    different scale (the last stage, pooled early stages, a colour histogram of shares) all reach the heads.
+    """
+
+    def __init__(self, in_dim: int, tasks: list[TaskSpec], standardize: bool = False):
         super().__init__()
         self.tasks = list(tasks)
         self.by_task = nn.ModuleDict({t.name: make_head(in_dim, t) for t in tasks})
+        self.register_buffer("shift", torch.zeros(in_dim) if standardize else None)
+        self.register_buffer("scale", torch.ones(in_dim) if standardize else None)
+
+    @property
+    def standardize(self) -> bool:
+        return self.shift is not None
+
+    @torch.no_grad()
+    def set_standardization(self, features: np.ndarray) -> None:
+        """Fit shift and scale on training features; a near-constant feature gets the scale of a typical one
+        (a histogram cell that is empty in training must not blow up on the one test image that fills it)."""
+        x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+        std = x.std(0) if len(x) > 1 else torch.ones(x.shape[1])
+        floor = max(float(std.median()) * 0.1, 1e-6)
+        self.shift.copy_(x.mean(0))
+        self.scale.copy_(1.0 / std.clamp_min(floor))
+
+    def inputs(self, features: torch.Tensor) -> torch.Tensor:
+        """What the heads' first layer sees: the features, standardised if the heads are."""
+        return (features - self.shift) * self.scale if self.shift is not None else features
 
     def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {name: head(features) for name, head in self.by_task.items()}
+        x = self.inputs(features)
+        return {name: head(x) for name, head in self.by_task.items()}
 
     def probabilities(self, features: np.ndarray) -> dict[str, np.ndarray]:
         """Softmax per task for a batch of backbone features (the heads in eval mode)."""
@@ -59,11 +85,15 @@ class Heads(nn.Module):
 
 
 class Classifier(nn.Module):
-    def __init__(self, backbone: Backbone, heads: Heads):
+    """`tta`: predictions average the image's and its horizontal mirror's probabilities by default (saved in
+    the manifest with the weights, so a model trained and scored that way also predicts that way)."""
+
+    def __init__(self, backbone: Backbone, heads: Heads, tta: bool = False):
         super().__init__()
         self.backbone_info = backbone
         self.backbone = backbone.model
         self.heads = heads
+        self.tta = bool(tta)
 
     @property
     def tasks(self) -> list[TaskSpec]:
@@ -71,6 +101,17 @@ class Classifier(nn.Module):
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.heads(self.backbone(images))
+
+
+def mirrored(images: torch.Tensor) -> torch.Tensor:
+    """The horizontal mirror of a batch of preprocessed images ([n, 3, H, W]): the same as preprocessing the
+    mirrored photo, since the centre crop and the letterbox are both symmetric."""
+    return torch.flip(images, dims=(-1,))
+
+
+def flip_average(probabilities: dict, n: int) -> dict:
+    """Rows [0, n) are the images, rows [n, 2n) their mirrors: the mean of the two, per task."""
+    return {k: (v[:n] + v[n:]) / 2 for k, v in probabilities.items()}
 
 
 class ProbabilityGraph(nn.Module):

@@ -36,6 +36,11 @@ class LoadedModel:
         return PreprocessConfig.from_dict(self.manifest["preprocess"])
 
     @property
+    def tta(self) -> bool:
+        """Whether predictions average each image with its mirror by default."""
+        return self.classifier.tta
+
+    @property
     def backbone_trained(self) -> bool:
         return bool(self.manifest["backbone"]["stored"])
 
@@ -65,10 +70,12 @@ def save_model(classifier: Classifier, folder: str | Path, *, store_backbone: bo
             "feature_dim": backbone.feature_dim,
             "pool_stages": list(backbone.pool_stages),
             "colour_bins": backbone.colour_bins,
+            "colour_space": backbone.colour_space,
             "stored": store_backbone,
         },
         "preprocess": backbone.preprocess.to_dict(),
         "tasks": [t.to_dict() for t in classifier.tasks],
+        "inference": {"tta": "flip" if classifier.tta else "none"},
         "weights": {"file": WEIGHTS_FILE, "sha256": sha256_file(folder / WEIGHTS_FILE)},
         **(info or {}),
         "versions": library_versions(),
@@ -93,6 +100,7 @@ def load_model(folder: str | Path) -> LoadedModel:
         backbone = create_backbone(info["name"], pretrained=not info["stored"],
                                    pool_stages=tuple(info.get("pool_stages", ())),
                                    colour_bins=int(info.get("colour_bins", 0)),
+                                   colour_space=info.get("colour_space", "rgb"),
                                    resize=manifest["preprocess"].get("resize", "crop"))
     except BackboneError as exc:
         raise ModelError(f"{folder}: cannot build backbone {info['name']!r}: {exc}") from None
@@ -105,13 +113,16 @@ def load_model(folder: str | Path) -> LoadedModel:
     backbone.weights_id = f"model:{actual}" if info["stored"] else info["weights_id"]
     backbone.preprocess = PreprocessConfig.from_dict(manifest["preprocess"])
     tasks = [TaskSpec.from_dict(t) for t in manifest["tasks"]]
-    heads = Heads(backbone.feature_dim, tasks)
     state = load_file(weights_path)
+    heads = Heads(backbone.feature_dim, tasks, standardize="heads.shift" in state)
     try:
         heads.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("heads.")})
         if info["stored"]:
             backbone.model.load_state_dict({k[9:]: v for k, v in state.items() if k.startswith("backbone.")})
     except RuntimeError as exc:
         raise ModelError(f"{weights_path}: tensors do not fit the manifest's tasks and backbone: {exc}") from None
-    classifier = Classifier(backbone, heads).eval()
+    tta = manifest.get("inference", {}).get("tta", "none")  # models saved before test-time flips: none
+    if tta not in ("none", "flip"):
+        raise ModelError(f"{folder}: unknown test-time augmentation {tta!r} (this version knows none, flip)")
+    classifier = Classifier(backbone, heads, tta=tta == "flip").eval()
     return LoadedModel(folder, classifier, manifest)

@@ -14,7 +14,7 @@ import torch
 from fashionlens.backbones import DEFAULT_BACKBONE, create_backbone
 from fashionlens.cache import FeatureCache
 from fashionlens.classify.finetune import finetune
-from fashionlens.classify.heads import fit_heads
+from fashionlens.classify.heads import LABEL_SMOOTHING, fit_heads
 from fashionlens.classify.inference import Predictor
 from fashionlens.classify.model import Classifier, TaskSpec
 from fashionlens.classify.model_io import save_model
@@ -33,20 +33,24 @@ class TrainConfig:
     backbone: str = DEFAULT_BACKBONE
     weights: str | None = None  # a local safetensors file for the backbone
     pool_stages: tuple[int, ...] = ()  # also pool these feature stages (colour, texture)
-    colour_bins: int = 0  # append a foreground RGB histogram with this many bins per channel
+    colour_bins: int = 0  # append a foreground colour histogram with this many bins per channel
+    colour_space: str = "rgb"  # of that histogram: rgb or hsv
     resize: str = "crop"  # or "pad": letterbox on white, for product photos
     image_size: int | None = None  # square input size; default: the backbone's own (240 for Lite1)
     hidden: int = 0  # head width; 0 is a linear head
+    standardize: bool = False  # heads see each feature shifted and scaled by its training mean and deviation
     dropout: float = 0.5
     input_dropout: float = 0.2
     epochs: int | None = None  # default: 300 for heads, 6 for fine-tuning
     lr: float | None = None
     weight_decay: float = 1e-2
+    label_smoothing: float = LABEL_SMOOTHING  # of every task's cross-entropy (noisy labels such as colours)
     batch_size: int = 32
     patience: int | None = None
     finetune_blocks: int = 2
     colour_jitter: float = 0.2  # fine-tuning's brightness/contrast augmentation; 0 when colour is a label
     freeze_norm: bool = False  # fine-tuning keeps batch-norm statistics (small data sets)
+    tta: bool = False  # predict (and pick the best fine-tuning epoch) on each image averaged with its mirror
     validation: float = 0.15
     test: float = 0.0
     min_class_count: int = 2
@@ -58,6 +62,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), not {self.label_smoothing}")
         if not 0 <= self.validation < 1 or not 0 <= self.test < 1 or self.validation + self.test >= 1:
             raise ValueError("validation and test fractions must be in [0, 1) and sum to less than 1")
 
@@ -93,7 +99,7 @@ def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = Non
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     backbone = create_backbone(config.backbone, weights=config.weights, pool_stages=tuple(config.pool_stages),
-                               colour_bins=config.colour_bins, resize=config.resize,
+                               colour_bins=config.colour_bins, colour_space=config.colour_space, resize=config.resize,
                                image_size=config.image_size)
     cache = FeatureCache()
     feats = extract_features(backbone, [s.path for s in data.samples], cache=cache, progress=config.progress,
@@ -123,9 +129,9 @@ def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = Non
         epochs=config.epochs if config.epochs and config.mode == "linear" else 300,
         lr=config.lr if config.lr and config.mode == "linear" else 2e-3,
         weight_decay=config.weight_decay, patience=config.patience or 30, balance=config.balance,
-        seed=config.seed, log=log,
+        standardize=config.standardize, label_smoothing=config.label_smoothing, seed=config.seed, log=log,
     )
-    classifier = Classifier(backbone, heads)
+    classifier = Classifier(backbone, heads, tta=config.tta)
     info = {"heads": head_info}
     if config.mode == "finetune":
         def config_hash(fields: dict) -> str:
@@ -140,19 +146,24 @@ def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = Non
             checkpoint_dir=out / "checkpoint", config_key=key, epochs=config.epochs or 6,
             blocks=config.finetune_blocks, lr=config.lr or 3e-4, weight_decay=config.weight_decay,
             batch_size=config.batch_size, patience=config.patience or 3, balance=config.balance,
-            colour_jitter=config.colour_jitter, freeze_norm=config.freeze_norm, workers=config.workers,
+            colour_jitter=config.colour_jitter, freeze_norm=config.freeze_norm, tta=config.tta, label_smoothing=config.label_smoothing,
+            workers=config.workers,
             seed=config.seed, progress=config.progress, log=log,
         )
         backbone.weights_id = f"finetuned:{config_hash(asdict(config))}"  # its features are no longer the ImageNet ones
     log.close()
     metrics = {}
+    # with test-time flips, the report also shows the same model without them: what the flips add
     for split_name, rows in (("validation", va), ("test", te)):
-        if not rows:
-            continue
-        probs = Predictor(classifier, "features").probabilities([samples[i].path for i in rows], cache=cache).probs
-        images = [str(samples[i].path) for i in rows]
-        metrics[split_name] = write_report(_predictions(tasks, probs, y[rows], images), out / "report" / split_name,
-                                           title=f"{out.name}: {split_name}")
+        for tta in (config.tta, False) if config.tta else (False,):
+            if not rows:
+                continue
+            probs = Predictor(classifier, "features", tta=tta).probabilities([samples[i].path for i in rows],
+                                                                            cache=cache).probs
+            images = [str(samples[i].path) for i in rows]
+            name = split_name if tta == config.tta else f"{split_name}_no_tta"
+            metrics[name] = write_report(_predictions(tasks, probs, y[rows], images), out / "report" / name,
+                                         title=f"{out.name}: {name.replace('_no_tta', ' (no test-time flips)')}")
     result = TrainResult(out, metrics, split, data.skipped + feats.failures, dropped, time.time() - started)
     save_model(classifier, out, store_backbone=config.mode == "finetune", info={
         "training": {**asdict(config), **info, "seconds": round(result.seconds, 1)},
