@@ -3,7 +3,7 @@
 
 import { api, explain, imageUrl, token } from "./api.js";
 import { colourList } from "./analyse.js";
-import { busy, h, hashFor, replace, score } from "./dom.js";
+import { busy, h, hashFor, pagerButtons, replace, score } from "./dom.js";
 
 const PAGE_SIZES = [24, 48, 100];
 
@@ -90,28 +90,30 @@ export async function catalogView(main, params) {
       ? `Items ${offset + 1}–${offset + page.items.length} of ${page.total}`
       : "No item matches these filters.";
     summary.dataset.total = page.total;
-    replace(grid, page.items.map(tile));
+    replace(grid, page.items.map((item) => tile(item, colourNames(item).join(", "))));
     const pages = Math.max(1, Math.ceil(page.total / limit));
     const current = Math.floor(offset / limit) + 1;
-    replace(pager,
-      h("button", { type: "button", class: "secondary", disabled: offset === 0, onclick: () => go({ offset: String(Math.max(0, offset - limit)) }) }, "← Previous"),
-      h("span", {}, `Page ${current} of ${pages}`),
-      h("button", { type: "button", class: "secondary", disabled: offset + limit >= page.total, onclick: () => go({ offset: String(offset + limit) }) }, "Next →"));
+    pagerButtons(pager, { offset, limit, total: page.total, go, labels: ["← Previous", "Next →"] },
+      h("span", {}, `Page ${current} of ${pages}`));
   } catch (err) {
     replace(grid);
     replace(error, explain(err));
   }
 }
 
-function tile(item) {
-  const a = item.attributes || {};
-  const title = a.category || "item";
-  const colours = (item.colors || []).slice(0, 2).map((c) => c.name).join(", ");
-  return h("li", {}, h("a", { class: "tile", href: `#/items/${item.id}`, dataset: { id: item.id, category: a.category || "" } },
+// an item's two main colour names: items carry {name, ...} objects, search hits the names alone
+const colourNames = (item) => (item.colors || []).slice(0, 2).map((c) => c.name ?? c);
+
+// one catalogue item in a grid (the catalogue's own, or an item's similar ones), with `detail` under its category
+function tile(item, detail) {
+  const category = item.attributes?.category || "";
+  const title = category || "item";
+  const colours = colourNames(item).join(", ");
+  return h("li", {}, h("a", { class: "tile", href: `#/items/${item.id}`, dataset: { id: item.id, category } },
     h("img", { src: imageUrl("items", item.id, item.sha256, 256), loading: "lazy", width: 256, height: 256,
                alt: `${title}${colours ? `, ${colours}` : ""} (item ${item.id})` }),
     h("span", { class: "cap" }, title),
-    h("span", { class: "sub" }, `#${item.id}${colours ? ` · ${colours}` : ""}`)));
+    h("span", { class: "sub" }, `#${item.id}${detail ? ` · ${detail}` : ""}`)));
 }
 
 function addForm() {
@@ -200,12 +202,8 @@ export async function itemView(main, id) {
     h("h2", {}, "Similar items"), similar);
   try {
     const found = await api("/v1/search", { method: "POST", json: { item_id: item.id, top_k: 12 } });
-    replace(similar, found.results.length ? found.results.map((hit) => h("li", {},
-      h("a", { class: "tile", href: `#/items/${hit.id}`, dataset: { id: hit.id } },
-        h("img", { src: imageUrl("items", hit.id, hit.sha256, 256), loading: "lazy", width: 256, height: 256,
-                   alt: `${hit.attributes?.category || "item"} (item ${hit.id})` }),
-        h("span", { class: "cap" }, hit.attributes?.category || "item"),
-        h("span", { class: "sub" }, `#${hit.id} · similarity ${score(hit.score)}`)))) : h("li", { class: "muted" }, "No other item."));
+    replace(similar, found.results.length ? found.results.map((hit) => tile(hit, `similarity ${score(hit.score)}`))
+      : h("li", { class: "muted" }, "No other item."));
   } catch (err) {
     replace(similar, h("li", { class: "error", role: "alert" }, explain(err)));
   }

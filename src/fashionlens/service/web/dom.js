@@ -63,3 +63,11 @@ export function formatTime(iso) {
   const date = new Date(iso);
   return Number.isNaN(date.getTime()) ? iso : date.toLocaleString();
 }
+
+// Previous and next buttons for a paged list (`go` opens another offset), with anything to show between them.
+export function pagerButtons(nav, { offset, limit, total, go, labels: [back, forward] }, ...between) {
+  return replace(nav,
+    h("button", { type: "button", class: "secondary", disabled: offset === 0, onclick: () => go({ offset: String(Math.max(0, offset - limit)) }) }, back),
+    between,
+    h("button", { type: "button", class: "secondary", disabled: offset + limit >= total, onclick: () => go({ offset: String(offset + limit) }) }, forward));
+}

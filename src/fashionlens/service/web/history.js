@@ -1,7 +1,7 @@
 // History: past analyses, newest first, filtered by a garment's label or colour; each opens as in Analyse.
 
 import { api, explain, imageUrl } from "./api.js";
-import { busy, formatTime, h, hashFor, replace } from "./dom.js";
+import { busy, formatTime, h, hashFor, pagerButtons, replace } from "./dom.js";
 
 const PAGE = 20;
 
@@ -43,9 +43,7 @@ export async function historyView(main, params) {
         h("div", {}, h("strong", {}, labels.length ? labels.join(", ") : "nothing found"),
           h("div", { class: "meta" }, `#${a.id} · ${a.source} · ${formatTime(a.created_at)} · ${a.items.length} garment${a.items.length === 1 ? "" : "s"}`))));
     }));
-    replace(pager,
-      h("button", { type: "button", class: "secondary", disabled: offset === 0, onclick: () => go({ offset: String(Math.max(0, offset - PAGE)) }) }, "← Newer"),
-      h("button", { type: "button", class: "secondary", disabled: offset + PAGE >= page.total, onclick: () => go({ offset: String(offset + PAGE) }) }, "Older →"));
+    pagerButtons(pager, { offset, limit: PAGE, total: page.total, go, labels: ["← Newer", "Older →"] });
   } catch (err) {
     replace(list);
     replace(error, explain(err));
