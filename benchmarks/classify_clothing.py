@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=None, help="square input size (default: the backbone's)")
     parser.add_argument("--resize", default="crop", choices=["crop", "pad"])
     parser.add_argument("--finetune-blocks", type=int, default=2)
+    parser.add_argument("--patience", type=int, default=None, help="fine-tuning epochs without a better score (3)")
     parser.add_argument("--freeze-norm", action="store_true", help="fine-tuning keeps batch-norm statistics")
     parser.add_argument("--tta", action="store_true", help="train with test-time flips (the models' default)")
     parser.add_argument("--seed", type=int, default=0)
@@ -54,6 +55,7 @@ def main() -> None:
         if args.finetune:
             ft_config = TrainConfig(mode="finetune", backbone=args.backbone, hidden=args.hidden, epochs=args.epochs,
                                     lr=args.lr, finetune_blocks=args.finetune_blocks, freeze_norm=args.freeze_norm,
+                                    patience=args.patience,
                                     progress=False, **shape)
             with timed(times, "finetune"):
                 tuned = train(data, args.out or Path(tmp) / "finetune", ft_config)

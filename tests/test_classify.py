@@ -7,6 +7,7 @@ trained on once; tests that change a model work on a copy of its folder.
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 import shutil
@@ -35,7 +36,7 @@ from fashionlens.classify import (
 )
 from fashionlens.classify.finetune import _set_train_mode, unfreeze_last_blocks
 from fashionlens.classify.heads import class_weights, multitask_loss
-from fashionlens.classify.train import label_matrix
+from fashionlens.classify.train import HEAD_DEFAULTS, label_matrix
 from fashionlens.data import read_folder, read_table
 from fashionlens.fingerprints import sha256_file
 from fashionlens.features import DecodeDataset, extract_features
@@ -556,7 +557,11 @@ def test_label_smoothing_is_a_setting():
 # --------------------------------------------------------------------------- 9. fine-tuning
 
 
-def test_finetune_stores_backbone_and_resumes(colour_dir, tmp_path):
+def test_finetune_stores_backbone_and_resumes(colour_dir, tmp_path, monkeypatch):
+    warm_starts = []
+    train_module = importlib.import_module("fashionlens.classify.train")  # the package's `train` is the function
+    fit = train_module.fit_heads
+    monkeypatch.setattr(train_module, "fit_heads", lambda *a, **kw: warm_starts.append(kw) or fit(*a, **kw))
     small = tmp_path / "small"
     for name in COLOURS:
         (small / name).mkdir(parents=True)
@@ -566,8 +571,8 @@ def test_finetune_stores_backbone_and_resumes(colour_dir, tmp_path):
 
     def run(epochs):
         # batch 4 on 9 training images: two optimiser steps per epoch; 64 px input, as for small thumbnails
-        config = TrainConfig(mode="finetune", backbone=BACKBONE, epochs=epochs, batch_size=4, validation=0.25,
-                             image_size=64, colour_jitter=0.0, progress=False, workers=0)
+        config = TrainConfig(mode="finetune", backbone=BACKBONE, epochs=epochs, patience=1, batch_size=4,
+                             validation=0.25, image_size=64, colour_jitter=0.0, progress=False, workers=0)
         return train(read_folder(small), out, config)
 
     def logged_epochs():
@@ -585,6 +590,8 @@ def test_finetune_stores_backbone_and_resumes(colour_dir, tmp_path):
     assert state["epoch"] == 1
     assert logged_epochs() == [1]
     assert m["training"]["finetune"]["epochs_run"] == 1
+    # epochs and patience are fine-tuning's: the warm-start heads keep their own
+    assert {k: warm_starts[0][k] for k in HEAD_DEFAULTS} == HEAD_DEFAULTS
     assert first.metrics["validation"]["category"]["n"] == len(first.split.validation) > 0
 
     run(2)

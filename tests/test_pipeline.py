@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +14,9 @@ from torchvision.ops import box_iou
 
 from conftest import SAMPLES
 from fashionlens.catalog import Catalog
-from fashionlens.images import ImageError
+from fashionlens.classify import Predictor, load_model
+from fashionlens.defaults import default_classifier_dir
+from fashionlens.images import ImageError, load_image
 from fashionlens.pipeline import Analyzer, PipelineConfig
 
 
@@ -71,3 +77,31 @@ def test_one_garment_is_not_reported_as_two_classes(analyzer):
     boxes = torch.tensor([g.box for g in result.items])
     overlap = box_iou(boxes, boxes).fill_diagonal_(0)
     assert float(overlap.max()) <= analyzer.config.same_garment_iou
+
+
+def test_a_model_saved_with_test_time_flips_predicts_with_them_everywhere(tmp_path):
+    """The pipeline and the catalogue share one backbone pass, so they must honour the manifest's `tta` as the
+    Predictor does: the mean of each image's and its mirror's probabilities."""
+    folder = tmp_path / "flips"
+    shutil.copytree(default_classifier_dir(), folder, ignore=shutil.ignore_patterns("*.onnx", "export.json"))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["inference"] = {"tta": "flip"}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    paths = [SAMPLES / "shoes_1.jpg", SAMPLES / "pants_2.jpg"]
+    classifier = load_model(folder).classifier
+    flips = Predictor(classifier, "features").probabilities(paths).probs["category"]
+    plain = Predictor(classifier, "features", tta=False).probabilities(paths).probs["category"]
+    assert np.abs(flips - plain).max() > 1e-4  # otherwise this test could not tell the two apart
+
+    analyzer = Analyzer(PipelineConfig(detector=None, classifiers=(str(folder),)))
+    assert analyzer.models[f"attributes:{folder.name}"]["tta"] == "flip"
+    for row, description in enumerate(analyzer.describe([load_image(p) for p in paths])):
+        best = description.attributes["category"][0]
+        assert best.label == classifier.tasks[0].classes[flips[row].argmax()]
+        assert abs(best.score - flips[row].max()) <= 1e-4
+
+    with Catalog.open(tmp_path / "c.db") as catalog:
+        catalog.ingest(paths, classifier=str(folder))
+        stored = {Path(item.source).name: item.predicted["category"] for item in catalog.list()}
+    for row, path in enumerate(paths):
+        assert abs(stored[path.name]["score"] - flips[row].max()) <= 1e-4

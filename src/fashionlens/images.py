@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from glob import glob
 from pathlib import Path
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -33,6 +34,24 @@ class ImageError(ValueError):
 
 def is_image_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def find_files(arguments: list[str]) -> tuple[list[Path], list[str]]:
+    """Files, folders (their image files, recursively) and globs, in a stable order; the arguments that match
+    nothing are returned apart. A named file is kept whatever it holds, so reading it says what is wrong."""
+    found: list[Path] = []
+    missing: list[str] = []
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if is_image_file(p))
+        elif path.exists():
+            found.append(path)
+        elif matches := sorted(glob(argument, recursive=True)):
+            found += [Path(m) for m in matches if Path(m).is_file()]
+        else:
+            missing.append(argument)
+    return found, missing
 
 
 def load_image(

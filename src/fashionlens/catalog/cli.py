@@ -55,7 +55,7 @@ def ingest(
     from fashionlens.catalog import CatalogError
     from fashionlens.catalog.ingest import expand_sources
     from fashionlens.classify import ModelError
-    from fashionlens.cli_common import console, fail
+    from fashionlens.cli_common import console, fail, report_skipped
 
     try:
         found = expand_sources(sources, image_column)
@@ -82,7 +82,7 @@ def ingest(
     if json_out:
         print(json.dumps(summary, ensure_ascii=False))
     else:
-        _print_failures(report.failed)
+        report_skipped(report.failed, what="failed", more=" (--json lists them all)")
         console.print(f"added {summary['added']}, already present {summary['already_present']}, "
                       f"failed {summary['failed']} ({catalog.store.url})", highlight=False)
     if report.interrupted:
@@ -112,23 +112,6 @@ def _stop_on_interrupt(stop: threading.Event):
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def _print_failures(failures, limit: int = 20) -> None:
-    from rich.table import Table
-
-    from fashionlens.cli_common import console
-
-    if not failures:
-        return
-    table = Table(title=f"{len(failures)} failed", title_justify="left")
-    table.add_column("source", overflow="fold")
-    table.add_column("reason", overflow="fold")
-    for item in failures[:limit]:
-        table.add_row(item.source, item.reason)
-    console.print(table)
-    if len(failures) > limit:
-        console.print(f"… and {len(failures) - limit} more (--json lists them all)")
 
 
 @catalog_app.command("search")

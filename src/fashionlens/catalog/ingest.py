@@ -17,7 +17,6 @@ import tempfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from glob import glob
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -25,13 +24,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from fashionlens.classify.model import Classifier
+from fashionlens.classify.model import Classifier, mirrored
 from fashionlens.data.samples import SkippedInput
 from fashionlens.embeddings import Embedder
 from fashionlens.features import ImageFileDataset, backbone_key, backbone_runner
 from fashionlens.fetch import FetchError, FetchPolicy, fetch_bytes, is_url
 from fashionlens.fingerprints import sha256_bytes
-from fashionlens.images import is_image_file
+from fashionlens.images import find_files
 
 CHUNK = 512  # sources read or downloaded ahead of the analysis, at most two chunks at a time
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
@@ -76,22 +75,16 @@ def expand_sources(arguments: list[str], image_column: str = "image") -> Sources
         path = Path(argument)
         if is_url(argument):
             found.add(argument, {}, positions)
-        elif path.is_dir():
-            for file in sorted(p for p in path.rglob("*") if is_image_file(p)):
-                found.add(source_name(file), {}, positions)
         elif path.is_file() and (path.suffix.lower() in TABLE_SUFFIXES or path.suffix.lower() == LIST_SUFFIX):
             rows = read_table_sources(path, image_column) if path.suffix.lower() in TABLE_SUFFIXES else read_list(path)
             for source, attributes in rows[0]:
                 found.add(source, attributes, positions)
             found.skipped += rows[1]
-        elif path.is_file():
-            found.add(source_name(path), {}, positions)
-        elif matches := sorted(glob(argument, recursive=True)):
-            for match in (Path(m) for m in matches):
-                if match.is_file():
-                    found.add(source_name(match), {}, positions)
         else:
-            found.missing.append(argument)
+            files, missing = find_files([argument])
+            for file in files:
+                found.add(source_name(file), {}, positions)
+            found.missing += missing
     return found
 
 
@@ -273,18 +266,22 @@ class Analyser:
             failures += [SkippedInput(names[i], reason) for i, _, reason in batch if reason is not None]
             good = [(i, item) for i, item, reason in batch if reason is None]
             if good:
-                features = [runner(torch.stack([item[1][j] for _, item in good]).numpy())["features"]
-                            for j, runner in enumerate(self.runners)]
+                batches = [torch.stack([item[1][j] for _, item in good]) for j in range(len(self.runners))]
+                features = [runner(b.numpy())["features"] for runner, b in zip(self.runners, batches)]
+                mirror = (self.runners[-1](mirrored(batches[-1]).numpy())["features"]
+                          if self.classifier is not None and self.classifier.tta else None)
                 yield AnalysedBatch([i for i, _ in good], [item[0] for _, item in good],
                                     self.embedder.from_features(features[0]),
-                                    _predict(self.classifier, features[-1], len(good)), [item[2] for _, item in good])
+                                    _predict(self.classifier, features[-1], mirror), [item[2] for _, item in good])
             advance(len(batch))
 
 
-def _predict(classifier: Classifier | None, features: np.ndarray, n: int) -> list[dict[str, dict]]:
+def _predict(classifier: Classifier | None, features: np.ndarray, mirror: np.ndarray | None) -> list[dict[str, dict]]:
+    """The best label per task; `mirror`: the mirrored images' features, for a model saved with test-time flips."""
+    n = len(features)
     if classifier is None:
         return [{} for _ in range(n)]
-    probs = classifier.heads.probabilities(features)
+    probs = classifier.probabilities_from(features, mirror)
     out: list[dict[str, dict]] = [{} for _ in range(n)]
     for task in classifier.tasks:
         best = probs[task.name].argmax(1)

@@ -104,15 +104,14 @@ class Predictor:
             backbone = self.classifier.backbone_info
             feats = extract_features(backbone, paths, cache=cache, batch_size=batch_size, progress=progress,
                                      use_cache=cache is not None)
-            probs = self.classifier.heads.probabilities(feats.vectors)
+            flipped = None
             if self.tta:
                 good = [paths[i] for i in feats.indices]
                 flipped = extract_features(backbone, good, cache=cache, batch_size=batch_size, progress=progress,
                                            use_cache=cache is not None, mirror=True)
                 if flipped.indices != list(range(len(good))):  # the file changed or vanished in between
                     raise RuntimeError("images changed while their mirrors were read; predict again")
-                probs = {k: (v + m) / 2 for (k, v), m in
-                         zip(probs.items(), self.classifier.heads.probabilities(flipped.vectors).values())}
+            probs = self.classifier.probabilities_from(feats.vectors, flipped.vectors if flipped else None)
             return Probabilities(probs, feats.indices, feats.failures)
         return self._run_images(paths, batch_size, progress)
 

@@ -102,6 +102,14 @@ class Classifier(nn.Module):
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.heads(self.backbone(images))
 
+    def probabilities_from(self, features: np.ndarray, mirror_features: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Softmax per task from backbone features computed elsewhere (the pipeline and the catalogue share one
+        backbone pass); with `mirror_features`, those of the mirrored images, the mean of the two, as `tta` asks."""
+        probs = self.heads.probabilities(features)
+        if mirror_features is None:
+            return probs
+        return {k: (v + m) / 2 for (k, v), m in zip(probs.items(), self.heads.probabilities(mirror_features).values())}
+
 
 def mirrored(images: torch.Tensor) -> torch.Tensor:
     """The horizontal mirror of a batch of preprocessed images ([n, 3, H, W]): the same as preprocessing the

@@ -27,6 +27,10 @@ from fashionlens.splits import Split, make_split
 MODES = ("linear", "finetune")
 
 
+HEAD_DEFAULTS = {"epochs": 300, "lr": 2e-3, "patience": 30}
+FINETUNE_DEFAULTS = {"epochs": 6, "lr": 3e-4, "patience": 3}
+
+
 @dataclass
 class TrainConfig:
     mode: str = "linear"
@@ -41,12 +45,14 @@ class TrainConfig:
     standardize: bool = False  # heads see each feature shifted and scaled by its training mean and deviation
     dropout: float = 0.5
     input_dropout: float = 0.2
-    epochs: int | None = None  # default: 300 for heads, 6 for fine-tuning
+    # of the mode's own training (None: HEAD_DEFAULTS or FINETUNE_DEFAULTS); fine-tuning's warm-start heads always
+    # train with HEAD_DEFAULTS
+    epochs: int | None = None
     lr: float | None = None
     weight_decay: float = 1e-2
     label_smoothing: float = LABEL_SMOOTHING  # of every task's cross-entropy (noisy labels such as colours)
     batch_size: int = 32
-    patience: int | None = None
+    patience: int | None = None  # epochs without a better validation score before stopping
     finetune_blocks: int = 2
     colour_jitter: float = 0.2  # fine-tuning's brightness/contrast augmentation; 0 when colour is a label
     freeze_norm: bool = False  # fine-tuning keeps batch-norm statistics (small data sets)
@@ -124,11 +130,14 @@ def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = Non
         raise ValueError(f"{data.source}: no validation images (give a validation split or --validation > 0)")
     tr, va, te = split.train, split.validation, split.test
     log = EpochLog(out / "logs")
+
+    def own(value, default):  # epochs, lr and patience are the mode's own: fine-tuning's warm start keeps the defaults
+        return value if value is not None and config.mode == "linear" else default
+
     heads, head_info = fit_heads(
         feats.vectors[tr], y[tr], feats.vectors[va], y[va], tasks,
-        epochs=config.epochs if config.epochs and config.mode == "linear" else 300,
-        lr=config.lr if config.lr and config.mode == "linear" else 2e-3,
-        weight_decay=config.weight_decay, patience=config.patience or 30, balance=config.balance,
+        epochs=own(config.epochs, HEAD_DEFAULTS["epochs"]), lr=own(config.lr, HEAD_DEFAULTS["lr"]),
+        weight_decay=config.weight_decay, patience=own(config.patience, HEAD_DEFAULTS["patience"]), balance=config.balance,
         standardize=config.standardize, label_smoothing=config.label_smoothing, seed=config.seed, log=log,
     )
     classifier = Classifier(backbone, heads, tta=config.tta)
@@ -143,9 +152,9 @@ def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = Non
         key = config_hash({k: v for k, v in asdict(config).items() if k != "epochs"})
         info["finetune"] = finetune(
             classifier, [samples[i].path for i in tr], y[tr], [samples[i].path for i in va], y[va],
-            checkpoint_dir=out / "checkpoint", config_key=key, epochs=config.epochs or 6,
-            blocks=config.finetune_blocks, lr=config.lr or 3e-4, weight_decay=config.weight_decay,
-            batch_size=config.batch_size, patience=config.patience or 3, balance=config.balance,
+            checkpoint_dir=out / "checkpoint", config_key=key, epochs=config.epochs or FINETUNE_DEFAULTS["epochs"],
+            blocks=config.finetune_blocks, lr=config.lr or FINETUNE_DEFAULTS["lr"], weight_decay=config.weight_decay,
+            batch_size=config.batch_size, patience=config.patience or FINETUNE_DEFAULTS["patience"], balance=config.balance,
             colour_jitter=config.colour_jitter, freeze_norm=config.freeze_norm, tta=config.tta, label_smoothing=config.label_smoothing,
             workers=config.workers,
             seed=config.seed, progress=config.progress, log=log,

@@ -20,6 +20,7 @@ from PIL import Image
 from torchvision.ops import nms
 
 from fashionlens.classify.inference import LabelScore, top_labels
+from fashionlens.classify.model import mirrored
 from fashionlens.classify.model_io import LoadedModel, load_model
 from fashionlens.colors import named_colors
 from fashionlens.defaults import default_classifier_dir
@@ -88,6 +89,8 @@ class Analyzer:
             key = backbone_key(backbone)
             if key not in self._passes:
                 self._passes[key] = _BackbonePass(backbone.preprocess.eval_transform(), backbone_runner(backbone))
+        # backbones whose crops are also run mirrored: those of models saved to predict with test-time flips
+        self._mirror_keys = {backbone_key(m.classifier.backbone_info) for m in self.classifiers if m.classifier.tta}
         self.models = self._model_versions()
         self.models_key = hashlib.sha256(json.dumps(self.models, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -98,7 +101,8 @@ class Analyzer:
                                   "classes": self.detector.classes}
         for m in self.classifiers:
             models[f"attributes:{m.folder.name}"] = {"name": m.folder.name, "sha256": m.weights_sha256,
-                                                     "tasks": [t.name for t in m.classifier.tasks]}
+                                                     "tasks": [t.name for t in m.classifier.tasks],
+                                                     **({"tta": "flip"} if m.classifier.tta else {})}
         models["embedding"] = {"name": self.embedder.key, "dim": self.embedder.dim}
         models["pipeline"] = {"min_score": self.config.min_score, "max_items": self.config.max_items,
                               "same_garment_iou": self.config.same_garment_iou,
@@ -114,12 +118,16 @@ class Analyzer:
         if not crops:
             return []
         with _timer(timings, "backbone"):
-            features = {key: p.runner(torch.stack([p.transform(c) for c in crops]).numpy())["features"]
-                        for key, p in self._passes.items()}
+            batches = {key: torch.stack([p.transform(c) for c in crops]) for key, p in self._passes.items()}
+            features = {key: p.runner(batches[key].numpy())["features"] for key, p in self._passes.items()}
+            mirror_features = {key: self._passes[key].runner(mirrored(batches[key]).numpy())["features"]
+                               for key in self._mirror_keys}
         with _timer(timings, "attributes"):
             attributes: list[dict[str, list[LabelScore]]] = [{} for _ in crops]
             for model in self.classifiers:
-                probs = model.classifier.heads.probabilities(features[backbone_key(model.classifier.backbone_info)])
+                key = backbone_key(model.classifier.backbone_info)
+                probs = model.classifier.probabilities_from(features[key],
+                                                            mirror_features[key] if model.classifier.tta else None)
                 for task in model.classifier.tasks:
                     for row, p in enumerate(probs[task.name]):
                         attributes[row][task.name] = top_labels(task.classes, p, self.config.top_k)

@@ -60,9 +60,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
 
 def _seed(service: Service, sources: tuple[str, ...]) -> None:
-    from fashionlens.cli_common import expand_paths
+    from fashionlens.images import find_files
 
-    files, _ = expand_paths(list(sources))
+    files, _ = find_files(list(sources))
     with service.catalog_lock:
         report = service.catalog.ingest(files)
     log.info("catalogue seeded: %s", report.to_json())
