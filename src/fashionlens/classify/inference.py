@@ -111,7 +111,7 @@ class Predictor:
                                            use_cache=cache is not None, mirror=True)
                 if flipped.indices != list(range(len(good))):  # the file changed or vanished in between
                     raise RuntimeError("images changed while their mirrors were read; predict again")
-            probs = self.classifier.probabilities_from(feats.vectors, flipped.vectors if flipped else None)
+            probs = self.classifier.probabilities_from(feats.vectors, None if flipped is None else flipped.vectors)
             return Probabilities(probs, feats.indices, feats.failures)
         return self._run_images(paths, batch_size, progress)
 

@@ -105,10 +105,9 @@ class Classifier(nn.Module):
     def probabilities_from(self, features: np.ndarray, mirror_features: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Softmax per task from backbone features computed elsewhere (the pipeline and the catalogue share one
         backbone pass); with `mirror_features`, those of the mirrored images, the mean of the two, as `tta` asks."""
-        probs = self.heads.probabilities(features)
         if mirror_features is None:
-            return probs
-        return {k: (v + m) / 2 for (k, v), m in zip(probs.items(), self.heads.probabilities(mirror_features).values())}
+            return self.heads.probabilities(features)
+        return flip_average(self.heads.probabilities(np.concatenate([features, mirror_features])), len(features))
 
 
 def mirrored(images: torch.Tensor) -> torch.Tensor:

@@ -132,7 +132,7 @@ def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = Non
     log = EpochLog(out / "logs")
 
     def own(value, default):  # epochs, lr and patience are the mode's own: fine-tuning's warm start keeps the defaults
-        return value if value is not None and config.mode == "linear" else default
+        return value if value and config.mode == "linear" else default
 
     heads, head_info = fit_heads(
         feats.vectors[tr], y[tr], feats.vectors[va], y[va], tasks,
