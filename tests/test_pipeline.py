@@ -18,6 +18,7 @@ from fashionlens.classify import Predictor, load_model
 from fashionlens.defaults import default_classifier_dir
 from fashionlens.images import ImageError, load_image
 from fashionlens.pipeline import Analyzer, PipelineConfig
+from fashionlens.taxonomy import fitting_labels
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +31,32 @@ def test_garments_are_detected_and_described(analyzer):
     assert result.items and not any(g.whole_image for g in result.items)
     assert [g.score for g in result.items] == sorted((g.score for g in result.items), reverse=True)
     for g in result.items:
-        assert g.label in analyzer.detector.classes and g.score >= analyzer.config.min_score
+        assert g.score >= analyzer.config.min_score
+        assert g.label in analyzer.detector.classes or g.source == "parser"
         assert abs(float(np.linalg.norm(g.embedding)) - 1) < 1e-4
-        assert len(g.attributes["category"]) == analyzer.config.top_k
-    assert set(result.timings_ms) >= {"decode", "detect", "backbone", "attributes", "colors", "total"}
+        fitting = fitting_labels("category", g.label)  # only categories that fit the garment's kind
+        assert [s.label for s in g.attributes.get("category", [])] == [
+            s.label for s in g.attributes.get("category", []) if s.label in fitting]
+        assert ("category" in g.attributes) == bool(fitting)
+        assert g.mask is not None and g.mask.shape == (result.height, result.width)
+        as_json = g.to_json()
+        assert as_json["area"] == int(g.mask.sum()) and as_json["color_source"] in ("mask", "box")
+        assert (as_json["color_source"] == "mask") == bool(as_json["area"])
+        assert all(len(p) >= 6 for p in as_json["polygons"]) and bool(as_json["polygons"]) == bool(as_json["area"])
+    assert set(result.timings_ms) >= {"decode", "detect", "parse", "backbone", "attributes", "colors", "total"}
+
+
+def test_a_bag_gets_no_category_and_a_disputed_label_is_kept():
+    from fashionlens.classify.inference import LabelScore
+
+    analyzer = Analyzer.__new__(Analyzer)
+    analyzer.config = PipelineConfig()
+    probs = np.array([0.7, 0.2, 0.1])
+    classes = ["longsleeve", "skirt", "pants"]
+    assert analyzer._fitting("category", classes, probs, "bag") is None
+    kept = analyzer._fitting("category", classes, probs, "skirt")
+    assert kept == [LabelScore("skirt", pytest.approx(1.0))]
+    assert [s.label for s in analyzer._fitting("category", classes, probs, None)] == classes  # a whole photo
 
 
 def test_bytes_and_path_give_the_same_analysis(analyzer):

@@ -230,6 +230,10 @@ from fashionlens.detect.cli import register as register_detect  # noqa: E402
 
 register_detect(app)
 
+from fashionlens.parse.cli import register as register_parse  # noqa: E402
+
+register_parse(app)
+
 from fashionlens.colors.cli import register as register_colors  # noqa: E402
 from fashionlens.dedup.cli import register as register_dedup  # noqa: E402
 

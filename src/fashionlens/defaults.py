@@ -12,3 +12,7 @@ def default_classifier_dir() -> Path:
 
 def default_detector_dir() -> Path:
     return Path(str(files("fashionlens") / "assets" / "garment-detector"))
+
+
+def default_parser_dir() -> Path:
+    return Path(str(files("fashionlens") / "assets" / "garment-parser"))

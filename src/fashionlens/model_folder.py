@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import platform
+import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from fashionlens.atomic import write_text_atomic
+from fashionlens.atomic import atomic_path, write_text_atomic
 from fashionlens.fingerprints import sha256_file
 
 WEIGHTS_FILE = "weights.safetensors"
@@ -64,3 +65,60 @@ def checked_weights(folder: Path, manifest: dict) -> Path:
     if actual != manifest["weights"]["sha256"]:
         raise ModelError(f"{path}: sha256 {actual[:12]}… does not match the manifest ({manifest['weights']['sha256'][:12]}…); the file was changed or damaged")
     return path
+
+
+def save_network(state: dict, folder: str | Path, fmt: str, format_version: int, sections: dict) -> Path:
+    """A whole network's model folder. Weights first, then the manifest naming their hash: a crash leaves the
+    previous model whole; an ONNX export of the old weights is dropped."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / WEIGHTS_FILE) as tmp:
+        save_file({k: v.detach().contiguous().clone() for k, v in state.items()}, tmp, metadata={"format": fmt})
+    manifest = {"format": fmt, "format_version": format_version,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **sections,
+                "weights": {"file": WEIGHTS_FILE, "sha256": sha256_file(folder / WEIGHTS_FILE)},
+                "versions": library_versions()}
+    write_json_atomic(folder / MANIFEST_FILE, manifest)
+    (folder / EXPORT_FILE).unlink(missing_ok=True)
+    return folder
+
+
+def load_network(folder: str | Path, fmt: str, format_version: int, section: str, from_dict, build):
+    """(manifest, config, network) of a folder written by `save_network`: the config rebuilt from the manifest's
+    `section`, its registry backbone built without weights, then the stored tensors loaded; anything that does
+    not fit is a ModelError naming the file."""
+    from safetensors.torch import load_file
+
+    from fashionlens.backbones import BackboneError, create_backbone
+
+    folder = Path(folder)
+    manifest = read_manifest(folder, fmt, format_version, (section, "backbone", "preprocess", "weights"))
+    weights = checked_weights(folder, manifest)
+    try:
+        config = from_dict(manifest[section])
+        backbone = create_backbone(config.backbone, pretrained=False)
+    except (TypeError, KeyError, BackboneError) as exc:
+        raise ModelError(f"{folder / MANIFEST_FILE}: cannot rebuild the {section} ({exc})") from None
+    network = build(config, backbone)
+    try:
+        network.load_state_dict(load_file(weights))
+    except RuntimeError as exc:
+        raise ModelError(f"{weights}: tensors do not fit the manifest's {section}: {exc}") from None
+    return manifest, config, network.eval()
+
+
+def letterbox_preprocess(manifest: dict):
+    """The preprocessing a letterboxing network's manifest records."""
+    from fashionlens.preprocess import PreprocessConfig
+
+    pre = manifest["preprocess"]
+    return PreprocessConfig(input_size=tuple(pre["input_size"]), crop_pct=1.0, interpolation="bilinear",
+                            mean=tuple(pre["mean"]), std=tuple(pre["std"]))
+
+
+def letterbox_sections(backbone, input_size) -> dict:
+    return {"backbone": {"name": backbone.name, "weights_id": backbone.weights_id},
+            "preprocess": {"mean": list(backbone.preprocess.mean), "std": list(backbone.preprocess.std),
+                           "input_size": list(input_size), "resize": "letterbox"}}

@@ -138,14 +138,21 @@ def named_colors(
     box: tuple[float, float, float, float] | None = None,
     top: int = 3,
     *,
+    mask: np.ndarray | None = None,
     remove_background: bool | None = None,
 ) -> list[ColorShare]:
     """The `top` palette colours covering most of the garment, largest share first.
 
     `box` (x1, y1, x2, y2 in pixels) restricts the count to a detected garment. `remove_background`: None
     removes a white backdrop only when the region's border is mostly near-white (product photos); if that
-    would leave under 5% of the pixels (a white garment filling the frame) all pixels are kept.
+    would leave under 5% of the pixels (a white garment filling the frame) all pixels are kept. `mask` (bool,
+    the whole image's size) counts only the garment's own pixels, with no backdrop removal; an empty one is a
+    ValueError (the caller falls back to the box).
     """
+    if mask is not None:
+        if mask.shape != (image.height, image.width):
+            raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]}, the image {image.width}x{image.height}")
+        mask_image = Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8) * 255)
     if box is not None:
         x1, y1, x2, y2 = box
         if not (x2 > x1 and y2 > y1):
@@ -155,6 +162,8 @@ def named_colors(
         if right <= left or lower <= upper:
             raise ValueError(f"box {box} lies outside the {image.width}x{image.height} image")
         image = image.crop((left, upper, right, lower))
+        if mask is not None:
+            mask_image = mask_image.crop((left, upper, right, lower))
     image = image.convert("RGB")
     image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.BILINEAR)  # never enlarges
     rgb = np.asarray(image, dtype=np.uint8)
@@ -162,7 +171,11 @@ def named_colors(
     cells = rgb_cells(rgb)
     keep = np.ones(rgb.shape[:2], dtype=bool)
     white = whites[cells]
-    if remove_background or (remove_background is None and has_white_backdrop(white)):
+    if mask is not None:
+        keep = np.asarray(mask_image.resize(image.size, Image.Resampling.NEAREST)) > 0
+        if not keep.any():
+            raise ValueError("the mask has no pixels here")
+    elif remove_background or (remove_background is None and has_white_backdrop(white)):
         keep = ~background_mask(white)
         if keep.mean() < 0.05:
             keep[:] = True

@@ -20,7 +20,7 @@ from fashionlens.data.samples import SkippedInput
 from fashionlens.defaults import default_detector_dir
 from fashionlens.detect.detections import AnnotatedImage, DetectionDataset, Detections
 from fashionlens.detect.evaluate import evaluate_detections
-from fashionlens.detect.letterbox import letterbox, to_tensor
+from fashionlens.letterbox import letterbox, to_tensor
 from fashionlens.features import ImageFileDataset
 from fashionlens.detect.model import RawDetector, decode, level_shapes
 from fashionlens.detect.model_io import LoadedDetector, load_detector

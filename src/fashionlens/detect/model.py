@@ -6,7 +6,6 @@ so training on a 2-core CPU only runs the deeper blocks, the pyramid and the hea
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import asdict, dataclass
 
 import torch
@@ -15,9 +14,9 @@ from torchvision.models.detection import FCOS
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.fcos import FCOSHead
 from torchvision.models.detection.image_list import ImageList
-from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelP6P7
 
-from fashionlens.backbones import Backbone, BackboneError
+from fashionlens.backbones import Backbone
+from fashionlens.pyramid import PyramidBackbone
 
 
 @dataclass(frozen=True)
@@ -44,55 +43,6 @@ class DetectorConfig:
         for key in ("classes", "input_size", "stages"):
             data[key] = tuple(data[key])
         return cls(**data)
-
-
-class PyramidBackbone(nn.Module):
-    """Backbone blocks up to the cut (`stem`), the blocks after it (`deep`), and an FPN with P6/P7 on top."""
-
-    def __init__(self, net: nn.Module, stages: tuple[int, ...], frozen_stages: int, channels: int):
-        super().__init__()
-        if not hasattr(net, "blocks") or not hasattr(net, "conv_stem"):
-            raise BackboneError(f"{type(net).__name__}: the detector needs an EfficientNet-style backbone (conv_stem, blocks)")
-        info = net.feature_info
-        self.block_of_stage = [int(info[i]["module"].split(".")[1]) for i in range(len(info))]
-        if not 0 <= frozen_stages <= stages[0]:
-            raise BackboneError(f"frozen_stages={frozen_stages} must lie between 0 and the first pyramid stage {stages[0]}")
-        self.cut = self.block_of_stage[frozen_stages] + 1  # blocks[:cut] are frozen
-        self.outputs = [self.block_of_stage[s] for s in stages]
-        self.conv_stem, self.bn1 = net.conv_stem, net.bn1
-        self.blocks = net.blocks[: self.outputs[-1] + 1]
-        self.fpn = FeaturePyramidNetwork([info[s]["num_chs"] for s in stages], channels,
-                                         extra_blocks=LastLevelP6P7(channels, channels))
-        self.out_channels = channels
-        for module in (self.conv_stem, self.bn1, *self.blocks[: self.cut]):
-            module.requires_grad_(False)
-
-    def stem(self, images: torch.Tensor) -> torch.Tensor:
-        x = self.bn1(self.conv_stem(images))
-        for block in self.blocks[: self.cut]:
-            x = block(x)
-        return x
-
-    def deep(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
-        levels = OrderedDict()
-        for i in range(self.cut, len(self.blocks)):
-            if i - 1 in self.outputs and i - 1 < self.cut:
-                levels[str(len(levels))] = x
-            x = self.blocks[i](x)
-            if i in self.outputs:
-                levels[str(len(levels))] = x
-        if not levels:  # every pyramid stage lies at or before the cut
-            levels["0"] = x
-        return self.fpn(levels)
-
-    def forward(self, images: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
-        return self.deep(self.stem(images))
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        for module in (self.bn1, *self.blocks[: self.cut]):
-            module.eval()  # frozen BatchNorm keeps its ImageNet statistics
-        return self
 
 
 def build_detector(config: DetectorConfig, backbone: Backbone) -> FCOS:

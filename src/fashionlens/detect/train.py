@@ -19,7 +19,6 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision.models.detection.image_list import ImageList
-from torchvision.transforms import functional as TF
 
 from fashionlens.atomic import write_text_atomic
 from fashionlens.backbones import create_backbone
@@ -27,15 +26,16 @@ from fashionlens.checkpoints import end_epoch, load_checkpoint
 from fashionlens.data.samples import SkippedInput
 from fashionlens.detect.detections import AnnotatedImage, DetectionDataset, Detections
 from fashionlens.detect.evaluate import evaluate_detections
-from fashionlens.detect.letterbox import letterbox, to_tensor
+from fashionlens.letterbox import letterbox, to_tensor
 from fashionlens.features import ImageFileDataset
 from fashionlens.detect.model import DetectorConfig, build_detector, decode
 from fashionlens.detect.model_io import save_detector
 from fashionlens.epoch_log import EpochLog
+from fashionlens.holdout import PARTS, holdout_part
 from fashionlens.progress import progress_bar
+from fashionlens.pyramid import StemOnly, as_channels_last, colour_jitter, train_trunk, trunk_param_groups
 from fashionlens.runtime import OnnxRunner, export_onnx
 
-PARTS = ("train", "validation", "test")
 
 
 @dataclass(frozen=True)
@@ -51,12 +51,6 @@ class DetectorTrainConfig:
     test_fraction: float = 0.15
     time_budget_minutes: float | None = None  # stop after the epoch that crosses it, keeping the best weights
     seed: int = 0
-
-
-def holdout_part(path: Path, val_fraction: float, test_fraction: float) -> str:
-    """train, validation or test, from a hash of the file name: stable across runs, machines and subsets."""
-    u = int(hashlib.sha1(path.name.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-    return "test" if u < test_fraction else "validation" if u < test_fraction + val_fraction else "train"
 
 
 def split_dataset(dataset: DetectionDataset, val_fraction: float, test_fraction: float) -> dict[str, DetectionDataset]:
@@ -81,20 +75,13 @@ def _random_crop(image: Image.Image, boxes: np.ndarray, labels: np.ndarray, rng:
     return image, boxes, labels
 
 
-def _colour_jitter(image: Image.Image, rng: np.random.Generator) -> Image.Image:
-    image = TF.adjust_brightness(image, rng.uniform(0.7, 1.3))
-    image = TF.adjust_contrast(image, rng.uniform(0.7, 1.3))
-    image = TF.adjust_saturation(image, rng.uniform(0.7, 1.3))
-    return TF.adjust_hue(image, rng.uniform(-0.03, 0.03))
-
-
 def make_view(image: Image.Image, detections: Detections, view: int, size: tuple[int, int], seed: int, index: int):
     """View 0 is the photo, 1 its mirror, 2+ random crops with colour jitter (odd ones mirrored)."""
     rng = np.random.default_rng([seed, index, view])
     boxes, labels = detections.xyxy.copy(), detections.class_id.copy()
     if view >= 2:
         image, boxes, labels = _random_crop(image, boxes, labels, rng)
-        image = _colour_jitter(image, rng)
+        image = colour_jitter(image, rng)
     if view % 2 == 1:
         image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         boxes = np.stack([image.width - boxes[:, 2], boxes[:, 1], image.width - boxes[:, 0], boxes[:, 3]], axis=1)
@@ -113,15 +100,6 @@ class _ViewDataset(ImageFileDataset):
             boxed, boxes, labels, scale = make_view(image, self.images[i].detections, v, self.size, self.seed, i)
             out.append((to_tensor(boxed, self.mean, self.std), boxes, labels, scale))
         return out
-
-
-class _Stem(torch.nn.Module):
-    def __init__(self, pyramid):
-        super().__init__()
-        self.pyramid = pyramid
-
-    def forward(self, images):
-        return self.pyramid.stem(images)
 
 
 @dataclass
@@ -153,7 +131,7 @@ def build_stem_cache(model, images: list[AnnotatedImage], views: int, config: De
     if done < len(images):
         onnx_path = folder / f"stem-{key}.onnx"
         if not onnx_path.exists():
-            export_onnx(_Stem(model.backbone), config.input_size, onnx_path, ["stem"])
+            export_onnx(StemOnly(model.backbone), config.input_size, onnx_path, ["stem"])
         runner = OnnxRunner(onnx_path)
         todo = images[done:]
         loader = DataLoader(_ViewDataset(todo, views, config.input_size, mean, std, seed), batch_size=None,
@@ -182,11 +160,6 @@ def build_stem_cache(model, images: list[AnnotatedImage], views: int, config: De
                      [np.asarray(x, np.int64) for x in meta["labels"]], meta["scales"], np.asarray(meta["ok"], bool))
 
 
-def _as_channels_last(stems: np.ndarray) -> torch.Tensor:
-    """Channels-last runs the depthwise convolutions about 10x faster on CPU, forward and backward."""
-    return torch.from_numpy(np.asarray(stems, dtype=np.float32)).contiguous(memory_format=torch.channels_last)
-
-
 def _train_step(model, stems: torch.Tensor, targets: list[dict], input_size) -> dict[str, torch.Tensor]:
     """torchvision FCOS's own losses, from cached stems instead of images."""
     features = list(model.backbone.deep(stems).values())
@@ -204,26 +177,13 @@ def predict_cached(model, cache: StemCache, views: int, input_size, batch_size: 
     rows = list(range(0, len(cache.ok) * views, views))
     for start in range(0, len(rows), batch_size):
         batch = rows[start:start + batch_size]
-        stems = _as_channels_last(cache.stems[batch])
+        stems = as_channels_last(cache.stems[batch])
         features = list(model.backbone.deep(stems).values())
         shapes = [tuple(f.shape[-2:]) for f in features]
         for row, det in zip(batch, decode(model, model.head(features), input_size, shapes)):
             scale = cache.scales[row]
             results.append(Detections(det["boxes"].numpy() / scale, det["labels"].numpy(), det["scores"].numpy()))
     return results
-
-
-def _param_groups(model, config: DetectorTrainConfig):
-    pretrained = [p for p in model.backbone.blocks.parameters() if p.requires_grad]
-    ids = {id(p) for p in pretrained}
-    new = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
-    return [{"params": pretrained, "lr": config.lr * config.backbone_lr_scale}, {"params": new, "lr": config.lr}]
-
-
-def _set_train_mode(model) -> None:
-    model.train()
-    model.backbone.blocks.eval()  # BatchNorm statistics stay ImageNet's: batches of 8 are too small to refit them
-    model.backbone.bn1.eval()
 
 
 def train_detector(
@@ -259,7 +219,7 @@ def train_detector(
     val_ok = [i for i, ok in enumerate(val_cache.ok) if ok]
     train_ok = [i for i, ok in enumerate(train_cache.ok) if ok and len(train_cache.boxes[i * config.views])]
 
-    optimizer = torch.optim.AdamW(_param_groups(model, config), weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(trunk_param_groups(model.backbone, model, config.lr, config.backbone_lr_scale), weight_decay=config.weight_decay)
     steps_per_epoch = max(1, len(train_ok) // config.batch_size)
     total = config.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
@@ -281,13 +241,13 @@ def train_detector(
         if config.time_budget_minutes and state["seconds"] / 60 >= config.time_budget_minutes:
             break
         epoch_start = time.time()
-        _set_train_mode(model)
+        train_trunk(model)
         order = np.random.default_rng([config.seed, epoch]).permutation(train_ok)
         sums: dict[str, float] = {}
         with progress_bar(f"detector epoch {epoch}/{config.epochs}", steps_per_epoch * config.batch_size, progress) as advance:
             for s in range(steps_per_epoch):
                 rows = [int(i) * config.views + int(rng.integers(config.views)) for i in order[s * config.batch_size:(s + 1) * config.batch_size]]
-                stems = _as_channels_last(train_cache.stems[sorted(rows)])
+                stems = as_channels_last(train_cache.stems[sorted(rows)])
                 targets = [{"boxes": torch.from_numpy(train_cache.boxes[r]), "labels": torch.from_numpy(train_cache.labels[r])}
                            for r in sorted(rows)]
                 losses = _train_step(model, stems, targets, input_size)

@@ -1,8 +1,10 @@
 """`Analyzer`: one photo in, every garment in it described: the object the API, the CLI and batch jobs share.
 
-Flow: decode -> detect -> crop each garment -> one backbone pass per backbone over all crops (ONNX Runtime) ->
-attribute heads and the embedding from those same features -> colours in each box -> similar catalogue items of
-the same category. A photo in which nothing is detected (a product shot) is described whole.
+Flow: decode -> detect -> parse the photo once -> each garment's own mask (its kind's parsed pixels in its box;
+garments the parser alone sees are added) -> crop each garment -> one backbone pass per backbone over all
+crops (ONNX Runtime) -> attribute heads (only labels that fit the garment's kind) and the embedding from those
+same features -> colours from each garment's mask -> similar catalogue items of the same category. A photo in
+which nothing is found (a product shot) is described whole.
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ from fashionlens.embeddings import Embedder, default_embedder
 from fashionlens.features import backbone_key, backbone_runner
 from fashionlens.fingerprints import sha256_bytes
 from fashionlens.images import load_image
-from fashionlens.pipeline.result import Analysis, Garment
+from fashionlens.parse.inference import Parser
+from fashionlens.pipeline.garment_masks import garment_masks
+from fashionlens.pipeline.result import Analysis, Disputed, Garment
+from fashionlens.taxonomy import fitting_labels
 
 DEFAULT = "default"
 
@@ -38,6 +43,7 @@ DEFAULT = "default"
 @dataclass(frozen=True)
 class PipelineConfig:
     detector: str | None = DEFAULT  # a detector folder, "default" (the shipped one) or None: whole photos only
+    parser: str | None = DEFAULT  # a garment parser folder, "default" or None: colours from boxes, no masks
     classifiers: tuple[str, ...] = (DEFAULT,)  # attribute models: folders or "default" (garment category)
     min_score: float = 0.4  # detections below this are dropped
     max_items: int = 12  # garments described per photo, most confident first
@@ -55,6 +61,8 @@ class Description:
     attributes: dict[str, list[LabelScore]]
     colors: list
     embedding: np.ndarray
+    color_source: str = "box"  # "mask" where the garment's own pixels were counted
+    disputed: list = None  # Disputed: what a model said that does not fit the garment's kind
 
     @property
     def predicted(self) -> dict[str, dict]:
@@ -78,6 +86,8 @@ class Analyzer:
         self._catalog_lock = catalog_lock or contextlib.nullcontext()
         self.detector = (Detector(None if self.config.detector == DEFAULT else Path(self.config.detector))
                          if self.config.detector else None)
+        self.parser = (Parser(None if self.config.parser == DEFAULT else Path(self.config.parser))
+                       if self.config.parser and self.detector is not None else None)
         self.classifiers: list[LoadedModel] = [
             load_model(default_classifier_dir() if c == DEFAULT else Path(c)) for c in self.config.classifiers]
         tasks = [t.name for m in self.classifiers for t in m.classifier.tasks]
@@ -99,22 +109,27 @@ class Analyzer:
         if self.detector is not None:
             models["detector"] = {"name": self.detector.model.folder.name, "sha256": self.detector.model.weights_sha256,
                                   "classes": self.detector.classes}
+        if self.parser is not None:
+            models["parser"] = {"name": self.parser.model.folder.name, "sha256": self.parser.model.weights_sha256,
+                                "classes": self.parser.classes}
         for m in self.classifiers:
             models[f"attributes:{m.folder.name}"] = {"name": m.folder.name, "sha256": m.weights_sha256,
                                                      "tasks": [t.name for t in m.classifier.tasks],
                                                      **({"tta": "flip"} if m.classifier.tta else {})}
         models["embedding"] = {"name": self.embedder.key, "dim": self.embedder.dim}
-        models["pipeline"] = {"min_score": self.config.min_score, "max_items": self.config.max_items,
+        models["pipeline"] = {"version": 2, "min_score": self.config.min_score, "max_items": self.config.max_items,
                               "same_garment_iou": self.config.same_garment_iou,
                               "crop_padding": self.config.crop_padding, "similar_filter": self.config.similar_filter}
         return models
 
     def describe(self, images: list[Image.Image]) -> list[Description]:
         """Attributes, colours and embedding of each image (crops or whole photos), one backbone batch each."""
-        return self._describe(images, [None] * len(images), images, {})
+        n = len(images)
+        return self._describe(images, [None] * n, images, [None] * n, [None] * n, {})
 
-    def _describe(self, crops: list[Image.Image], boxes: list, sources: list[Image.Image],
-                  timings: dict[str, float]) -> list[Description]:
+    def _describe(self, crops: list[Image.Image], boxes: list, sources: list[Image.Image], masks: list,
+                  kinds: list[str | None], timings: dict[str, float]) -> list[Description]:
+        """`kinds`: each crop's garment label (None: a whole photo), which decides the attribute labels that fit."""
         if not crops:
             return []
         with _timer(timings, "backbone"):
@@ -124,17 +139,35 @@ class Analyzer:
                                for key in self._mirror_keys}
         with _timer(timings, "attributes"):
             attributes: list[dict[str, list[LabelScore]]] = [{} for _ in crops]
+            disputed: list[list[Disputed]] = [[] for _ in crops]
             for model in self.classifiers:
                 key = backbone_key(model.classifier.backbone_info)
                 probs = model.classifier.probabilities_from(features[key],
                                                             mirror_features[key] if model.classifier.tta else None)
                 for task in model.classifier.tasks:
                     for row, p in enumerate(probs[task.name]):
-                        attributes[row][task.name] = top_labels(task.classes, p, self.config.top_k)
+                        labels = self._fitting(task.name, task.classes, p, kinds[row])
+                        if labels is None:
+                            continue
+                        attributes[row][task.name] = labels
+                        said = top_labels(task.classes, p, 1)[0]
+                        if said.label != labels[0].label:
+                            disputed[row].append(Disputed(model.folder.name, task.name, said.label, said.score))
             embeddings = self.embedder.from_features(features[backbone_key(self.embedder.backbone)])
         with _timer(timings, "colors"):
-            colors = [named_colors(source, box) for source, box in zip(sources, boxes)]
-        return [Description(a, c, e) for a, c, e in zip(attributes, colors, embeddings)]
+            colors = [_colours(source, box, mask) for source, box, mask in zip(sources, boxes, masks)]
+        return [Description(a, c, e, source, d) for a, (c, source), e, d in zip(attributes, colors, embeddings, disputed)]
+
+    def _fitting(self, task: str, classes: list[str], probs: np.ndarray, kind: str | None) -> list[LabelScore] | None:
+        """The top labels among those that fit the garment's kind, renormalised; None where none fit."""
+        allowed = fitting_labels(task, kind)
+        if allowed is None:
+            return top_labels(classes, probs, self.config.top_k)
+        index = [i for i, c in enumerate(classes) if c in allowed]
+        if not index:
+            return None
+        kept = probs[index] / max(float(probs[index].sum()), 1e-12)
+        return top_labels([classes[i] for i in index], kept, self.config.top_k)
 
     def analyze(self, image: Image.Image | bytes | str | Path, *, name: str | None = None,
                 similar: bool = True) -> Analysis:
@@ -149,19 +182,29 @@ class Analyzer:
                 image = load_image(data, name=name or (str(image) if not isinstance(image, bytes) else None))
             sha = sha256_bytes(data)
         boxes, labels, scores = self._detect(image, timings)
+        masks, sources = [None] * len(boxes), ["detector"] * len(boxes)
+        if self.parser is not None:
+            with _timer(timings, "parse"):
+                parsed = self.parser.parse_image(image)
+                found = sorted(garment_masks(parsed, boxes, labels, scores), key=lambda g: -g.score)[:self.config.max_items]
+            boxes, labels, scores = [g.box for g in found], [g.label for g in found], [g.score for g in found]
+            masks, sources = [g.mask for g in found], [g.source for g in found]
         with _timer(timings, "crop"):
             crops = [image.crop(padded_box(b, self.config.crop_padding, image.width, image.height)) for b in boxes]
         whole = not crops
         if whole:
-            crops, boxes = [image], [None]
-        described = self._describe(crops, boxes, [image] * len(crops), timings)
+            crops, boxes, masks, sources = [image], [None], [None], ["classifier"]
+        described = self._describe(crops, boxes, [image] * len(crops), masks, labels if not whole else [None],
+                                   timings)
         garments = []
-        for box, label, score, d in zip(boxes, labels or [None], scores or [None], described):
+        for box, label, score, mask, source, d in zip(boxes, labels or [None], scores or [None], masks, sources,
+                                                      described):
             if whole:
                 first = next(iter(d.attributes.values()), [LabelScore("item", 1.0)])[0]
                 label, score, box = first.label, first.score, (0.0, 0.0, float(image.width), float(image.height))
             garments.append(Garment(label, float(score), tuple(float(v) for v in box), d.attributes, d.colors,
-                                    d.embedding, whole_image=whole))
+                                    d.embedding, whole_image=whole, mask=mask, source=source,
+                                    color_source=d.color_source, disputed=d.disputed or []))
         if similar:
             with _timer(timings, "search"):
                 self._similar(garments)
@@ -194,6 +237,13 @@ class Analyzer:
                                               self.config.similar_k, where)
             for i, result in zip(members, results):
                 garments[i].similar = result.results
+
+
+def _colours(image: Image.Image, box, mask: np.ndarray | None) -> tuple[list, str]:
+    """Colours of the garment's own pixels, or of its box where the mask is empty (and which of the two)."""
+    if mask is not None and mask.any():
+        return named_colors(image, box, mask=mask), "mask"
+    return named_colors(image, box), "box" if box is not None else "image"
 
 
 @contextlib.contextmanager

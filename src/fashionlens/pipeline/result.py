@@ -12,6 +12,20 @@ import numpy as np
 from fashionlens.catalog.search import Hit
 from fashionlens.classify.inference import LabelScore
 from fashionlens.colors import ColorShare
+from fashionlens.masks import polygons_from_mask
+
+
+@dataclass(frozen=True)
+class Disputed:
+    """A model's own best label that does not fit the garment's kind, kept so the result says who said what."""
+
+    model: str
+    task: str
+    label: str
+    score: float
+
+    def to_json(self) -> dict:
+        return {"model": self.model, "task": self.task, "label": self.label, "score": round(self.score, 4)}
 
 
 @dataclass
@@ -24,14 +38,24 @@ class Garment:
     embedding: np.ndarray  # unit length, in the catalogue's embedding space
     similar: list[Hit] = field(default_factory=list)
     whole_image: bool = False  # nothing was detected: the photo was analysed as one item
+    mask: np.ndarray | None = None  # bool [H, W]: the garment's own pixels (None without a parser)
+    source: str = "detector"  # who found it: "detector", "parser", or "classifier" for a whole photo
+    color_source: str = "box"  # "mask": colours of the garment's own pixels; "box"/"image" where it had none
+    disputed: list[Disputed] = field(default_factory=list)
+
+    @property
+    def polygons(self) -> list[list[float]]:
+        return polygons_from_mask(self.mask) if self.mask is not None else []
 
     def to_json(self) -> dict:
         return {
             "label": self.label, "score": round(self.score, 4), "box": [round(v, 1) for v in self.box],
-            "whole_image": self.whole_image,
+            "whole_image": self.whole_image, "source": self.source,
+            "polygons": self.polygons, "area": int(self.mask.sum()) if self.mask is not None else None,
             "attributes": {task: [{"label": s.label, "score": round(s.score, 4)} for s in scores]
                            for task, scores in self.attributes.items()},
-            "colors": [c.to_json() for c in self.colors],
+            "colors": [c.to_json() for c in self.colors], "color_source": self.color_source,
+            "disputed": [d.to_json() for d in self.disputed],
             "similar": [{"id": h.id, "score": round(h.score, 4), "image": h.image, "sha256": h.sha256,
                          "attributes": h.attributes}
                         for h in self.similar],

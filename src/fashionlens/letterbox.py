@@ -24,3 +24,14 @@ def to_tensor(image: Image.Image, mean: tuple[float, ...], std: tuple[float, ...
     array = np.asarray(image, dtype=np.float32) / 255.0
     array = (array - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return torch.from_numpy(array.transpose(2, 0, 1).copy())
+
+
+def letterbox_labels(labels: Image.Image, size: tuple[int, int], fill: int) -> np.ndarray:
+    """A label map ('L' image) through the same geometry as `letterbox`, by nearest neighbour; padding is `fill`."""
+    height, width = size
+    scale = min(width / labels.width, height / labels.height)
+    resized = labels.resize((max(1, round(labels.width * scale)), max(1, round(labels.height * scale))),
+                            Image.Resampling.NEAREST)
+    canvas = np.full((height, width), fill, np.uint8)
+    canvas[:resized.height, :resized.width] = np.asarray(resized)
+    return canvas

@@ -1,0 +1,116 @@
+"""Running the parser on photos: letterbox, the network on ONNX Runtime (class and confidence per pixel come out
+of the graph), then the unpadded part resized back to the photo's own pixels by nearest neighbour.
+
+The ONNX file is the folder's own export when it matches the weights, otherwise one made on first use and kept
+in the cache, keyed by the weights hash; `runtime="torch"` is the eager reference.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from fashionlens.cache import default_cache_dir
+from fashionlens.defaults import default_parser_dir
+from fashionlens.fingerprints import sha256_file
+from fashionlens.letterbox import letterbox, to_tensor
+from fashionlens.model_folder import EXPORT_FILE, write_json_atomic
+from fashionlens.parse.model_io import LoadedParser, load_parser
+from fashionlens.runtime import OnnxRunner, export_onnx
+
+RUNTIMES = ("onnx", "torch")
+OUTPUTS = ["labels", "confidence"]
+
+
+@dataclass
+class ParsedImage:
+    """One photo parsed: a class index per pixel of the photo, and the parser's confidence in it (0..1)."""
+
+    labels: np.ndarray  # uint8 [H, W], index into `classes`
+    confidence: np.ndarray  # float32 [H, W]
+    classes: list[str]
+
+    def mask_of(self, names) -> np.ndarray:
+        """Pixels whose class is one of `names`."""
+        return np.isin(self.labels, [self.classes.index(n) for n in names if n in self.classes])
+
+
+class _Labelled(nn.Module):
+    """The parser with its argmax and softmax confidence inside the graph: far less to copy out than logits."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        confidence, labels = self.model(images).softmax(1).max(1)
+        return labels.to(torch.uint8), confidence
+
+
+def export_parser(model: LoadedParser, onnx_file: str | Path | None = None, *, check: bool = True) -> Path:
+    path = Path(onnx_file) if onnx_file else model.folder / "model.onnx"
+    export_onnx(_Labelled(model.model), model.config.input_size, path, OUTPUTS)
+    if check and (agreement := parity(model, path)) < 0.999:
+        raise RuntimeError(f"{path}: ONNX labels agree with PyTorch on only {agreement:.4%} of pixels")
+    if onnx_file is None or path.resolve().parent == model.folder.resolve():
+        write_json_atomic(model.folder / EXPORT_FILE, {"onnx": path.name, "onnx_sha256": sha256_file(path),
+                                                       "weights_sha256": model.weights_sha256})
+    return path
+
+
+def parity(model: LoadedParser, onnx_file: Path, seed: int = 0) -> float:
+    """Share of pixels on which ONNX Runtime and PyTorch give the same class, on random images."""
+    images = torch.randn(2, 3, *model.config.input_size, generator=torch.Generator().manual_seed(seed))
+    with torch.inference_mode():
+        reference = _Labelled(model.model).eval()(images)[0].numpy()
+    return float((OnnxRunner(onnx_file)(images.numpy())["labels"] == reference).mean())
+
+
+def _onnx_for(model: LoadedParser) -> Path:
+    record = model.folder / EXPORT_FILE
+    if record.is_file():
+        info = json.loads(record.read_text())
+        path = model.folder / info["onnx"]
+        if info.get("weights_sha256") == model.weights_sha256 and path.is_file():
+            return path
+    cached = default_cache_dir() / "onnx" / f"parser-{model.weights_sha256[:16]}.onnx"
+    if not cached.is_file():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        export_parser(model, cached, check=False)
+    return cached
+
+
+class Parser:
+    """A loaded garment parser ready to run; `Parser()` is the shipped one."""
+
+    def __init__(self, model: LoadedParser | str | Path | None = None, runtime: str = "onnx"):
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
+        self.model = model if isinstance(model, LoadedParser) else load_parser(model or default_parser_dir())
+        self.classes = list(self.model.config.classes)
+        self.input_size = tuple(self.model.config.input_size)
+        self._onnx = OnnxRunner(_onnx_for(self.model)) if runtime == "onnx" else None
+
+    def _run(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        if self._onnx is not None:
+            out = self._onnx(images.numpy())
+            return out["labels"], out["confidence"]
+        with torch.inference_mode():
+            labels, confidence = _Labelled(self.model.model).eval()(images)
+        return labels.numpy(), confidence.numpy()
+
+    def parse_image(self, image: Image.Image) -> ParsedImage:
+        """Class and confidence for every pixel of one decoded RGB photo."""
+        boxed, scale = letterbox(image, self.input_size)
+        pre = self.model.preprocess
+        labels, confidence = self._run(to_tensor(boxed, pre.mean, pre.std)[None])
+        h, w = max(1, round(image.height * scale)), max(1, round(image.width * scale))
+        labels = Image.fromarray(labels[0, :h, :w]).resize(image.size, Image.Resampling.NEAREST)
+        confidence = Image.fromarray(confidence[0, :h, :w]).resize(image.size, Image.Resampling.NEAREST)
+        return ParsedImage(np.asarray(labels), np.asarray(confidence), self.classes)

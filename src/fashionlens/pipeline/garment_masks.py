@@ -1,0 +1,103 @@
+"""One garment, one mask: the parsed pixels inside a detected box whose class belongs to its kind.
+
+Pixels that two boxes of one kind both claim go to the box whose centre is nearer (two shoes in overlapping
+boxes); a paired kind's box over two separate parts becomes two garments; a garment the parser sees clearly
+that no box covers is added with the parser as its source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from fashionlens.detect.crop import padded_box
+from fashionlens.parse.inference import ParsedImage
+from fashionlens.parse.labels import NOT_GARMENT
+from fashionlens.taxonomy import LABEL_OF_PARSER_CLASS, PAIRED, PARSER_CLASSES
+
+
+@dataclass
+class GarmentMask:
+    label: str
+    score: float
+    box: tuple[float, float, float, float]
+    mask: np.ndarray  # bool [H, W]
+    source: str  # "detector" or "parser"
+
+
+@dataclass(frozen=True)
+class MaskRules:
+    box_padding: float = 0.05  # a box is grown by this before taking its kind's pixels
+    min_added_area: float = 0.015  # a garment found by the parser alone covers at least this share of the photo
+    min_added_confidence: float = 0.6  # and the parser's mean confidence over it is at least this
+    min_pair_share: float = 0.25  # each part of a split pair holds at least this share of the mask
+
+
+def _kind_classes(label: str, parsed: ParsedImage) -> list[str]:
+    return list(PARSER_CLASSES.get(label, [c for c in parsed.classes if c not in NOT_GARMENT]))
+
+
+def _box_of(mask: np.ndarray) -> tuple[float, float, float, float]:
+    ys, xs = np.nonzero(mask)
+    return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
+
+
+def _split_pair(g: GarmentMask, rules: MaskRules) -> list[GarmentMask]:
+    parts, n = ndimage.label(g.mask)
+    if n < 2:
+        return [g]
+    sizes = np.bincount(parts.ravel())[1:]
+    big = np.argsort(-sizes)[:2]
+    if sizes[big[1]] < rules.min_pair_share * g.mask.sum():
+        return [g]
+    first = parts == big[0] + 1
+    second = g.mask & ~first  # the rest, so no pixel is lost
+    return [GarmentMask(g.label, g.score, _box_of(m), m, g.source) for m in (first, second)]
+
+
+def garment_masks(parsed: ParsedImage, boxes: list, labels: list[str], scores: list[float],
+                  rules: MaskRules = MaskRules()) -> list[GarmentMask]:
+    """Masks of the detected garments (input order, a split pair's second part after them), then the added ones."""
+    height, width = parsed.labels.shape
+    claims = []
+    for box, label in zip(boxes, labels):
+        x1, y1, x2, y2 = padded_box(box, rules.box_padding, width, height)
+        region = np.zeros((height, width), bool)
+        region[y1:y2, x1:x2] = True
+        claims.append(region & parsed.mask_of(_kind_classes(label, parsed)))
+    for label in set(labels):  # pixels two boxes of one kind claim go to the nearer centre
+        same = [i for i, lab in enumerate(labels) if lab == label]
+        if len(same) < 2:
+            continue
+        contested = np.sum([claims[i] for i in same], axis=0) > 1
+        if contested.any():
+            ys, xs = np.nonzero(contested)
+            centres = np.array([((boxes[i][0] + boxes[i][2]) / 2, (boxes[i][1] + boxes[i][3]) / 2) for i in same])
+            nearest = np.argmin(np.hypot(xs[:, None] - centres[None, :, 0], ys[:, None] - centres[None, :, 1]), axis=1)
+            for k, i in enumerate(same):
+                claims[i][ys, xs] = nearest == k
+    garments = [GarmentMask(lab, float(s), tuple(float(v) for v in b), m, "detector")
+                for b, lab, s, m in zip(boxes, labels, scores, claims)]
+    extra = []
+    for i, g in enumerate(garments):
+        if g.label in PAIRED and labels.count(g.label) == 1 and g.mask.any():
+            first, *rest = _split_pair(g, rules)
+            garments[i] = GarmentMask(g.label, g.score, g.box, first.mask, g.source)
+            extra += rest
+    covered = np.any([g.mask for g in garments + extra], axis=0) if garments else np.zeros((height, width), bool)
+    min_area = rules.min_added_area * height * width
+    for name, label in LABEL_OF_PARSER_CLASS.items():
+        free = parsed.mask_of([name]) & ~covered
+        if free.sum() < min_area:
+            continue
+        parts, n = ndimage.label(ndimage.binary_closing(free, iterations=2) | free)  # an arm-split part is one
+        for k in range(1, n + 1):
+            part = (parts == k) & free
+            if part.sum() < min_area:
+                continue
+            confidence = float(parsed.confidence[part].mean())
+            if confidence >= rules.min_added_confidence:
+                extra.append(GarmentMask(label, confidence, _box_of(part), part, "parser"))
+    return garments + extra

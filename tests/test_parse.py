@@ -1,0 +1,206 @@
+"""The garment parser: label-map reading and its checks, metrics, training on generated photos, save/load,
+ONNX parity, `segment`; one garment one mask (instance splits, parser-only garments); polygons; colours."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from fashionlens.cli import app
+from fashionlens.data.label_maps import read_mask_layout
+from fashionlens.masks import mask_from_polygons, mask_iou, polygons_from_mask
+from fashionlens.parse.inference import ParsedImage
+from fashionlens.parse.labels import CCP_GROUPS, source_to_class
+from fashionlens.parse.metrics import confusion, parsing_metrics
+from fashionlens.pipeline.garment_masks import garment_masks
+
+runner = CliRunner()
+NAMES = ["null", "skin", "shirt", "jeans"]  # generated photos: a red shirt over blue jeans on grey
+
+
+def _photo(i: int, w: int = 48, h: int = 64) -> tuple[Image.Image, np.ndarray]:
+    rng = np.random.default_rng(i)
+    x0 = int(rng.integers(4, 14))
+    rgb = np.full((h, w, 3), 128, np.uint8)
+    labels = np.zeros((h, w), np.uint8)
+    rgb[8:32, x0:x0 + 24], labels[8:32, x0:x0 + 24] = (200, 30, 40), 2
+    rgb[32:60, x0 + 2:x0 + 22], labels[32:60, x0 + 2:x0 + 22] = (40, 60, 160), 3
+    rgb[2:8, x0 + 8:x0 + 16], labels[2:8, x0 + 8:x0 + 16] = (230, 180, 150), 1
+    return Image.fromarray(rgb), labels
+
+
+def _dataset(root: Path, n: int) -> Path:
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    (root / "labels.txt").write_text("\n".join(NAMES) + "\n")
+    for i in range(n):
+        image, labels = _photo(i)
+        image.save(root / "images" / f"{i:04d}.jpg", quality=95)
+        Image.fromarray(labels, mode="L").save(root / "masks" / f"{i:04d}.png")
+    return root
+
+
+def test_bad_masks_are_reported_by_path_and_skipped(tmp_path):
+    root = _dataset(tmp_path / "d", 4)
+    Image.fromarray(np.zeros((10, 10), np.uint8), mode="L").save(root / "masks" / "0000.png")  # wrong size
+    Image.fromarray(np.full((64, 48), 9, np.uint8), mode="L").save(root / "masks" / "0001.png")  # index 9 of 4
+    (root / "masks" / "0002.png").unlink()
+    _photo(9)[0].save(root / "images" / "orphan.jpg")
+    Image.fromarray(np.zeros((64, 48), np.uint8), mode="L").save(root / "masks" / "ghost.png")
+    names, pairs, skipped = read_mask_layout(root)
+    assert names == NAMES and [p.name for p, _ in pairs] == ["0003.jpg"]
+    reasons = {Path(s.source).name: s.reason for s in skipped}
+    assert "10x10" in reasons["0000.png"] and "index 9" in reasons["0001.png"]
+    assert "no mask" in reasons["0002.jpg"] and "no mask" in reasons["orphan.jpg"] and "no photo" in reasons["ghost.png"]
+
+
+def test_every_ccp_name_has_a_parser_class():
+    names = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "clothing-parsing" / "labels.txt"
+    if not names.is_file():
+        pytest.skip("clothing-parsing not found in ../shared/datasets")
+    classes = source_to_class(names.read_text().split(), CCP_GROUPS)
+    assert len(set(classes)) == len(CCP_GROUPS)
+    with pytest.raises(ValueError, match="'kimono'"):
+        source_to_class(["null", "kimono"], CCP_GROUPS)
+
+
+def test_metrics_from_one_confusion_matrix():
+    classes = list(CCP_GROUPS)
+    truth = np.array([[0, 0, classes.index("top"), classes.index("top")], [255] * 4], np.uint8)
+    pred = np.array([[0, classes.index("top"), classes.index("top"), classes.index("jacket")], [0] * 4], np.uint8)
+    m = parsing_metrics(confusion(truth, pred, len(classes)), classes)
+    assert m["pixel_accuracy"] == pytest.approx(0.5)  # the ignored row does not count
+    assert m["per_class"]["null"]["iou"] == pytest.approx(0.5)
+    assert m["per_class"]["top"]["iou"] == pytest.approx(1 / 3)
+    assert m["groups"]["top"] == pytest.approx(2 / 3)  # jacket and top are one group
+    assert m["per_class"]["bag"]["iou"] is None and "bag" not in [k for k, v in m["groups"].items() if v is not None]
+
+
+@pytest.fixture(scope="module")
+def tiny_parser(tmp_path_factory):
+    from fashionlens.parse.dataset import read_masks
+    from fashionlens.parse.model import ParserConfig
+    from fashionlens.parse.train import ParserTrainConfig, train_parser
+
+    root = _dataset(tmp_path_factory.mktemp("parse") / "data", 40)
+    out = root.parent / "model"
+    result = train_parser(read_masks(root), out, parser=ParserConfig(input_size=(64, 48), channels=16),
+                          config=ParserTrainConfig(epochs=6, views=2, batch_size=4, lr=5e-3, val_fraction=0.2,
+                                                   test_fraction=0.1), progress=False)
+    return root, out, result
+
+
+def test_trained_parser_learns_saves_loads_and_matches_onnx(tiny_parser):
+    from fashionlens.parse.inference import Parser, export_parser, parity
+    from fashionlens.parse.model_io import load_parser
+
+    root, out, result = tiny_parser
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["parser"]["groups"]["top"][:2] == ["top", "blouse"]  # the merges travel with the weights
+    assert result["metrics"]["validation"]["miou"] > 0.4
+    image, truth = _photo(123)
+    eager, onnx = Parser(out, runtime="torch"), Parser(out)
+    a, b = eager.parse_image(image), onnx.parse_image(image)
+    assert a.labels.shape == (64, 48) and (a.labels == b.labels).mean() > 0.99
+    top = eager.classes.index("top")
+    assert mask_iou(a.labels == top, truth == 2) > 0.5
+    again = Parser(load_parser(out), runtime="torch").parse_image(image)
+    assert (again.labels == a.labels).all()  # save and load predict the same
+    assert parity(load_parser(out), export_parser(load_parser(out), out / "check.onnx", check=False)) > 0.999
+
+
+def test_segment_writes_label_maps_at_the_photo_size(tiny_parser, tmp_path):
+    root, model, _ = tiny_parser
+    photo = tmp_path / "big.jpg"
+    _photo(5)[0].resize((96, 128)).save(photo)
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    result = runner.invoke(app, ["segment", str(photo), str(tmp_path / "broken.jpg"), "--out", str(tmp_path / "seg"),
+                                 "--model", str(model), "--overlay"])
+    assert result.exit_code == 0, result.output
+    labels = np.asarray(Image.open(tmp_path / "seg" / "big.png"))
+    assert labels.shape == (128, 96) and labels.max() < len(CCP_GROUPS)
+    assert (tmp_path / "seg" / "labels.txt").read_text().split() == list(CCP_GROUPS)
+    assert (tmp_path / "seg" / "big.overlay.jpg").is_file() and "broken.jpg" in result.output
+
+
+def test_evaluate_parser_report(tiny_parser, tmp_path):
+    root, model, _ = tiny_parser
+    result = runner.invoke(app, ["evaluate-parser", str(model), str(root), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert metrics["images"] == 40 and 0 <= metrics["miou"] <= 1 and "top" in metrics["groups"]
+    assert list((tmp_path / "r").glob("worst_*.jpg")) and (tmp_path / "r" / "confusion.csv").is_file()
+
+
+def _parsed(labels: np.ndarray) -> ParsedImage:
+    return ParsedImage(labels.astype(np.uint8), np.ones(labels.shape, np.float32), list(CCP_GROUPS))
+
+
+def test_two_shoes_in_one_box_are_two_garments_and_boxes_share_no_pixel():
+    shoes = list(CCP_GROUPS).index("shoes")
+    labels = np.zeros((100, 100), np.uint8)
+    labels[80:95, 10:30] = shoes
+    labels[80:95, 60:85] = shoes
+    one = garment_masks(_parsed(labels), [(5, 75, 90, 98)], ["shoe"], [0.9])
+    assert [g.label for g in one] == ["shoe", "shoe"]
+    assert one[0].mask.sum() + one[1].mask.sum() == (labels == shoes).sum()
+    two = garment_masks(_parsed(labels), [(5, 75, 70, 98), (40, 75, 90, 98)], ["shoe", "shoe"], [0.9, 0.8])
+    assert len(two) == 2 and not (two[0].mask & two[1].mask).any()
+    assert two[0].mask[85, 20] and two[1].mask[85, 70]
+
+
+def test_a_garment_only_the_parser_sees_is_added_and_masks_keep_to_their_kind():
+    classes = list(CCP_GROUPS)
+    labels = np.zeros((100, 100), np.uint8)
+    labels[10:50, 20:80] = classes.index("top")
+    labels[30:45, 40:55] = classes.index("skin")  # an arm over the shirt
+    labels[50:90, 25:75] = classes.index("skirt")
+    found = garment_masks(_parsed(labels), [(15, 5, 85, 55)], ["shirt"], [0.8])
+    shirt, skirt = found
+    assert shirt.source == "detector" and not shirt.mask[35, 45] and shirt.mask[20, 30]
+    assert skirt.label == "skirt" and skirt.source == "parser" and skirt.mask.sum() == 40 * 50
+
+
+@pytest.mark.parametrize("shape", ["rectangle", "ellipse", "L"])
+def test_polygon_round_trip(shape):
+    mask = np.zeros((120, 160), bool)
+    yy, xx = np.mgrid[:120, :160]
+    if shape == "rectangle":
+        mask[20:90, 30:140] = True
+    elif shape == "ellipse":
+        mask = ((xx - 80) / 60) ** 2 + ((yy - 60) / 40) ** 2 <= 1
+    else:
+        mask[10:110, 20:60] = True
+        mask[80:110, 20:150] = True
+    polygons = polygons_from_mask(mask)
+    assert len(polygons) == 1 and all(len(p) >= 6 and len(p) % 2 == 0 for p in polygons)
+    assert mask_iou(mask_from_polygons(polygons, 120, 160), mask) > 0.95
+
+
+def test_two_blobs_give_two_polygons():
+    mask = np.zeros((50, 50), bool)
+    mask[5:20, 5:20] = mask[30:45, 30:45] = True
+    assert len(polygons_from_mask(mask)) == 2
+
+
+def test_colours_come_from_the_garments_own_pixels():
+    from fashionlens.colors import named_colors
+
+    rgb = np.zeros((100, 100, 3), np.uint8)
+    rgb[:] = (30, 60, 200)  # blue background
+    rgb[10:40, 30:70] = (230, 180, 150)  # skin
+    mask = np.zeros((100, 100), bool)
+    mask[40:90, 25:75] = True
+    rgb[mask] = (220, 30, 40)  # a red garment
+    image = Image.fromarray(rgb)
+    box = (15, 5, 85, 95)
+    first = named_colors(image, box, mask=mask)[0]
+    assert first.name == "red" and first.fraction > 0.9
+    assert named_colors(image, box)[0].fraction < 0.6
+    with pytest.raises(ValueError, match="no pixels"):
+        named_colors(image, box, mask=np.zeros((100, 100), bool))
