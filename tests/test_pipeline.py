@@ -41,7 +41,7 @@ def test_garments_are_detected_and_described(analyzer):
         assert g.mask is not None and g.mask.shape == (result.height, result.width)
         as_json = g.to_json()
         assert as_json["area"] == int(g.mask.sum()) and as_json["color_source"] in ("mask", "box")
-        assert (as_json["color_source"] == "mask") == bool(as_json["area"])
+        assert as_json["color_source"] == "box" or as_json["area"]
         assert all(len(p) >= 6 for p in as_json["polygons"]) and bool(as_json["polygons"]) == bool(as_json["area"])
     assert set(result.timings_ms) >= {"decode", "detect", "parse", "backbone", "attributes", "colors", "total"}
 

@@ -242,7 +242,10 @@ class Analyzer:
 def _colours(image: Image.Image, box, mask: np.ndarray | None) -> tuple[list, str]:
     """Colours of the garment's own pixels, or of its box where the mask is empty (and which of the two)."""
     if mask is not None and mask.any():
-        return named_colors(image, box, mask=mask), "mask"
+        try:
+            return named_colors(image, box, mask=mask), "mask"
+        except ValueError:  # a sliver that vanishes at the colour census's reduced size
+            pass
     return named_colors(image, box), "box" if box is not None else "image"
 
 

@@ -1,0 +1,90 @@
+"""Garments in street photos the parser never saw (clothing-parsing's held-out test part): parsing mIoU, the
+share of garments covering 2%+ of the photo that the pipeline finds (mask IoU >= 0.4) with polygons, and how
+often their first colour is the one the palette names from the garment's true pixels, against colours read
+from the whole box as before.
+
+    python benchmarks/parse_street.py [--part test] [--model MODEL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from _shared import dataset as shared_dataset
+
+from fashionlens.colors import named_colors
+from fashionlens.images import read_image_file
+from fashionlens.masks import mask_iou
+from fashionlens.parse import Parser, read_masks
+from fashionlens.parse.evaluate import evaluate_parser
+from fashionlens.parse.labels import source_to_class
+from fashionlens.pipeline import Analyzer, PipelineConfig
+from fashionlens.taxonomy import LABEL_OF_PARSER_CLASS
+
+
+
+def true_garments(labels: np.ndarray, classes: list[str], min_share: float):
+    """(parser class, mask) of each connected garment part covering at least `min_share` of the photo."""
+    out = []
+    for name in LABEL_OF_PARSER_CLASS:
+        pixels = labels == classes.index(name)
+        parts, n = ndimage.label(ndimage.binary_closing(pixels, iterations=2) | pixels)
+        for k in range(1, n + 1):
+            part = (parts == k) & pixels
+            if part.sum() >= min_share * labels.size:
+                out.append((name, part))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--part", default="test")
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--min-share", type=float, default=0.02)
+    args = ap.parse_args()
+    dataset = read_masks(shared_dataset("clothing-parsing")).part(args.part)
+    parser = Parser(None if args.model == "default" else Path(args.model))
+    metrics, _ = evaluate_parser(parser, dataset)
+    print(f"parsing, {metrics['images']} {args.part} photos: pixel accuracy {metrics['pixel_accuracy']:.4f}, "
+          f"mIoU {metrics['miou']:.4f}, garment-group mIoU {metrics['group_miou']:.4f}")
+    print("  groups: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics["groups"].items() if v is not None))
+    print("  classes: " + ", ".join(f"{k} {v['iou']:.3f}" for k, v in metrics["per_class"].items() if v["iou"] is not None))
+    analyzer = Analyzer(PipelineConfig(parser=args.model, similar_k=0))
+    lut = np.asarray(source_to_class(dataset.names, parser.model.config.groups), np.uint8)
+    found, polygons, colour_mask, colour_box, total = Counter(), 0, 0, 0, Counter()
+    times = []
+    for item in dataset.images:
+        _, image = read_image_file(item.path)
+        truth = lut[dataset.load_mask(item, image.size)]
+        start = time.perf_counter()
+        result = analyzer.analyze(image, similar=False)
+        times.append((time.perf_counter() - start) * 1000)
+        for name, mask in true_garments(truth, parser.classes, args.min_share):
+            total[name] += 1
+            ious = [mask_iou(mask, g.mask) if g.mask is not None else 0.0 for g in result.items]
+            if not ious or max(ious) < 0.4:
+                continue
+            g = result.items[int(np.argmax(ious))]
+            found[name] += 1
+            polygons += bool(g.polygons)
+            true_colour = named_colors(image, mask=mask)[0].name
+            colour_mask += bool(g.colors) and g.colors[0].name == true_colour
+            colour_box += named_colors(image, g.box)[0].name == true_colour
+    n, hit = sum(total.values()), sum(found.values())
+    print(f"garments covering {args.min_share:.0%}+: {n}; found {hit / n:.3f} ({hit}), with polygons "
+          f"{polygons / max(1, hit):.3f}")
+    print("  found per class: " + ", ".join(f"{k} {found[k]}/{total[k]}" for k in total))
+    print(f"first colour equals the true pixels' colour: from the mask {colour_mask / max(1, hit):.3f}, "
+          f"from the box {colour_box / max(1, hit):.3f} (ratio {colour_mask / max(1, colour_box):.2f}x)")
+    print(f"Analyzer.analyze per photo (decode excluded): p50 {np.percentile(times, 50):.1f} ms, "
+          f"p90 {np.percentile(times, 90):.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
