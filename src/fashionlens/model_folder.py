@@ -122,3 +122,21 @@ def letterbox_sections(backbone, input_size) -> dict:
     return {"backbone": {"name": backbone.name, "weights_id": backbone.weights_id},
             "preprocess": {"mean": list(backbone.preprocess.mean), "std": list(backbone.preprocess.std),
                            "input_size": list(input_size), "resize": "letterbox"}}
+
+
+def onnx_file_for(folder: Path, weights_sha256: str, kind: str, export) -> Path:
+    """The folder's own ONNX export when it matches the weights, else one made by `export(path)` on first use and
+    kept in the cache, keyed by the weights hash."""
+    from fashionlens.cache import default_cache_dir
+
+    record = folder / EXPORT_FILE
+    if record.is_file():
+        info = json.loads(record.read_text())
+        path = folder / info["onnx"]
+        if info.get("weights_sha256") == weights_sha256 and path.is_file():
+            return path
+    cached = default_cache_dir() / "onnx" / f"{kind}-{weights_sha256[:16]}.onnx"
+    if not cached.is_file():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        export(cached)
+    return cached

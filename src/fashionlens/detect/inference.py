@@ -6,7 +6,6 @@ and kept in the cache, keyed by the weights hash; `runtime="torch"` is the eager
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +14,6 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from fashionlens.cache import default_cache_dir
 from fashionlens.data.samples import SkippedInput
 from fashionlens.defaults import default_detector_dir
 from fashionlens.detect.detections import AnnotatedImage, DetectionDataset, Detections
@@ -24,7 +22,7 @@ from fashionlens.letterbox import letterbox, to_tensor
 from fashionlens.features import ImageFileDataset
 from fashionlens.detect.model import RawDetector, decode, level_shapes
 from fashionlens.detect.model_io import LoadedDetector, load_detector
-from fashionlens.model_folder import EXPORT_FILE, write_json_atomic
+from fashionlens.model_folder import EXPORT_FILE, onnx_file_for, write_json_atomic
 from fashionlens.fingerprints import sha256_file
 from fashionlens.progress import progress_bar
 from fashionlens.runtime import OnnxRunner, export_onnx, onnx_parity
@@ -57,17 +55,7 @@ def parity(model: LoadedDetector, onnx_file: Path) -> float:
 
 
 def _onnx_for(model: LoadedDetector) -> Path:
-    record = model.folder / EXPORT_FILE
-    if record.is_file():
-        info = json.loads(record.read_text())
-        path = model.folder / info["onnx"]
-        if info.get("weights_sha256") == model.weights_sha256 and path.is_file():
-            return path
-    cached = default_cache_dir() / "onnx" / f"detector-{model.weights_sha256[:16]}.onnx"
-    if not cached.is_file():
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        export_detector(model, cached, check=False)
-    return cached
+    return onnx_file_for(model.folder, model.weights_sha256, "detector", lambda path: export_detector(model, path, check=False))
 
 
 class _Letterboxed(ImageFileDataset):

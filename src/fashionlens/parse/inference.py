@@ -7,7 +7,6 @@ in the cache, keyed by the weights hash; `runtime="torch"` is the eager referenc
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,11 +15,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from fashionlens.cache import default_cache_dir
 from fashionlens.defaults import default_parser_dir
 from fashionlens.fingerprints import sha256_file
 from fashionlens.letterbox import letterbox, to_tensor
-from fashionlens.model_folder import EXPORT_FILE, write_json_atomic
+from fashionlens.model_folder import EXPORT_FILE, onnx_file_for, write_json_atomic
 from fashionlens.parse.model_io import LoadedParser, load_parser
 from fashionlens.runtime import OnnxRunner, export_onnx
 
@@ -73,17 +71,7 @@ def parity(model: LoadedParser, onnx_file: Path, seed: int = 0) -> float:
 
 
 def _onnx_for(model: LoadedParser) -> Path:
-    record = model.folder / EXPORT_FILE
-    if record.is_file():
-        info = json.loads(record.read_text())
-        path = model.folder / info["onnx"]
-        if info.get("weights_sha256") == model.weights_sha256 and path.is_file():
-            return path
-    cached = default_cache_dir() / "onnx" / f"parser-{model.weights_sha256[:16]}.onnx"
-    if not cached.is_file():
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        export_parser(model, cached, check=False)
-    return cached
+    return onnx_file_for(model.folder, model.weights_sha256, "parser", lambda path: export_parser(model, path, check=False))
 
 
 class Parser:
