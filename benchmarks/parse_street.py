@@ -1,7 +1,7 @@
 """Garments in street photos the parser never saw (clothing-parsing's held-out test part): parsing mIoU, the
-share of garments covering 2%+ of the photo that the pipeline finds (mask IoU >= 0.4) with polygons, and how
-often their first colour is the one the palette names from the garment's true pixels, against colours read
-from the whole box as before.
+share of garments covering 2%+ of the photo that the pipeline finds (mask or box IoU >= 0.4) with polygons, how
+often their `type` is CCP's own label (per class), and how often their first colour is the one the palette
+names from the garment's true pixels, against colours read from the whole box as before.
 
     python benchmarks/parse_street.py [--part test] [--model MODEL]
 """
@@ -20,17 +20,19 @@ from _shared import dataset as shared_dataset
 
 from fashionlens.colors import named_colors
 from fashionlens.images import read_image_file
-from fashionlens.masks import mask_iou
+from fashionlens.masks import mask_box, mask_iou
 from fashionlens.parse import Parser, read_masks
 from fashionlens.parse.evaluate import evaluate_parser
 from fashionlens.parse.labels import source_to_class
 from fashionlens.pipeline import Analyzer, PipelineConfig
 from fashionlens.taxonomy import LABEL_OF_PARSER_CLASS
+from fashionlens.taxonomy_types import type_of
 
 
 
-def true_garments(labels: np.ndarray, classes: list[str], min_share: float):
-    """(parser class, mask) of each connected garment part covering at least `min_share` of the photo."""
+def true_garments(labels: np.ndarray, source: np.ndarray, classes: list[str], names: list[str], min_share: float):
+    """(parser class, mask, true type) of each connected garment part covering at least `min_share` of the photo;
+    the type is the part's most frequent source label, merged as the type head's classes are (None: no type)."""
     out = []
     for name in LABEL_OF_PARSER_CLASS:
         pixels = labels == classes.index(name)
@@ -38,8 +40,15 @@ def true_garments(labels: np.ndarray, classes: list[str], min_share: float):
         for k in range(1, n + 1):
             part = (parts == k) & pixels
             if part.sum() >= min_share * labels.size:
-                out.append((name, part))
+                out.append((name, part, type_of(names[int(np.bincount(source[part]).argmax())])))
     return out
+
+
+def box_iou(a, b) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - iw * ih
+    return iw * ih / union if union > 0 else 0.0
 
 
 def main() -> None:
@@ -58,19 +67,27 @@ def main() -> None:
     analyzer = Analyzer(PipelineConfig(parser=args.model, similar_k=0))
     lut = np.asarray(source_to_class(dataset.names, parser.model.config.groups), np.uint8)
     found, polygons, colour_mask, colour_box, total = Counter(), 0, 0, 0, Counter()
+    typed, type_right = Counter(), Counter()
     times = []
     for item in dataset.images:
         _, image = read_image_file(item.path)
-        truth = lut[dataset.load_mask(item, image.size)]
+        source = dataset.load_mask(item, image.size)
+        truth = lut[source]
         start = time.perf_counter()
         result = analyzer.analyze(image, similar=False)
         times.append((time.perf_counter() - start) * 1000)
-        for name, mask in true_garments(truth, parser.classes, args.min_share):
+        for name, mask, true_type in true_garments(truth, source, parser.classes, dataset.names, args.min_share):
             total[name] += 1
-            ious = [mask_iou(mask, g.mask) if g.mask is not None else 0.0 for g in result.items]
+            box = mask_box(mask)
+            ious = [max(mask_iou(mask, g.mask) if g.mask is not None else 0.0, box_iou(box, g.box))
+                    for g in result.items]
             if not ious or max(ious) < 0.4:
                 continue
             g = result.items[int(np.argmax(ious))]
+            if true_type is not None:
+                typed[true_type] += 1
+                said = g.attributes.get("type")
+                type_right[true_type] += bool(said) and said[0].label == true_type
             found[name] += 1
             polygons += bool(g.polygons)
             true_colour = named_colors(image, mask=mask)[0].name
@@ -80,6 +97,9 @@ def main() -> None:
     print(f"garments covering {args.min_share:.0%}+: {n}; found {hit / n:.3f} ({hit}), with polygons "
           f"{polygons / max(1, hit):.3f}")
     print("  found per class: " + ", ".join(f"{k} {found[k]}/{total[k]}" for k in total))
+    n_typed = sum(typed.values())
+    print(f"type top-1 of the found garments: {sum(type_right.values()) / max(1, n_typed):.3f} of {n_typed}")
+    print("  per type: " + ", ".join(f"{k} {type_right[k]}/{typed[k]}" for k in sorted(typed, key=lambda k: -typed[k])))
     print(f"first colour equals the true pixels' colour: from the mask {colour_mask / max(1, hit):.3f}, "
           f"from the box {colour_box / max(1, hit):.3f} (ratio {colour_mask / max(1, colour_box):.2f}x)")
     print(f"Analyzer.analyze per photo (decode excluded): p50 {np.percentile(times, 50):.1f} ms, "

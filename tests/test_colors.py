@@ -92,3 +92,57 @@ def test_cli_colors_json(tmp_path):
     bad.write_text("not an image")
     failed = CliRunner().invoke(app, ["colors", str(bad)])
     assert failed.exit_code == 2 and "not an image" in failed.output
+
+
+def _garment_on_contrast(size=(100, 100)):
+    """A red garment shape with a blue and a skin-tone background inside its box; returns (image, mask, box)."""
+    import numpy as np
+
+    w, h = size
+    yy, xx = np.mgrid[:h, :w]
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[:] = (30, 60, 200)  # blue
+    rgb[: h // 2, : w // 2] = (230, 180, 150)  # skin
+    mask = ((xx - w / 2) / (w * 0.3)) ** 2 + ((yy - h / 2) / (h * 0.4)) ** 2 <= 1  # an oval dress
+    rgb[mask] = (210, 30, 40)
+    return Image.fromarray(rgb), mask, (w * 0.1, h * 0.05, w * 0.9, h * 0.95)
+
+
+def test_mask_counts_only_the_garments_pixels():
+    image, mask, box = _garment_on_contrast()
+    with_mask = named_colors(image, box, mask=mask)
+    assert with_mask[0].name == "red" and with_mask[0].fraction > 0.9 and with_mask[0].rgb == (210, 30, 40)
+    from_box = named_colors(image, box)
+    assert from_box[0].fraction < 0.7
+    assert {"blue", "beige"} & {s.name for s in from_box}  # the background, counted without the mask
+    no_box = named_colors(image, mask=mask)  # the mask's own box
+    assert no_box[0].name == "red" and no_box[0].fraction > 0.9
+
+
+def test_mask_is_reduced_with_the_image_for_large_photos():
+    import numpy as np
+
+    image, mask, box = _garment_on_contrast((900, 700))  # reduced to MAX_SIDE: the mask must follow the same grid
+    first = named_colors(image, box, mask=mask)[0]
+    assert first.name == "red" and first.fraction > 0.95
+    shifted = np.roll(mask, 200, axis=1)  # the same shape, mostly off the garment: the mask is what counts
+    assert named_colors(image, box, mask=shifted)[0].fraction < 0.75
+
+
+def test_mask_skips_the_white_backdrop_removal_and_checks_its_input():
+    import numpy as np
+
+    image = _product_photo((250, 250, 250))  # a white garment on a white backdrop, with a navy print
+    image.paste((25, 35, 70), (45, 60, 75, 100))
+    outline = Image.new("L", image.size, 0)
+    ImageDraw.Draw(outline).polygon([(40, 30), (80, 30), (95, 60), (85, 130), (35, 130), (25, 60)], fill=255)
+    mask = np.asarray(outline) > 0
+    assert named_colors(image)[0].name == "navy"  # the flood fill takes the white garment with the backdrop
+    first, second = named_colors(image, mask=mask)[:2]
+    assert (first.name, second.name) == ("white", "navy") and 0.6 < first.fraction < 0.9
+    with pytest.raises(ValueError, match="no pixels"):
+        named_colors(image, mask=np.zeros_like(mask))
+    with pytest.raises(ValueError, match="no pixels"):
+        named_colors(image, (0, 0, 20, 20), mask=mask)  # the mask lies outside the box
+    with pytest.raises(ValueError, match="shape"):
+        named_colors(image, mask=mask[:10])

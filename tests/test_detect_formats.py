@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from fashionlens.detect.detections import AnnotatedImage, DetectionDataset, Detections
-from fashionlens.detect.formats import (detect_format, read_coco, read_dataset, read_polygons, read_voc, read_yolo,
-                                        to_coco_results, write_coco, write_voc, write_yolo)
+from fashionlens.detect.formats import (coco_dict, detect_format, read_coco, read_dataset, read_polygons, read_voc,
+                                        read_yolo, to_coco_results, write_coco, write_voc, write_yolo)
 
 CLASSES = ["shirt", "pants", "shoe"]
 W, H = 80, 120
@@ -271,3 +271,94 @@ def test_colorful_fashion_reads_every_image_and_the_ten_classes(shared_datasets,
     again = read_dataset(write_coco(subset, tmp_path / "coco", link_images=True))
     for a, b in zip(subset.images, again.images):
         np.testing.assert_allclose(a.detections.xyxy, b.detections.xyxy)
+
+
+def _ellipse_and_rectangle(height=H, width=W) -> np.ndarray:
+    yy, xx = np.mgrid[:height, :width]
+    masks = np.zeros((2, height, width), bool)
+    masks[0] = ((xx - 40) / 25) ** 2 + ((yy - 40) / 30) ** 2 <= 1
+    masks[1, 80:110, 10:50] = True
+    return masks
+
+
+def test_coco_results_carry_segmentation_that_reads_back_as_the_mask():
+    from fashionlens.masks import mask_from_polygons, mask_iou
+
+    masks = _ellipse_and_rectangle()
+    with_masks = Detections([[15, 10, 65, 70], [10, 80, 50, 110]], [0, 1], [0.9, 0.6], mask=masks)
+    results = to_coco_results([with_masks, Detections.empty(True)])
+    assert [r["category_id"] for r in results] == [1, 2]
+    for record, mask in zip(results, masks):
+        assert record["area"] == int(mask.sum()) and isinstance(record["segmentation"], list)
+        assert mask_iou(mask_from_polygons(record["segmentation"], H, W), mask) > 0.9
+    assert results[1]["bbox"] == [10, 80, 40, 30] and results[0]["score"] == 0.9
+    plain = to_coco_results([Detections(with_masks.xyxy, with_masks.class_id, with_masks.confidence)])
+    assert all("segmentation" not in r and "area" not in r for r in plain)  # without masks: as before
+    no_mask_row = masks.copy()
+    no_mask_row[1] = False  # an object without a mask among ones with
+    mixed = to_coco_results([Detections(with_masks.xyxy, with_masks.class_id, with_masks.confidence, no_mask_row)])
+    assert "segmentation" in mixed[0] and "segmentation" not in mixed[1]
+    speck = np.zeros((1, H, W), bool)
+    speck[0, 5, 5] = True  # too small for a polygon: written as RLE, so the mask is not lost
+    (tiny,) = to_coco_results([Detections([[5, 5, 6, 6]], [0], [0.5], mask=speck)])
+    assert set(tiny["segmentation"]) == {"size", "counts"} and tiny["area"] == 1
+
+
+def test_coco_results_with_masks_score_full_segm_ap_in_pycocotools(tmp_path):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    masks = _ellipse_and_rectangle()
+    truth = Detections([[15, 10, 65, 70], [10, 80, 50, 110]], [0, 1], mask=masks)
+    path = make_image(tmp_path / "a.png")
+    gt = COCO()
+    gt.dataset = coco_dict(DetectionDataset(CLASSES, [AnnotatedImage(path, W, H, truth)]))
+    gt.createIndex()
+    predicted = Detections(truth.xyxy, truth.class_id, [0.9, 0.8], mask=masks)
+    evaluation = COCOeval(gt, gt.loadRes(to_coco_results([predicted])), "segm")
+    evaluation.evaluate(), evaluation.accumulate()
+    assert evaluation.eval["precision"][0, :, :2, 0, -1].min() == pytest.approx(1.0)  # AP@0.5, both classes
+
+
+def test_coco_masks_round_trip_through_write_and_read(dataset, tmp_path):
+    from fashionlens.masks import mask_iou
+
+    masks = _ellipse_and_rectangle()
+    masks[1] = False  # the second object has a box only
+    image = dataset.images[0]
+    image.detections = Detections(image.detections.xyxy, image.detections.class_id, mask=masks)
+    json_path = write_coco(dataset, tmp_path / "coco")
+    written = json.loads(json_path.read_text())["annotations"]
+    assert written[0]["area"] == int(masks[0].sum()) and "segmentation" not in written[1]
+    assert read_coco(json_path).images[0].detections.mask is None  # masks are decoded only on request
+    back = by_name(read_dataset(tmp_path / "coco", masks=True))
+    got = back["a.jpg"].detections.mask
+    assert got.shape == (2, H, W) and mask_iou(got[0], masks[0]) > 0.95 and not got[1].any()
+    assert back["b.png"].detections.mask is None  # no segmentation in that image at all
+    np.testing.assert_allclose(back["a.jpg"].detections.xyxy, image.detections.xyxy, atol=1e-3)
+
+
+def test_coco_rle_and_broken_segmentations_become_masks_or_reports(tmp_path):
+    from pycocotools import mask as mask_utils
+
+    make_image(tmp_path / "images" / "p.jpg")
+    mask = np.zeros((H, W), np.uint8, order="F")
+    mask[40:90, 15:35] = 1
+    rle = mask_utils.encode(mask)
+    rle["counts"] = rle["counts"].decode()
+    coco = {
+        "images": [{"id": 7, "file_name": "p.jpg", "width": W, "height": H}],
+        "categories": [{"id": 1, "name": "shirt"}, {"id": 2, "name": "pants"}],
+        "annotations": [
+            {"id": 1, "image_id": 7, "category_id": 2, "segmentation": rle, "iscrowd": 1},
+            {"id": 2, "image_id": 7, "category_id": 1, "bbox": [1, 1, 10, 10], "segmentation": [[1, 1, 5, 5]]},
+            {"id": 3, "image_id": 7, "category_id": 9, "segmentation": [[1, 1, 9, 1, 9, 9]]},  # unknown class
+        ],
+    }
+    (tmp_path / "instances.json").write_text(json.dumps(coco))
+    result = read_dataset(tmp_path, masks=True)
+    detections = result.images[0].detections
+    assert len(detections) == 2 and detections.mask.shape == (2, H, W)  # rows follow the kept boxes
+    assert np.array_equal(detections.mask[0], mask.astype(bool)) and not detections.mask[1].any()
+    assert "(annotation 2): segmentation not usable" in sources(result) and "box kept" in sources(result)
+    assert "unknown class" in sources(result)

@@ -106,9 +106,9 @@ def test_trained_parser_learns_saves_loads_and_matches_onnx(tiny_parser):
     image, truth = _photo(123)
     eager, onnx = Parser(out, runtime="torch"), Parser(out)
     a, b = eager.parse_image(image), onnx.parse_image(image)
-    assert a.labels.shape == (64, 48) and (a.labels == b.labels).mean() > 0.99
+    assert a.photo_labels().shape == (64, 48) and (a.labels == b.labels).mean() > 0.99
     top = eager.classes.index("top")
-    assert mask_iou(a.labels == top, truth == 2) > 0.5
+    assert mask_iou(a.photo_labels() == top, truth == 2) > 0.5
     again = Parser(load_parser(out), runtime="torch").parse_image(image)
     assert (again.labels == a.labels).all()  # save and load predict the same
     assert parity(load_parser(out), export_parser(load_parser(out), out / "check.onnx", check=False)) > 0.999

@@ -38,12 +38,39 @@ def test_garments_are_detected_and_described(analyzer):
         assert [s.label for s in g.attributes.get("category", [])] == [
             s.label for s in g.attributes.get("category", []) if s.label in fitting]
         assert ("category" in g.attributes) == bool(fitting)
+        types = fitting_labels("type", g.label)  # the street-photo type head: a type that fits, for every kind it knows
+        assert ("type" in g.attributes) == bool(types) and all(s.label in types for s in g.attributes.get("type", []))
         assert g.mask is not None and g.mask.shape == (result.height, result.width)
         as_json = g.to_json()
         assert as_json["area"] == int(g.mask.sum()) and as_json["color_source"] in ("mask", "box")
         assert as_json["color_source"] == "box" or as_json["area"]
         assert all(len(p) >= 6 for p in as_json["polygons"]) and bool(as_json["polygons"]) == bool(as_json["area"])
-    assert set(result.timings_ms) >= {"decode", "detect", "parse", "backbone", "attributes", "colors", "total"}
+    assert set(result.timings_ms) >= {"decode", "detect", "parse", "masks", "backbone", "attributes", "colors", "total"}
+
+
+def test_analyses_export_as_coco_with_mask_segmentations(analyzer, tmp_path):
+    from pycocotools.coco import COCO
+
+    from fashionlens.masks import mask_from_segmentation, mask_iou
+    from fashionlens.pipeline.coco_export import CocoExport
+
+    export = CocoExport(analyzer.detector.classes)
+    results = {}
+    for name in ("pants_2.jpg", "longsleeve_1.jpg"):
+        results[name] = analyzer.analyze(SAMPLES / name, similar=False)
+        export.add(name, results[name])
+    data = export.to_dict()
+    garments = [g for r in results.values() for g in r.items if not g.whole_image]
+    assert len(data["images"]) == 2 and len(data["annotations"]) == len(garments) > 0
+    coco = COCO()
+    coco.dataset = data
+    coco.createIndex()
+    for ann, g in zip(data["annotations"], garments):
+        image = coco.imgs[ann["image_id"]]
+        assert coco.cats[ann["category_id"]]["name"] == g.label and ann["score"] == pytest.approx(g.score, abs=1e-4)
+        if g.mask is not None and g.mask.any():
+            assert ann["area"] == int(g.mask.sum())
+            assert mask_iou(mask_from_segmentation(ann["segmentation"], image["height"], image["width"]), g.mask) > 0.8
 
 
 def test_a_bag_gets_no_category_and_a_disputed_label_is_kept():

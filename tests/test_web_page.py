@@ -309,3 +309,38 @@ def test_the_page_fits_a_phone(browser, server):
         shot(page, "phone-history")
     finally:
         context.close()
+
+
+def drawn_masks(page) -> list[dict]:
+    """Each visible mask path's index and its bounds in the photo's own pixels, read back from the page's layout."""
+    return page.evaluate("""() => {
+        const img = document.querySelector('.stage img').getBoundingClientRect();
+        return [...document.querySelectorAll('.masks path.mask:not([hidden])')].map((el) => {
+            const r = el.getBoundingClientRect();
+            return {index: Number(el.dataset.index), box: [r.left - img.left, r.top - img.top, r.right - img.left,
+                    r.bottom - img.top], width: img.width, fill: getComputedStyle(el).fillOpacity,
+                    shown: getComputedStyle(el.ownerSVGElement).display !== 'none'};
+        });
+    }""")
+
+
+def test_each_garment_mask_is_drawn_in_place_under_its_box_and_can_be_hidden(page):
+    analysis = analyse_upload(page, SAMPLES / "longsleeve_1.jpg")
+    with_masks = [i for i, g in enumerate(analysis["items"]) if g["polygons"]]
+    assert with_masks, "the shipped parser gave this photo's garments no mask"
+    masks = {m["index"]: m for m in drawn_masks(page)}
+    assert sorted(masks) == with_masks
+    scale = masks[with_masks[0]]["width"] / analysis["width"]
+    for i in with_masks:
+        xs = [v for p in analysis["items"][i]["polygons"] for v in p[0::2]]
+        ys = [v for p in analysis["items"][i]["polygons"] for v in p[1::2]]
+        expected = [min(xs) * scale, min(ys) * scale, max(xs) * scale, max(ys) * scale]
+        assert masks[i]["box"] == pytest.approx(expected, abs=2.5)  # where the polygons say, on the photo
+        assert masks[i]["shown"] and 0 < float(masks[i]["fill"]) < 1  # translucent
+        source = page.locator(f"#card-{i} .colour-source")
+        assert source.get_attribute("data-source") == analysis["items"][i]["color_source"]
+    shot(page, "analyse-masks")
+    page.locator("#show-masks").uncheck()  # boxes only
+    assert not any(m["shown"] for m in drawn_masks(page)) and page.locator(".box:not([hidden])").count()
+    page.locator("#show-masks").check()
+    assert all(m["shown"] for m in drawn_masks(page))

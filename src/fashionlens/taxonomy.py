@@ -26,6 +26,14 @@ FITTING: dict[str, dict[str, tuple[str, ...]]] = {
         "jacket": ("outwear",), "shirt": ("shirt", "longsleeve", "t-shirt"), "pants": ("pants",),
         "shorts": ("shorts",), "skirt": ("skirt",), "dress": ("dress",), "shoe": ("shoes",), "hat": ("hat",),
     },
+    "type": {  # the shipped street-photo type head (CCP's names, merged as in taxonomy_types)
+        "jacket": ("blazer", "cape", "coat", "jacket", "suit", "sweater", "sweatshirt", "vest"),
+        "shirt": ("blouse", "shirt", "sweater", "sweatshirt", "t-shirt", "top", "vest"),
+        "pants": ("jeans", "leggings", "pants"), "shorts": ("shorts",), "skirt": ("skirt",),
+        "dress": ("dress", "romper"), "shoe": ("boots", "heels", "loafers", "sandals", "shoes", "sneakers"),
+        "bag": ("bag", "purse", "wallet"), "sunglass": ("glasses", "sunglasses"), "hat": ("hat",),
+        "socks": ("socks", "stockings"), "belt": ("belt",), "scarf": ("scarf", "tie"),
+    },
 }
 
 

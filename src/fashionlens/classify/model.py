@@ -40,6 +40,12 @@ def make_head(in_dim: int, spec: TaskSpec) -> nn.Module:
     return nn.Sequential(nn.Dropout(spec.input_dropout), nn.Linear(in_dim, len(spec.classes)))
 
 
+def _module_key(task: str) -> str:
+    """The task's key among the heads: its name, unless that is already an `nn.Module` attribute ("type",
+    "train", "eval"...), which a `ModuleDict` refuses; those get a trailing underscore."""
+    return f"{task}_" if hasattr(nn.Module, task) else task
+
+
 class Heads(nn.Module):
     """The trainable part in linear mode: features in, logits per task out.
 
@@ -51,7 +57,7 @@ class Heads(nn.Module):
     def __init__(self, in_dim: int, tasks: list[TaskSpec], standardize: bool = False):
         super().__init__()
         self.tasks = list(tasks)
-        self.by_task = nn.ModuleDict({t.name: make_head(in_dim, t) for t in tasks})
+        self.by_task = nn.ModuleDict({_module_key(t.name): make_head(in_dim, t) for t in tasks})
         self.register_buffer("shift", torch.zeros(in_dim) if standardize else None)
         self.register_buffer("scale", torch.ones(in_dim) if standardize else None)
 
@@ -75,7 +81,7 @@ class Heads(nn.Module):
 
     def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         x = self.inputs(features)
-        return {name: head(x) for name, head in self.by_task.items()}
+        return {t.name: self.by_task[_module_key(t.name)](x) for t in self.tasks}
 
     def probabilities(self, features: np.ndarray) -> dict[str, np.ndarray]:
         """Softmax per task for a batch of backbone features (the heads in eval mode)."""

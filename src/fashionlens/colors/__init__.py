@@ -15,6 +15,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from fashionlens.masks import mask_box
+
 # name -> sRGB anchors. The neutrals sit where photographed garments fall, not at paint colours: a black
 # product photographs at L* 20-40, a white one at 70-85 (fashion-products medians).
 # Metallics are told apart by colour alone: silver is a light grey, gold a yellow ochre. "neon" is the very
@@ -146,12 +148,19 @@ def named_colors(
     `box` (x1, y1, x2, y2 in pixels) restricts the count to a detected garment. `remove_background`: None
     removes a white backdrop only when the region's border is mostly near-white (product photos); if that
     would leave under 5% of the pixels (a white garment filling the frame) all pixels are kept. `mask` (bool,
-    the whole image's size) counts only the garment's own pixels, with no backdrop removal; an empty one is a
-    ValueError (the caller falls back to the box).
+    the whole image's size) counts only the garment's own pixels (inside `box` if given, else inside the mask's
+    own box, so a small garment keeps its resolution), with no backdrop removal: the mask already leaves the
+    background out. An empty mask is a ValueError (the caller falls back to the box).
     """
     if mask is not None:
+        mask = np.asarray(mask)
         if mask.shape != (image.height, image.width):
-            raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]}, the image {image.width}x{image.height}")
+            raise ValueError(f"mask has shape {mask.shape}, not the {image.width}x{image.height} image's "
+                             f"({image.height}, {image.width})")
+        if box is None:
+            box = mask_box(mask)
+            if box is None:
+                raise ValueError("the mask has no pixels (an empty mask)")
         mask_image = Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8) * 255)
     if box is not None:
         x1, y1, x2, y2 = box
@@ -174,7 +183,7 @@ def named_colors(
     if mask is not None:
         keep = np.asarray(mask_image.resize(image.size, Image.Resampling.NEAREST)) > 0
         if not keep.any():
-            raise ValueError("the mask has no pixels here")
+            raise ValueError("the mask has no pixels here (empty inside the box, or too thin for the reduced size)")
     elif remove_background or (remove_background is None and has_white_backdrop(white)):
         keep = ~background_mask(white)
         if keep.mean() < 0.05:

@@ -147,13 +147,19 @@ def crop(
     detect: Annotated[bool, typer.Option("--detect", help="Crop what the detector finds instead of annotated boxes.")] = False,
     model: Annotated[Optional[Path], typer.Option("--model", help="Detector folder for --detect (default: the shipped one).")] = None,
     min_score: Annotated[float, typer.Option("--min-score", min=0.0, max=1.0)] = 0.4,
+    part: Annotated[Optional[str], typer.Option(help="Only the photos of this part held out by file name as the detector holds them out (10% validation, 15% test): train, validation, test or trainval.")] = None,
+    mask: Annotated[Optional[str], typer.Option("--mask", help="white|transparent: outside each object's mask (COCO "
+                                                "polygons or RLE, label maps) the crop is white (JPEG) or transparent (PNG); "
+                                                "objects without a mask are reported and skipped.")] = None,
 ) -> None:
     """Cut every annotated (or detected) object out into a folder per class, for training on single garments."""
     from rich.table import Table
 
     from fashionlens.cli_common import console, fail, image_paths, report_skipped
-    from fashionlens.detect.crop import crop_objects
+    from fashionlens.detect.crop import MASK_MODES, crop_objects
 
+    if mask is not None and mask not in MASK_MODES:
+        fail(f"--mask must be one of {', '.join(MASK_MODES)}, not {mask!r}")
     if detect:
         files = image_paths(data, "images to crop")
         detector = _load(model)
@@ -163,10 +169,27 @@ def crop(
     else:
         if len(data) != 1:
             fail("give one annotated dataset (or use --detect with photos)")
-        dataset = _read(Path(data[0]), format)
+        if mask is None:
+            dataset = _read(Path(data[0]), format)
+        else:  # as _read, with the segmentations decoded into masks
+            from fashionlens.detect.formats import read_dataset
+
+            try:
+                dataset = read_dataset(Path(data[0]), format=format, progress=sys.stderr.isatty(), masks=True)
+            except (FileNotFoundError, ValueError) as exc:
+                fail(str(exc))
         classes, skipped, source = dataset.classes, dataset.skipped, dataset
+        if part is not None:
+            from fashionlens.detect.train import PARTS, split_dataset
+
+            if part not in (*PARTS, "trainval"):
+                fail(f"--part must be one of {', '.join(PARTS)} or trainval, not {part!r}")
+            parts = split_dataset(dataset, 0.1, 0.15)
+            source = parts["train" if part == "trainval" else part]
+            if part == "trainval":
+                source.images += parts["validation"].images
     try:
-        report = crop_objects(source, out, padding=padding, classes=classes)
+        report = crop_objects(source, out, padding=padding, classes=classes, mask=mask)
     except (FileNotFoundError, ValueError) as exc:
         fail(str(exc))
     report_skipped(skipped + report.skipped)

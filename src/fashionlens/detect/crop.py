@@ -1,4 +1,9 @@
-"""One image per garment: each annotated or detected box cut out into a folder per class, for attribute training."""
+"""One image per garment: each annotated or detected box cut out into a folder per class, for attribute training.
+
+With a mask mode the crop keeps only the garment's own pixels (`Detections.mask`): the rest of the box is white
+(a JPEG, like a product shot) or transparent (a PNG), so a model trained on crops never learns the neighbour's
+sleeve or the street behind.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from fashionlens.data.samples import SkippedInput
 from fashionlens.detect.boxed_images import Items, readable_images, with_classes
 from fashionlens.detect.formats.output import save_image
+
+
+MASK_MODES = ("white", "transparent")
 
 
 @dataclass
@@ -33,14 +44,31 @@ def folder_name(class_name: str) -> str:
     return class_name.replace("/", "_").replace("\\", "_").strip(". ") or "_"
 
 
+def _masked(crop: Image.Image, inside: np.ndarray, mode: str) -> Image.Image:
+    """The crop with everything outside `inside` (bool, the crop's size) white, or transparent."""
+    if mode == "transparent":
+        rgba = crop.convert("RGBA")
+        rgba.putalpha(Image.fromarray(inside.astype(np.uint8) * 255))
+        return rgba
+    rgb = np.array(crop.convert("RGB"))
+    rgb[~inside] = 255
+    return Image.fromarray(rgb)
+
+
 def crop_objects(data: Items, out_dir: str | Path,
-                 padding: float = 0.0, classes: list[str] | None = None, progress: bool = True) -> CropReport:
+                 padding: float = 0.0, classes: list[str] | None = None, progress: bool = True,
+                 mask: str | None = None) -> CropReport:
     """Write `out_dir/<class>/<image>_<n>.jpg` for box n of every image; unreadable images are reported and skipped.
 
-    `data` is a dataset, or (image path, detections) pairs with `classes` naming their class ids.
+    `data` is a dataset, or (image path, detections) pairs with `classes` naming their class ids. `mask`
+    ("white" or "transparent", the latter written as `.png`) blanks the crop outside the object's mask; an
+    object without a mask (or with an empty one) is reported in `skipped`.
     """
     if padding < 0:
         raise ValueError(f"padding must be >= 0 (a fraction of the box size), got {padding}")
+    if mask is not None and mask not in MASK_MODES:
+        raise ValueError(f"mask must be one of {', '.join(MASK_MODES)}, not {mask!r}")
+    suffix = ".png" if mask == "transparent" else ".jpg"
     classes, pairs = with_classes(data, classes, "crop_objects")
     out_dir = Path(out_dir)
     report = CropReport(out_dir, {})
@@ -55,8 +83,24 @@ def crop_objects(data: Items, out_dir: str | Path,
             if x2 <= x1 or y2 <= y1:
                 report.skipped.append(SkippedInput(f"{path} (box {n})", f"box {box} has no area inside the image"))
                 continue
-            target = out_dir / folder_name(classes[class_id]) / f"{stem}_{n}.jpg"
-            save_image(image.crop((x1, y1, x2, y2)), target)
+            crop = image.crop((x1, y1, x2, y2))
+            if mask is not None:
+                masks = detections.mask
+                if masks is None or not masks[n - 1].any():
+                    report.skipped.append(SkippedInput(f"{path} (box {n})", "no mask for this object (the data has no "
+                                                       "segmentation for it)"))
+                    continue
+                if masks.shape[1:] != (image.height, image.width):
+                    report.skipped.append(SkippedInput(f"{path} (box {n})", f"mask is {masks.shape[2]}x"
+                                                       f"{masks.shape[1]}, the image {image.width}x{image.height}"))
+                    continue
+                inside = masks[n - 1, y1:y2, x1:x2]
+                if not inside.any():
+                    report.skipped.append(SkippedInput(f"{path} (box {n})", "its mask has no pixels inside the box"))
+                    continue
+                crop = _masked(crop, inside, mask)
+            target = out_dir / folder_name(classes[class_id]) / f"{stem}_{n}{suffix}"
+            save_image(crop, target)
             report.written.append(target)
             counts[classes[class_id]] += 1
     report.counts = dict(sorted(counts.items()))

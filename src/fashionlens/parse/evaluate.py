@@ -14,7 +14,7 @@ from fashionlens.detect.formats.output import save_image
 from fashionlens.images import ImageError, read_image_file
 from fashionlens.model_folder import write_json_atomic
 from fashionlens.parse.dataset import MaskDataset
-from fashionlens.parse.inference import ParsedImage, Parser
+from fashionlens.parse.inference import Parser
 from fashionlens.parse.labels import source_to_class
 from fashionlens.parse.metrics import confusion, parsing_metrics
 from fashionlens.progress import progress_bar
@@ -54,7 +54,7 @@ def evaluate_parser(parser: Parser, dataset: MaskDataset, out_dir: str | Path | 
             except (ImageError, ValueError) as exc:
                 failures.append(SkippedInput(str(item.path), getattr(exc, "reason", str(exc))))
                 continue
-            cm = confusion(truth, parser.parse_image(image).labels, n)
+            cm = confusion(truth, parser.parse_image(image).photo_labels(), n)
             total += cm
             scored.append((parsing_metrics(cm, parser.classes)["group_miou"], item, image, truth))
     if not scored:
@@ -71,7 +71,7 @@ def evaluate_parser(parser: Parser, dataset: MaskDataset, out_dir: str | Path | 
         worst = sorted(scored, key=lambda s: s[0])[:WORST]
         rows = []
         for score, item, image, truth in worst:
-            predicted = parser.parse_image(image).labels
+            predicted = parser.parse_image(image).photo_labels()
             side = Image.new("RGB", (image.width * 2, image.height))
             side.paste(overlay(image, truth), (0, 0))
             side.paste(overlay(image, predicted), (image.width, 0))
@@ -100,10 +100,10 @@ def segment_files(parser: Parser, paths: list[Path], out_dir: str | Path, *, ove
             except ImageError as exc:
                 failures.append(SkippedInput(str(path), exc.reason))
                 continue
-            parsed: ParsedImage = parser.parse_image(image)
+            labels = parser.parse_image(image).photo_labels()
             target = out / f"{path.stem}.png"
-            save_image(Image.fromarray(parsed.labels, mode="L"), target)
+            save_image(Image.fromarray(labels, mode="L"), target)
             if overlay_too:
-                save_image(overlay(image, parsed.labels), out / f"{path.stem}.overlay.jpg")
+                save_image(overlay(image, labels), out / f"{path.stem}.overlay.jpg")
             written.append(target)
     return written, failures

@@ -1,5 +1,6 @@
 """Running the parser on photos: letterbox, the network on ONNX Runtime (class and confidence per pixel come out
-of the graph), then the unpadded part resized back to the photo's own pixels by nearest neighbour.
+of the graph), and the unpadded part kept at the parser's own grid: garment masks are worked out there (a few
+hundred pixels a side, whatever the photo's size) and only their results are brought to the photo's pixels.
 
 The ONNX file is the folder's own export when it matches the weights, otherwise one made on first use and kept
 in the cache, keyed by the weights hash; `runtime="torch"` is the eager reference.
@@ -28,15 +29,38 @@ OUTPUTS = ["labels", "confidence"]
 
 @dataclass
 class ParsedImage:
-    """One photo parsed: a class index per pixel of the photo, and the parser's confidence in it (0..1)."""
+    """One photo parsed: a class index per cell of the parser's grid (the photo scaled to fit its input), the
+    parser's confidence in it (0..1), and the photo's own size to bring grid masks back to."""
 
-    labels: np.ndarray  # uint8 [H, W], index into `classes`
-    confidence: np.ndarray  # float32 [H, W]
+    labels: np.ndarray  # uint8 [h, w], index into `classes`
+    confidence: np.ndarray  # float32 [h, w]
     classes: list[str]
+    size: tuple[int, int] | None = None  # the photo's (width, height); None: the grid is the photo
+
+    @property
+    def photo_size(self) -> tuple[int, int]:
+        return tuple(self.size) if self.size else (self.labels.shape[1], self.labels.shape[0])
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """Grid cells per photo pixel, (x, y)."""
+        width, height = self.photo_size
+        return self.labels.shape[1] / width, self.labels.shape[0] / height
 
     def mask_of(self, names) -> np.ndarray:
-        """Pixels whose class is one of `names`."""
+        """Grid cells whose class is one of `names`."""
         return np.isin(self.labels, [self.classes.index(n) for n in names if n in self.classes])
+
+    def to_photo(self, grid: np.ndarray) -> np.ndarray:
+        """A grid array (labels or a bool mask) at the photo's pixels, by nearest neighbour."""
+        if self.photo_size == (grid.shape[1], grid.shape[0]):
+            return grid
+        out = Image.fromarray(grid.astype(np.uint8)).resize(self.photo_size, Image.Resampling.NEAREST)
+        return np.asarray(out).astype(grid.dtype, copy=False)
+
+    def photo_labels(self) -> np.ndarray:
+        """A class index per pixel of the photo."""
+        return self.to_photo(self.labels)
 
 
 class _Labelled(nn.Module):
@@ -94,11 +118,10 @@ class Parser:
         return labels.numpy(), confidence.numpy()
 
     def parse_image(self, image: Image.Image) -> ParsedImage:
-        """Class and confidence for every pixel of one decoded RGB photo."""
+        """Class and confidence on the parser's grid for one decoded RGB photo (`photo_labels()`: per pixel)."""
         boxed, scale = letterbox(image, self.input_size)
         pre = self.model.preprocess
         labels, confidence = self._run(to_tensor(boxed, pre.mean, pre.std)[None])
         h, w = max(1, round(image.height * scale)), max(1, round(image.width * scale))
-        labels = Image.fromarray(labels[0, :h, :w]).resize(image.size, Image.Resampling.NEAREST)
-        confidence = Image.fromarray(confidence[0, :h, :w]).resize(image.size, Image.Resampling.NEAREST)
-        return ParsedImage(np.asarray(labels), np.asarray(confidence), self.classes)
+        return ParsedImage(np.ascontiguousarray(labels[0, :h, :w]), np.ascontiguousarray(confidence[0, :h, :w]),
+                           self.classes, image.size)

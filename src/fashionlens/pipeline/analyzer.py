@@ -25,7 +25,7 @@ from fashionlens.classify.inference import LabelScore, top_labels
 from fashionlens.classify.model import mirrored
 from fashionlens.classify.model_io import LoadedModel, load_model
 from fashionlens.colors import named_colors
-from fashionlens.defaults import default_classifier_dir
+from fashionlens.defaults import SHIPPED_CLASSIFIERS
 from fashionlens.detect.crop import padded_box
 from fashionlens.detect.inference import Detector
 from fashionlens.embeddings import Embedder, default_embedder
@@ -44,7 +44,8 @@ DEFAULT = "default"
 class PipelineConfig:
     detector: str | None = DEFAULT  # a detector folder, "default" (the shipped one) or None: whole photos only
     parser: str | None = DEFAULT  # a garment parser folder, "default" or None: colours from boxes, no masks
-    classifiers: tuple[str, ...] = (DEFAULT,)  # attribute models: folders or "default" (garment category)
+    # attribute models: folders, or the shipped "default" (garment category) and "types" (street-photo fine type)
+    classifiers: tuple[str, ...] = (DEFAULT, "types")
     min_score: float = 0.4  # detections below this are dropped
     max_items: int = 12  # garments described per photo, most confident first
     same_garment_iou: float = 0.7  # boxes of different classes overlapping this much are one garment: the best wins
@@ -89,7 +90,7 @@ class Analyzer:
         self.parser = (Parser(None if self.config.parser == DEFAULT else Path(self.config.parser))
                        if self.config.parser and self.detector is not None else None)
         self.classifiers: list[LoadedModel] = [
-            load_model(default_classifier_dir() if c == DEFAULT else Path(c)) for c in self.config.classifiers]
+            load_model(SHIPPED_CLASSIFIERS[c]() if c in SHIPPED_CLASSIFIERS else Path(c)) for c in self.config.classifiers]
         tasks = [t.name for m in self.classifiers for t in m.classifier.tasks]
         if len(set(tasks)) != len(tasks):
             raise ValueError(f"attribute models predict the same task twice ({tasks}); give models with distinct tasks")
@@ -186,6 +187,7 @@ class Analyzer:
         if self.parser is not None:
             with _timer(timings, "parse"):
                 parsed = self.parser.parse_image(image)
+            with _timer(timings, "masks"):
                 found = sorted(garment_masks(parsed, boxes, labels, scores), key=lambda g: -g.score)[:self.config.max_items]
             boxes, labels, scores = [g.box for g in found], [g.label for g in found], [g.score for g in found]
             masks, sources = [g.mask for g in found], [g.source for g in found]

@@ -2,7 +2,8 @@
 
 Pixels that two boxes of one kind both claim go to the box whose centre is nearer (two shoes in overlapping
 boxes); a paired kind's box over two separate parts becomes two garments; a garment the parser sees clearly
-that no box covers is added with the parser as its source.
+that no box covers is added with the parser as its source. All of it happens on the parser's grid (boxes scaled
+into it); only the finished masks are brought to the photo's pixels, so the cost does not grow with the photo.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 from scipy import ndimage
 
 from fashionlens.detect.crop import padded_box
+from fashionlens.masks import mask_box
 from fashionlens.parse.inference import ParsedImage
 from fashionlens.parse.labels import NOT_GARMENT
 from fashionlens.taxonomy import LABEL_OF_PARSER_CLASS, PAIRED, PARSER_CLASSES
@@ -23,7 +25,7 @@ class GarmentMask:
     label: str
     score: float
     box: tuple[float, float, float, float]
-    mask: np.ndarray  # bool [H, W]
+    mask: np.ndarray  # bool [H, W] (the photo's pixels once returned by `garment_masks`)
     source: str  # "detector" or "parser"
 
 
@@ -39,11 +41,6 @@ def _kind_classes(label: str, parsed: ParsedImage) -> list[str]:
     return list(PARSER_CLASSES.get(label, [c for c in parsed.classes if c not in NOT_GARMENT]))
 
 
-def _box_of(mask: np.ndarray) -> tuple[float, float, float, float]:
-    ys, xs = np.nonzero(mask)
-    return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
-
-
 def _split_pair(g: GarmentMask, rules: MaskRules) -> list[GarmentMask]:
     parts, n = ndimage.label(g.mask)
     if n < 2:
@@ -54,13 +51,17 @@ def _split_pair(g: GarmentMask, rules: MaskRules) -> list[GarmentMask]:
         return [g]
     first = parts == big[0] + 1
     second = g.mask & ~first  # the rest, so no pixel is lost
-    return [GarmentMask(g.label, g.score, _box_of(m), m, g.source) for m in (first, second)]
+    return [GarmentMask(g.label, g.score, None, m, g.source) for m in (first, second)]  # boxes from the masks
 
 
 def garment_masks(parsed: ParsedImage, boxes: list, labels: list[str], scores: list[float],
                   rules: MaskRules = MaskRules()) -> list[GarmentMask]:
-    """Masks of the detected garments (input order, a split pair's second part after them), then the added ones."""
+    """Masks of the detected garments (input order, a split pair's second part after them), then the added ones.
+
+    `boxes` are in the photo's pixels, as are the masks returned; a split or added garment's box is its mask's."""
     height, width = parsed.labels.shape
+    sx, sy = parsed.scale
+    photo_boxes, boxes = boxes, [(b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy) for b in boxes]  # into the grid
     claims = []
     for box, label in zip(boxes, labels):
         x1, y1, x2, y2 = padded_box(box, rules.box_padding, width, height)
@@ -79,7 +80,7 @@ def garment_masks(parsed: ParsedImage, boxes: list, labels: list[str], scores: l
             for k, i in enumerate(same):
                 claims[i][ys, xs] = nearest == k
     garments = [GarmentMask(lab, float(s), tuple(float(v) for v in b), m, "detector")
-                for b, lab, s, m in zip(boxes, labels, scores, claims)]
+                for b, lab, s, m in zip(photo_boxes, labels, scores, claims)]
     extra = []
     for i, g in enumerate(garments):
         if g.label in PAIRED and labels.count(g.label) == 1 and g.mask.any():
@@ -99,5 +100,9 @@ def garment_masks(parsed: ParsedImage, boxes: list, labels: list[str], scores: l
                 continue
             confidence = float(parsed.confidence[part].mean())
             if confidence >= rules.min_added_confidence:
-                extra.append(GarmentMask(label, confidence, _box_of(part), part, "parser"))
-    return garments + extra
+                extra.append(GarmentMask(label, confidence, None, part, "parser"))
+    out = []
+    for g in garments + extra:
+        mask = parsed.to_photo(g.mask)
+        out.append(GarmentMask(g.label, g.score, mask_box(mask) if g.box is None else g.box, mask, g.source))
+    return out

@@ -45,6 +45,8 @@ def analyze(
     min_score: Annotated[float, typer.Option("--min-score", min=0, max=1, help="Drop detections below this score.")] = 0.4,
     similar: Annotated[int, typer.Option("--similar", min=0, help="Similar catalogue items per garment (needs --db).")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document per photo, one per line.")] = False,
+    coco: Annotated[Optional[Path], typer.Option("--coco", help="Also write every garment to this COCO file (boxes, "
+                                                 "scores, mask polygons as segmentation).")] = None,
 ) -> None:
     """Each garment in each photo: box, label, attributes, colours (and similar items with --db)."""
     from dataclasses import replace
@@ -65,12 +67,19 @@ def analyze(
     except (CatalogError, ValueError) as exc:
         fail(str(exc))
     skipped = []
+    export = None
+    if coco is not None:
+        from fashionlens.pipeline.coco_export import CocoExport
+
+        export = CocoExport(analyzer.detector.classes if analyzer.detector is not None else None)
     for path in files:
         try:
             result = analyzer.analyze(path)
         except ImageError as exc:
             skipped.append(SkippedInput(str(path), exc.reason))
             continue
+        if export is not None:
+            export.add(path, result)
         if as_json:
             print(json.dumps({"image": str(path), **result.to_json()}), flush=True)
             continue
@@ -84,6 +93,11 @@ def analyze(
             console.print(f"  {g.label} {g.score:.2f} [{box}] {attrs}; {colors}{similar_ids}", highlight=False)
     if catalog is not None:
         catalog.close()
+    if export is not None:
+        from fashionlens.atomic import write_text_atomic
+
+        write_text_atomic(coco, json.dumps(export.to_dict()))
+        console.print(f"COCO file written to [bold]{coco}[/bold]")
     report_skipped(skipped)
     if skipped and len(skipped) == len(files):
         raise typer.Exit(1)

@@ -36,13 +36,28 @@ class SimilarOut(BaseModel):
     attributes: dict[str, str]
 
 
+class DisputedOut(BaseModel):
+    model: str = Field(description="The attribute model's folder name.")
+    task: str
+    label: str = Field(description="The model's own best label, which does not fit the garment's kind.")
+    score: float
+
+
 class GarmentOut(BaseModel):
     label: str
     score: float
     box: list[float] = Field(description="x1, y1, x2, y2 in the photo's pixels.")
     whole_image: bool = Field(description="Nothing was detected: the photo was analysed as one item.")
+    source: str = Field(default="detector", description="Who found it: detector, parser, or classifier (a whole photo).")
+    polygons: list[list[float]] = Field(default_factory=list, description="The garment's own pixels as simplified "
+                                        "polygons [x1, y1, x2, y2, ...] in the photo's pixels (COCO style).")
+    area: int | None = Field(default=None, description="The mask's pixel count (None without a parser).")
     attributes: dict[str, list[LabelScoreOut]]
     colors: list[ColorOut]
+    color_source: str = Field(default="box", description="mask: colours of the garment's own pixels; box or image "
+                              "where it had none.")
+    disputed: list[DisputedOut] = Field(default_factory=list, description="What a model said that does not fit "
+                                        "the garment's kind, and was left out of its attributes.")
     similar: list[SimilarOut]
 
 

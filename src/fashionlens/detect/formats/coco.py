@@ -2,8 +2,10 @@
 
 `bbox` is [x, y, width, height]; an annotation without one gets the box of its `segmentation` (polygons,
 or RLE through pycocotools). `iscrowd` regions are kept as ordinary boxes, since `Detections` has no
-ignore flag. Ids written here are position + 1 (images) and class index + 1 (categories), the ids
-`to_coco_results` uses for predictions.
+ignore flag. With `masks=True` the segmentations also become `Detections.mask`, for mask-based tools (crops
+on white or transparent, colours of the garment's own pixels); out, a mask is written as polygons (`masks.py`)
+with its pixel count as `area`. Ids written here are position + 1 (images) and class index + 1 (categories),
+the ids `to_coco_results` uses for predictions.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from fashionlens.data.samples import SkippedInput
 from fashionlens.detect.detections import AnnotatedImage, DetectionDataset, Detections
 from fashionlens.detect.formats.checks import ImageBuilder, image_size, polygon_box
 from fashionlens.detect.formats.output import place_image, relative_names
+from fashionlens.masks import mask_from_segmentation, mask_to_rle, polygons_from_mask, segmentation_rle
 from fashionlens.progress import progress_bar
 
 ANNOTATION_FILE = "annotations.json"
@@ -35,8 +38,7 @@ def segmentation_box(segmentation, width: int, height: int) -> list[float]:
     if isinstance(segmentation, dict) and "counts" in segmentation:
         from pycocotools import mask as mask_utils
 
-        rle = mask_utils.frPyObjects(segmentation, height, width) if isinstance(segmentation["counts"], list) else segmentation
-        x, y, w, h = mask_utils.toBbox(rle).tolist()
+        x, y, w, h = mask_utils.toBbox(segmentation_rle(segmentation, height, width)).tolist()
         return [x, y, x + w, y + h]
     raise ValueError("segmentation is neither polygons nor RLE")
 
@@ -58,11 +60,14 @@ def _find_image(file_name: str, roots: list[Path]) -> Path | None:
 
 
 def read_coco(json_path: str | Path, images_root: str | Path | None = None, classes: list[str] | None = None,
-              progress: bool = False) -> DetectionDataset:
+              progress: bool = False, *, masks: bool = False) -> DetectionDataset:
     """Read a COCO file; broken images and annotations are reported in `skipped`, never fatal.
 
     Images are looked up under `images_root`, else beside the JSON file and in its `images/` folder.
-    Classes are `classes` (matched by category name) or the categories in id order.
+    Classes are `classes` (matched by category name) or the categories in id order. `masks` decodes each
+    annotation's segmentation into `Detections.mask` (in an image where some annotation has one; an annotation
+    without one, or with an unusable one, keeps its box and gets an all-False row). The masks are held in
+    memory, one bool byte per pixel per object.
     """
     json_path = Path(json_path)
     try:
@@ -108,6 +113,7 @@ def read_coco(json_path: str | Path, images_root: str | Path | None = None, clas
                 skipped.append(SkippedInput(source, "no annotations for this image"))
                 continue
             builder = ImageBuilder(source, width, height, skipped)
+            object_masks: list[np.ndarray | None] = []  # one per box the builder kept
             for ann in anns:
                 what = f"annotation {ann.get('id')}"
                 try:
@@ -116,16 +122,42 @@ def read_coco(json_path: str | Path, images_root: str | Path | None = None, clas
                     skipped.append(SkippedInput(f"{source} ({what})", str(exc)))
                     continue
                 cat = ann.get("category_id")
+                kept = len(builder.boxes)
                 builder.add(box, category_class.get(cat), what, category_name.get(cat, f"category_id {cat}"))
+                if masks and len(builder.boxes) > kept:
+                    object_masks.append(_annotation_mask(ann, width, height, f"{source} ({what})", skipped))
             if builder.boxes:
-                images.append(builder.build(image_path))
+                image = builder.build(image_path)
+                if any(m is not None for m in object_masks):
+                    d = image.detections
+                    stacked = np.stack([np.zeros((height, width), bool) if m is None else m for m in object_masks])
+                    image.detections = Detections(d.xyxy, d.class_id, d.confidence, stacked)
+                images.append(image)
             else:
                 skipped.append(SkippedInput(source, "no usable box left (see the annotation reports)"))
     return DetectionDataset(names, images, str(json_path), skipped)
 
 
+def _annotation_mask(ann: dict, width: int, height: int, what: str, skipped: list[SkippedInput]) -> np.ndarray | None:
+    """The annotation's segmentation as a bool [height, width] mask; None without one (or, reported, a broken one)."""
+    if not ann.get("segmentation"):
+        return None
+    try:
+        return mask_from_segmentation(ann["segmentation"], height, width)
+    except (ValueError, TypeError, KeyError) as exc:
+        skipped.append(SkippedInput(what, f"segmentation not usable ({exc}); box kept without a mask"))
+        return None
+
+
+def _segmentation(mask: np.ndarray) -> list[list[float]] | dict:
+    """Polygons of a mask; an RLE where every part is too small for a polygon, so no mask is lost."""
+    return polygons_from_mask(mask) or mask_to_rle(mask)
+
+
 def detections_to_coco(detections: Detections, image_id: int) -> list[dict]:
-    """COCO annotation (or, with scores, result) dicts for one image; category id = class index + 1."""
+    """COCO annotation (or, with scores, result) dicts for one image; category id = class index + 1.
+
+    Objects with a (non-empty) mask also get `segmentation` (polygons) and `area` (the mask's pixel count)."""
     xywh = detections.xyxy.astype(np.float64).copy()
     xywh[:, 2:] -= xywh[:, :2]
     records = []
@@ -133,6 +165,9 @@ def detections_to_coco(detections: Detections, image_id: int) -> list[dict]:
         record = {"image_id": image_id, "category_id": class_id + 1, "bbox": [round(v, 3) for v in box]}
         if detections.confidence is not None:
             record["score"] = round(float(detections.confidence[i]), 5)
+        if detections.mask is not None and detections.mask[i].any():
+            record["segmentation"] = _segmentation(detections.mask[i])
+            record["area"] = int(np.count_nonzero(detections.mask[i]))
         records.append(record)
     return records
 
@@ -154,7 +189,8 @@ def coco_dict(dataset: DetectionDataset, file_names: Sequence[str] | None = None
     for position, (image, file_name) in enumerate(zip(dataset.images, file_names)):
         images.append({"id": position + 1, "file_name": file_name, "width": image.width, "height": image.height})
         for record in detections_to_coco(image.detections, position + 1):
-            record.update(id=len(annotations) + 1, area=record["bbox"][2] * record["bbox"][3], iscrowd=0)
+            area = record.get("area", record["bbox"][2] * record["bbox"][3])  # the mask's pixels, else the box's
+            record.update(id=len(annotations) + 1, area=area, iscrowd=0)
             annotations.append(record)
     categories = [{"id": i + 1, "name": name} for i, name in enumerate(dataset.classes)]
     return {"images": images, "annotations": annotations, "categories": categories}

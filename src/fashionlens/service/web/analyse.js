@@ -102,10 +102,17 @@ export function renderAnalysis(area, analysis, src) {
     if (items.some((other, j) => j !== i && contains(other.box, garment.box))) boxes[i].classList.add("inside");
   });
   const cards = items.map((garment, i) => card(garment, i));
+  const { layer, fills } = maskLayer(items, analysis);
   const stage = h("div", { class: "stage", style: { "--ar": analysis.width / analysis.height, "--w": `${analysis.width}px` } },
-    img, [...boxes].sort((a, b) => boxArea(b) - boxArea(a)));  // smaller boxes on top, so each keeps a part to point at
+    img, layer, [...boxes].sort((a, b) => boxArea(b) - boxArea(a)));  // smaller boxes on top, so each keeps a part to point at
+  const masksOn = h("input", { type: "checkbox", id: "show-masks", checked: true });
+  masksOn.addEventListener("change", () => stage.classList.toggle("boxes-only", !masksOn.checked));
 
-  const link = (i, on) => { boxes[i].classList.toggle("active", on); cards[i].classList.toggle("active", on); };
+  const link = (i, on) => {
+    boxes[i].classList.toggle("active", on);
+    cards[i].classList.toggle("active", on);
+    fills[i]?.classList.toggle("active", on);
+  };
   items.forEach((_, i) => {
     for (const el of [boxes[i], cards[i]]) {
       el.addEventListener("mouseenter", () => link(i, true));
@@ -127,6 +134,7 @@ export function renderAnalysis(area, analysis, src) {
       const hide = garment.score < threshold;
       boxes[i].hidden = hide;
       cards[i].hidden = hide;
+      fills[i]?.toggleAttribute("hidden", hide);
       visible += hide ? 0 : 1;
     });
     shown.textContent = score(threshold);
@@ -138,7 +146,8 @@ export function renderAnalysis(area, analysis, src) {
   const total = analysis.timings_ms?.total;
   replace(area, h("div", { class: "result", "data-analysis-id": analysis.id },
     h("div", { class: "photo-panel" },
-      h("div", { class: "toolbar" }, h("label", { for: "min-score" }, "Minimum score"), slider, shown, count),
+      h("div", { class: "toolbar" }, h("label", { for: "min-score" }, "Minimum score"), slider, shown, count,
+        layer ? h("label", { class: "toggle" }, masksOn, "Masks") : null),
       h("figure", { class: "photo" }, stage,
         h("figcaption", {}, `${analysis.source} · ${analysis.width}×${analysis.height}`,
           total ? ` · analysed in ${Math.round(total)} ms` : "", analysis.created_at ? ` · ${formatTime(analysis.created_at)}` : ""))),
@@ -146,6 +155,38 @@ export function renderAnalysis(area, analysis, src) {
       ? h("ol", { class: "cards", "aria-label": "Garments found" }, cards)
       : h("p", { class: "muted" }, "No garment was found in this photo.")));
 }
+
+const SVG = "http://www.w3.org/2000/svg";
+
+// Each garment's polygons as one translucent path under the box outlines, in the photo's own pixels (the viewBox),
+// so they scale with the photo exactly as the boxes do. Null when no garment has a mask.
+function maskLayer(items, analysis) {
+  if (!items.some((g) => g.polygons?.length)) return { layer: null, fills: [] };
+  const layer = document.createElementNS(SVG, "svg");
+  layer.setAttribute("class", "masks");
+  layer.setAttribute("viewBox", `0 0 ${analysis.width} ${analysis.height}`);
+  layer.setAttribute("preserveAspectRatio", "none");
+  layer.setAttribute("aria-hidden", "true");
+  const fills = items.map((garment, i) => {
+    if (!garment.polygons?.length) return null;
+    const path = document.createElementNS(SVG, "path");
+    path.setAttribute("d", garment.polygons.map((p) => {
+      const points = [];
+      for (let k = 0; k + 1 < p.length; k += 2) points.push(`${p[k]} ${p[k + 1]}`);
+      return `M${points.join("L")}Z`;
+    }).join(""));
+    path.setAttribute("id", `mask-${i}`);
+    path.setAttribute("class", "mask");
+    path.setAttribute("data-index", String(i));
+    path.style.setProperty("--c", classColour(garment.label));
+    layer.append(path);
+    return path;
+  });
+  return { layer, fills };
+}
+
+const COLOUR_SOURCE = { mask: "colours from the garment's own pixels", box: "colours from its box (no mask)",
+                        image: "colours from the whole photo" };
 
 const contains = (outer, inner) => outer[0] <= inner[0] + 2 && outer[1] <= inner[1] + 2 && outer[2] >= inner[2] - 2
   && outer[3] >= inner[3] - 2 && (outer[2] - outer[0]) * (outer[3] - outer[1]) > (inner[2] - inner[0]) * (inner[3] - inner[1]);
@@ -170,12 +211,17 @@ function card(garment, i) {
   const attributes = Object.entries(garment.attributes || {});
   return h("li", { class: "card", id: `card-${i}`, dataset: { index: i }, style: { "--c": classColour(garment.label) } },
     h("h3", {}, h("button", { type: "button", "aria-label": `${garment.label}: show its box` }, garment.label),
-      h("span", { class: "muted" }, garment.whole_image ? "whole photo · " : "", `score ${score(garment.score)}`)),
+      h("span", { class: "muted" }, garment.whole_image ? "whole photo · " : "",
+        garment.source === "parser" ? "found by the parser · " : "", `score ${score(garment.score)}`)),
     attributes.length ? h("dl", { class: "attrs" }, attributes.map(([task, labels]) => [
       h("dt", {}, task),
       h("dd", {}, labels.map((l) => h("span", { class: "chip" }, l.label, h("span", { class: "s" }, score(l.score))))),
     ])) : null,
     colourList(garment.colors),
+    garment.color_source ? h("p", { class: "muted colour-source", dataset: { source: garment.color_source } },
+      COLOUR_SOURCE[garment.color_source] || garment.color_source) : null,
+    garment.disputed?.length ? h("p", { class: "muted disputed" }, garment.disputed.map((d) =>
+      `${d.model} said ${d.task} ${d.label} (${score(d.score)}), which does not fit a ${garment.label}`).join("; ")) : null,
     garment.similar?.length ? [h("h4", {}, "Similar in the catalogue"),
       h("ul", { class: "similar" }, garment.similar.map((hit) => h("li", {},
         h("a", { href: `#/items/${hit.id}`, title: `item ${hit.id}, similarity ${score(hit.score)}` },
