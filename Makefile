@@ -54,6 +54,6 @@ default-types: $(STAMP)
 	rm -rf build/type-crops/trainval
 	$(VENV)/bin/fashionlens crop ../shared/datasets/clothing-parsing --format masks --part trainval --padding 0.05 --out build/type-crops/trainval
 	$(PY) -m fashionlens.taxonomy_types build/type-crops/trainval
-	$(VENV)/bin/fashionlens train build/type-crops/trainval --task type --out build/garment-types --backbone efficientnet_lite1 --seed 0
+	$(VENV)/bin/fashionlens train build/type-crops/trainval --task type --out build/garment-types --backbone efficientnet_lite1 --no-balance --seed 0
 	mkdir -p src/fashionlens/assets/garment-types
 	cp build/garment-types/manifest.json build/garment-types/weights.safetensors src/fashionlens/assets/garment-types/

@@ -204,3 +204,28 @@ def test_colours_come_from_the_garments_own_pixels():
     assert named_colors(image, box)[0].fraction < 0.6
     with pytest.raises(ValueError, match="no pixels"):
         named_colors(image, box, mask=np.zeros((100, 100), bool))
+
+
+def test_coco_segmentations_become_label_maps_with_small_objects_on_top(tmp_path, monkeypatch):
+    from fashionlens.parse.dataset import read_masks
+
+    monkeypatch.setenv("FASHIONLENS_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "d" / "images").mkdir(parents=True)
+    Image.new("RGB", (60, 80), (90, 90, 90)).save(tmp_path / "d" / "images" / "a.jpg")
+    Image.new("RGB", (60, 80), (90, 90, 90)).save(tmp_path / "d" / "images" / "b.jpg")
+    dress = [10, 10, 50, 10, 50, 70, 10, 70]
+    belt = [10, 38, 50, 38, 50, 44, 10, 44]  # across the dress, drawn after it in the file
+    coco = {"images": [{"id": 1, "file_name": "a.jpg", "width": 60, "height": 80},
+                       {"id": 2, "file_name": "b.jpg", "width": 60, "height": 80}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 2, "segmentation": [belt]},
+                            {"id": 2, "image_id": 1, "category_id": 1, "segmentation": [dress]},
+                            {"id": 3, "image_id": 2, "category_id": 1, "bbox": [5, 5, 20, 20]}],  # a box, no mask
+            "categories": [{"id": 1, "name": "dress"}, {"id": 2, "name": "belt"}]}
+    (tmp_path / "d" / "annotations.json").write_text(json.dumps(coco))
+    data = read_masks(tmp_path / "d")
+    assert data.names == ["null", "dress", "belt"] and [im.path.name for im in data.images] == ["a.jpg"]
+    assert any("b.jpg" in s.source and "no segmentation" in s.reason for s in data.skipped)
+    labels = data.load_mask(data.images[0], (60, 80))
+    assert labels[20, 30] == 1 and labels[40, 30] == 2 and labels[5, 5] == 0  # the belt stays on the dress
+    assert source_to_class(data.names, dict(CCP_GROUPS)) == [list(CCP_GROUPS).index(n) for n in ("null", "dress", "belt")]
+    assert not (tmp_path / "d" / "masks").exists()  # nothing written beside the user's data

@@ -35,7 +35,8 @@ def _load(model: Path | None, runtime: str = "onnx"):
 
 
 def train_parser(
-    data: Annotated[Path, typer.Argument(help="images/ + masks/ (one index PNG per photo) + labels.txt, as CCP, LIP and ATR.")],
+    data: Annotated[Path, typer.Argument(help="images/ + masks/ (one index PNG per photo) + labels.txt, as CCP, LIP and ATR; "
+                                         "or a COCO file or folder with segmentations (category names as CCP's).")],
     out: Annotated[Path, typer.Option("--out", help="Model folder to write (rerun the same command to resume).")],
     backbone: Annotated[str, typer.Option(help="Registry backbone (efficientnet_lite0/1/2).")] = "efficientnet_lite0",
     input_size: Annotated[str, typer.Option(help="HEIGHTxWIDTH the photos are letterboxed to.")] = "384x256",
