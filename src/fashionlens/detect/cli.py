@@ -12,14 +12,14 @@ import typer
 FormatOpt = Annotated[Optional[str], typer.Option("--format", help="voc, yolo, coco or polygons; detected from the layout when omitted.")]
 
 
-def _read(data: Path, format: str | None):
+def _read(data: Path, format: str | None, masks: bool = False):
     from fashionlens.cli_common import fail
     from fashionlens.detect.formats import FORMATS, read_dataset
 
     if format is not None and format not in FORMATS:
         fail(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
     try:
-        return read_dataset(data, format=format, progress=sys.stderr.isatty())
+        return read_dataset(data, format=format, progress=sys.stderr.isatty(), masks=masks)
     except (FileNotFoundError, ValueError) as exc:
         fail(str(exc))
 
@@ -169,15 +169,7 @@ def crop(
     else:
         if len(data) != 1:
             fail("give one annotated dataset (or use --detect with photos)")
-        if mask is None:
-            dataset = _read(Path(data[0]), format)
-        else:  # as _read, with the segmentations decoded into masks
-            from fashionlens.detect.formats import read_dataset
-
-            try:
-                dataset = read_dataset(Path(data[0]), format=format, progress=sys.stderr.isatty(), masks=True)
-            except (FileNotFoundError, ValueError) as exc:
-                fail(str(exc))
+        dataset = _read(Path(data[0]), format, masks=mask is not None)
         classes, skipped, source = dataset.classes, dataset.skipped, dataset
         if part is not None:
             from fashionlens.detect.train import PARTS, split_dataset

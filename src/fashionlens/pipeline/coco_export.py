@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from fashionlens.detect.detections import Detections
-from fashionlens.detect.formats.coco import detections_to_coco
+from fashionlens.detect.formats.coco import annotation_records
 from fashionlens.pipeline.result import Analysis
 
 
@@ -38,10 +38,7 @@ class CocoExport:
         detections = Detections(np.array([g.box for g in garments], np.float32),
                                 np.array([self.classes.index(g.label) for g in garments], np.int64),
                                 np.array([g.score for g in garments], np.float32), masks)
-        for record in detections_to_coco(detections, image_id):
-            record.setdefault("area", record["bbox"][2] * record["bbox"][3])
-            record.update(id=len(self.annotations) + 1, iscrowd=0)
-            self.annotations.append(record)
+        self.annotations += annotation_records(detections, image_id, len(self.annotations) + 1)
 
     def to_dict(self) -> dict:
         return {"images": self.images, "annotations": self.annotations,

@@ -172,6 +172,15 @@ def detections_to_coco(detections: Detections, image_id: int) -> list[dict]:
     return records
 
 
+def annotation_records(detections: Detections, image_id: int, first_id: int) -> list[dict]:
+    """Full COCO annotations of one image (ids from `first_id`, `iscrowd` 0); `area` is the mask's pixel count
+    where the object has a mask, else the box's."""
+    records = detections_to_coco(detections, image_id)
+    for k, record in enumerate(records):
+        record.update(id=first_id + k, area=record.get("area", record["bbox"][2] * record["bbox"][3]), iscrowd=0)
+    return records
+
+
 def to_coco_results(predictions: Sequence[Detections]) -> list[dict]:
     """Predictions (one `Detections` per image, in dataset order) as a COCO results list for `loadRes`."""
     results = []
@@ -188,10 +197,7 @@ def coco_dict(dataset: DetectionDataset, file_names: Sequence[str] | None = None
     images, annotations = [], []
     for position, (image, file_name) in enumerate(zip(dataset.images, file_names)):
         images.append({"id": position + 1, "file_name": file_name, "width": image.width, "height": image.height})
-        for record in detections_to_coco(image.detections, position + 1):
-            area = record.get("area", record["bbox"][2] * record["bbox"][3])  # the mask's pixels, else the box's
-            record.update(id=len(annotations) + 1, area=area, iscrowd=0)
-            annotations.append(record)
+        annotations += annotation_records(image.detections, position + 1, len(annotations) + 1)
     categories = [{"id": i + 1, "name": name} for i, name in enumerate(dataset.classes)]
     return {"images": images, "annotations": annotations, "categories": categories}
 
