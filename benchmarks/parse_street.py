@@ -14,7 +14,9 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import torch
 from scipy import ndimage
+from torchvision.ops import box_iou
 
 from _shared import dataset as shared_dataset
 
@@ -44,12 +46,6 @@ def true_garments(labels: np.ndarray, source: np.ndarray, classes: list[str], na
     return out
 
 
-def box_iou(a, b) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - iw * ih
-    return iw * ih / union if union > 0 else 0.0
-
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -78,9 +74,9 @@ def main() -> None:
         times.append((time.perf_counter() - start) * 1000)
         for name, mask, true_type in true_garments(truth, source, parser.classes, dataset.names, args.min_share):
             total[name] += 1
-            box = mask_box(mask)
-            ious = [max(mask_iou(mask, g.mask) if g.mask is not None else 0.0, box_iou(box, g.box))
-                    for g in result.items]
+            by_box = (box_iou(torch.tensor([mask_box(mask)]), torch.tensor([g.box for g in result.items]))[0].tolist()
+                      if result.items else [])
+            ious = [max(mask_iou(mask, g.mask) if g.mask is not None else 0.0, b) for g, b in zip(result.items, by_box)]
             if not ious or max(ious) < 0.4:
                 continue
             g = result.items[int(np.argmax(ious))]
