@@ -48,11 +48,12 @@ default-parser: $(STAMP)
 	cp build/garment-parser/manifest.json build/garment-parser/weights.safetensors src/fashionlens/assets/garment-parser/
 
 # Retrains the shipped street-photo type head: one crop per labelled garment part of clothing-parsing's train and
-# validation photos (its test photos stay for benchmarks/parse_street.py), folded into CCP's type names
-# (fashionlens/taxonomy_types.py), then a linear head on the garment classifier's own Lite1 features.
+# validation photos (its test photos stay for benchmarks/parse_street.py), padded to a square on white as the
+# pipeline's crops are, folded into CCP's type names (fashionlens/taxonomy_types.py), then a linear head on the
+# garment classifier's own Lite1 features.
 default-types: $(STAMP)
 	rm -rf build/type-crops/trainval
-	$(VENV)/bin/fashionlens crop ../shared/datasets/clothing-parsing --format masks --part trainval --padding 0.05 --out build/type-crops/trainval
+	$(VENV)/bin/fashionlens crop ../shared/datasets/clothing-parsing --format masks --part trainval --padding 0.05 --square --out build/type-crops/trainval
 	$(PY) -m fashionlens.taxonomy_types build/type-crops/trainval
 	$(VENV)/bin/fashionlens train build/type-crops/trainval --task type --out build/garment-types --backbone efficientnet_lite1 --no-balance --seed 0
 	mkdir -p src/fashionlens/assets/garment-types

@@ -3,7 +3,7 @@ share of garments covering 2%+ of the photo that the pipeline finds (mask or box
 often their `type` is CCP's own label (per class), and how often their first colour is the one the palette
 names from the garment's true pixels, against colours read from the whole box as before.
 
-    python benchmarks/parse_street.py [--part test] [--model MODEL]
+    python benchmarks/parse_street.py [--part test] [--model PARSER] [--types TYPE_HEAD] [--no-square]
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import ndimage
 from torchvision.ops import box_iou
 
 from _shared import dataset as shared_dataset
 
 from fashionlens.colors import named_colors
+from fashionlens.detect.formats.label_masks import label_parts
 from fashionlens.images import read_image_file
 from fashionlens.masks import mask_box, mask_iou
 from fashionlens.parse import Parser, read_masks
@@ -33,24 +33,22 @@ from fashionlens.taxonomy_types import type_of
 
 
 def true_garments(labels: np.ndarray, source: np.ndarray, classes: list[str], names: list[str], min_share: float):
-    """(parser class, mask, true type) of each connected garment part covering at least `min_share` of the photo;
-    the type is the part's most frequent source label, merged as the type head's classes are (None: no type)."""
+    """(parser class, mask, true type) of each garment part covering at least `min_share` of the photo, split into
+    parts by the closing rule that `crop --format masks` uses; the type is the part's most frequent source label, merged as the type
+    head's classes are (None: no type)."""
     out = []
     for name in LABEL_OF_PARSER_CLASS:
-        pixels = labels == classes.index(name)
-        parts, n = ndimage.label(ndimage.binary_closing(pixels, iterations=2) | pixels)
-        for k in range(1, n + 1):
-            part = (parts == k) & pixels
-            if part.sum() >= min_share * labels.size:
-                out.append((name, part, type_of(names[int(np.bincount(source[part]).argmax())])))
+        for part in label_parts(labels, classes.index(name), min_area=int(np.ceil(min_share * labels.size))):
+            out.append((name, part, type_of(names[int(np.bincount(source[part]).argmax())])))
     return out
-
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--part", default="test")
     ap.add_argument("--model", default="default")
+    ap.add_argument("--types", default="types", help="type head folder (default: the shipped one)")
+    ap.add_argument("--square", action=argparse.BooleanOptionalAction, default=PipelineConfig.crop_square)
     ap.add_argument("--min-share", type=float, default=0.02)
     args = ap.parse_args()
     dataset = read_masks(shared_dataset("clothing-parsing")).part(args.part)
@@ -60,7 +58,8 @@ def main() -> None:
           f"mIoU {metrics['miou']:.4f}, garment-group mIoU {metrics['group_miou']:.4f}")
     print("  groups: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics["groups"].items() if v is not None))
     print("  classes: " + ", ".join(f"{k} {v['iou']:.3f}" for k, v in metrics["per_class"].items() if v["iou"] is not None))
-    analyzer = Analyzer(PipelineConfig(parser=args.model, similar_k=0))
+    analyzer = Analyzer(PipelineConfig(parser=args.model, classifiers=("default", args.types), similar_k=0,
+                                       crop_square=args.square))
     lut = np.asarray(source_to_class(dataset.names, parser.model.config.groups), np.uint8)
     found, polygons, colour_mask, colour_box, total = Counter(), 0, 0, 0, Counter()
     typed, type_right = Counter(), Counter()

@@ -173,3 +173,25 @@ def test_crop_command_masks_outside_the_garment(tmp_path, mode):
     assert plain.exit_code == 0 and len(list((tmp_path / "plain").rglob("*.jpg"))) == 2  # no --mask: every box
     bad = CliRunner().invoke(app, ["crop", str(tmp_path), "--out", str(tmp_path / "x"), "--mask", "black"])
     assert bad.exit_code == 2 and "must be one of" in bad.output
+
+
+def test_square_crops_keep_the_whole_object_centred_on_white(tmp_path):
+    from fashionlens.detect.crop import cut_out
+
+    _coco_with_polygons(tmp_path)
+    result = CliRunner().invoke(app, ["crop", str(tmp_path), "--out", str(tmp_path / "sq"), "--square",
+                                      "--mask", "transparent"])
+    assert result.exit_code == 0, result.output
+    (written,) = (tmp_path / "sq" / "shirt").glob("*.png")
+    crop = np.asarray(Image.open(written))
+    assert crop.shape == (50, 50, 4)  # the L's 50x45 box on a 50x50 square, transparent where it was padded
+    assert (crop[:2, :, 3] == 0).all() and (crop[-2:, :, 3] == 0).all() and crop[10:40, :, 3].any()
+
+    image = Image.new("RGB", (100, 40), (0, 0, 255))
+    tall = cut_out(image, (10, 0, 30, 40), square=True)  # a 20x40 box: 10 px of white either side
+    pixels = np.asarray(tall)
+    assert tall.size == (40, 40) and (pixels[:, :8] == 255).all() and (pixels[:, 12:28] == (0, 0, 255)).all()
+    inside = np.zeros((40, 100), bool)
+    inside[5:35, 15:25] = True
+    blanked = np.asarray(cut_out(image, (10, 0, 30, 40), inside=inside, mask="white"))
+    assert blanked.shape == (40, 20, 3) and (blanked[0] == 255).all() and (blanked[20, 5:15] == (0, 0, 255)).all()

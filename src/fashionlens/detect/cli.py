@@ -151,6 +151,8 @@ def crop(
     mask: Annotated[Optional[str], typer.Option("--mask", help="white|transparent: outside each object's mask (COCO "
                                                 "polygons or RLE, label maps) the crop is white (JPEG) or transparent (PNG); "
                                                 "objects without a mask are reported and skipped.")] = None,
+    square: Annotated[bool, typer.Option("--square", help="Pad each crop to a square on white, as the analysis "
+                                         "pipeline's crops are, so a classifier's centre crop keeps the whole object.")] = False,
 ) -> None:
     """Cut every annotated (or detected) object out into a folder per class, for training on single garments."""
     from rich.table import Table
@@ -181,7 +183,7 @@ def crop(
             if part == "trainval":
                 source.images += parts["validation"].images
     try:
-        report = crop_objects(source, out, padding=padding, classes=classes, mask=mask)
+        report = crop_objects(source, out, padding=padding, classes=classes, mask=mask, square=square)
     except (FileNotFoundError, ValueError) as exc:
         fail(str(exc))
     report_skipped(skipped + report.skipped)

@@ -2,7 +2,8 @@
 
 With a mask mode the crop keeps only the garment's own pixels (`Detections.mask`): the rest of the box is white
 (a JPEG, like a product shot) or transparent (a PNG), so a model trained on crops never learns the neighbour's
-sleeve or the street behind.
+sleeve or the street behind. `square` pads each crop to a square on white, as ultralytics' `save_one_box` can:
+a classifier's centre crop then keeps the whole garment (a tall pair of trousers keeps its hems and waist).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from fashionlens.data.samples import SkippedInput
 from fashionlens.detect.boxed_images import Items, readable_images, with_classes
@@ -55,14 +56,36 @@ def _masked(crop: Image.Image, inside: np.ndarray, mode: str) -> Image.Image:
     return Image.fromarray(rgb)
 
 
+def square_on_white(crop: Image.Image) -> Image.Image:
+    """The crop centred on a white (or, with an alpha channel, transparent) square as wide as its longer side."""
+    side = max(crop.size)
+    if crop.width == crop.height:
+        return crop
+    fill = (255, 255, 255, 0) if crop.mode == "RGBA" else (255, 255, 255)
+    return ImageOps.pad(crop, (side, side), color=fill)
+
+
+def cut_out(image: Image.Image, box, padding: float = 0.0, inside: np.ndarray | None = None,
+            mask: str | None = None, square: bool = False) -> Image.Image:
+    """One object's crop: its box grown by `padding`, blanked outside `inside` (bool, the image's size; `mask`
+    says white or transparent) and padded to a square if asked; the one way crops are made, for training
+    folders and the pipeline alike."""
+    area = padded_box(box, padding, *image.size)
+    crop = image.crop(area)
+    if mask is not None and inside is not None:
+        x1, y1, x2, y2 = area
+        crop = _masked(crop, inside[y1:y2, x1:x2], mask)
+    return square_on_white(crop) if square else crop
+
+
 def crop_objects(data: Items, out_dir: str | Path,
                  padding: float = 0.0, classes: list[str] | None = None, progress: bool = True,
-                 mask: str | None = None) -> CropReport:
+                 mask: str | None = None, square: bool = False) -> CropReport:
     """Write `out_dir/<class>/<image>_<n>.jpg` for box n of every image; unreadable images are reported and skipped.
 
     `data` is a dataset, or (image path, detections) pairs with `classes` naming their class ids. `mask`
     ("white" or "transparent", the latter written as `.png`) blanks the crop outside the object's mask; an
-    object without a mask (or with an empty one) is reported in `skipped`.
+    object without a mask (or with an empty one) is reported in `skipped`. `square` pads each crop to a square.
     """
     if padding < 0:
         raise ValueError(f"padding must be >= 0 (a fraction of the box size), got {padding}")
@@ -83,7 +106,7 @@ def crop_objects(data: Items, out_dir: str | Path,
             if x2 <= x1 or y2 <= y1:
                 report.skipped.append(SkippedInput(f"{path} (box {n})", f"box {box} has no area inside the image"))
                 continue
-            crop = image.crop((x1, y1, x2, y2))
+            inside = None
             if mask is not None:
                 masks = detections.mask
                 if masks is None or not masks[n - 1].any():
@@ -94,11 +117,11 @@ def crop_objects(data: Items, out_dir: str | Path,
                     report.skipped.append(SkippedInput(f"{path} (box {n})", f"mask is {masks.shape[2]}x"
                                                        f"{masks.shape[1]}, the image {image.width}x{image.height}"))
                     continue
-                inside = masks[n - 1, y1:y2, x1:x2]
-                if not inside.any():
+                inside = masks[n - 1]
+                if not inside[y1:y2, x1:x2].any():
                     report.skipped.append(SkippedInput(f"{path} (box {n})", "its mask has no pixels inside the box"))
                     continue
-                crop = _masked(crop, inside, mask)
+            crop = cut_out(image, box, padding, inside, mask, square)
             target = out_dir / folder_name(classes[class_id]) / f"{stem}_{n}{suffix}"
             save_image(crop, target)
             report.written.append(target)

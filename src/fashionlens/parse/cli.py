@@ -43,7 +43,7 @@ def train_parser(
     epochs: Annotated[int, typer.Option(min=1)] = 14,
     views: Annotated[int, typer.Option(min=1, help="Cached augmented views per training photo (photo, mirror, crops).")] = 4,
     lr: Annotated[float, typer.Option()] = 2e-3,
-    patience: Annotated[int, typer.Option(min=1, help="Epochs without a better validation mIoU before stopping.")] = 6,
+    patience: Annotated[int, typer.Option(min=1, help="Epochs without a better validation garment-group mIoU before stopping.")] = 6,
     time_budget: Annotated[Optional[float], typer.Option(help="Minutes of training after which to stop, keeping the best epoch.")] = None,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
@@ -66,8 +66,9 @@ def train_parser(
         fail(str(exc))
     report_skipped(result["failures"])
     t = result["training"]
-    console.print(f"best epoch {t['best_epoch']} of {t['epochs_run']}: validation mIoU "
-                  f"{result['metrics']['validation']['miou']:.4f} ({t['minutes']} min)")
+    v = result["metrics"]["validation"]
+    console.print(f"best epoch {t['best_epoch']} of {t['epochs_run']}: validation garment-group mIoU "
+                  f"{v['group_miou']:.4f}, mIoU {v['miou']:.4f} ({t['minutes']} min)")
     console.print(f"model written to [bold]{out}[/bold]; test it with: fashionlens evaluate-parser {out} {data} --part test --out REPORT")
 
 

@@ -1,6 +1,7 @@
 """Training the garment parser on a 2-core CPU, as the detector trains: the frozen stem runs once per augmented
 view and is cached on disk (float16 stems, uint8 label maps), then each epoch trains only the deeper blocks,
-the pyramid and the segmentation head. Early stopping on validation mIoU; every epoch is checkpointed in
+the pyramid and the segmentation head. Early stopping on the validation garment-group mIoU (top, bottom, dress,
+footwear, bag: what the pipeline's masks are made of; mIoU over all classes where those are absent); every epoch is checkpointed in
 `<out>/.train/`, so rerunning the same command resumes.
 """
 
@@ -43,7 +44,7 @@ class ParserTrainConfig:
     lr: float = 2e-3
     backbone_lr_scale: float = 0.2
     weight_decay: float = 1e-4
-    patience: int = 6  # epochs without a better validation mIoU before stopping
+    patience: int = 6  # epochs without a better validation score before stopping
     views: int = 4
     val_fraction: float = 0.1
     test_fraction: float = 0.15
@@ -172,7 +173,7 @@ def train_parser(
     config: ParserTrainConfig = ParserTrainConfig(),
     progress: bool = True,
 ) -> dict:
-    """Train, keep the epoch with the best validation mIoU, save the model folder; the test part stays unseen."""
+    """Train, keep the epoch with the best validation score, save the model folder; the test part stays unseen."""
     started = time.time()
     out = Path(out)
     parser = parser or ParserConfig()
@@ -244,10 +245,13 @@ def train_parser(
         predicted = predict_cached(model, val_cache, 1, input_size)[val_ok]
         metrics = parsing_metrics(confusion(val_truth, predicted, n_classes), list(parser.classes))
         state["seconds"] += time.time() - epoch_start
-        log.log("parser", epoch, {"loss": loss_sum / steps_per_epoch, "val_miou": metrics["miou"],
-                                  "val_group_miou": metrics["group_miou"],
-                                  "val_pixel_accuracy": metrics["pixel_accuracy"], "minutes": state["seconds"] / 60})
-        best = end_epoch(work, model, optimizer, scheduler, state, best, epoch, metrics["miou"])
+        scores = {"miou": metrics["miou"], "group_miou": metrics["group_miou"],
+                  "pixel_accuracy": metrics["pixel_accuracy"]}
+        log.log("parser", epoch, {"loss": loss_sum / steps_per_epoch, **{f"val_{k}": v for k, v in scores.items()},
+                                  "minutes": state["seconds"] / 60})
+        state.setdefault("validation", {})[str(epoch)] = scores
+        best = end_epoch(work, model, optimizer, scheduler, state, best, epoch,
+                         metrics["group_miou"] if metrics["groups"] else metrics["miou"])
     log.close()
     model.load_state_dict(best)
     model = model.to(memory_format=torch.contiguous_format).eval()
@@ -258,7 +262,7 @@ def train_parser(
                            "test_fraction": config.test_fraction}},
         "training": {**asdict(config), "best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
                      "minutes": round((time.time() - started) / 60, 1)},
-        "metrics": {"validation": {"miou": state["best_score"]}},
+        "metrics": {"validation": state.get("validation", {}).get(str(state["best_epoch"]), {})},
     }
     save_parser(model, parser, backbone, out, info=summary)
     return {**summary, "failures": failures}

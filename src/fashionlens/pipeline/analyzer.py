@@ -26,7 +26,7 @@ from fashionlens.classify.model import mirrored
 from fashionlens.classify.model_io import LoadedModel, load_model
 from fashionlens.colors import named_colors
 from fashionlens.defaults import SHIPPED_CLASSIFIERS
-from fashionlens.detect.crop import padded_box
+from fashionlens.detect.crop import cut_out
 from fashionlens.detect.inference import Detector
 from fashionlens.embeddings import Embedder, default_embedder
 from fashionlens.features import backbone_key, backbone_runner
@@ -50,6 +50,7 @@ class PipelineConfig:
     max_items: int = 12  # garments described per photo, most confident first
     same_garment_iou: float = 0.7  # boxes of different classes overlapping this much are one garment: the best wins
     crop_padding: float = 0.05  # each box grown by this share of its size before cropping
+    crop_square: bool = True  # pad each crop to a square on white, so the centre crop keeps the whole garment
     top_k: int = 3  # labels returned per attribute task
     similar_k: int = 5  # similar catalogue items per garment (0: none)
     similar_filter: str | None = "category"  # the attribute whose best label the similar items must share
@@ -118,9 +119,10 @@ class Analyzer:
                                                      "tasks": [t.name for t in m.classifier.tasks],
                                                      **({"tta": "flip"} if m.classifier.tta else {})}
         models["embedding"] = {"name": self.embedder.key, "dim": self.embedder.dim}
-        models["pipeline"] = {"version": 2, "min_score": self.config.min_score, "max_items": self.config.max_items,
+        models["pipeline"] = {"version": 3, "min_score": self.config.min_score, "max_items": self.config.max_items,
                               "same_garment_iou": self.config.same_garment_iou,
-                              "crop_padding": self.config.crop_padding, "similar_filter": self.config.similar_filter}
+                              "crop_padding": self.config.crop_padding, "crop_square": self.config.crop_square,
+                              "similar_filter": self.config.similar_filter}
         return models
 
     def describe(self, images: list[Image.Image]) -> list[Description]:
@@ -192,7 +194,7 @@ class Analyzer:
             boxes, labels, scores = [g.box for g in found], [g.label for g in found], [g.score for g in found]
             masks, sources = [g.mask for g in found], [g.source for g in found]
         with _timer(timings, "crop"):
-            crops = [image.crop(padded_box(b, self.config.crop_padding, image.width, image.height)) for b in boxes]
+            crops = [cut_out(image, b, self.config.crop_padding, square=self.config.crop_square) for b in boxes]
         whole = not crops
         if whole:
             crops, boxes, masks, sources = [image], [None], [None], ["classifier"]

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -43,8 +44,9 @@ class Garment:
     color_source: str = "box"  # "mask": colours of the garment's own pixels; "box"/"image" where it had none
     disputed: list[Disputed] = field(default_factory=list)
 
-    @property
+    @cached_property
     def polygons(self) -> list[list[float]]:
+        """Traced once: the JSON, the history and the COCO export all read it."""
         return polygons_from_mask(self.mask) if self.mask is not None else []
 
     def to_json(self) -> dict:
