@@ -31,7 +31,7 @@ FITTING: dict[str, dict[str, tuple[str, ...]]] = {
         "shirt": ("blouse", "shirt", "sweater", "sweatshirt", "t-shirt", "top", "vest"),
         "pants": ("jeans", "leggings", "pants"), "shorts": ("shorts",), "skirt": ("skirt",),
         "dress": ("dress", "romper"), "shoe": ("boots", "heels", "loafers", "sandals", "shoes", "sneakers"),
-        "bag": ("bag", "purse", "wallet"), "sunglass": ("glasses", "sunglasses"), "hat": ("hat",),
+        "bag": ("bag",), "sunglass": ("glasses", "sunglasses"), "hat": ("hat",),
         "socks": ("socks", "stockings"), "belt": ("belt",), "scarf": ("scarf", "tie"),
     },
 }

@@ -43,8 +43,10 @@ def train_parser(
     epochs: Annotated[int, typer.Option(min=1)] = 14,
     views: Annotated[int, typer.Option(min=1, help="Cached augmented views per training photo (photo, mirror, crops).")] = 4,
     lr: Annotated[float, typer.Option()] = 2e-3,
-    patience: Annotated[int, typer.Option(min=1, help="Epochs without a better validation garment-group mIoU before stopping.")] = 6,
-    time_budget: Annotated[Optional[float], typer.Option(help="Minutes of training after which to stop, keeping the best epoch.")] = None,
+    keep: Annotated[str, typer.Option(help="last: run the whole schedule and keep its end; best: the epoch with the "
+                                      "best validation garment-group mIoU, stopping early.")] = "last",
+    patience: Annotated[int, typer.Option(min=1, help="With --keep best: epochs without a better validation garment-group mIoU before stopping.")] = 6,
+    time_budget: Annotated[Optional[float], typer.Option(help="Minutes of training after which to stop, keeping the epoch --keep names.")] = None,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Train the garment parser (CCP's names, rare ones merged as recorded in the manifest)."""
@@ -57,8 +59,8 @@ def train_parser(
     except ValueError:
         fail(f"--input-size must look like 384x256, not {input_size!r}")
     dataset = _read(data)
-    config = ParserTrainConfig(epochs=epochs, views=views, lr=lr, patience=patience, time_budget_minutes=time_budget,
-                               seed=seed)
+    config = ParserTrainConfig(epochs=epochs, views=views, lr=lr, keep=keep, patience=patience,
+                               time_budget_minutes=time_budget, seed=seed)
     try:
         result = run(dataset, out, parser=ParserConfig(backbone=backbone, input_size=(height, width)), config=config,
                      progress=sys.stderr.isatty())
@@ -67,7 +69,7 @@ def train_parser(
     report_skipped(result["failures"])
     t = result["training"]
     v = result["metrics"]["validation"]
-    console.print(f"best epoch {t['best_epoch']} of {t['epochs_run']}: validation garment-group mIoU "
+    console.print(f"kept epoch {t['kept_epoch']} of {t['epochs_run']} (best {t['best_epoch']}): validation garment-group mIoU "
                   f"{v['group_miou']:.4f}, mIoU {v['miou']:.4f} ({t['minutes']} min)")
     console.print(f"model written to [bold]{out}[/bold]; test it with: fashionlens evaluate-parser {out} {data} --part test --out REPORT")
 
