@@ -114,6 +114,23 @@ def test_trained_parser_learns_saves_loads_and_matches_onnx(tiny_parser):
     assert parity(load_parser(out), export_parser(load_parser(out), out / "check.onnx", check=False)) > 0.999
 
 
+def test_training_keeps_the_last_epoch_or_the_best_one(tiny_parser, tmp_path):
+    from fashionlens.parse.dataset import read_masks
+    from fashionlens.parse.model import ParserConfig
+    from fashionlens.parse.train import ParserTrainConfig, train_parser
+
+    root, _, best = tiny_parser
+    b = best["training"]
+    assert b["kept_epoch"] == b["best_epoch"] and best["metrics"]["validation"]["group_miou"] > 0
+    last = train_parser(read_masks(root), tmp_path / "last", parser=ParserConfig(input_size=(64, 48), channels=16),
+                        config=ParserTrainConfig(epochs=6, views=2, batch_size=4, lr=5e-3, val_fraction=0.2,
+                                                 test_fraction=0.1, keep="last", patience=1), progress=False)
+    t = last["training"]
+    assert t["kept_epoch"] == t["epochs_run"] == 6  # patience is for "best": the whole schedule ran, its end kept
+    with pytest.raises(ValueError, match="keep must be one of"):
+        train_parser(read_masks(root), tmp_path / "x", config=ParserTrainConfig(keep="first"), progress=False)
+
+
 def test_segment_writes_label_maps_at_the_photo_size(tiny_parser, tmp_path):
     root, model, _ = tiny_parser
     photo = tmp_path / "big.jpg"

@@ -43,9 +43,9 @@ def train_parser(
     epochs: Annotated[int, typer.Option(min=1)] = 14,
     views: Annotated[int, typer.Option(min=1, help="Cached augmented views per training photo (photo, mirror, crops).")] = 4,
     lr: Annotated[float, typer.Option()] = 2e-3,
-    keep: Annotated[str, typer.Option(help="last: run the whole schedule and keep its end; best: the epoch with the "
-                                      "best validation garment-group mIoU, stopping early.")] = "last",
-    patience: Annotated[int, typer.Option(min=1, help="With --keep best: epochs without a better validation garment-group mIoU before stopping.")] = 6,
+    keep: Annotated[str, typer.Option(help="best: the epoch with the best validation mIoU, stopping early; last: run "
+                                      "the whole schedule and keep its end.")] = "best",
+    patience: Annotated[int, typer.Option(min=1, help="With --keep best: epochs without a better validation mIoU before stopping.")] = 6,
     time_budget: Annotated[Optional[float], typer.Option(help="Minutes of training after which to stop, keeping the epoch --keep names.")] = None,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:

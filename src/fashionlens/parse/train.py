@@ -1,7 +1,6 @@
 """Training the garment parser on a 2-core CPU, as the detector trains: the frozen stem runs once per augmented
 view and is cached on disk (float16 stems, uint8 label maps), then each epoch trains only the deeper blocks,
-the pyramid and the segmentation head. Early stopping on the validation garment-group mIoU (top, bottom, dress,
-footwear, bag: what the pipeline's masks are made of; mIoU over all classes where those are absent); every epoch is checkpointed in
+the pyramid and the segmentation head. Early stopping on validation mIoU (or the schedule's last epoch); every epoch is checkpointed in
 `<out>/.train/`, so rerunning the same command resumes.
 """
 
@@ -47,10 +46,9 @@ class ParserTrainConfig:
     lr: float = 2e-3
     backbone_lr_scale: float = 0.2
     weight_decay: float = 1e-4
-    keep: str = "last"  # "last": the whole one-cycle schedule runs and its annealed end is kept; "best": the
-    # epoch with the best validation score, stopping after `patience` epochs without one (66 CCP validation photos
-    # are too few to choose by: the last epoch of one run scored 0.642 test group mIoU, its "best" 0.620)
-    patience: int = 6  # with keep="best": epochs without a better validation score before stopping
+    keep: str = "best"  # "best": the epoch with the best validation mIoU, stopping after `patience` epochs
+    # without one; "last": the whole one-cycle schedule runs and its annealed end is kept
+    patience: int = 6  # with keep="best": epochs without a better validation mIoU before stopping
     views: int = 4
     val_fraction: float = 0.1
     test_fraction: float = 0.15
@@ -258,8 +256,7 @@ def train_parser(
         log.log("parser", epoch, {"loss": loss_sum / steps_per_epoch, **{f"val_{k}": v for k, v in scores.items()},
                                   "minutes": state["seconds"] / 60})
         state.setdefault("validation", {})[str(epoch)] = scores
-        best = end_epoch(work, model, optimizer, scheduler, state, best, epoch,
-                         metrics["group_miou"] if metrics["groups"] else metrics["miou"])
+        best = end_epoch(work, model, optimizer, scheduler, state, best, epoch, metrics["miou"])
     log.close()
     kept = state["best_epoch"] if config.keep == "best" else state["epoch"]
     if config.keep == "best":
