@@ -36,8 +36,8 @@ from fashionlens.taxonomy_types import type_of
 
 def true_garments(labels: np.ndarray, source: np.ndarray, classes: list[str], names: list[str], min_share: float):
     """(parser class, mask, true type) of each garment part covering at least `min_share` of the photo, split into
-    parts by the closing rule that `crop --format masks` uses; the type is the part's most frequent source label, merged as the type
-    head's classes are (None: no type)."""
+    parts by the closing rule that `crop --format masks` uses; the type is the part's most frequent source label,
+    merged as the type head's classes are (None: no type)."""
     out = []
     for name in LABEL_OF_PARSER_CLASS:
         for part in label_parts(labels, classes.index(name), min_area=int(np.ceil(min_share * labels.size))):

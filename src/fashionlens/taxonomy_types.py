@@ -3,9 +3,9 @@
 The type head is trained on crops of CCP's labelled parts (`fashionlens crop` on the label maps, one crop per
 connected part), on the photos the detector also trains on (train + validation parts by file name); the test
 photos are its benchmark. A name is kept as its own type when it has about 15 training crops or more; rarer ones
-merge into a sibling (`TYPE_MERGES`), and names that are no garment, or too small and too few to crop usefully,
-give no type (`TYPE_IGNORE`); so do names the annotators use for one same look. The counts in the comments are train + validation crops (`read_label_masks` with its
-defaults); `make default-types` rebuilds the shipped head (`defaults.default_type_classifier_dir()`).
+merge into a sibling (`TYPE_MERGES`), as do names the annotators use for one same look (bag and purse); names
+that are no garment, or too small and too few to crop usefully, give no type (`TYPE_IGNORE`). The counts in the
+comments are train + validation crops (`read_label_masks` with its defaults); `make default-types` rebuilds the shipped head (`defaults.default_type_classifier_dir()`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Training the garment parser on a 2-core CPU, as the detector trains: the frozen stem runs once per augmented
 view and is cached on disk (float16 stems, uint8 label maps), then each epoch trains only the deeper blocks,
-the pyramid and the segmentation head. Early stopping on validation mIoU (or the schedule's last epoch); every epoch is checkpointed in
-`<out>/.train/`, so rerunning the same command resumes.
+the pyramid and the segmentation head. Early stopping on validation mIoU (or the schedule's last epoch); every
+epoch is checkpointed in `<out>/.train/`, so rerunning the same command resumes.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ class Garment:
 
     @cached_property
     def polygons(self) -> list[list[float]]:
-        """Traced once: the JSON, the history and the COCO export all read it."""
+        """Traced once, however often the JSON is built (the service both stores and returns it)."""
         return polygons_from_mask(self.mask) if self.mask is not None else []
 
     def to_json(self) -> dict:
