@@ -25,7 +25,7 @@ from fashionlens.detect.model_io import load_detector
 from fashionlens.images import read_image_file
 from fashionlens.letterbox import to_tensor
 from fashionlens.parse import Parser, read_masks
-from fashionlens.parse.labels import CCP_GROUPS, source_to_class
+from fashionlens.parse.labels import CCP_GROUPS, class_lut
 from fashionlens.parse.metrics import IGNORE, confusion, parsing_metrics
 from fashionlens.parse.train import class_weights, make_view
 
@@ -69,7 +69,7 @@ def main() -> None:
     stage1 = {}
     pyramid.blocks[pyramid.block_of_stage[1]].register_forward_hook(lambda m, i, o: stage1.__setitem__("s1", o))
     data = read_masks(shared_dataset("clothing-parsing"))
-    lut = np.asarray(source_to_class(data.names, CCP_GROUPS), np.uint8)
+    lut = class_lut(data.names, CCP_GROUPS)
     parser = Parser()
 
     def views_of(part: str, views: int, grid: tuple[int, int]):

@@ -27,7 +27,7 @@ from fashionlens.images import read_image_file
 from fashionlens.masks import mask_box, mask_iou
 from fashionlens.parse import Parser, read_masks
 from fashionlens.parse.evaluate import evaluate_parser
-from fashionlens.parse.labels import source_to_class
+from fashionlens.parse.labels import class_lut
 from fashionlens.pipeline import Analyzer, PipelineConfig
 from fashionlens.taxonomy import LABEL_OF_PARSER_CLASS
 from fashionlens.taxonomy_types import type_of
@@ -71,7 +71,7 @@ def main() -> None:
     print("  classes: " + ", ".join(f"{k} {v['iou']:.3f}" for k, v in metrics["per_class"].items() if v["iou"] is not None))
     analyzer = Analyzer(PipelineConfig(parser=args.model, classifiers=("default", args.types), similar_k=0,
                                        crop_square=args.square))
-    lut = np.asarray(source_to_class(dataset.names, parser.model.config.groups), np.uint8)
+    lut = class_lut(dataset.names, parser.model.config.groups)
     found, polygons, colour_mask, colour_box, total = Counter(), 0, 0, 0, Counter()
     typed, type_right = Counter(), Counter()
     times, loose = [], 0

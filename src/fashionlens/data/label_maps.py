@@ -18,10 +18,12 @@ from fashionlens.images import IMAGE_SUFFIXES
 MASK_DIRS = ("masks", "annotations", "segmentations", "labels")
 IMAGE_DIRS = ("images", "image", "JPEGImages")
 LABEL_FILES = ("labels.txt", "label_names.txt", "classes.txt")
+VOID = 255  # the index VOC, LIP and box-guided label maps give pixels that count for nothing (never a label)
 
 
 def load_index_mask(path: str | Path, size: tuple[int, int] | None, n_labels: int) -> np.ndarray:
-    """One byte per pixel; a ValueError says why the file cannot serve (size is the photo's width, height)."""
+    """One byte per pixel (VOID allowed); a ValueError says why the file cannot serve (size is the photo's width,
+    height)."""
     try:
         with Image.open(path) as im:
             if im.mode not in ("L", "P", "I", "I;16"):
@@ -31,8 +33,9 @@ def load_index_mask(path: str | Path, size: tuple[int, int] | None, n_labels: in
         raise ValueError(f"unreadable mask ({exc})") from None
     if size is not None and (mask.shape[1], mask.shape[0]) != tuple(size):
         raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]}, its photo {size[0]}x{size[1]}")
-    if mask.size and int(mask.max()) >= n_labels:
-        raise ValueError(f"index {int(mask.max())} outside the {n_labels} labels")
+    top = int(mask[mask != VOID].max(initial=0))
+    if top >= n_labels:
+        raise ValueError(f"index {top} outside the {n_labels} labels")
     return mask.astype(np.uint8)
 
 

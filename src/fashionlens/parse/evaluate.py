@@ -15,7 +15,7 @@ from fashionlens.images import ImageError, read_image_file
 from fashionlens.model_folder import write_json_atomic
 from fashionlens.parse.dataset import MaskDataset
 from fashionlens.parse.inference import Parser
-from fashionlens.parse.labels import source_to_class
+from fashionlens.parse.labels import class_lut
 from fashionlens.parse.metrics import confusion, parsing_metrics
 from fashionlens.progress import progress_bar
 
@@ -40,7 +40,7 @@ def evaluate_parser(parser: Parser, dataset: MaskDataset, out_dir: str | Path | 
                     progress: bool = False) -> tuple[dict, list[SkippedInput]]:
     """Metrics over all photos pooled in one confusion matrix; the report names the worst photos by garment mIoU."""
     groups = parser.model.config.groups
-    lut = np.asarray(source_to_class(dataset.names, groups, dataset.source), np.uint8)
+    lut = class_lut(dataset.names, groups, dataset.source)
     n = len(parser.classes)
     total = np.zeros((n, n), np.int64)
     failures: list[SkippedInput] = []

@@ -6,6 +6,12 @@ carries its own. Background must be class 0: padding and unlabelled pixels count
 
 from __future__ import annotations
 
+import numpy as np
+
+from fashionlens.data.label_maps import VOID
+
+IGNORE = VOID  # label of pixels that count for nothing: letterbox padding, and VOID pixels of the source maps
+
 # model class -> source names merged into it (a class always includes its own name)
 CCP_GROUPS: dict[str, tuple[str, ...]] = {
     "null": ("null",),
@@ -58,3 +64,10 @@ def source_to_class(source_names: list[str], groups: dict[str, tuple[str, ...]],
     if unknown:
         raise ValueError(f"{source}: labels {unknown} are in no parser class; add them to a group")
     return [classes.index(table[n]) for n in source_names]
+
+
+def class_lut(source_names: list[str], groups: dict[str, tuple[str, ...]], source: str = "") -> np.ndarray:
+    """A 256-entry table from a source map's byte to the model class; VOID (and any unnamed index) to IGNORE."""
+    lut = np.full(256, IGNORE, np.uint8)
+    lut[:len(source_names)] = source_to_class(source_names, groups, source)
+    return lut

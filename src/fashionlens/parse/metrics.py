@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fashionlens.parse.labels import SCORE_GROUPS
-
-IGNORE = 255  # label of pixels that count for nothing (letterbox padding)
+from fashionlens.parse.labels import IGNORE, SCORE_GROUPS
 
 
 def confusion(truth: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
