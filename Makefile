@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser demo test bench default-model default-detector parser-teacher default-parser default-types
+.PHONY: setup browser demo test bench default-model default-detector default-parser default-types
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,16 +40,10 @@ default-detector: $(STAMP)
 	mkdir -p src/fashionlens/assets/garment-detector
 	cp build/garment-detector/manifest.json build/garment-detector/weights.safetensors src/fashionlens/assets/garment-detector/
 
-# Retrains the shipped garment parser in two stages, each at most 55 minutes of epochs on 2 cores (rerun to resume):
-# a teacher from ../shared/datasets/clothing-parsing alone (30 epochs, about 47 minutes), then the shipped parser from
-# clothing-parsing and colorful-fashion's train photos, which have only boxes: the teacher labels their pixels and
-# their boxes correct its kinds (half of every batch; 15 epochs, about 45 minutes). Then copies only the weights and
-# manifest into the package. `train-parser --box-data` alone, with the shipped parser as its teacher, is the second stage.
-parser-teacher: $(STAMP)
-	$(VENV)/bin/fashionlens train-parser ../shared/datasets/clothing-parsing --out build/parser-teacher --epochs 30 --patience 12 --time-budget 55 --seed 0
-
-default-parser: parser-teacher
-	$(VENV)/bin/fashionlens train-parser ../shared/datasets/clothing-parsing --out build/garment-parser --box-data ../shared/datasets/colorful-fashion --teacher build/parser-teacher --epochs 15 --patience 12 --time-budget 55 --seed 0
+# Retrains the shipped garment parser from ../shared/datasets/clothing-parsing (30 epochs, about 47 minutes on 2
+# idle cores, at most 55; rerun to resume), then copies only its weights and manifest into the package.
+default-parser: $(STAMP)
+	$(VENV)/bin/fashionlens train-parser ../shared/datasets/clothing-parsing --out build/garment-parser --epochs 30 --patience 12 --time-budget 55 --seed 0
 	mkdir -p src/fashionlens/assets/garment-parser
 	cp build/garment-parser/manifest.json build/garment-parser/weights.safetensors src/fashionlens/assets/garment-parser/
 

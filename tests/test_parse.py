@@ -59,6 +59,22 @@ def test_bad_masks_are_reported_by_path_and_skipped(tmp_path):
     assert "no mask" in reasons["0002.jpg"] and "no mask" in reasons["orphan.jpg"] and "no photo" in reasons["ghost.png"]
 
 
+def test_void_pixels_are_read_and_count_for_nothing(tmp_path):
+    from fashionlens.data.label_maps import VOID
+    from fashionlens.parse.labels import IGNORE, class_lut
+
+    root = _dataset(tmp_path / "d", 2)
+    _, labels = _photo(0)
+    labels[:4] = VOID  # VOC's and LIP's unlabelled border
+    Image.fromarray(labels, mode="L").save(root / "masks" / "0000.png")
+    names, pairs, skipped = read_mask_layout(root)
+    assert len(pairs) == 2 and not skipped
+    lut = class_lut(names, CCP_GROUPS)
+    assert lut[VOID] == IGNORE and lut[2] == list(CCP_GROUPS).index("top")
+    m = parsing_metrics(confusion(lut[labels], np.zeros_like(labels), len(CCP_GROUPS)), list(CCP_GROUPS))
+    assert m["pixel_accuracy"] == pytest.approx((labels == 0).sum() / (labels != VOID).sum())
+
+
 def test_every_ccp_name_has_a_parser_class():
     names = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "clothing-parsing" / "labels.txt"
     if not names.is_file():
@@ -152,56 +168,6 @@ def test_evaluate_parser_report(tiny_parser, tmp_path):
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert metrics["images"] == 40 and 0 <= metrics["miou"] <= 1 and "top" in metrics["groups"]
     assert list((tmp_path / "r").glob("worst_*.jpg")) and (tmp_path / "r" / "confusion.csv").is_file()
-
-
-def test_boxes_correct_the_teachers_kinds():
-    from fashionlens.data.label_maps import VOID
-    from fashionlens.parse.box_labels import box_kinds, guide_by_boxes
-
-    classes = list(CCP_GROUPS)
-    c = {n: classes.index(n) for n in ("null", "skin", "top", "skirt", "dress", "bag", "shoes")}
-    labels = np.zeros((60, 40), np.uint8)
-    labels[5:25, 10:30] = c["top"]  # a dress read as a top over a skirt
-    labels[25:45, 10:30] = c["skirt"]
-    labels[15:20, 15:20] = c["skin"]
-    labels[50:58, 2:8] = c["bag"]  # a bag no box holds
-    labels[50:58, 30:38] = c["shoes"]
-    confidence = np.ones(labels.shape, np.float32)
-    confidence[0, 0] = 0.2
-    kinds = box_kinds(["dress", "shoe", "shirt", "skirt", "bag", "kimono", "skin"], classes)  # the box classes
-    assert kinds == {0: c["dress"], 1: c["shoes"], 2: c["top"], 3: c["skirt"], 4: c["bag"]}  # no kimono; skin unjudged
-    boxes = np.array([[8, 3, 32, 47], [28, 48, 40, 60]], np.float32)
-    out = guide_by_boxes(labels, confidence, boxes, np.array([c["dress"], c["shoes"]]), sorted(kinds.values()))
-    assert (out[5:45, 10:30][labels[5:45, 10:30] != c["skin"]] == c["dress"]).all()
-    assert (out[15:20, 15:20] == c["skin"]).all()  # no box judges skin
-    assert (out[50:58, 2:8] == VOID).all() and (out[50:58, 30:38] == c["shoes"]).all()
-    assert out[0, 0] == VOID and out[1, 1] == c["null"]  # unsure pixels count for nothing
-
-
-def test_train_parser_with_photos_that_have_only_boxes(tiny_parser, tmp_path):
-    from fashionlens.detect.detections import AnnotatedImage, DetectionDataset, Detections
-    from fashionlens.detect.formats import write_voc
-
-    root, teacher, _ = tiny_parser
-    images = []
-    for i in range(24):
-        image, labels = _photo(200 + i)
-        path = tmp_path / "photos" / f"b{i:03d}.jpg"
-        path.parent.mkdir(exist_ok=True)
-        image.save(path, quality=95)
-        ys, xs = np.nonzero(labels == 2)
-        yp, xp = np.nonzero(labels == 3)
-        boxes = [[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], [xp.min(), yp.min(), xp.max() + 1, yp.max() + 1]]
-        images.append(AnnotatedImage(path, 48, 64, Detections(np.array(boxes, np.float32), np.array([0, 1]))))
-    boxed = write_voc(DetectionDataset(["shirt", "pants"], images), tmp_path / "boxed")
-    (boxed / "JPEGImages" / "b000.jpg").write_bytes(b"broken")
-    result = runner.invoke(app, ["train-parser", str(root), "--out", str(tmp_path / "m"), "--box-data", str(boxed),
-                                 "--teacher", str(teacher), "--input-size", "64x48", "--epochs", "2", "--views", "2"])
-    assert result.exit_code == 0, result.output
-    assert "b000.xml" in result.output.replace("\n", "")  # the unreadable photo is reported, the rest train
-    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
-    extra = manifest["data"]["extra"]
-    assert "labelled by boxes" in extra["source"] and 10 <= extra["train"] < 24
 
 
 def _parsed(labels: np.ndarray) -> ParsedImage:

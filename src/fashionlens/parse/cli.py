@@ -34,28 +34,6 @@ def _load(model: Path | None, runtime: str = "onnx"):
         fail(str(exc))
 
 
-def _box_guided(data: Path, teacher: Path | None, config):
-    """The train part of the --box-data photos as label maps: the teacher's parse of each, corrected by its boxes."""
-    from fashionlens.cache import default_cache_dir
-    from fashionlens.cli_common import fail, report_skipped
-    from fashionlens.detect.formats import read_dataset
-    from fashionlens.holdout import holdout_part
-    from fashionlens.parse.box_labels import box_guided_masks
-
-    try:
-        boxes = read_dataset(data)
-    except (FileNotFoundError, ValueError) as exc:
-        fail(f"--box-data: {exc}")
-    train = boxes.subset([i for i, im in enumerate(boxes.images)
-                          if holdout_part(im.path, config.val_fraction, config.test_fraction) == "train"])
-    train.skipped = boxes.skipped
-    masks = box_guided_masks(train, _load(teacher), default_cache_dir() / "box-labels", progress=sys.stderr.isatty())
-    report_skipped(masks.skipped)
-    if not len(masks):
-        fail(f"--box-data {data}: no usable photos with boxes")
-    return masks
-
-
 def train_parser(
     data: Annotated[Path, typer.Argument(help="images/ + masks/ (one index PNG per photo) + labels.txt, as CCP, LIP and ATR; "
                                          "or a COCO file or folder with segmentations (category names as CCP's).")],
@@ -70,10 +48,6 @@ def train_parser(
     patience: Annotated[int, typer.Option(min=1, help="With --keep best: epochs without a better validation mIoU before stopping.")] = 6,
     time_budget: Annotated[Optional[float], typer.Option(help="Minutes of training after which to stop, keeping the epoch --keep names.")] = None,
     seed: Annotated[int, typer.Option()] = 0,
-    box_data: Annotated[Optional[Path], typer.Option("--box-data", help="Street photos with garment boxes only (VOC, YOLO, "
-                                                     "COCO or polygons): labelled per pixel by --teacher, corrected by "
-                                                     "their boxes, and half of every batch (their train part only).")] = None,
-    teacher: Annotated[Optional[Path], typer.Option(help="Parser that labels the --box-data photos; the shipped one by default.")] = None,
 ) -> None:
     """Train the garment parser (CCP's names, rare ones merged as recorded in the manifest)."""
     from fashionlens.cli_common import console, fail, report_skipped
@@ -87,10 +61,9 @@ def train_parser(
     dataset = _read(data)
     config = ParserTrainConfig(epochs=epochs, views=views, lr=lr, keep=keep, patience=patience,
                                time_budget_minutes=time_budget, seed=seed)
-    extra = _box_guided(box_data, teacher, config) if box_data is not None else None
     try:
         result = run(dataset, out, parser=ParserConfig(backbone=backbone, input_size=(height, width)), config=config,
-                     extra=extra, progress=sys.stderr.isatty())
+                     progress=sys.stderr.isatty())
     except ValueError as exc:
         fail(str(exc))
     report_skipped(result["failures"])

@@ -1,7 +1,6 @@
 """Training the garment parser on a 2-core CPU, as the detector trains: the frozen stem runs once per augmented
 view and is cached on disk (float16 stems, uint8 label maps), then each epoch trains only the deeper blocks,
-the pyramid and the segmentation head. Label maps of lesser trust (photos with boxes only, labelled by a teacher)
-can fill half of every batch. Early stopping on validation mIoU (or the schedule's last epoch); every
+the pyramid and the segmentation head. Early stopping on validation mIoU (or the schedule's last epoch); every
 epoch is checkpointed in `<out>/.train/`, so rerunning the same command resumes.
 """
 
@@ -176,13 +175,9 @@ def train_parser(
     *,
     parser: ParserConfig | None = None,
     config: ParserTrainConfig = ParserTrainConfig(),
-    extra: MaskDataset | None = None,
     progress: bool = True,
 ) -> dict:
-    """Train, keep the last (or best) epoch, save the model folder; the test part stays unseen.
-
-    `extra`: label maps of lesser trust (e.g. `box_guided_masks` of photos with boxes only), of which only the train
-    part is used, by the same hash of file names: with it, each batch is half `dataset`, half `extra`."""
+    """Train, keep the last (or best) epoch, save the model folder; the test part stays unseen."""
     if config.keep not in KEEP:
         raise ValueError(f"keep must be one of {', '.join(KEEP)}, not {config.keep!r}")
     started = time.time()
@@ -211,20 +206,10 @@ def train_parser(
     val_ok = [i for i, ok in enumerate(val_cache.ok) if ok]
     n_classes = len(parser.classes)
     weights = class_weights(train_cache.labels[::config.views], n_classes)
-    extra_cache, extra_ok = None, []
-    if extra is not None:
-        extra_part = extra.part("train", config.val_fraction, config.test_fraction)
-        key = hashlib.sha256(json.dumps([key, [str(im.mask) for im in extra_part.images]]).encode()).hexdigest()[:16]
-        extra_cache = build_cache(model, extra_part, extra_part.images, class_lut(extra.names, parser.groups, extra.source),
-                                  config.views, parser, mean, std, work, key, config.seed + 1, failures, progress, "extra")
-        extra_ok = [i for i, ok in enumerate(extra_cache.ok) if ok]
-    if extra is not None and not extra_ok:
-        raise ValueError(f"{extra.source}: no usable photos in its train part")
-    per_step = config.batch_size // 2 if extra_ok else config.batch_size  # labelled rows in each batch
 
     optimizer = torch.optim.AdamW(trunk_param_groups(model.backbone, model, config.lr, config.backbone_lr_scale),
                                   weight_decay=config.weight_decay)
-    steps_per_epoch = max(1, len(train_ok) // per_step)
+    steps_per_epoch = max(1, len(train_ok) // config.batch_size)
     total = config.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
                                                     total_steps=total, pct_start=0.05)
@@ -247,21 +232,13 @@ def train_parser(
         train_trunk(model)
         rng = np.random.default_rng([config.seed, epoch])
         order = rng.permutation(train_ok)
-        extra_order = rng.choice(extra_ok, steps_per_epoch * per_step, replace=len(extra_ok) < steps_per_epoch * per_step
-                                 ) if extra_ok else []
         loss_sum = 0.0
         with progress_bar(f"parser epoch {epoch}/{config.epochs}", steps_per_epoch * config.batch_size, progress) as advance:
             for s in range(steps_per_epoch):
-                stems, target = [], []
-                for cache, chosen in ((train_cache, order), (extra_cache, extra_order)):
-                    if not len(chosen):
-                        continue
-                    rows = sorted(int(i) * config.views + int(rng.integers(config.views))
-                                  for i in chosen[s * per_step:(s + 1) * per_step])
-                    stems.append(cache.stems[rows])
-                    target.append(cache.labels[rows])
-                logits = model.from_stem(as_channels_last(np.concatenate(stems)), input_size)
-                target = torch.from_numpy(np.concatenate(target).astype(np.int64))
+                rows = sorted(int(i) * config.views + int(rng.integers(config.views))
+                              for i in order[s * config.batch_size:(s + 1) * config.batch_size])
+                logits = model.from_stem(as_channels_last(train_cache.stems[rows]), input_size)
+                target = torch.from_numpy(np.asarray(train_cache.labels[rows], dtype=np.int64))
                 loss = F.cross_entropy(logits, target, weight=weights, ignore_index=IGNORE)
                 optimizer.zero_grad()
                 loss.backward()
@@ -270,7 +247,7 @@ def train_parser(
                 if scheduler.last_epoch + 1 < total:
                     scheduler.step()
                 loss_sum += loss.item()
-                advance(len(target))
+                advance(len(rows))
         predicted = predict_cached(model, val_cache, 1, input_size)[val_ok]
         metrics = parsing_metrics(confusion(val_truth, predicted, n_classes), list(parser.classes))
         state["seconds"] += time.time() - epoch_start
@@ -288,7 +265,6 @@ def train_parser(
     summary = {
         "data": {"source": dataset.source, "images": len(dataset), "skipped": len(dataset.skipped) + len(failures),
                  **{part: len(parts[part]) for part in PARTS},
-                 **({"extra": {"source": extra.source, "train": len(extra_ok)}} if extra_ok else {}),
                  "split": {"rule": "sha1(file name)", "val_fraction": config.val_fraction,
                            "test_fraction": config.test_fraction}},
         "training": {**asdict(config), "kept_epoch": kept, "best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
