@@ -46,6 +46,8 @@ def _holdout(indices: list[int], strata: list[str], groups: list[int], fraction:
         return indices, []
     y = np.array([strata[i] for i in indices])
     largest_class = max(Counter(y.tolist()).values())
+    if largest_class < 2:  # nothing to stratify: no class has an image to spare
+        return indices, []
     n_splits = max(2, min(round(1 / fraction), largest_class))  # sklearn needs a class with n_splits members
     g = np.array([groups[i] for i in indices])
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
@@ -149,6 +151,9 @@ def make_folds(
     if not 2 <= folds <= n_groups:
         raise ValueError(f"{folds} folds: need at least 2, and at most the {n_groups} groups of distinct images")
     y = np.array([strata[i] for i in candidates])
+    largest_class = max(Counter(y.tolist()).values())
+    if largest_class < folds:
+        raise ValueError(f"{folds} folds: no class has {folds} images to hold out (the largest has {largest_class})")
     g = np.array([groups[i] for i in candidates])
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     splits = []
