@@ -478,6 +478,18 @@ def test_folds_hold_out_only_scored_images(planted):
         make_folds(strata, feats.sha256, feats.phash, 2, scored=scored[:-1])
 
 
+def test_heads_without_validation_train_every_epoch_and_keep_the_last():
+    from fashionlens.classify.heads import fit_heads
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 8)).astype(np.float32)
+    y = (x[:, :1] > 0).astype(np.int64)
+    tasks = [TaskSpec("sign", ("minus", "plus"))]
+    heads, info = fit_heads(x, y, x[:0], y[:0], tasks, epochs=25, lr=0.1, patience=1)
+    assert info == {"best_epoch": 25, "epochs_run": 25, "val_accuracy": None}
+    assert (heads.probabilities(x)["sign"].argmax(1) == y[:, 0]).mean() > 0.9
+
+
 @pytest.mark.parametrize("text, fold", [("1/5", (1, 5)), ("5/5", (5, 5)), ("2/2", (2, 2))])
 def test_parse_fold(text, fold):
     assert parse_fold(text) == fold

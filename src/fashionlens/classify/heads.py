@@ -125,8 +125,8 @@ def _fit_heads(x_train, y_train, x_val, y_val, tasks, *, epochs, lr, weight_deca
         acc = accuracies(val_logits, yv, tasks) if len(xv) else {}
         mean_acc = float(np.mean(list(acc.values()))) if acc else 0.0
         if log:
-            log.log("heads", epoch, {"train_loss": train_loss / len(xt), "val_loss": val_loss,
-                                     **{f"val_acc_{k}": v for k, v in acc.items()}})
+            validated = {"val_loss": val_loss, **{f"val_acc_{k}": v for k, v in acc.items()}} if len(xv) else {}
+            log.log("heads", epoch, {"train_loss": train_loss / len(xt), **validated})
         if not len(xv):
             continue
         if (mean_acc, -val_loss) > (best[0], -best[1]):
