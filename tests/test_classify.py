@@ -41,7 +41,7 @@ from fashionlens.data import read_folder, read_table
 from fashionlens.fingerprints import sha256_file
 from fashionlens.features import DecodeDataset, extract_features
 from fashionlens.preprocess import PreprocessConfig
-from fashionlens.splits import make_split
+from fashionlens.splits import make_folds, make_split, parse_fold
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((ROOT / "samples" / "clothing").glob("*.jpg"))
@@ -437,6 +437,97 @@ def test_split_with_given_layout_drops_training_copies_of_held_out_images(plante
     assert split.dropped_leaks == 3
     assert leaked.isdisjoint(split.train)
     assert set(split.train) == set(range(len(paths))) - set(held) - leaked
+
+
+def test_folds_never_split_a_copy_group_and_hold_every_image_once(planted):
+    paths, pairs, strata, feats = planted
+    folds = make_folds(strata, feats.sha256, feats.phash, 4, validation=0.2, seed=0)
+    assert len(folds) == 4
+    tests = [set(f.test) for f in folds]
+    assert sorted(i for t in tests for i in t) == list(range(len(paths)))  # every image held out exactly once
+    for fold in folds:
+        assert fold.validation and set(fold.validation).isdisjoint(fold.test)
+        assert sorted(fold.train + fold.validation + fold.test) == list(range(len(paths)))  # copies kept together
+        assert fold.duplicate_groups == 8 and fold.dropped_leaks == 0
+    for i, j in pairs:
+        for fold in folds:
+            for part in (fold.train, fold.validation, fold.test):
+                assert (i in part) == (j in part), (paths[i].name, paths[j].name)
+    assert [f.test for f in make_folds(strata, feats.sha256, feats.phash, 4, validation=0.2, seed=0)] == [f.test for f in folds]
+    assert all(not f.validation for f in make_folds(strata, feats.sha256, feats.phash, 4, validation=0, seed=0))
+
+
+def test_folds_hold_out_only_scored_images(planted):
+    paths, pairs, strata, feats = planted
+    copy_of = {j: i for i, j in pairs}
+    scored = [k % 5 != 0 and k not in copy_of for k in range(len(paths))]  # the copies are never scored
+    folds = make_folds(strata, feats.sha256, feats.phash, 2, validation=0.2, seed=0, scored=scored)
+    assert sorted(i for f in folds for i in f.test) == [k for k in range(len(paths)) if scored[k]]
+    for fold in folds:
+        assert all(scored[i] for i in fold.validation + fold.test)
+        held = set(fold.validation + fold.test)
+        # an unscored image always trains, unless it is a copy of a held-out one
+        for k in range(len(paths)):
+            if not scored[k]:
+                assert (k in fold.train) != (copy_of.get(k) in held), paths[k].name
+    with pytest.raises(ValueError, match="at most the"):
+        make_folds(strata[:3], feats.sha256[:3], feats.phash[:3], 4)
+    with pytest.raises(ValueError, match="no class has 4 images"):
+        make_folds(strata, feats.sha256, feats.phash, 4, scored=scored)
+    with pytest.raises(ValueError, match="entries for"):
+        make_folds(strata, feats.sha256, feats.phash, 2, scored=scored[:-1])
+
+
+def test_heads_without_validation_train_every_epoch_and_keep_the_last():
+    from fashionlens.classify.heads import fit_heads
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 8)).astype(np.float32)
+    y = (x[:, :1] > 0).astype(np.int64)
+    tasks = [TaskSpec("sign", ("minus", "plus"))]
+    heads, info = fit_heads(x, y, x[:0], y[:0], tasks, epochs=25, lr=0.1, patience=1)
+    assert info == {"best_epoch": 25, "epochs_run": 25, "val_accuracy": None}
+    assert (heads.probabilities(x)["sign"].argmax(1) == y[:, 0]).mean() > 0.9
+
+
+@pytest.mark.parametrize("text, fold", [("1/5", (1, 5)), ("5/5", (5, 5)), ("2/2", (2, 2))])
+def test_parse_fold(text, fold):
+    assert parse_fold(text) == fold
+
+
+@pytest.mark.parametrize("text", ["0/5", "6/5", "1/1", "1", "a/b", "1/5/2", ""])
+def test_parse_fold_refuses(text):
+    with pytest.raises(ValueError, match="expected I/K"):
+        parse_fold(text)
+
+
+def test_cross_validation_trains_each_fold_from_the_same_backbone(colour_dir, tmp_path):
+    """Fine-tuning changes its backbone in place: every fold must start again from the ImageNet weights."""
+    from fashionlens.classify import cross_validate
+
+    config = TrainConfig(backbone=BACKBONE, mode="finetune", epochs=1, finetune_blocks=1, validation=0.25,
+                         progress=False, workers=0)
+    result = cross_validate(read_folder(colour_dir), config, folds=2, out=tmp_path / "cv")
+    assert sum(f.images for f in result.tasks[0].folds) == len(COLOURS) * PER_CLASS
+    assert sorted(i for s in result.splits for i in s.test) == list(range(len(COLOURS) * PER_CLASS))
+    assert (tmp_path / "cv" / "folds" / "1" / "checkpoint" / "state.json").is_file()
+    assert (tmp_path / "cv" / "folds" / "2" / "checkpoint" / "state.json").is_file()
+    reference = create_backbone(BACKBONE).model.state_dict()
+    import fashionlens.classify.crossval as crossval
+
+    seen = []
+    original = crossval.fit_classifier
+
+    def spy(lf, split, config, out):
+        seen.append(all(torch.equal(v, reference[k]) for k, v in lf.backbone.model.state_dict().items()))
+        return original(lf, split, config, out)
+
+    crossval.fit_classifier = spy
+    try:
+        cross_validate(read_folder(colour_dir), config, folds=2, out=tmp_path / "cv2")
+    finally:
+        crossval.fit_classifier = original
+    assert seen == [True, True]
 
 
 # --------------------------------------------------------------------------- 7. unreadable files

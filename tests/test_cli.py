@@ -291,3 +291,63 @@ def test_model_folder_without_manifest(data_dir, tmp_path):
         assert result.exit_code != 0, args[0]
         assert flat(f"{empty}: not a fashionlens model (no manifest.json)") in flat(result.stderr), args[0]
     assert not (tmp_path / "r").exists()
+
+
+# --------------------------------------------------------------------------- cross-validate
+
+
+def test_cross_validate_scores_every_image_once_and_json_matches_report(data_dir, tmp_path):
+    out = tmp_path / "cv"
+    result = invoke("cross-validate", data_dir, "--folds", "3", "--backbone", BACKBONE, "--json", "--out", out)
+    assert result.exit_code == 0, result.output
+    lines = parse_lines(result.stdout)
+    summary = json.loads((out / "crossval.json").read_text())
+    assert lines == summary["tasks"]  # the JSON lines are the report's figures, number for number
+    (line,) = lines
+    assert set(line) >= {"task", "accuracy_mean", "accuracy_std", "macro_f1_mean", "folds"}
+    assert line["task"] == "category" and len(line["folds"]) == 3
+    assert sum(f["images"] for f in line["folds"]) == 3 * PER_CLASS  # every image scored, once
+    assert line["accuracy_mean"] == pytest.approx(sum(f["accuracy"] for f in line["folds"]) / 3)
+    pooled = json.loads((out / "metrics.json").read_text())["category"]
+    assert pooled["n"] == 3 * PER_CLASS
+    assert sorted(s["test"] for s in summary["splits"]) == sorted(f["images"] for f in line["folds"])
+    page = (out / "index.html").read_text()
+    assert "3 folds" in page and f"{line['folds'][0]['accuracy']:.3f}" in page
+    assert line["accuracy_mean"] > 0.9  # three plainly different colours
+
+
+def test_train_fold_holds_out_the_cross_validation_fold(data_dir, tmp_path):
+    from fashionlens.classify import TrainConfig, cross_validate
+    from fashionlens.data import read_folder
+
+    data = read_folder(data_dir)
+    config = TrainConfig(backbone=BACKBONE, progress=False, workers=0)
+    folds = cross_validate(data, config, folds=3).splits
+    result = invoke("train", data_dir, "--out", tmp_path / "m", "--backbone", BACKBONE, "--fold", "2/3")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert manifest["data"]["split"] == folds[1].summary()
+    assert manifest["training"]["fold"] == [2, 3]
+    for bad in ("4/3", "0/3", "1/1", "2of3"):
+        result = invoke("train", data_dir, "--out", tmp_path / "bad", "--backbone", BACKBONE, "--fold", bad)
+        assert result.exit_code == 2 and flat(f"fold '{bad}'") in flat(result.stderr), bad
+    result = invoke("train", data_dir, "--out", tmp_path / "bad", "--fold", "1/3", "--test", "0.2")
+    assert result.exit_code == 2 and flat("give a fold or a test fraction") in flat(result.stderr)
+
+
+def test_cross_validate_score_where_trains_on_all_and_scores_the_matching_rows(data_dir, tmp_path):
+    table = tmp_path / "labels.csv"
+    images = sorted(data_dir.rglob("*.jpg"))
+    kinds = ["product" if i % 3 else "pattern" for i in range(len(images))]
+    table.write_text("image,category,kind\n" + "".join(
+        f"{p.relative_to(data_dir).as_posix()},{p.parent.name},{k}\n" for p, k in zip(images, kinds)))
+    args = ("cross-validate", data_dir, "--labels", table, "--task", "category", "--folds", "3", "--backbone", BACKBONE,
+            "--json", "--validation", "0")
+    result = invoke(*args, "--score-where", "kind=product")
+    assert result.exit_code == 0, result.output
+    (line,) = parse_lines(result.stdout)
+    assert sum(f["images"] for f in line["folds"]) == kinds.count("product")
+    result = invoke(*args, "--score-where", "kind=nothing")
+    assert result.exit_code == 2 and flat("no usable rows") in flat(result.stderr)
+    result = invoke("cross-validate", data_dir, "--score-where", "kind=product")
+    assert result.exit_code == 2 and flat("--score-where applies to a --labels table") in flat(result.stderr)

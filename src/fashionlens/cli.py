@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -51,10 +53,17 @@ def _metrics_table(title: str, metrics: dict) -> Table:
     return table
 
 
-@app.command()
-def train(
-    data: DataArg,
-    out: Annotated[Path, typer.Option("--out", help="Model folder to write.")],
+ScoreWhereOpt = Annotated[Optional[list[str]], typer.Option("--score-where", help="Hold out and score only the rows where COLUMN=VALUE[,VALUE] (repeatable); the other rows always train.")]
+
+
+def _training_options(
+    labels: LabelsOpt = None,
+    image_column: ImageColOpt = "image",
+    task: TaskOpt = None,
+    where: WhereOpt = None,
+    map: MapOpt = None,
+    split_column: SplitColOpt = None,
+    score_where: ScoreWhereOpt = None,
     mode: Annotated[str, typer.Option(help="linear: heads on cached frozen features; finetune: last blocks train too.")] = "linear",
     backbone: Annotated[str, typer.Option(help="Registry name (efficientnet_lite0/1/2) or any timm model name.")] = "efficientnet_lite1",
     weights: Annotated[Optional[Path], typer.Option(help="Local .safetensors backbone weights.")] = None,
@@ -63,12 +72,6 @@ def train(
     colour_space: Annotated[str, typer.Option(help="Colour histogram channels: rgb or hsv.")] = "rgb",
     resize: Annotated[str, typer.Option(help="crop (centre crop) or pad (letterbox on white, for product photos).")] = "crop",
     image_size: Annotated[Optional[int], typer.Option(help="Square input size in pixels instead of the backbone's (e.g. 128 for small thumbnails, 280); saved with the model.")] = None,
-    labels: LabelsOpt = None,
-    image_column: ImageColOpt = "image",
-    task: TaskOpt = None,
-    where: WhereOpt = None,
-    map: MapOpt = None,
-    split_column: SplitColOpt = None,
     hidden: Annotated[int, typer.Option(help="Hidden width of each head (0: linear head).")] = 0,
     standardize: Annotated[bool, typer.Option(help="Heads see each feature standardised by its training mean and deviation (helps with --pool-stages and --colour-bins, whose scales differ).")] = False,
     dropout: Annotated[float, typer.Option(help="Dropout on the hidden layer of each head.")] = 0.5,
@@ -82,29 +85,82 @@ def train(
     freeze_norm: Annotated[bool, typer.Option(help="Finetune mode: keep batch-norm statistics fixed (their scale and shift still train), so the warm-started heads keep their features.")] = False,
     colour_jitter: Annotated[float, typer.Option(help="Finetune mode: brightness/contrast/saturation jitter; 0 when a task is the colour.")] = 0.2,
     tta: Annotated[bool, typer.Option(help="Test-time flips: the model predicts on each image averaged with its mirror (saved with it; also picks the best fine-tuning epoch). The report adds the scores without them.")] = False,
-    validation: Annotated[float, typer.Option(help="Validation fraction when the data has no validation split.")] = 0.15,
-    test: Annotated[float, typer.Option(help="Test fraction held out (0: none).")] = 0.0,
+    validation: Annotated[float, typer.Option(help="Validation fraction when the data has no validation split; 0: linear heads train all their epochs and keep the last.")] = 0.15,
     min_class_count: Annotated[int, typer.Option(help="Drop classes with fewer images.")] = 2,
     balance: Annotated[bool, typer.Option(help="Balanced class weights (macro recall); --no-balance favours plain accuracy.")] = True,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
+    """The data and training options `train` and `cross-validate` share (declared once, see `training_options`)."""
+
+
+_SHARED = list(inspect.signature(_training_options, eval_str=True).parameters.values())
+_DATA_OPTIONS = ("labels", "image_column", "task", "where", "map", "split_column")
+
+
+def training_options(command):
+    """Give a command every option of `_training_options` after its own; it receives them as `options`."""
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "options"]
+
+    @functools.wraps(command)
+    def with_options(**kwargs):
+        return command(**{p.name: kwargs.pop(p.name) for p in own}, options=kwargs)
+
+    with_options.__signature__ = inspect.Signature(own + _SHARED)
+    with_options.__annotations__ = {**{k: v for k, v in command.__annotations__.items() if k != "options"},
+                                    **_training_options.__annotations__}
+    return with_options
+
+
+def _data_and_config(data: Path, options: dict, **extra):
+    """(the data, which of its images may be held out and scored, or None for all, the TrainConfig) from the
+    shared options."""
+    from fashionlens.classify import TrainConfig
+
+    data_options = [options.pop(k) for k in _DATA_OPTIONS]
+    dataset = _load_data(data, *data_options)
+    scored, score_where = None, options.pop("score_where")
+    if score_where:
+        if data_options[0] is None:
+            fail("--score-where applies to a --labels table")
+        labels, image_column, tasks, where, maps, split_column = data_options
+        held = _load_data(data, labels, image_column, tasks, [*(where or []), *score_where], maps, split_column)
+        keep = {s.path for s in held.samples}
+        scored = [s.path in keep for s in dataset.samples]
+    stages = options.pop("pool_stages")
+    try:
+        options["pool_stages"] = tuple(int(v) for v in stages.split(",") if v.strip())
+    except ValueError:
+        fail(f"--pool-stages {stages!r}: expected stage numbers such as 1,2,3,4")
+    weights = options.pop("weights")
+    try:
+        config = TrainConfig(weights=str(weights) if weights else None, **options, **extra)
+    except ValueError as exc:
+        fail(str(exc))
+    return dataset, scored, config
+
+
+@app.command()
+@training_options
+def train(
+    data: DataArg,
+    out: Annotated[Path, typer.Option("--out", help="Model folder to write.")],
+    test: Annotated[float, typer.Option(help="Test fraction held out (0: none).")] = 0.0,
+    fold: Annotated[Optional[str], typer.Option(help="Hold out fold I of K as the test split (I/K, e.g. 2/5): the folds of cross-validate.")] = None,
+    options: dict = None,
+) -> None:
     """Train a classifier (one head per --task) and write a model folder with its validation report."""
     from fashionlens.backbones import BackboneError
-    from fashionlens.classify import TrainConfig
     from fashionlens.classify import train as run_train
+    from fashionlens.splits import parse_fold
 
-    dataset = _load_data(data, labels, image_column, task, where, map, split_column)
     try:
-        stages = tuple(int(v) for v in pool_stages.split(",") if v.strip())
-        config = TrainConfig(mode=mode, backbone=backbone, weights=str(weights) if weights else None,
-                             pool_stages=stages, colour_bins=colour_bins, resize=resize, hidden=hidden,
-                             standardize=standardize, colour_space=colour_space, label_smoothing=label_smoothing,
-                             dropout=dropout, input_dropout=input_dropout, epochs=epochs, lr=lr, patience=patience,
-                             batch_size=batch_size,
-                             finetune_blocks=finetune_blocks, freeze_norm=freeze_norm, colour_jitter=colour_jitter,
-                             tta=tta, image_size=image_size, validation=validation, test=test,
-                             min_class_count=min_class_count, balance=balance, seed=seed)
-        result = run_train(dataset, out, config)
+        folds = parse_fold(fold) if fold else None
+    except ValueError as exc:
+        fail(str(exc))
+    min_class_count = options["min_class_count"]
+    dataset, scored, config = _data_and_config(data, options, test=test, fold=folds)
+    try:
+        result = run_train(dataset, out, config, scored=scored)
     except (ValueError, BackboneError) as exc:
         fail(str(exc))
     report_skipped(result.skipped)
@@ -118,6 +174,44 @@ def train(
     for split_name, metrics in result.metrics.items():
         console.print(_metrics_table(f"{split_name} ({result.seconds:.0f} s)", metrics))
     console.print(f"model written to [bold]{out}[/bold]; report: {out / 'report'}")
+
+
+@app.command("cross-validate")
+@training_options
+def cross_validate(
+    data: DataArg,
+    folds: Annotated[int, typer.Option(min=2, help="Number of folds; each image is held out and scored once.")] = 5,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Report folder: pooled metrics and confusion matrices, per-fold scores, each fold's logs.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON line per task on stdout.")] = False,
+    options: dict = None,
+) -> None:
+    """Cross-validate training options: accuracy and macro-F1 per task as mean ± std over stratified folds
+    that keep copies of one picture together."""
+    from fashionlens.backbones import BackboneError
+    from fashionlens.classify import cross_validate as run_cross_validate
+
+    dataset, scored, config = _data_and_config(data, options, progress=not json_out and sys.stderr.isatty())
+    try:
+        result = run_cross_validate(dataset, config, folds=folds, out=out, scored=scored)
+    except (ValueError, BackboneError) as exc:
+        fail(str(exc))
+    report_skipped(result.skipped)
+    if json_out:
+        for scores in result.tasks:
+            print(json.dumps(scores.to_json(), ensure_ascii=False))
+        return
+    table = Table(title=f"{folds}-fold cross-validation ({result.seconds:.0f} s)")
+    for column in ("task", "accuracy", "macro-F1", *[f"fold {k}" for k in range(1, folds + 1)], "images"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+    def fmt(value, digits=4):
+        return "–" if value is None else f"{value:.{digits}f}"
+
+    for s in result.tasks:
+        table.add_row(s.task, f"{fmt(s.accuracy_mean)} ± {fmt(s.accuracy_std)}", f"{fmt(s.macro_f1_mean)} ± {fmt(s.macro_f1_std)}",
+                      *[fmt(f.accuracy, 3) for f in s.folds], str(sum(f.images for f in s.folds)))
+    console.print(table)
+    if out is not None:
+        console.print(f"report written to [bold]{out}[/bold]")
 
 
 @app.command()

@@ -46,6 +46,8 @@ def _holdout(indices: list[int], strata: list[str], groups: list[int], fraction:
         return indices, []
     y = np.array([strata[i] for i in indices])
     largest_class = max(Counter(y.tolist()).values())
+    if largest_class < 2:  # nothing to stratify: no class has an image to spare
+        return indices, []
     n_splits = max(2, min(round(1 / fraction), largest_class))  # sklearn needs a class with n_splits members
     g = np.array([groups[i] for i in indices])
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
@@ -53,6 +55,31 @@ def _holdout(indices: list[int], strata: list[str], groups: list[int], fraction:
         warnings.simplefilter("ignore", UserWarning)  # "least populated class has only N members"
         rest, held = next(splitter.split(np.zeros(len(y)), y, g))
     return [indices[i] for i in rest], [indices[i] for i in held]
+
+
+def _groups(sha256s: list[str], phashes: list[str | None], max_hamming: int) -> tuple[list[int], int, int]:
+    """(group id per image, images with a copy, groups of copies)."""
+    fingerprints = Fingerprints(list(sha256s), list(phashes))
+    groups = group_labels(fingerprints, Thresholds(max_hamming=max_hamming), transitive=True).tolist()
+    sizes = Counter(groups)
+    return groups, sum(n for n in sizes.values() if n > 1), sum(1 for n in sizes.values() if n > 1)
+
+
+def _without_leaks(train: list[int], val: list[int], test: list[int], groups: list[int], dup_images: int,
+                   dup_groups: int) -> Split:
+    """The split, with the training images dropped that have a copy in validation or test."""
+    held_groups = {groups[i] for i in val + test}
+    kept = [i for i in train if groups[i] not in held_groups]
+    return Split(sorted(kept), sorted(val), sorted(test), dup_images, dup_groups, len(train) - len(kept))
+
+
+def _scored(n: int, scored: list[bool] | None) -> tuple[list[int], list[int]]:
+    """(images that may be held out, images that always train)."""
+    if scored is not None and len(scored) != n:
+        raise ValueError(f"scored has {len(scored)} entries for {n} images")
+    if scored is None:
+        return list(range(n)), []
+    return [i for i in range(n) if scored[i]], [i for i in range(n) if not scored[i]]
 
 
 def make_split(
@@ -65,29 +92,75 @@ def make_split(
     test: float = 0.0,
     seed: int = 0,
     max_hamming: int = SPLIT_MAX_HAMMING,
+    scored: list[bool] | None = None,
 ) -> Split:
     """`strata` is the label to balance on, per image; `layout` is a split given by the data, if any.
 
     A given layout is kept, except that training images with a copy in validation or test are dropped.
     Where the layout has no validation split, one is carved out of train by whole duplicate groups.
-    `max_hamming` -1 groups byte-identical files only.
+    `max_hamming` -1 groups byte-identical files only. `scored`: only these images may be held out (the
+    kind of image the model is for); the others always train.
     """
-    fingerprints = Fingerprints(list(sha256s), list(phashes))
-    groups = group_labels(fingerprints, Thresholds(max_hamming=max_hamming), transitive=True).tolist()
-    sizes = Counter(groups)
-    dup_images = sum(n for n in sizes.values() if n > 1)
-    dup_groups = sum(1 for n in sizes.values() if n > 1)
-    everything = list(range(len(strata)))
+    groups, dup_images, dup_groups = _groups(sha256s, phashes, max_hamming)
+    candidates, always_train = _scored(len(strata), scored)
     layout = layout or [None] * len(strata)
     if any(layout):
-        given = {name: [i for i in everything if layout[i] == name] for name in ("train", "validation", "test")}
+        given = {name: [i for i in range(len(strata)) if layout[i] == name] for name in ("train", "validation", "test")}
         train, val, held_test = given["train"], given["validation"], given["test"]
         if not val:
             train, val = _holdout(train, strata, groups, validation, seed)
     else:
-        rest, held_test = _holdout(everything, strata, groups, test, seed)
+        rest, held_test = _holdout(candidates, strata, groups, test, seed)
         val_fraction = validation / (1 - test) if test else validation
         train, val = _holdout(rest, strata, groups, val_fraction, seed + 1)
-    held_groups = {groups[i] for i in val + held_test}
-    kept = [i for i in train if groups[i] not in held_groups]
-    return Split(sorted(kept), sorted(val), sorted(held_test), dup_images, dup_groups, len(train) - len(kept))
+        train = train + always_train
+    return _without_leaks(train, val, held_test, groups, dup_images, dup_groups)
+
+
+def parse_fold(text: str) -> tuple[int, int]:
+    """`"2/5"` -> (2, 5): the second of five folds, counted from 1."""
+    index, sep, folds = text.partition("/")
+    try:
+        fold = (int(index), int(folds))
+    except ValueError:
+        fold = None
+    if not sep or fold is None or not 1 <= fold[0] <= fold[1] or fold[1] < 2:
+        raise ValueError(f"fold {text!r}: expected I/K with 1 <= I <= K and K >= 2, e.g. 1/5")
+    return fold
+
+
+def make_folds(
+    strata: list[str],
+    sha256s: list[str],
+    phashes: list[str | None],
+    folds: int,
+    *,
+    validation: float = 0.15,
+    seed: int = 0,
+    max_hamming: int = SPLIT_MAX_HAMMING,
+    scored: list[bool] | None = None,
+) -> list[Split]:
+    """K splits for cross-validation: the test parts are stratified, hold whole duplicate groups, and together
+    hold every scored image exactly once. Each split's validation part (for early stopping; none with
+    `validation` 0) is carved from the other folds' scored images; every other image trains. A layout given
+    by the data is not used: cross-validation pools all images.
+    """
+    groups, dup_images, dup_groups = _groups(sha256s, phashes, max_hamming)
+    candidates, always_train = _scored(len(strata), scored)
+    n_groups = len({groups[i] for i in candidates})
+    if not 2 <= folds <= n_groups:
+        raise ValueError(f"{folds} folds: need at least 2, and at most the {n_groups} groups of distinct images")
+    y = np.array([strata[i] for i in candidates])
+    largest_class = max(Counter(y.tolist()).values())
+    if largest_class < folds:
+        raise ValueError(f"{folds} folds: no class has {folds} images to hold out (the largest has {largest_class})")
+    g = np.array([groups[i] for i in candidates])
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    splits = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "least populated class has only N members"
+        for rest, held in splitter.split(np.zeros(len(y)), y, g):
+            train, val = _holdout([candidates[i] for i in rest], strata, groups, validation, seed + 1)
+            test = [candidates[i] for i in held]
+            splits.append(_without_leaks(train + always_train, val, test, groups, dup_images, dup_groups))
+    return splits

@@ -1,5 +1,6 @@
 """Image classification: train heads (or fine-tune) on a backbone, evaluate, predict, export."""
 
+from fashionlens.classify.crossval import CrossValidation, cross_validate
 from fashionlens.classify.evaluate import evaluate
 from fashionlens.classify.export import export
 from fashionlens.classify.inference import ImagePrediction, LabelScore, Predictor
@@ -9,6 +10,7 @@ from fashionlens.classify.train import TrainConfig, TrainResult, train
 
 __all__ = [
     "Classifier",
+    "CrossValidation",
     "Heads",
     "ImagePrediction",
     "LabelScore",
@@ -18,6 +20,7 @@ __all__ = [
     "TaskSpec",
     "TrainConfig",
     "TrainResult",
+    "cross_validate",
     "evaluate",
     "export",
     "load_model",

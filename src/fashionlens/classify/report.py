@@ -191,7 +191,7 @@ def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
-def _html(title: str, metrics: dict, slugs: dict, mistakes: dict, totals: dict) -> str:
+def _html(title: str, metrics: dict, slugs: dict, mistakes: dict, totals: dict, tables: list) -> str:
     """Self-contained page: inline CSS, relative image links, every label and path escaped."""
     e = html.escape
     out = [
@@ -207,6 +207,10 @@ def _html(title: str, metrics: dict, slugs: dict, mistakes: dict, totals: dict) 
             f'<td>{_fmt(m["top3"])}</td><td>{_fmt(m["macro_f1"])}</td><td>{m["n"]}</td></tr>'
         )
     out.append("</table>")
+    for heading, columns, rows in tables:
+        out.append(f"<h2>{e(heading)}</h2><table><tr>" + "".join(f"<th>{e(c)}</th>" for c in columns) + "</tr>")
+        out += ["<tr>" + "".join(f"<td>{e(str(v))}</td>" for v in row) + "</tr>" for row in rows]
+        out.append("</table>")
     for task, m in metrics.items():
         slug = slugs[task]
         out.append(f'<h2 id="{e(slug)}">{e(task)}</h2>')
@@ -240,10 +244,12 @@ def write_report(
     title: str = "fashionlens evaluation",
     extra: dict | None = None,
     max_mistakes: int = 24,
+    tables: list[tuple[str, list[str], list[list]]] | None = None,
 ) -> dict:
     """Write metrics.json, summary.json, confusion_<task>.png, mistakes_<task>/ and index.html.
 
     `extra` (run info, checkpoint, ...) goes to summary.json so metrics.json keeps its fixed shape.
+    `tables` (heading, column names, rows) are shown on the page under the headline scores.
     Returns the metrics dict that was written to metrics.json.
     """
     tasks = [p.task for p in predictions]
@@ -278,5 +284,5 @@ def write_report(
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    (out / "index.html").write_text(_html(title, metrics, slugs, mistakes, totals), encoding="utf-8")
+    (out / "index.html").write_text(_html(title, metrics, slugs, mistakes, totals, tables or []), encoding="utf-8")
     return metrics

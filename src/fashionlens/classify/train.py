@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from fashionlens.backbones import DEFAULT_BACKBONE, create_backbone
+from fashionlens.backbones import DEFAULT_BACKBONE, Backbone, create_backbone
 from fashionlens.cache import FeatureCache
 from fashionlens.classify.finetune import finetune
 from fashionlens.classify.heads import LABEL_SMOOTHING, fit_heads
@@ -19,10 +20,10 @@ from fashionlens.classify.inference import Predictor
 from fashionlens.classify.model import Classifier, TaskSpec
 from fashionlens.classify.model_io import save_model
 from fashionlens.classify.report import TaskPredictions, write_report
-from fashionlens.data.samples import LabeledImages, SkippedInput
+from fashionlens.data.samples import LabeledImages, Sample, SkippedInput
 from fashionlens.epoch_log import EpochLog
-from fashionlens.features import extract_features
-from fashionlens.splits import Split, make_split
+from fashionlens.features import Features, extract_features
+from fashionlens.splits import Split, make_folds, make_split
 
 MODES = ("linear", "finetune")
 
@@ -57,7 +58,8 @@ class TrainConfig:
     colour_jitter: float = 0.2  # fine-tuning's brightness/contrast augmentation; 0 when colour is a label
     freeze_norm: bool = False  # fine-tuning keeps batch-norm statistics (small data sets)
     tta: bool = False  # predict (and pick the best fine-tuning epoch) on each image averaged with its mirror
-    validation: float = 0.15
+    validation: float = 0.15  # 0: linear heads train all their epochs and keep the last
+    fold: tuple[int, int] | None = None  # (i, k): hold out the i-th (from 1) of k cross-validation folds as the test split
     test: float = 0.0
     min_class_count: int = 2
     balance: bool = True
@@ -72,6 +74,12 @@ class TrainConfig:
             raise ValueError(f"label_smoothing must be in [0, 1), not {self.label_smoothing}")
         if not 0 <= self.validation < 1 or not 0 <= self.test < 1 or self.validation + self.test >= 1:
             raise ValueError("validation and test fractions must be in [0, 1) and sum to less than 1")
+        if self.fold is not None:
+            self.fold = tuple(self.fold)
+            if len(self.fold) != 2 or not 1 <= self.fold[0] <= self.fold[1] or self.fold[1] < 2:
+                raise ValueError(f"fold must be (i, k) with 1 <= i <= k and k >= 2, not {self.fold}")
+            if self.test:
+                raise ValueError("a fold is the test split: give a fold or a test fraction, not both")
 
 
 @dataclass
@@ -94,15 +102,22 @@ def label_matrix(samples, tasks: list[TaskSpec]) -> np.ndarray:
     return y
 
 
-def _predictions(tasks: list[TaskSpec], probs: dict[str, np.ndarray], y: np.ndarray, images: list[str]) -> list[TaskPredictions]:
-    return [TaskPredictions(t.name, list(t.classes), y[:, i], probs[t.name], images) for i, t in enumerate(tasks)]
+@dataclass
+class LabelledFeatures:
+    """What `train` and `cross_validate` read once: the backbone's features of every readable image, the
+    tasks with the classes kept, and the label matrix (rows in the order of `samples`)."""
+
+    backbone: Backbone
+    cache: FeatureCache
+    features: Features
+    samples: list[Sample]
+    tasks: list[TaskSpec]
+    y: np.ndarray
+    dropped: dict[str, list[str]]
 
 
-def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = None) -> TrainResult:
-    config = config or TrainConfig()
-    started = time.time()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+def labelled_features(data: LabeledImages, config: TrainConfig) -> LabelledFeatures:
+    """The backbone of `config` and its (cached) features; classes under `min_class_count` images are dropped."""
     torch.manual_seed(config.seed)
     backbone = create_backbone(config.backbone, weights=config.weights, pool_stages=tuple(config.pool_stages),
                                colour_bins=config.colour_bins, colour_space=config.colour_space, resize=config.resize,
@@ -122,24 +137,55 @@ def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = Non
         if len(keep) < 2:
             raise ValueError(f"task {name!r}: needs at least 2 classes with {config.min_class_count}+ images, found {keep}")
         tasks.append(TaskSpec(name, tuple(keep), config.hidden, config.dropout, config.input_dropout))
-    y = label_matrix(samples, tasks)
-    strata = [str(s.labels.get(tasks[0].name)) for s in samples]
-    split = make_split(strata, feats.sha256, feats.phash, [s.split for s in samples],
-                       validation=config.validation, test=config.test, seed=config.seed)
-    if not split.validation:
-        raise ValueError(f"{data.source}: no validation images (give a validation split or --validation > 0)")
-    tr, va, te = split.train, split.validation, split.test
+    return LabelledFeatures(backbone, cache, feats, samples, tasks, label_matrix(samples, tasks), dropped)
+
+
+def _strata_and_scored(lf: LabelledFeatures, scored: list[bool] | None) -> tuple[list[str], list[bool] | None]:
+    """Stratified on the first task; `scored` given per image of the data, returned per readable image."""
+    strata = [str(s.labels.get(lf.tasks[0].name)) for s in lf.samples]
+    return strata, None if scored is None else [scored[i] for i in lf.features.indices]
+
+
+def folds_of(lf: LabelledFeatures, config: TrainConfig, folds: int, scored: list[bool] | None = None) -> list[Split]:
+    """The `folds` cross-validation splits of these images (each with a validation part of `config.validation`)."""
+    strata, scored = _strata_and_scored(lf, scored)
+    return make_folds(strata, lf.features.sha256, lf.features.phash, folds, validation=config.validation,
+                      seed=config.seed, scored=scored)
+
+
+def split_rows(lf: LabelledFeatures, config: TrainConfig, scored: list[bool] | None = None) -> Split:
+    """The split `config` asks for: fold `config.fold` of the cross-validation folds, else a hold-out split.
+    `scored` (per image of the data given to `labelled_features`): only these are held out, the rest always train."""
+    if config.fold:
+        index, folds = config.fold
+        return folds_of(lf, config, folds, scored)[index - 1]
+    strata, scored = _strata_and_scored(lf, scored)
+    return make_split(strata, lf.features.sha256, lf.features.phash, [s.split for s in lf.samples],
+                      validation=config.validation, test=config.test, seed=config.seed, scored=scored)
+
+
+def fit_classifier(lf: LabelledFeatures, split: Split, config: TrainConfig, out: Path) -> tuple[Classifier, dict]:
+    """Heads on the training rows' features (then, in finetune mode, the last backbone stages too), picked by
+    the validation rows; logs (and fine-tuning checkpoints) go under `out`."""
+    tr, va = split.train, split.validation
+    if not va and config.mode == "finetune":
+        raise ValueError("no validation images, and fine-tuning picks its best epoch on them: give a validation "
+                         "split or --validation > 0")
+    feats, y, samples = lf.features, lf.y, lf.samples
     log = EpochLog(out / "logs")
 
     def own(value, default):  # epochs, lr and patience are the mode's own: fine-tuning's warm start keeps the defaults
         return value if value and config.mode == "linear" else default
 
     heads, head_info = fit_heads(
-        feats.vectors[tr], y[tr], feats.vectors[va], y[va], tasks,
+        feats.vectors[tr], y[tr], feats.vectors[va], y[va], lf.tasks,
         epochs=own(config.epochs, HEAD_DEFAULTS["epochs"]), lr=own(config.lr, HEAD_DEFAULTS["lr"]),
         weight_decay=config.weight_decay, patience=own(config.patience, HEAD_DEFAULTS["patience"]), balance=config.balance,
         standardize=config.standardize, label_smoothing=config.label_smoothing, seed=config.seed, log=log,
     )
+    backbone = lf.backbone
+    if config.mode == "finetune":  # trained in place: every fold starts from the same ImageNet weights
+        backbone = replace(backbone, model=copy.deepcopy(backbone.model))
     classifier = Classifier(backbone, heads, tta=config.tta)
     info = {"heads": head_info}
     if config.mode == "finetune":
@@ -161,23 +207,41 @@ def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = Non
         )
         backbone.weights_id = f"finetuned:{config_hash(asdict(config))}"  # its features are no longer the ImageNet ones
     log.close()
+    return classifier, info
+
+
+def predictions(classifier: Classifier, lf: LabelledFeatures, rows: list[int], tta: bool) -> list[TaskPredictions]:
+    """Every task's probabilities on `rows`, as the report takes them."""
+    paths = [lf.samples[i].path for i in rows]
+    probs = Predictor(classifier, "features", tta=tta).probabilities(paths, cache=lf.cache).probs
+    images = [str(p) for p in paths]
+    return [TaskPredictions(t.name, list(t.classes), lf.y[rows, i], probs[t.name], images) for i, t in enumerate(lf.tasks)]
+
+
+def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = None, *,
+          scored: list[bool] | None = None) -> TrainResult:
+    """`scored` (one per image of `data`): only these may be held out for validation and test."""
+    config = config or TrainConfig()
+    started = time.time()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    lf = labelled_features(data, config)
+    split = split_rows(lf, config, scored)
+    classifier, info = fit_classifier(lf, split, config, out)
     metrics = {}
     # with test-time flips, the report also shows the same model without them: what the flips add
-    for split_name, rows in (("validation", va), ("test", te)):
+    for split_name, rows in (("validation", split.validation), ("test", split.test)):
         for tta in (config.tta, False) if config.tta else (False,):
             if not rows:
                 continue
-            probs = Predictor(classifier, "features", tta=tta).probabilities([samples[i].path for i in rows],
-                                                                            cache=cache).probs
-            images = [str(samples[i].path) for i in rows]
             name = split_name if tta == config.tta else f"{split_name}_no_tta"
-            metrics[name] = write_report(_predictions(tasks, probs, y[rows], images), out / "report" / name,
+            metrics[name] = write_report(predictions(classifier, lf, rows, tta), out / "report" / name,
                                          title=f"{out.name}: {name.replace('_no_tta', ' (no test-time flips)')}")
-    result = TrainResult(out, metrics, split, data.skipped + feats.failures, dropped, time.time() - started)
+    result = TrainResult(out, metrics, split, data.skipped + lf.features.failures, lf.dropped, time.time() - started)
     save_model(classifier, out, store_backbone=config.mode == "finetune", info={
         "training": {**asdict(config), **info, "seconds": round(result.seconds, 1)},
-        "data": {**data.summary(), "unreadable": len(feats.failures), "split": split.summary(),
-                 "dropped_classes": dropped},
+        "data": {**data.summary(), "unreadable": len(lf.features.failures), "split": split.summary(),
+                 "dropped_classes": lf.dropped},
         "metrics": metrics,
     })
     return result
