@@ -115,7 +115,7 @@ def test_unreadable_files_are_reported_and_the_run_goes_on(planted):
     reasons = {Path(f.image): f.reason for f in report.of("unreadable")}
     assert set(reasons) == {p["broken"], p["text"]}
     assert "not an image" in reasons[p["text"]]
-    assert report.label_check["category"]["images"] == 4 * 23 + 2  # every readable image was checked
+    assert report.label_check["category"]["images"] == 4 * 23 + 3  # every readable image was checked
     assert [Path(f.image) for f in report.of("outlier")] == [p["outlier"]]
 
 
@@ -182,7 +182,7 @@ def test_cli_json_lines_and_fix_out_on_a_table(tmp_path):
     original = table.read_bytes()
     runner = CliRunner()
     args = ["audit", str(tmp_path / "decor"), "--labels", str(table), "--image-column", "file", "--task", "decor",
-            "--backbone", BACKBONE, "--no-duplicates", "--min-class-images", "7", "--json",
+            "--backbone", BACKBONE, "--no-duplicates", "--min-class-images", "12", "--json",
             "--fix-out", str(tmp_path / "clean.csv")]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -191,7 +191,7 @@ def test_cli_json_lines_and_fix_out_on_a_table(tmp_path):
     tables = [line for line in lines if line["kind"] == "table"]
     assert ["type_label", "type"] in [t["columns"] for t in tables]
     assert any(t["columns"] == ["decor"] and "1 empty cells" in t["message"] for t in tables)
-    assert any(t["columns"] == ["decor"] and "fewer than 7" in t["message"] for t in tables)
+    assert any(t["columns"] == ["decor"] and "fewer than 12" in t["message"] and "'gzhel' (11)" in t["message"] for t in tables)
     assert table.read_bytes() == original
     rows = list(csv.DictReader(open(tmp_path / "clean.csv", newline="")))
     assert list(rows[0]) == ["decor", "type_label", "type", "file"] and 0 < len(rows) <= 36
