@@ -9,20 +9,24 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
-from fashionlens.classify.heads import fit_heads
+from fashionlens.classify.heads import LABEL_SMOOTHING, fit_heads
 from fashionlens.classify.model import TaskSpec
 
 
 @dataclass(frozen=True)
 class HeadSettings:
-    """The fold heads: the linear heads `train` fits, on a shorter schedule (each fold is a full training)."""
+    """The fold heads: the linear heads `train` fits, on a shorter schedule (each fold is a full training).
 
-    epochs: int = 60
+    Chosen on clothing-small with 7% of labels flipped (benchmarks/audit_flips.py): 30 epochs of 512 flag as well
+    as 60 of 256 in less time; balanced class weights and no label smoothing flag more clean images.
+    """
+
+    epochs: int = 30
     lr: float = 2e-3
     patience: int = 10
-    batch_size: int = 256
+    batch_size: int = 512
     balance: bool = False  # plain probabilities; cleanlab's per-class thresholds already allow for imbalance
-    label_smoothing: float = 0.0
+    label_smoothing: float = LABEL_SMOOTHING
 
 
 def out_of_fold_probabilities(features: np.ndarray, y: np.ndarray, tasks: list[TaskSpec], groups: np.ndarray, *,
@@ -56,6 +60,11 @@ class TaskIssues:
     accuracy: float  # out-of-fold accuracy over the labelled images
 
 
+FILTER_BY = "both"
+"""cleanlab's rule: an image is flagged when both pruning by noise rate and by class flag it. On clothing-small
+with 7% flips: precision 0.66 at recall 0.84, against 0.58 / 0.86 for cleanlab's default (prune_by_noise_rate)."""
+
+
 def label_issues(labels: np.ndarray, probs: np.ndarray) -> TaskIssues:
     """Confident learning over the labelled rows (`labels` -1 are left out), ranked by self-confidence."""
     from cleanlab.filter import find_label_issues
@@ -67,6 +76,7 @@ def label_issues(labels: np.ndarray, probs: np.ndarray) -> TaskIssues:
         return TaskIssues(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), accuracy)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # cleanlab warns about classes without a confidently predicted member
-        ranked = find_label_issues(given, p, return_indices_ranked_by="self_confidence", n_jobs=1)
+        ranked = find_label_issues(given, p, filter_by=FILTER_BY, return_indices_ranked_by="self_confidence",
+                                   n_jobs=1)
     rows = known[ranked]
     return TaskIssues(rows, probs[rows].argmax(1), 1.0 - probs[rows, labels[rows]], accuracy)

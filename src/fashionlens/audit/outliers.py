@@ -19,7 +19,7 @@ def outlier_scores(features: np.ndarray, neighbours: int = NEIGHBOURS) -> np.nda
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return OutOfDistribution({"k": min(neighbours, len(features) - 1)}).fit_score(features=features)
+        return OutOfDistribution({"k": min(neighbours, len(features) - 1)}).fit_score(features=features, verbose=False)
 
 
 def find_outliers(features: np.ndarray, *, neighbours: int = NEIGHBOURS, fence: float = FENCE) -> tuple[np.ndarray, np.ndarray]:
