@@ -35,13 +35,15 @@ def plan(report: AuditReport, data: LabeledImages, relabel: bool = False) -> tup
             new.setdefault(f.sample, {})[f.task] = f.suggested
         else:
             drop.add(f.sample)
+    kept: set[int] = set()  # a copy one group kept stays kept where groups overlap
     for group in report.of(DUPLICATES):
         labels = {repr({t: new.get(i, {}).get(t, data.samples[i].labels.get(t)) for t in data.tasks})
                   for i in group.samples}
         if len(labels) > 1:
             drop |= set(group.samples)
         else:
-            keep = min(group.samples, key=lambda i: (HELD_OUT_FIRST.get(data.samples[i].split, 3), i))
+            keep = min(group.samples, key=lambda i: (i not in kept, HELD_OUT_FIRST.get(data.samples[i].split, 3), i))
+            kept.add(keep)
             drop |= set(group.samples) - {keep}
     return drop, {i: v for i, v in new.items() if i not in drop}
 

@@ -5,28 +5,37 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+
 from fashionlens.audit.findings import DuplicateGroup
 from fashionlens.data.samples import LabeledImages, SkippedInput
 from fashionlens.dedup import EXACT, find_duplicates
 
 
-def duplicate_groups(data: LabeledImages, rows: list[int], *, embeddings: bool = True,
-                     progress: bool = True) -> tuple[list[DuplicateGroup], list[SkippedInput]]:
+def duplicate_groups(data: LabeledImages, rows: list[int], copies: np.ndarray, sha256: list[str], *,
+                     embeddings: bool = True, progress: bool = True) -> tuple[list[DuplicateGroup], list[SkippedInput]]:
     """Groups of copies among the samples at `rows` (the readable ones), conflicts and leaks first, and the files
-    dedup could not read. A file that two table rows name is two copies of itself."""
+    dedup could not read.
+
+    `copies` (a group id per row) are the copies `train` keeps together: equal bytes or an equal perceptual hash,
+    chained. dedup reports each near copy with one image it links to directly, so a copy can land in another
+    image's group than its original's; such a set is reported as a group of its own too, so that no copy filed
+    under another label or split goes unnoticed. A file that two table rows name is two copies of itself.
+    """
     by_path: dict[str, list[int]] = defaultdict(list)
     for i in rows:
         by_path[str(data.samples[i].path)].append(i)
     report = find_duplicates([Path(p) for p in by_path], embeddings=embeddings, progress=progress)
-    grouped: set[str] = set()
-    groups = []
-    for found in report.groups:
-        members = [i for image in found.images for i in by_path[image]]
-        grouped.update(found.images)
-        groups.append(_group(data, members, found.kind != EXACT))
-    for image, members in by_path.items():  # one file listed twice, no other copy
-        if len(members) > 1 and image not in grouped:
-            groups.append(_group(data, members, False))
+    groups = [_group(data, [i for image in found.images for i in by_path[image]], found.kind != EXACT)
+              for found in report.groups]
+    reported = [set(g.samples) for g in groups]
+    members: dict[int, list[int]] = defaultdict(list)
+    for k, group in enumerate(copies.tolist()):
+        members[group].append(k)
+    for ks in members.values():
+        together = {rows[k] for k in ks}
+        if len(ks) > 1 and not any(together <= seen for seen in reported):
+            groups.append(_group(data, [rows[k] for k in ks], len({sha256[k] for k in ks}) > 1))
     groups.sort(key=lambda g: (not g.conflict, not g.leak, -len(g.images), g.images[0]))
     return groups, report.failures
 

@@ -78,9 +78,11 @@ def audit(data: LabeledImages, config: AuditConfig | None = None, *, table: Tabl
             findings += mapping_issues(table) + empty_cells(table)
         findings += small_classes(data, rows, config.min_class_images)
 
-    label_check = {}
+    # copies `train` keeps together (equal bytes or perceptual hash): held out together by the label check's folds
+    copies = group_labels(Fingerprints(feats.sha256, feats.phash), Thresholds(max_hamming=SPLIT_MAX_HAMMING),
+                          transitive=True) if rows else np.zeros(0, np.int64)
     with stage("labels"):
-        found, label_check = _label_issues(data, rows, feats, config)
+        found, label_check = _label_issues(data, rows, feats.vectors, copies, config)
         findings += found
 
     with stage("outliers"):
@@ -90,8 +92,8 @@ def audit(data: LabeledImages, config: AuditConfig | None = None, *, table: Tabl
 
     if config.duplicates and rows:
         with stage("duplicates"):
-            groups, failures = duplicate_groups(data, rows, embeddings=config.duplicate_embeddings,
-                                                progress=config.progress)
+            groups, failures = duplicate_groups(data, rows, copies, feats.sha256,
+                                                embeddings=config.duplicate_embeddings, progress=config.progress)
             findings += groups
             for f in failures:  # read for the features, not for the hashes: a file changed on disk meanwhile
                 unreadable.setdefault((f.source, f.reason), samples_of[f.source][0] if samples_of[f.source] else None)
@@ -99,7 +101,8 @@ def audit(data: LabeledImages, config: AuditConfig | None = None, *, table: Tabl
     return AuditReport(data.source, len(data), list(data.tasks), findings, seconds, label_check)
 
 
-def _label_issues(data: LabeledImages, rows: list[int], feats, config: AuditConfig) -> tuple[list[LabelIssue], dict]:
+def _label_issues(data: LabeledImages, rows: list[int], vectors: np.ndarray, copies: np.ndarray,
+                  config: AuditConfig) -> tuple[list[LabelIssue], dict]:
     samples = [data.samples[i] for i in rows]
     tasks, check = [], {}
     for name in data.tasks:
@@ -112,10 +115,8 @@ def _label_issues(data: LabeledImages, rows: list[int], feats, config: AuditConf
     if not tasks:
         return [], check
     y = label_matrix(samples, tasks)
-    groups = group_labels(Fingerprints(feats.sha256, feats.phash), Thresholds(max_hamming=SPLIT_MAX_HAMMING),
-                          transitive=True)
     with progress_bar("label check (folds)", config.folds, config.progress) as advance:
-        probs = out_of_fold_probabilities(feats.vectors, y, tasks, groups, folds=config.folds, seed=config.seed,
+        probs = out_of_fold_probabilities(vectors, y, tasks, copies, folds=config.folds, seed=config.seed,
                                           heads=config.heads, advance=advance)
     issues = []
     for t, task in enumerate(tasks):
