@@ -12,36 +12,13 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from fashionlens.cli_common import console, fail, image_paths, report_skipped
+from fashionlens.cli_common import (DataArg, ImageColOpt, LabelsOpt, MapOpt, SplitColOpt, TaskOpt, WhereOpt, console, fail,
+                                    image_paths, load_data, report_skipped)
 
 app = typer.Typer(help="Turn fashion and product photos into structured catalogue data.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 
-DataArg = Annotated[Path, typer.Argument(help="Image folder: <class>/<image>, optionally under train/ validation/ test/; with --labels, the folder the table's image paths are relative to.")]
-LabelsOpt = Annotated[Optional[Path], typer.Option("--labels", help="CSV/TSV table with an image column and label columns.")]
-ImageColOpt = Annotated[str, typer.Option("--image-column", help="Table column naming each image (path or bare file name).")]
-TaskOpt = Annotated[Optional[list[str]], typer.Option("--task", help="Label column to learn (repeatable). With a folder: the task's name.")]
-WhereOpt = Annotated[Optional[list[str]], typer.Option("--where", help="Keep rows where COLUMN=VALUE[,VALUE] (repeatable).")]
-MapOpt = Annotated[Optional[list[str]], typer.Option("--map", help="Merge labels: TASK:LABEL[,LABEL]=NEW (repeatable).")]
 TtaOpt = Annotated[Optional[bool], typer.Option("--tta/--no-tta", help="Average each image with its mirror (default: as the model was trained to predict).", show_default=False)]
-SplitColOpt = Annotated[Optional[str], typer.Option("--split-column", help="Table column holding train/validation/test.")]
-
-
-def _load_data(data: Path, labels, image_column, tasks, where, maps, split_column):
-    from fashionlens.data import parse_label_map, parse_where, read_folder, read_table
-
-    try:
-        if labels is not None:
-            if not tasks:
-                fail("--labels needs at least one --task COLUMN")
-            return read_table(labels, image_column=image_column, tasks=tasks, images_root=data,
-                              where=parse_where(where or []), label_map=parse_label_map(maps or []),
-                              split_column=split_column)
-        if where or maps:
-            fail("--where and --map apply to a --labels table")
-        return read_folder(data, task=(tasks or ["category"])[0])
-    except (FileNotFoundError, ValueError) as exc:
-        fail(str(exc))
 
 
 def _metrics_table(title: str, metrics: dict) -> Table:
@@ -117,13 +94,13 @@ def _data_and_config(data: Path, options: dict, **extra):
     from fashionlens.classify import TrainConfig
 
     data_options = [options.pop(k) for k in _DATA_OPTIONS]
-    dataset = _load_data(data, *data_options)
+    dataset = load_data(data, *data_options)
     scored, score_where = None, options.pop("score_where")
     if score_where:
         if data_options[0] is None:
             fail("--score-where applies to a --labels table")
         labels, image_column, tasks, where, maps, split_column = data_options
-        held = _load_data(data, labels, image_column, tasks, [*(where or []), *score_where], maps, split_column)
+        held = load_data(data, labels, image_column, tasks, [*(where or []), *score_where], maps, split_column)
         keep = {s.path for s in held.samples}
         scored = [s.path in keep for s in dataset.samples]
     stages = options.pop("pool_stages")
@@ -237,7 +214,7 @@ def evaluate(
     except ModelError as exc:
         fail(str(exc))
     tasks = task or [t.name for t in loaded.classifier.tasks][:1]
-    dataset = _load_data(data, labels, image_column, tasks, where, map, split_column)
+    dataset = load_data(data, labels, image_column, tasks, where, map, split_column)
     if split:
         dataset = dataset.only_split(split)
     try:
@@ -333,6 +310,10 @@ from fashionlens.dedup.cli import register as register_dedup  # noqa: E402
 
 register_colors(app)
 register_dedup(app)
+
+from fashionlens.audit.cli import register as register_audit  # noqa: E402
+
+register_audit(app)
 
 from fashionlens.service.cli import register as register_service  # noqa: E402
 

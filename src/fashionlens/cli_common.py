@@ -1,9 +1,10 @@
-"""What every command module shares: one stderr console, failing with a message, expanding image arguments."""
+"""What every command module shares: one stderr console, failing with a message, expanding image arguments, and the
+labelled-data options of `train`, `evaluate` and `audit`."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NoReturn
+from typing import Annotated, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -37,3 +38,29 @@ def report_skipped(skipped, limit: int = 20, *, what: str = "skipped", more: str
         console.print(f"  {item.source}: {item.reason}", highlight=False, markup=False)
     if len(skipped) > limit:
         console.print(f"  … and {len(skipped) - limit} more{more}", highlight=False)
+
+
+DataArg = Annotated[Path, typer.Argument(help="Image folder: <class>/<image>, optionally under train/ validation/ test/; with --labels, the folder the table's image paths are relative to.")]
+LabelsOpt = Annotated[Optional[Path], typer.Option("--labels", help="CSV/TSV table with an image column and label columns.")]
+ImageColOpt = Annotated[str, typer.Option("--image-column", help="Table column naming each image (path or bare file name).")]
+TaskOpt = Annotated[Optional[list[str]], typer.Option("--task", help="Label column to learn (repeatable). With a folder: the task's name.")]
+WhereOpt = Annotated[Optional[list[str]], typer.Option("--where", help="Keep rows where COLUMN=VALUE[,VALUE] (repeatable).")]
+MapOpt = Annotated[Optional[list[str]], typer.Option("--map", help="Merge labels: TASK:LABEL[,LABEL]=NEW (repeatable).")]
+SplitColOpt = Annotated[Optional[str], typer.Option("--split-column", help="Table column holding train/validation/test.")]
+
+
+def load_data(data: Path, labels, image_column, tasks, where, maps, split_column):
+    from fashionlens.data import parse_label_map, parse_where, read_folder, read_table
+
+    try:
+        if labels is not None:
+            if not tasks:
+                fail("--labels needs at least one --task COLUMN")
+            return read_table(labels, image_column=image_column, tasks=tasks, images_root=data,
+                              where=parse_where(where or []), label_map=parse_label_map(maps or []),
+                              split_column=split_column)
+        if where or maps:
+            fail("--where and --map apply to a --labels table")
+        return read_folder(data, task=(tasks or ["category"])[0])
+    except (FileNotFoundError, ValueError) as exc:
+        fail(str(exc))

@@ -15,6 +15,7 @@ class Sample:
     path: Path
     labels: dict[str, str | None]  # task -> label; None where the source has no label for that task
     split: str | None = None  # given by the layout (train/validation/test folders), else None
+    row: int | None = None  # the table line it came from (`TableRows`), so a cleaned table keeps every other column
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 
 from fashionlens.data.samples import SPLIT_ALIASES, LabeledImages, Sample, SkippedInput
@@ -49,6 +50,34 @@ def _resolve_image(value: str, roots: list[Path]) -> Path | None:
     return None
 
 
+@dataclass
+class TableRows:
+    """A table's cells as written, for the readers that need every column (audit checks, cleaned copies)."""
+
+    path: Path
+    columns: list[str]
+    delimiter: str
+    rows: list[tuple[int, dict[str, str]]]  # (line the row ends on, {column: cell}) for rows passing `where`
+
+
+def read_rows(table: str | Path, where: dict[str, set[str]] | None = None, required: list[str] = ()) -> TableRows:
+    """Every row that passes `where`, with the line it ends on (blank lines and quoted newlines count)."""
+    table = Path(table)
+    if not table.is_file():
+        raise FileNotFoundError(f"{table}: label table not found")
+    delimiter = "\t" if table.suffix.lower() in (".tsv", ".tab") else ","
+    where = where or {}
+    with open(table, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh, delimiter=delimiter)
+        columns = list(reader.fieldnames or [])
+        unknown = [c for c in dict.fromkeys([*required, *where]) if c not in columns]
+        if unknown:
+            raise ValueError(f"{table}: no column {', '.join(map(repr, unknown))} (columns: {', '.join(columns)})")
+        rows = [(reader.line_num, row) for row in reader
+                if all((row.get(column) or "").strip() in values for column, values in where.items())]
+    return TableRows(table, columns, delimiter, rows)
+
+
 def read_table(
     table: str | Path,
     *,
@@ -59,48 +88,35 @@ def read_table(
     label_map: dict[str, dict[str, str]] | None = None,
     split_column: str | None = None,
 ) -> LabeledImages:
-    table = Path(table)
-    if not table.is_file():
-        raise FileNotFoundError(f"{table}: label table not found")
-    delimiter = "\t" if table.suffix.lower() in (".tsv", ".tab") else ","
+    label_map = label_map or {}
+    for task in label_map:
+        if task not in tasks:
+            raise ValueError(f"--map names {task!r}, which is not a --task ({', '.join(tasks)})")
+    table_rows = read_rows(table, where, [image_column, *tasks, *([split_column] if split_column else [])])
+    table = table_rows.path
     roots = [Path(images_root)] if images_root else []
     roots += [table.parent, table.parent / "images"]
-    where = where or {}
-    label_map = label_map or {}
     samples: list[Sample] = []
     skipped: list[SkippedInput] = []
-    with open(table, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh, delimiter=delimiter)
-        columns = reader.fieldnames or []
-        needed = [image_column, *tasks, *where, *([split_column] if split_column else [])]
-        unknown = [c for c in needed if c not in columns]
-        if unknown:
-            raise ValueError(f"{table}: no column {', '.join(map(repr, unknown))} (columns: {', '.join(columns)})")
-        for task in label_map:
-            if task not in tasks:
-                raise ValueError(f"--map names {task!r}, which is not a --task ({', '.join(tasks)})")
-        for row in reader:
-            line = reader.line_num  # physical line the row ends on: blank lines and quoted newlines count
-            if any((row.get(column) or "").strip() not in values for column, values in where.items()):
-                continue
-            where_row = f"{table}:{line}"
-            value = (row.get(image_column) or "").strip()
-            if not value:
-                skipped.append(SkippedInput(where_row, f"empty {image_column!r}"))
-                continue
-            path = _resolve_image(value, roots)
-            if path is None:
-                skipped.append(SkippedInput(where_row, f"image {value!r} not found"))
-                continue
-            labels: dict[str, str | None] = {}
-            for task in tasks:
-                label = (row.get(task) or "").strip() or None
-                labels[task] = label_map.get(task, {}).get(label, label) if label else None
-            if all(v is None for v in labels.values()):
-                skipped.append(SkippedInput(where_row, "no label in any task column"))
-                continue
-            split = SPLIT_ALIASES.get((row.get(split_column) or "").strip().lower()) if split_column else None
-            samples.append(Sample(path, labels, split))
+    for line, row in table_rows.rows:
+        where_row = f"{table}:{line}"
+        value = (row.get(image_column) or "").strip()
+        if not value:
+            skipped.append(SkippedInput(where_row, f"empty {image_column!r}"))
+            continue
+        path = _resolve_image(value, roots)
+        if path is None:
+            skipped.append(SkippedInput(where_row, f"image {value!r} not found"))
+            continue
+        labels: dict[str, str | None] = {}
+        for task in tasks:
+            label = (row.get(task) or "").strip() or None
+            labels[task] = label_map.get(task, {}).get(label, label) if label else None
+        if all(v is None for v in labels.values()):
+            skipped.append(SkippedInput(where_row, "no label in any task column"))
+            continue
+        split = SPLIT_ALIASES.get((row.get(split_column) or "").strip().lower()) if split_column else None
+        samples.append(Sample(path, labels, split, line))
     if not samples:
         raise ValueError(f"{table}: no usable rows (after filters {where or 'none'})")
     return LabeledImages(samples, list(tasks), str(table), skipped)

@@ -1,0 +1,82 @@
+"""Label issues by confident learning: out-of-fold probabilities from the project's own heads on cached frozen
+features (k folds, copies of one picture always held out together), then `cleanlab.filter.find_label_issues`."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold
+
+from fashionlens.classify.heads import LABEL_SMOOTHING, fit_heads
+from fashionlens.classify.model import TaskSpec
+
+
+@dataclass(frozen=True)
+class HeadSettings:
+    """The fold heads: the linear heads `train` fits, on a shorter schedule (each fold is a full training).
+
+    Chosen on clothing-small with 7% of labels flipped (benchmarks/audit_flips.py): 30 epochs of 512 flag as well
+    as 60 of 256 in less time; balanced class weights and no label smoothing flag more clean images.
+    """
+
+    epochs: int = 30
+    lr: float = 2e-3
+    patience: int = 10
+    batch_size: int = 512
+    balance: bool = False  # plain probabilities; cleanlab's per-class thresholds already allow for imbalance
+    label_smoothing: float = LABEL_SMOOTHING
+
+
+def out_of_fold_probabilities(features: np.ndarray, y: np.ndarray, tasks: list[TaskSpec], groups: np.ndarray, *,
+                              folds: int = 5, seed: int = 0, heads: HeadSettings = HeadSettings(),
+                              advance=lambda n=1: None) -> dict[str, np.ndarray]:
+    """Each image's probabilities from heads that never saw it (nor any copy of it), per task.
+
+    `y` is int64 [n, n_tasks] with -1 for no label; folds are stratified on the first task and keep each group
+    (`groups`, one id per image) whole. Each fold's heads stop early on the held-out fold's accuracy.
+    """
+    probs = {t.name: np.zeros((len(features), len(t.classes)), np.float32) for t in tasks}
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "least populated class has only N members"
+        parts = list(splitter.split(features, y[:, 0], groups))
+    for fitted, held in parts:
+        fold_heads, _ = fit_heads(features[fitted], y[fitted], features[held], y[held], tasks, epochs=heads.epochs,
+                                  lr=heads.lr, patience=heads.patience, batch_size=heads.batch_size,
+                                  balance=heads.balance, label_smoothing=heads.label_smoothing, seed=seed)
+        for name, p in fold_heads.probabilities(features[held]).items():
+            probs[name][held] = p
+        advance()
+    return probs
+
+
+@dataclass(frozen=True)
+class TaskIssues:
+    rows: np.ndarray  # positions (in the arrays given) of the likely label errors, likeliest first
+    suggested: np.ndarray  # class id the heads prefer, per row
+    score: np.ndarray  # 1 - the probability of the given label, per row
+    accuracy: float  # out-of-fold accuracy over the labelled images
+
+
+FILTER_BY = "both"
+"""cleanlab's rule: an image is flagged when both pruning by noise rate and by class flag it. On clothing-small
+with 7% flips: precision 0.66 at recall 0.84, against 0.58 / 0.86 for cleanlab's default (prune_by_noise_rate)."""
+
+
+def label_issues(labels: np.ndarray, probs: np.ndarray) -> TaskIssues:
+    """Confident learning over the labelled rows (`labels` -1 are left out), ranked by self-confidence."""
+    from cleanlab.filter import find_label_issues
+
+    known = np.flatnonzero(labels >= 0)
+    given, p = labels[known], probs[known]
+    accuracy = float((p.argmax(1) == given).mean()) if len(known) else 0.0
+    if len(known) < 2 or len(np.unique(given)) < 2:
+        return TaskIssues(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), accuracy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # cleanlab warns about classes without a confidently predicted member
+        ranked = find_label_issues(given, p, filter_by=FILTER_BY, return_indices_ranked_by="self_confidence",
+                                   n_jobs=1)
+    rows = known[ranked]
+    return TaskIssues(rows, probs[rows].argmax(1), 1.0 - probs[rows, labels[rows]], accuracy)

@@ -1,0 +1,201 @@
+"""Dataset audit on generated data: planted label flips, copies across labels and splits, an outlier, unreadable
+files and a table whose code column no longer maps one to one are all found; the user's files stay untouched."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from fashionlens.audit import AuditConfig, audit, write_clean_table, write_report
+from fashionlens.audit.tables import mapping_issues
+from fashionlens.cli import app
+from fashionlens.data import read_folder, read_rows, read_table
+
+BACKBONE = "efficientnet_lite0"
+COLOURS = {"red": (205, 35, 30), "green": (35, 165, 55), "blue": (40, 60, 215), "yellow": (225, 205, 40)}
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "clothing" / "shoes_1.jpg"
+CONFIG = AuditConfig(backbone=BACKBONE, duplicate_embeddings=False, progress=False)
+SHAPES = {"label": {"kind", "image", "task", "given", "suggested", "score"},
+          "duplicates": {"kind", "images", "labels", "splits", "near"},
+          "outlier": {"kind", "image", "score"},
+          "unreadable": {"kind", "image", "reason"},
+          "table": {"kind", "columns", "message"}}
+
+
+def swatch(colour, rng: np.random.Generator, size: int = 80) -> Image.Image:
+    """A clearly coloured picture: random shapes in shades of the colour, so every one (and its perceptual hash)
+    is distinct."""
+    base = np.array(colour, dtype=np.float32)
+    img = np.broadcast_to(base * float(rng.uniform(0.8, 1.1)), (size, size, 3)).copy()
+    yy, xx = np.mgrid[0:size, 0:size]
+    for _ in range(6):
+        cx, cy, r = *rng.integers(0, size, 2), int(rng.integers(8, 30))
+        shape = (xx - cx) ** 2 + (yy - cy) ** 2 < r * r if rng.random() < 0.5 else (
+            (abs(xx - cx) < r) & (abs(yy - cy) < r // 2))
+        img[shape] = base * float(rng.uniform(0.25, 0.75))
+    img += rng.normal(0, 8, img.shape)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+
+
+def corrupt_jpeg(path: Path) -> None:
+    buf = io.BytesIO()
+    swatch((120, 120, 120), np.random.default_rng(99)).save(buf, "JPEG", quality=90)
+    path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """train/ and validation/ class folders of colour swatches, with 4 labels flipped (the file moved to another
+    class), a re-encoded copy filed under another class, a byte copy across splits, a garment photo among the
+    swatches, a truncated JPEG and a text file."""
+    root = tmp_path_factory.mktemp("audit") / "data"
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 18), ("validation", 5)):
+        for name, colour in COLOURS.items():
+            (root / split / name).mkdir(parents=True)
+            for i in range(n):
+                swatch(colour, rng).save(root / split / name / f"{name}_{i:02d}.jpg", quality=92)
+    flips = []
+    for source, target, i in (("red", "green", 3), ("green", "blue", 4), ("blue", "yellow", 5), ("yellow", "red", 6)):
+        dst = root / "train" / target / f"{source}_{i:02d}.jpg"
+        (root / "train" / source / f"{source}_{i:02d}.jpg").rename(dst)
+        flips.append(dst)
+    with Image.open(root / "train" / "red" / "red_00.jpg") as image:
+        conflict = root / "train" / "blue" / "copy_of_red_00.jpg"
+        image.resize((72, 72)).save(conflict, quality=70)
+    leak = root / "validation" / "green" / "green_copy.jpg"
+    shutil.copyfile(root / "train" / "green" / "green_01.jpg", leak)
+    outlier = root / "train" / "yellow" / "photo.jpg"
+    shutil.copyfile(SAMPLE, outlier)
+    broken, text = root / "train" / "red" / "broken.jpg", root / "train" / "green" / "notes.jpg"
+    corrupt_jpeg(broken)
+    text.write_text("not a photo")
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("*")}
+    report = audit(read_folder(root), CONFIG)
+    return root, report, {"flips": flips, "conflict": conflict, "leak": leak, "outlier": outlier, "broken": broken,
+                          "text": text, "before": before}
+
+
+def test_flipped_labels_are_found_with_their_true_class(planted):
+    root, report, p = planted
+    issues = {Path(f.image): f for f in report.of("label")}
+    for flipped in p["flips"]:
+        assert flipped in issues, (flipped, sorted(issues))
+        issue = issues[flipped]
+        assert (issue.given, issue.suggested) == (flipped.parent.name, flipped.stem.split("_")[0])
+        assert issue.score > 0.5
+    assert len(issues) <= len(p["flips"]) + 2, sorted(issues)  # the conflicting copy may be one; few others
+    scores = [f.score for f in report.of("label")]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_copies_under_another_label_or_split_are_conflicts_and_leaks(planted):
+    root, report, p = planted
+    groups = {frozenset(map(Path, g.images)): g for g in report.of("duplicates")}
+    conflict = groups[frozenset({root / "train" / "red" / "red_00.jpg", p["conflict"]})]
+    assert conflict.conflict and not conflict.leak and conflict.near
+    assert sorted(conflict.labels) == ["blue", "red"] and conflict.splits == ["train", "train"]
+    leak = groups[frozenset({root / "train" / "green" / "green_01.jpg", p["leak"]})]
+    assert leak.leak and not leak.conflict and not leak.near
+    assert sorted(leak.splits) == ["train", "validation"]
+    assert len(groups) == 2
+    assert report.counts()["conflicts"] == 1 and report.counts()["leaks"] == 1
+
+
+def test_unreadable_files_are_reported_and_the_run_goes_on(planted):
+    root, report, p = planted
+    reasons = {Path(f.image): f.reason for f in report.of("unreadable")}
+    assert set(reasons) == {p["broken"], p["text"]}
+    assert "not an image" in reasons[p["text"]]
+    assert report.label_check["category"]["images"] == 4 * 23 + 3  # every readable image was checked
+    assert [Path(f.image) for f in report.of("outlier")] == [p["outlier"]]
+
+
+def test_report_json_and_cleaned_table_leave_the_data_untouched(planted, tmp_path):
+    root, report, p = planted
+    page = write_report(report, tmp_path / "report")
+    text = page.read_text()
+    assert "Label issues" in text and "conflict" in text and "thumbs/" in text
+    assert len(list((tmp_path / "report" / "thumbs").glob("*.jpg"))) >= len(p["flips"]) + 4
+    lines = [json.loads(line) for line in (tmp_path / "report" / "findings.jsonl").read_text().splitlines()]
+    assert lines and all(set(line) == SHAPES[line["kind"]] for line in lines)
+
+    data = read_folder(root)
+    cleaned = write_clean_table(report, data, tmp_path / "clean.csv")
+    rows = list(csv.DictReader(open(cleaned.path, newline="")))
+    kept = {Path(r["image"]) for r in rows}
+    for dropped in [*p["flips"], p["conflict"], root / "train" / "red" / "red_00.jpg", p["outlier"], p["broken"],
+                    p["text"], root / "train" / "green" / "green_01.jpg"]:  # the leak keeps its validation copy
+        assert dropped.resolve() not in kept, dropped
+    assert p["leak"].resolve() in kept
+    assert cleaned.rows == len(rows) == len(data) - cleaned.dropped
+    relabelled = write_clean_table(report, data, tmp_path / "relabelled.csv", relabel=True)
+    by_image = {Path(r["image"]): r for r in csv.DictReader(open(relabelled.path, newline=""))}
+    for flipped in p["flips"]:
+        assert by_image[flipped.resolve()]["category"] == flipped.stem.split("_")[0]
+    assert relabelled.relabelled >= len(p["flips"])
+    # a cleaned table trains as it is
+    assert len(read_table(relabelled.path, image_column="image", tasks=["category"], split_column="split")) == relabelled.rows
+    assert {q: q.stat().st_mtime_ns for q in root.rglob("*")} == p["before"]
+
+
+def decor_like(root: Path, broken: bool) -> Path:
+    """A decor.csv-shaped table: type_label codes type, except (when broken) for one style whose products and
+    patterns share type_label 1, as in the real decor table's source."""
+    rng = np.random.default_rng(1)
+    (root / "images").mkdir(parents=True)
+    rows = []
+    for style, colour in (("gzhel", COLOURS["blue"]), ("iznik", COLOURS["red"]), ("khokhloma", COLOURS["yellow"])):
+        for kind, code in (("pattern", "1"), ("product", "2")):
+            for i in range(6):
+                name = f"{style}_{kind}_{i}.png"
+                swatch(colour, rng).save(root / "images" / name)
+                rows.append({"decor": style, "type_label": "1" if broken and style == "iznik" else code,
+                             "type": kind, "file": name})
+    rows[3]["decor"] = ""
+    with open(root / "decor.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, ["decor", "type_label", "type", "file"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return root / "decor.csv"
+
+
+def test_a_broken_column_mapping_is_reported(tmp_path):
+    table = decor_like(tmp_path / "broken", broken=True)
+    issues = mapping_issues(read_rows(table))
+    assert [i.columns for i in issues] == [["type_label", "type"]]
+    message = issues[0].message
+    assert "type_label '1'" in message and "'product' in 6 rows" in message
+    assert mapping_issues(read_rows(decor_like(tmp_path / "sound", broken=False))) == []
+
+
+def test_cli_json_lines_and_fix_out_on_a_table(tmp_path):
+    table = decor_like(tmp_path / "decor", broken=True)
+    original = table.read_bytes()
+    runner = CliRunner()
+    args = ["audit", str(tmp_path / "decor"), "--labels", str(table), "--image-column", "file", "--task", "decor",
+            "--backbone", BACKBONE, "--no-duplicates", "--min-class-images", "12", "--json",
+            "--fix-out", str(tmp_path / "clean.csv")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert all(set(line) == SHAPES[line["kind"]] for line in lines)
+    tables = [line for line in lines if line["kind"] == "table"]
+    assert ["type_label", "type"] in [t["columns"] for t in tables]
+    assert any(t["columns"] == ["decor"] and "1 empty cells" in t["message"] for t in tables)
+    assert any(t["columns"] == ["decor"] and "fewer than 12" in t["message"] and "'gzhel' (11)" in t["message"] for t in tables)
+    assert table.read_bytes() == original
+    rows = list(csv.DictReader(open(tmp_path / "clean.csv", newline="")))
+    assert list(rows[0]) == ["decor", "type_label", "type", "file"] and 0 < len(rows) <= 36
+
+    refused = runner.invoke(app, [*args[:-2], "--fix-out", str(table)])
+    assert refused.exit_code == 2 and "audited table itself" in refused.output
+    assert table.read_bytes() == original
