@@ -86,6 +86,7 @@ def train(
     test: Annotated[float, typer.Option(help="Test fraction held out (0: none).")] = 0.0,
     min_class_count: Annotated[int, typer.Option(help="Drop classes with fewer images.")] = 2,
     balance: Annotated[bool, typer.Option(help="Balanced class weights (macro recall); --no-balance favours plain accuracy.")] = True,
+    find_copies: Annotated[bool, typer.Option(help="Also keep verified copies together in the split (turned, rotated, letterboxed, greyscale versions of one photo), not only equal hashes.")] = True,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Train a classifier (one head per --task) and write a model folder with its validation report."""
@@ -103,7 +104,7 @@ def train(
                              batch_size=batch_size,
                              finetune_blocks=finetune_blocks, freeze_norm=freeze_norm, colour_jitter=colour_jitter,
                              tta=tta, image_size=image_size, validation=validation, test=test,
-                             min_class_count=min_class_count, balance=balance, seed=seed)
+                             min_class_count=min_class_count, balance=balance, find_copies=find_copies, seed=seed)
         result = run_train(dataset, out, config)
     except (ValueError, BackboneError) as exc:
         fail(str(exc))
@@ -112,6 +113,11 @@ def train(
     console.print(f"split: {len(s.train)} train, {len(s.validation)} validation, {len(s.test)} test; "
                   f"{s.duplicate_images} duplicate images in {s.duplicate_groups} groups kept together"
                   + (f", {s.dropped_leaks} training copies of held-out images dropped" if s.dropped_leaks else ""))
+    if s.leaks:
+        console.print(f"{len(s.leaks)} groups of copies straddle the given splits (their training images were dropped):")
+        for leak in s.leaks:
+            console.print("  " + ", ".join(f"{result.images[i]} ({name})" for i, name in zip(leak.members, leak.splits)),
+                          highlight=False)
     for name, dropped in result.dropped_classes.items():
         if dropped:
             console.print(f"task {name}: dropped {len(dropped)} class(es) under {min_class_count} images: {', '.join(dropped[:10])}")

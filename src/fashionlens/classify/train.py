@@ -20,6 +20,7 @@ from fashionlens.classify.model import Classifier, TaskSpec
 from fashionlens.classify.model_io import save_model
 from fashionlens.classify.report import TaskPredictions, write_report
 from fashionlens.data.samples import LabeledImages, SkippedInput
+from fashionlens.dedup import dataset_copy_pairs
 from fashionlens.epoch_log import EpochLog
 from fashionlens.features import extract_features
 from fashionlens.splits import Split, make_split
@@ -61,6 +62,7 @@ class TrainConfig:
     test: float = 0.0
     min_class_count: int = 2
     balance: bool = True
+    find_copies: bool = True  # group verified copies (turned, rotated, letterboxed...) for the split, not only equal hashes
     seed: int = 0
     workers: int = 1
     progress: bool = True
@@ -79,6 +81,7 @@ class TrainResult:
     model_dir: Path
     metrics: dict  # {"validation": {task: {...}}, "test": {...}} as in metrics.json
     split: Split
+    images: list[str] = field(default_factory=list)  # the image of each position in `split`
     skipped: list[SkippedInput] = field(default_factory=list)
     dropped_classes: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
@@ -124,8 +127,10 @@ def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = Non
         tasks.append(TaskSpec(name, tuple(keep), config.hidden, config.dropout, config.input_dropout))
     y = label_matrix(samples, tasks)
     strata = [str(s.labels.get(tasks[0].name)) for s in samples]
+    copies = dataset_copy_pairs([s.path for s in samples], feats.sha256, feats.phash, cache,
+                                progress=config.progress) if config.find_copies else None
     split = make_split(strata, feats.sha256, feats.phash, [s.split for s in samples],
-                       validation=config.validation, test=config.test, seed=config.seed)
+                       validation=config.validation, test=config.test, seed=config.seed, copies=copies)
     if not split.validation:
         raise ValueError(f"{data.source}: no validation images (give a validation split or --validation > 0)")
     tr, va, te = split.train, split.validation, split.test
@@ -173,7 +178,8 @@ def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = Non
             name = split_name if tta == config.tta else f"{split_name}_no_tta"
             metrics[name] = write_report(_predictions(tasks, probs, y[rows], images), out / "report" / name,
                                          title=f"{out.name}: {name.replace('_no_tta', ' (no test-time flips)')}")
-    result = TrainResult(out, metrics, split, data.skipped + feats.failures, dropped, time.time() - started)
+    result = TrainResult(out, metrics, split, [str(s.path) for s in samples], data.skipped + feats.failures, dropped,
+                         time.time() - started)
     save_model(classifier, out, store_backbone=config.mode == "finetune", info={
         "training": {**asdict(config), **info, "seconds": round(result.seconds, 1)},
         "data": {**data.summary(), "unreadable": len(feats.failures), "split": split.summary(),

@@ -266,6 +266,35 @@ def copy_pairs(paths: list[Path], fingerprints: Fingerprints, thresholds: Thresh
     return verified_pairs(paths, candidates, rule, progress=progress)
 
 
+SIGNATURE_CACHE_KEY = "copy-signature-v1"  # signatures sit in the feature cache as a model of their own
+
+
+def dataset_copy_pairs(paths: list[Path], sha256s: list[str], phashes: list[str | None], cache, *,
+                       progress: bool = True) -> np.ndarray:
+    """Verified copies among a training set's images, whose sha256 and perceptual hash the feature cache
+    already holds; their signatures are cached there too, so a second run reads no image for the cheap stage."""
+    known = cache.features(SIGNATURE_CACHE_KEY, list(sha256s))
+    todo = [i for i, sha in enumerate(sha256s) if sha not in known]
+    with progress_bar("copy signatures", len(todo), progress and bool(todo)) as advance:
+        for start in range(0, len(todo), 256):
+            rows = []
+            for i in todo[start:start + 256]:
+                try:
+                    image = load_image(paths[i], min_size=64)
+                except ImageError:
+                    image = None  # read once already by the features; a file gone since has no copies
+                if image is not None:
+                    rows.append((sha256s[i], phashes[i], signature(image)))
+                advance()
+            cache.put(SIGNATURE_CACHE_KEY, rows)
+            known.update({sha: vec for sha, _, vec in rows})
+    rows = [i for i, sha in enumerate(sha256s) if sha in known]
+    fingerprints = Fingerprints([sha256s[i] for i in rows], [phashes[i] for i in rows],
+                                signatures=np.stack([known[sha256s[i]] for i in rows]) if rows else None)
+    pairs = copy_pairs([paths[i] for i in rows], fingerprints, progress=progress)
+    return np.asarray(rows, np.int64)[pairs] if len(pairs) else pairs
+
+
 def find_duplicates(
     paths: list[str | Path],
     *,
