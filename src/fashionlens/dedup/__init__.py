@@ -232,11 +232,15 @@ def hash_images(paths: list[Path], *, progress: bool = True) -> tuple[list[int],
 
 
 def verified_pairs(paths: list[Path], candidates: np.ndarray, rule: CopyRule = DEFAULT_RULE, *,
-                   progress: bool = True) -> np.ndarray:
-    """The candidate pairs (positions in `paths`) that verification confirms as copies, int64 [m, 2]. Each
-    image is read once while its pairs are checked; one that cannot be read again confirms nothing."""
+                   fallback: np.ndarray | None = None, progress: bool = True) -> np.ndarray:
+    """The candidate pairs (positions in `paths`) that verification confirms as copies, int64 [m, 2]. A pair
+    with a picture too small to verify (dedup.verify.MIN_SIDE) is kept where `fallback` (a mask over the
+    candidates: the unverified thresholds) links it. Each image is read once while its pairs are checked; one
+    that cannot be read again confirms nothing."""
     candidates = np.asarray(candidates, np.int64).reshape(-1, 2)
-    candidates = candidates[np.lexsort((candidates[:, 1], candidates[:, 0]))]
+    fallback = np.zeros(len(candidates), bool) if fallback is None else np.asarray(fallback, bool)
+    order = np.lexsort((candidates[:, 1], candidates[:, 0]))
+    candidates, fallback = candidates[order], fallback[order]
 
     @lru_cache(maxsize=512)
     def picture(i: int) -> Picture | None:
@@ -249,7 +253,9 @@ def verified_pairs(paths: list[Path], candidates: np.ndarray, rule: CopyRule = D
     with progress_bar("verifying candidate pairs", len(candidates), progress) as advance:
         for k, (a, b) in enumerate(candidates.tolist()):
             first, second = picture(a), picture(b)
-            confirmed[k] = first is not None and second is not None and verify_pair(first, second).passes(rule)
+            if first is not None and second is not None:
+                confirmed[k] = (verify_pair(first, second).passes(rule) if first.verifiable and second.verifiable
+                                else fallback[k])
             advance()
     return candidates[confirmed]
 
@@ -263,7 +269,15 @@ def copy_pairs(paths: list[Path], fingerprints: Fingerprints, thresholds: Thresh
     candidates = candidates[~same] if len(candidates) else candidates
     if rule is None:
         return candidates
-    return verified_pairs(paths, candidates, rule, progress=progress)
+    return verified_pairs(paths, candidates, rule, fallback=linked_by(candidates, fingerprints), progress=progress)
+
+
+def linked_by(candidates: np.ndarray, fingerprints: Fingerprints,
+              thresholds: Thresholds = DEFAULT_THRESHOLDS) -> np.ndarray:
+    """Mask over `candidates`: the pairs that the (unverified) thresholds link."""
+    linked = near_pairs(fingerprints, thresholds)
+    known = set(map(tuple, linked.tolist()))
+    return np.array([pair in known for pair in map(tuple, candidates.tolist())], bool)
 
 
 SIGNATURE_CACHE_KEY = "copy-signature-v1"  # signatures sit in the feature cache as a model of their own

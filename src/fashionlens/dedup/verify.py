@@ -19,7 +19,9 @@ from PIL import Image
 
 from fashionlens.dedup.signature import trim_padding
 
-WORK_SIDE = 256  # longer side of the picture the keypoints and the comparison work on
+WORK_SIDE = 256  # longer side of the picture the keypoints work on; the aligned comparison works at half that
+MIN_SIDE = 48  # a picture whose shorter side has fewer pixels has no detail to verify (a thumbnail's thumbnail)
+MIN_FIT = 6  # inliers below which a fit is not even compared
 ORB_FEATURES = 500
 RATIO = 0.8  # Lowe's ratio test on the two nearest descriptors
 RANSAC_PIXELS = 4.0
@@ -61,6 +63,7 @@ class Picture:
 
     def __init__(self, image: Image.Image):
         picture = trim_padding(image.convert("RGB"))
+        self.verifiable = min(picture.size) >= MIN_SIDE
         scale = WORK_SIDE / max(picture.size)
         picture = picture.resize((max(8, round(picture.width * scale)), max(8, round(picture.height * scale))),
                                  Image.Resampling.BILINEAR)
@@ -71,8 +74,16 @@ class Picture:
         return cv2.cvtColor(self.rgb, cv2.COLOR_RGB2GRAY)
 
     @cached_property
+    def half(self) -> np.ndarray:
+        return cv2.resize(self.rgb, (self.rgb.shape[1] // 2, self.rgb.shape[0] // 2), interpolation=cv2.INTER_AREA)
+
+    @cached_property
+    def half_grey(self) -> np.ndarray:
+        return cv2.cvtColor(self.half, cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+    @cached_property
     def lab(self) -> np.ndarray:
-        return cv2.cvtColor(self.rgb.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+        return cv2.cvtColor(self.half.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
 
     @cached_property
     def greyscale(self) -> bool:
@@ -86,7 +97,7 @@ class Picture:
     @cached_property
     def mirrored(self) -> Picture:
         twin = Picture.__new__(Picture)
-        twin.rgb = np.ascontiguousarray(self.rgb[:, ::-1])
+        twin.rgb, twin.verifiable = np.ascontiguousarray(self.rgb[:, ::-1]), self.verifiable
         return twin
 
 
@@ -107,7 +118,8 @@ def _fit(a: Picture, b: Picture) -> tuple[np.ndarray | None, int]:
         return None, 0
     src = pb[[m.queryIdx for m in good]]
     dst = pa[[m.trainIdx for m in good]]
-    transform, inliers = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PIXELS)
+    transform, inliers = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PIXELS,
+                                              maxIters=1000)
     if transform is None:
         return None, 0
     singular = np.linalg.svd(transform[:, :2], compute_uv=False)
@@ -117,22 +129,23 @@ def _fit(a: Picture, b: Picture) -> tuple[np.ndarray | None, int]:
 
 
 def _compare(a: Picture, b: Picture, transform: np.ndarray) -> tuple[float, float]:
-    """Similarity and colour change of b warped onto a, over the part of a that b covers."""
-    h, w = a.grey.shape
-    warped_grey = cv2.warpAffine(b.grey, transform, (w, h), flags=cv2.INTER_LINEAR)
-    cover = cv2.warpAffine(np.full(b.grey.shape, 255, np.uint8), transform, (w, h), flags=cv2.INTER_NEAREST)
-    cover = cv2.erode(cover, np.ones((5, 5), np.uint8)) > 0
+    """Similarity and colour change of b warped onto a, over the part of a that b covers, at half scale."""
+    transform = np.concatenate([transform[:, :2], transform[:, 2:] / 2], axis=1)  # both pictures halved
+    h, w = a.half_grey.shape
+    warped_grey = cv2.warpAffine(b.half_grey, transform, (w, h), flags=cv2.INTER_LINEAR)
+    cover = cv2.warpAffine(np.full(b.half_grey.shape, 255, np.uint8), transform, (w, h), flags=cv2.INTER_NEAREST)
+    cover = cv2.erode(cover, np.ones((3, 3), np.uint8)) > 0
     if cover.sum() < 0.25 * h * w:
         return -1.0, 1.0
     blur = (0, 0)
-    x = cv2.GaussianBlur(a.grey.astype(np.float32), blur, 2.0)[cover]
-    y = cv2.GaussianBlur(warped_grey.astype(np.float32), blur, 2.0)[cover]
+    x = cv2.GaussianBlur(a.half_grey, blur, 1.0)[cover]
+    y = cv2.GaussianBlur(warped_grey, blur, 1.0)[cover]
     x, y = x - x.mean(), y - y.mean()
     similarity = float((x * y).sum() / max(np.sqrt((x * x).sum() * (y * y).sum()), 1e-6))
     if a.greyscale or b.greyscale:
         return similarity, 0.0
-    lab_a = cv2.GaussianBlur(a.lab, blur, 2.0)[cover]
-    lab_b = cv2.GaussianBlur(cv2.warpAffine(b.lab, transform, (w, h), flags=cv2.INTER_LINEAR), blur, 2.0)[cover]
+    lab_a = cv2.GaussianBlur(a.lab, blur, 1.0)[cover]
+    lab_b = cv2.GaussianBlur(cv2.warpAffine(b.lab, transform, (w, h), flags=cv2.INTER_LINEAR), blur, 1.0)[cover]
     chroma_a, chroma_b = np.hypot(lab_a[:, 1], lab_a[:, 2]), np.hypot(lab_b[:, 1], lab_b[:, 2])
     hue = np.degrees(np.abs(np.arctan2(lab_a[:, 2], lab_a[:, 1]) - np.arctan2(lab_b[:, 2], lab_b[:, 1])))
     hue = np.minimum(hue, 360 - hue)
@@ -148,7 +161,7 @@ def verify_pair(a: Picture, b: Picture) -> Verification:
     for mirrored in (False, True):
         other = b.mirrored if mirrored else b
         transform, inliers = _fit(a, other)
-        if transform is not None and inliers > best.inliers:
+        if transform is not None and inliers > max(best.inliers, MIN_FIT - 1):
             similarity, colour_change = _compare(a, other, transform)
             best = Verification(inliers, similarity, colour_change, mirrored)
         if best.inliers >= 40 and best.similarity > 0.9:
