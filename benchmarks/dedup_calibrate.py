@@ -40,6 +40,7 @@ from fashionlens.dedup import (CANDIDATES, DEFAULT_THRESHOLDS, group_labels, has
 from fashionlens.dedup.verify import (DEFAULT_RULE, WORK_SIDE, CopyRule, Picture, Verification,  # noqa: E402
                                       verify_pair)
 from fashionlens.embeddings import embed_paths  # noqa: E402
+from fashionlens.fingerprints import hash_codes  # noqa: E402
 from fashionlens.images import is_image_file, load_image  # noqa: E402
 
 
@@ -233,9 +234,12 @@ class Measured:
         print(f"\n== {name}: {n} images, {int((self.family >= 0).sum())} in {len(set(self.family) - {-1})} families, "
               f"{int((self.family < 0).sum())} distractors ({self.kind.count('colour variant')} colour variants)")
         start = time.perf_counter()
-        kept, fp, failures = hash_images(self.files, progress=False)
+        kept, fp, failures = hash_images(self.files, progress=False, workers=0)
         self.cheap_seconds = time.perf_counter() - start
         assert not failures and kept == list(range(n)), failures
+        start = time.perf_counter()
+        hash_images(self.files, progress=False, workers=args.workers)
+        self.cheap_parallel_seconds = time.perf_counter() - start
         if args.embeddings:
             start = time.perf_counter()
             emb = embed_paths(self.files, progress=False)
@@ -252,7 +256,8 @@ class Measured:
         self.unverified = near_pairs(fp, DEFAULT_THRESHOLDS)  # the rule before verification, for comparison
         self.fallback = linked_by(self.candidates, fp)  # decides where a picture is too small to verify
         print(f"cheap stage (decode at reduced scale, sha256, hashes, trim, signature): {self.cheap_seconds:.1f} s, "
-              f"{n / self.cheap_seconds:.0f} images/s; candidate search {search_seconds:.2f} s: "
+              f"{n / self.cheap_seconds:.0f} images/s in one process, {n / self.cheap_parallel_seconds:.0f} images/s "
+              f"with {args.workers} worker(s); candidate search {search_seconds:.2f} s: "
               f"{len(self.candidates)} candidate pairs ({len(self.candidates) / n:.1f} per image)")
         start = time.perf_counter()
         pictures: dict[int, Picture] = {}
@@ -281,6 +286,7 @@ class Measured:
         self.in_half = {h: np.isin(np.arange(n), m) for h, m in self.halves.items()}
         self.is_true = np.array([(a, b) in self.truth["A"] or (a, b) in self.truth["B"]
                                  for a, b in self.candidates.tolist()], bool)
+        self.signals = signals(self.candidates, fp)
 
     def passed(self, rule: CopyRule) -> np.ndarray:
         return np.array([c.passes(rule) if c is not None else bool(f) for c, f in zip(self.checks, self.fallback)],
@@ -300,6 +306,31 @@ class Measured:
         labels = group_labels(self.fp.subset(members.tolist()), transitive=transitive,
                               pairs=np.array(pairs, np.int64).reshape(-1, 2))
         return grouped_pairs(labels, members)
+
+
+def signals(pairs: np.ndarray, fp) -> dict[str, np.ndarray]:
+    """Each pair's flip-aware hash distance, embedding cosine and signature inner product."""
+    bits = np.unpackbits(hash_codes(fp.phash), axis=1)
+    flipped = np.unpackbits(hash_codes(fp.phash_flipped), axis=1)
+    a, b = pairs[:, 0], pairs[:, 1]
+    out = {"hamming": np.minimum((bits[a] != bits[b]).sum(1), (bits[a] != flipped[b]).sum(1)),
+           "signature": (fp.signatures[a] * fp.signatures[b]).sum(1)}
+    out["cosine"] = (fp.vectors[a] * fp.vectors[b]).sum(1) if fp.vectors is not None else np.full(len(a), -1.0)
+    return out
+
+
+def candidate_table(sets: list[Measured], rule: CopyRule) -> None:
+    """How much of the verified recall looser or tighter candidate thresholds keep, and what they cost."""
+    print("\ncandidate thresholds (all images of each set): pairs to verify per image, true pairs verified")
+    for hamming in (6, 8, 10, 12):
+        for cosine in (0.80, 0.85, 0.90):
+            row = []
+            for m in sets:
+                sig = m.signals
+                kept = (sig["hamming"] <= hamming) | (sig["cosine"] >= cosine) | (sig["signature"] >= CANDIDATES.min_signature)
+                found = m.passed(rule) & m.is_true
+                row.append(f"{m.name} {kept.sum() / len(m.files):5.2f}/img {int((found & kept).sum())}/{int(found.sum())}")
+            print(f"  hamming <= {hamming:<3} cosine >= {cosine:.2f}: " + "; ".join(row))
 
 
 def choose_rule(sets: list[Measured], floor: float) -> tuple[CopyRule, float]:
@@ -369,6 +400,7 @@ def main() -> None:
                         help="precision floor when choosing the rule on halves A (a margin over the targets)")
     parser.add_argument("--embeddings", action=argparse.BooleanOptionalAction, default=True,
                         help="also propose candidates by backbone embeddings, as `dedup` does by default")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes of the cheap stage, measured too")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=None, help="keep the generated copies here (default: temp)")
     args = parser.parse_args()
@@ -379,11 +411,15 @@ def main() -> None:
         print(f"\nchosen on halves A: {rule} (worst half-A recall {recall:.4f}); shipped: {DEFAULT_RULE}")
         for m in sets:
             report(m, rule)
+        candidate_table(sets, rule)
         images = sum(len(m.files) for m in sets)
         cheap = sum(m.cheap_seconds for m in sets)
+        parallel = sum(m.cheap_parallel_seconds for m in sets)
         verify_time = sum(m.verify_seconds for m in sets)
-        print(f"\nspeed: cheap stage {images / cheap:.0f} images/s; verification of the candidates "
-              f"{images / verify_time:.0f} images/s of the whole set ({verify_time / cheap:.1f}x the cheap stage's time)")
+        print(f"\nspeed: cheap stage {images / cheap:.0f} images/s in one process, {images / parallel:.0f} images/s "
+              f"with {args.workers} worker(s) ({cheap / parallel:.2f}x); verification of the candidates "
+              f"{images / verify_time:.0f} images/s of the whole set ({verify_time / cheap:.1f}x the one-process "
+              f"cheap stage's time)")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from scipy.sparse.csgraph import connected_components
 from fashionlens.data.samples import SkippedInput
 from fashionlens.dedup.signature import SIGNATURE_DIM, signature, trim_padding
 from fashionlens.dedup.verify import DEFAULT_RULE, WORK_SIDE, CopyRule, Picture, verify_pair
+from fashionlens.features import ImageFileDataset
 from fashionlens.fingerprints import flipped_perceptual_hash, hash_codes, perceptual_hash, sha256_bytes
 from fashionlens.images import ImageError, is_image_file, load_image
 from fashionlens.progress import progress_bar
@@ -205,27 +206,29 @@ def image_files(paths: list[str | Path]) -> list[Path]:
     return files
 
 
-def _fingerprint(image, data: bytes) -> tuple[str, str, str, np.ndarray]:
-    return sha256_bytes(data), perceptual_hash(image), flipped_perceptual_hash(image), signature(trim_padding(image))
+class _Fingerprinted(ImageFileDataset):
+    def prepare(self, i: int, data: bytes, image) -> tuple[str, str, str, np.ndarray]:
+        return sha256_bytes(data), perceptual_hash(image), flipped_perceptual_hash(image), signature(trim_padding(image))
 
 
-def hash_images(paths: list[Path], *, progress: bool = True) -> tuple[list[int], Fingerprints, list[SkippedInput]]:
+def hash_images(paths: list[Path], *, progress: bool = True,
+                workers: int = 1) -> tuple[list[int], Fingerprints, list[SkippedInput]]:
     """sha256, perceptual hash, mirrored hash and signature of every readable image (positions in `paths`), and
-    failures. The cheap stage: a JPEG is decoded at a reduced scale."""
+    failures. The cheap stage: a JPEG is decoded at a reduced scale, in `workers` processes beside this one."""
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(_Fingerprinted(paths, min_size=64), batch_size=64, collate_fn=list,
+                        num_workers=workers if len(paths) > 256 else 0)
     kept, rows, failures = [], [], []
     with progress_bar("fingerprints", len(paths), progress) as advance:
-        for i, path in enumerate(paths):
-            try:
-                data = path.read_bytes()
-                image = load_image(data, name=str(path), min_size=64)
-            except ImageError as exc:
-                failures.append(SkippedInput(str(path), exc.reason))
-            except OSError as exc:
-                failures.append(SkippedInput(str(path), f"cannot read ({exc.strerror or exc})"))
-            else:
-                kept.append(i)
-                rows.append(_fingerprint(image, data))
-            advance()
+        for batch in loader:
+            for i, row, reason in batch:
+                if reason is None:
+                    kept.append(i)
+                    rows.append(row)
+                else:
+                    failures.append(SkippedInput(str(paths[i]), reason))
+            advance(len(batch))
     sha, ph, flipped, signatures = (list(column) for column in zip(*rows)) if rows else ([], [], [], [])
     stacked = np.stack(signatures) if signatures else np.zeros((0, SIGNATURE_DIM), np.float32)
     return kept, Fingerprints(sha, ph, flipped, signatures=stacked), failures
@@ -242,7 +245,7 @@ def verified_pairs(paths: list[Path], candidates: np.ndarray, rule: CopyRule = D
     order = np.lexsort((candidates[:, 1], candidates[:, 0]))
     candidates, fallback = candidates[order], fallback[order]
 
-    @lru_cache(maxsize=512)
+    @lru_cache(maxsize=2048)
     def picture(i: int) -> Picture | None:
         try:
             return Picture(load_image(paths[i], min_size=WORK_SIDE))
@@ -317,6 +320,7 @@ def find_duplicates(
     verify: bool = True,
     rule: CopyRule = DEFAULT_RULE,
     backbone: str = "efficientnet_lite1",
+    workers: int = 1,
     progress: bool = True,
 ) -> DuplicateReport:
     """Exact and near-duplicate groups among the images in `paths` (files, or folders searched recursively).
@@ -328,7 +332,7 @@ def find_duplicates(
     """
     thresholds = thresholds or (CANDIDATES if verify else DEFAULT_THRESHOLDS)
     files = image_files(paths)
-    kept, fingerprints, failures = hash_images(files, progress=progress)
+    kept, fingerprints, failures = hash_images(files, progress=progress, workers=workers)
     if embeddings and kept:
         from fashionlens.embeddings import embed_paths
 

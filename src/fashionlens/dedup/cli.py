@@ -19,6 +19,7 @@ def dedup(
         help="Confirm each candidate pair with keypoints (ORB + RANSAC) and an aligned comparison, so that look-alikes and colour variants stay apart.")] = True,
     max_hamming: Annotated[int, typer.Option(help="Perceptual-hash bits that may differ (for a candidate, with --verify).")] = -1,
     min_cosine: Annotated[float, typer.Option(help="Embedding cosine for a near duplicate (for a candidate, with --verify).")] = -1.0,
+    workers: Annotated[int, typer.Option(min=0, help="Processes decoding and fingerprinting beside the main one (0: none).")] = 1,
 ) -> None:
     """Groups of duplicate images: "exact" (byte-identical) or "near" (re-encoded, resized, cropped, flipped,
     turned, rotated or sheared a little, letterboxed, greyscale, relit, blurred). Unreadable files are listed
@@ -42,7 +43,7 @@ def dedup(
         if missing:
             fail(f"not found: {', '.join(missing)}")
         report = find_duplicates(paths, thresholds=thresholds, embeddings=embeddings, verify=verify,
-                                 progress=not as_json)
+                                 workers=workers, progress=not as_json)
     report_skipped(report.failures)
     if as_json:
         for group in report.groups:

@@ -28,6 +28,7 @@ RANSAC_PIXELS = 4.0
 CHROMATIC, ACHROMATIC = 18.0, 8.0  # Lab chroma of a clearly coloured pixel, of a grey one
 GREYSCALE_CHROMA = 6.0  # a picture whose 99th-percentile chroma is below this is greyscale
 HUE_DEGREES = 35.0  # hue difference at which a coloured pixel counts as another colour
+FILL_L = 5.0  # Lab lightness under which a pixel is pure black
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ NO_MATCH = Verification(0, -1.0, 1.0, False)
 
 class Picture:
     """One image prepared for verification: trimmed, its longer side scaled to WORK_SIDE (thumbnails too, so
-    that they have keypoints), with its keypoints computed on first use."""
+    that they have keypoints); keeps the grey picture with its keypoints and a half-scale colour copy for the
+    aligned comparison, about 150 kB, so that thousands can stay cached while their pairs are checked."""
 
     def __init__(self, image: Image.Image):
         picture = trim_padding(image.convert("RGB"))
@@ -67,37 +69,26 @@ class Picture:
         scale = WORK_SIDE / max(picture.size)
         picture = picture.resize((max(8, round(picture.width * scale)), max(8, round(picture.height * scale))),
                                  Image.Resampling.BILINEAR)
-        self.rgb = np.asarray(picture)
+        rgb = np.asarray(picture)
+        self._set(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY),
+                  cv2.resize(rgb, (rgb.shape[1] // 2, rgb.shape[0] // 2), interpolation=cv2.INTER_AREA))
 
-    @cached_property
-    def grey(self) -> np.ndarray:
-        return cv2.cvtColor(self.rgb, cv2.COLOR_RGB2GRAY)
+    def _set(self, grey: np.ndarray, half: np.ndarray) -> None:
+        self.grey, self.half = grey, half
+        self.keypoints = _orb(grey)
+        self.half_grey = cv2.cvtColor(half, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        chroma = np.hypot(*np.moveaxis(self.lab[..., 1:], -1, 0))
+        self.greyscale = float(np.percentile(chroma, 99)) < GREYSCALE_CHROMA
 
-    @cached_property
-    def half(self) -> np.ndarray:
-        return cv2.resize(self.rgb, (self.rgb.shape[1] // 2, self.rgb.shape[0] // 2), interpolation=cv2.INTER_AREA)
-
-    @cached_property
-    def half_grey(self) -> np.ndarray:
-        return cv2.cvtColor(self.half, cv2.COLOR_RGB2GRAY).astype(np.float32)
-
-    @cached_property
+    @property
     def lab(self) -> np.ndarray:
         return cv2.cvtColor(self.half.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
 
     @cached_property
-    def greyscale(self) -> bool:
-        chroma = np.hypot(self.lab[..., 1], self.lab[..., 2])
-        return float(np.percentile(chroma, 99)) < GREYSCALE_CHROMA
-
-    @cached_property
-    def keypoints(self) -> tuple[np.ndarray, np.ndarray | None]:
-        return _orb(self.grey)
-
-    @cached_property
     def mirrored(self) -> Picture:
         twin = Picture.__new__(Picture)
-        twin.rgb, twin.verifiable = np.ascontiguousarray(self.rgb[:, ::-1]), self.verifiable
+        twin.verifiable = self.verifiable
+        twin._set(np.ascontiguousarray(self.grey[:, ::-1]), np.ascontiguousarray(self.half[:, ::-1]))
         return twin
 
 
@@ -144,8 +135,16 @@ def _compare(a: Picture, b: Picture, transform: np.ndarray) -> tuple[float, floa
     similarity = float((x * y).sum() / max(np.sqrt((x * x).sum() * (y * y).sum()), 1e-6))
     if a.greyscale or b.greyscale:
         return similarity, 0.0
-    lab_a = cv2.GaussianBlur(a.lab, blur, 1.0)[cover]
-    lab_b = cv2.GaussianBlur(cv2.warpAffine(b.lab, transform, (w, h), flags=cv2.INTER_LINEAR), blur, 1.0)[cover]
+    own_lab = a.lab
+    warped_lab = cv2.warpAffine(b.lab, transform, (w, h), flags=cv2.INTER_LINEAR)
+    # pure black is what a rotation or shear fills its corners with: no colour to compare there
+    fill = cv2.dilate(((own_lab[..., 0] < FILL_L) | (warped_lab[..., 0] < FILL_L)).astype(np.uint8),
+                      np.ones((5, 5), np.uint8))
+    compared = cover & (fill == 0)
+    if not compared.any():
+        return similarity, 0.0
+    lab_a = cv2.GaussianBlur(own_lab, blur, 1.0)[compared]
+    lab_b = cv2.GaussianBlur(warped_lab, blur, 1.0)[compared]
     chroma_a, chroma_b = np.hypot(lab_a[:, 1], lab_a[:, 2]), np.hypot(lab_b[:, 1], lab_b[:, 2])
     hue = np.degrees(np.abs(np.arctan2(lab_a[:, 2], lab_a[:, 1]) - np.arctan2(lab_b[:, 2], lab_b[:, 1])))
     hue = np.minimum(hue, 360 - hue)
