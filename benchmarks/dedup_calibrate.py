@@ -289,15 +289,23 @@ class Measured:
         self.signals = signals(self.candidates, fp)
 
     def passed(self, rule: CopyRule) -> np.ndarray:
-        return np.array([c.passes(rule) if c is not None else bool(f) for c, f in zip(self.checks, self.fallback)],
-                        bool)
+        if not hasattr(self, "_evidence"):
+            none = Verification(0, -1.0, 1.0, False)
+            checks = [c or none for c in self.checks]
+            self._evidence = (np.array([c.inliers for c in checks]), np.array([c.similarity for c in checks]),
+                              np.array([c.colour_change for c in checks]),
+                              np.array([c is None for c in self.checks], bool))
+        inliers, similarity, colour, small = self._evidence
+        verified = (inliers >= rule.min_inliers) & (similarity >= rule.min_similarity) & (colour <= rule.max_colour_change)
+        return np.where(small, self.fallback, verified)
 
     def direct(self, half: str, linked: np.ndarray) -> tuple[float, float]:
         """Pair precision and recall of the links inside one half: verified candidates and byte copies."""
         inside = self.in_half[half]
-        pairs = pair_set(self.candidates[linked]) | pair_set(self.sha_pairs)
-        pairs = {(a, b) for a, b in pairs if inside[a] and inside[b]}
-        return scores(pairs, self.truth[half])
+        picked = linked & inside[self.candidates[:, 0]] & inside[self.candidates[:, 1]]
+        sha = int((inside[self.sha_pairs[:, 0]] & inside[self.sha_pairs[:, 1]]).sum()) if len(self.sha_pairs) else 0
+        hit = int((picked & self.is_true).sum()) + sha  # byte copies are always true pairs
+        return hit / max(1, int(picked.sum()) + sha), hit / max(1, len(self.truth[half]))
 
     def groups(self, half: str, linked: np.ndarray, transitive: bool) -> set[tuple[int, int]]:
         members = self.halves[half]
@@ -322,8 +330,8 @@ def signals(pairs: np.ndarray, fp) -> dict[str, np.ndarray]:
 def candidate_table(sets: list[Measured], rule: CopyRule) -> None:
     """How much of the verified recall looser or tighter candidate thresholds keep, and what they cost."""
     print("\ncandidate thresholds (all images of each set): pairs to verify per image, true pairs verified")
-    for hamming in (6, 8, 10, 12):
-        for cosine in (0.80, 0.85, 0.90):
+    for hamming in range(6, CANDIDATES.max_hamming + 1, 2):
+        for cosine in (CANDIDATES.min_cosine, 0.90, 0.95):
             row = []
             for m in sets:
                 sig = m.signals

@@ -26,7 +26,7 @@ from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from fashionlens.data.samples import SkippedInput
-from fashionlens.dedup.signature import SIGNATURE_DIM, signature, trim_padding
+from fashionlens.dedup.signature import SIGNATURE_DIM, signature
 from fashionlens.dedup.verify import DEFAULT_RULE, WORK_SIDE, CopyRule, Picture, verify_pair
 from fashionlens.features import ImageFileDataset
 from fashionlens.fingerprints import flipped_perceptual_hash, hash_codes, perceptual_hash, sha256_bytes
@@ -50,7 +50,7 @@ class Thresholds:
 
 DEFAULT_THRESHOLDS = Thresholds()
 """Unverified links (a catalogue's near copies, `dedup --no-verify`): either signal alone decides."""
-CANDIDATES = Thresholds(max_hamming=12, min_cosine=0.80, min_signature=0.94, neighbours=8)
+CANDIDATES = Thresholds(max_hamming=10, min_cosine=0.85, min_signature=0.94, neighbours=8)
 """The cheap stage before verification: loose, since a verified pair must first be a candidate."""
 
 
@@ -208,7 +208,7 @@ def image_files(paths: list[str | Path]) -> list[Path]:
 
 class _Fingerprinted(ImageFileDataset):
     def prepare(self, i: int, data: bytes, image) -> tuple[str, str, str, np.ndarray]:
-        return sha256_bytes(data), perceptual_hash(image), flipped_perceptual_hash(image), signature(trim_padding(image))
+        return sha256_bytes(data), perceptual_hash(image), flipped_perceptual_hash(image), signature(image)
 
 
 def hash_images(paths: list[Path], *, progress: bool = True,

@@ -36,8 +36,8 @@ class CopyRule:
     """When verification calls a pair copies; calibrated by benchmarks/dedup_calibrate.py."""
 
     min_inliers: int = 8
-    min_similarity: float = 0.85
-    max_colour_change: float = 0.02
+    min_similarity: float = 0.9
+    max_colour_change: float = 0.05
 
 
 DEFAULT_RULE = CopyRule()
@@ -163,6 +163,6 @@ def verify_pair(a: Picture, b: Picture) -> Verification:
         if transform is not None and inliers > max(best.inliers, MIN_FIT - 1):
             similarity, colour_change = _compare(a, other, transform)
             best = Verification(inliers, similarity, colour_change, mirrored)
-        if best.inliers >= 40 and best.similarity > 0.9:
-            break  # clearly found as is: the mirror cannot do better
+        if best.inliers >= 20 and best.similarity >= 0.9:
+            break  # clearly found as is: no need to try the mirror
     return best
