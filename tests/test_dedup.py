@@ -302,3 +302,22 @@ def test_split_groups_verified_copies_and_names_the_leaks():
         ([9, 10], ["validation", "test"])]
     assert split.summary()["leaking_groups"] == 3
     assert make_split(strata, sha, ph, layout).leaks == []  # without the copies nothing links them
+
+
+def test_training_copies_are_found_from_cached_signatures(augmented_export, tmp_path):
+    from fashionlens.cache import FeatureCache
+    from fashionlens.dedup import SIGNATURE_CACHE_KEY, dataset_copy_pairs
+    from fashionlens.fingerprints import perceptual_hash, sha256_file
+
+    _, families = augmented_export
+    paths = families["garment"][:4] + families["shapes"][:3]
+    sha = [sha256_file(p) for p in paths]
+    ph = [perceptual_hash(Image.open(p).convert("RGB")) for p in paths]
+    cache = FeatureCache(tmp_path / "cache.sqlite")
+    pairs = dataset_copy_pairs(paths, sha, ph, cache, progress=False)
+    within = {tuple(sorted(p)) for p in pairs.tolist()}
+    assert within and all((a < 4) == (b < 4) for a, b in within)  # never across the two pictures
+    assert len(cache.features(SIGNATURE_CACHE_KEY, sha)) == len(paths)
+    assert cache.phashes(sha) == dict(zip(sha, ph))  # the features' hashes are kept as they were
+    again = dataset_copy_pairs(paths, sha, ph, cache, progress=False)
+    assert {tuple(sorted(p)) for p in again.tolist()} == within
