@@ -20,7 +20,7 @@ from PIL import Image
 from fashionlens.dedup.signature import trim_padding
 
 WORK_SIDE = 256  # longer side of the picture the keypoints work on; the aligned comparison works at half that
-MIN_SIDE = 48  # a picture whose shorter side has fewer pixels has no detail to verify (a thumbnail's thumbnail)
+MIN_SIDE = 32  # an image whose shorter side has fewer pixels has no detail to verify (a thumbnail's thumbnail)
 MIN_FIT = 6  # inliers below which a fit is not even compared
 ORB_FEATURES = 500
 RATIO = 0.8  # Lowe's ratio test on the two nearest descriptors
@@ -64,8 +64,8 @@ class Picture:
     aligned comparison, about 150 kB, so that thousands can stay cached while their pairs are checked."""
 
     def __init__(self, image: Image.Image):
+        self.verifiable = min(image.size) >= MIN_SIDE
         picture = trim_padding(image.convert("RGB"))
-        self.verifiable = min(picture.size) >= MIN_SIDE
         scale = WORK_SIDE / max(picture.size)
         picture = picture.resize((max(8, round(picture.width * scale)), max(8, round(picture.height * scale))),
                                  Image.Resampling.BILINEAR)
