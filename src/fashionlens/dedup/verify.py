@@ -35,7 +35,7 @@ FILL_L = 5.0  # Lab lightness under which a pixel is pure black
 class CopyRule:
     """When verification calls a pair copies; calibrated by benchmarks/dedup_calibrate.py."""
 
-    min_inliers: int = 8
+    min_inliers: int = 20
     min_similarity: float = 0.9
     max_colour_change: float = 0.05
 
