@@ -254,7 +254,7 @@ class Measured:
         self.candidates = candidates[~same] if len(candidates) else candidates
         self.sha_pairs = candidates[same] if len(candidates) else candidates
         self.unverified = near_pairs(fp, DEFAULT_THRESHOLDS)  # the rule before verification, for comparison
-        self.fallback = linked_by(self.candidates, fp, TOO_SMALL_TO_VERIFY)  # decides where a picture is too small to verify
+        self.fallback = linked_by(self.candidates, fp, TOO_SMALL_TO_VERIFY)  # where an image is too small to verify
         print(f"cheap stage (decode at reduced scale, sha256, hashes, trim, signature): {self.cheap_seconds:.1f} s, "
               f"{n / self.cheap_seconds:.0f} images/s in one process, {n / self.cheap_parallel_seconds:.0f} images/s "
               f"with {args.workers} worker(s); candidate search {search_seconds:.2f} s: "
