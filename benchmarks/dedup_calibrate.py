@@ -1,18 +1,26 @@
-"""Calibrates the near-duplicate thresholds on real photos and reports pair-level precision and recall.
+"""Calibrates copy detection on real photos and reports pair-level precision and recall, and the speed of both
+stages.
 
-From clothing-small and fashion-products it takes originals and makes copies of each (byte copy; JPEG q30 and
-q90; WebP; resized 0.3x, 0.5x and 2x; cropped 5% and 10%; mirrored; brightness, contrast, saturation and hue
-changed; mirrored + JPEG), beside distractors: other photos of the same datasets, hence the same garment
-classes (look-alikes). Two images are a true pair when they come from the same original (or from
-byte-identical originals). The images are split in two halves by family: thresholds are chosen on half A
-(highest recall at precision >= --precision) and reported on half B. Precision and recall count pairs over
-all pairs of images, both for the pairs linked directly and for the pairs inside the reported groups
-(transitive), which is what a user sees.
+Two sets, each of originals with copies of their own among look-alike distractors; two images are a true pair
+when they come from the same original (or from byte-identical originals):
+- near: originals from clothing-small and fashion-products, copied as a shop copies (byte copy; JPEG q30 and
+  q90; WebP; resized 0.3x, 0.5x and 2x; cropped 5% and 10%; mirrored; brightness, contrast, saturation and hue
+  changed; mirrored + JPEG), among other photos of the same datasets: clothing-small train photos often share
+  one studio set (look-alikes).
+- augmented: originals from clothing-small and colorful-fashion, copied as an annotation tool's augmented
+  export does (rotated up to 15 degrees and sheared up to 10 with black corners, turned by 90 or 180, mirrored,
+  greyscale, brightness within 25%, blurred up to 1.5 px, letterboxed on black or white, and combinations),
+  among look-alikes and colour variants of them (the same photo with its garment's hue turned: another
+  product, never a copy).
+The images of each set are split in two halves by family: the verification rule is chosen on both halves A
+(highest recall at precision >= --precision) and reported on each half B. Precision and recall count pairs,
+both for the pairs linked directly and for the pairs inside the reported groups, which is what a user sees.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import shutil
 import sys
@@ -22,12 +30,15 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageEnhance, ImageOps
+from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _shared import dataset  # noqa: E402
 
-from fashionlens.dedup import Fingerprints, Thresholds, group_labels, hash_images, near_pairs  # noqa: E402
+from fashionlens.dedup import (CANDIDATES, DEFAULT_THRESHOLDS, TOO_SMALL_TO_VERIFY, group_labels,  # noqa: E402
+                               hash_images, linked_by, near_pairs)
+from fashionlens.dedup.verify import (DEFAULT_RULE, WORK_SIDE, CopyRule, Picture, Verification,  # noqa: E402
+                                      verify_pair)
 from fashionlens.embeddings import embed_paths  # noqa: E402
 from fashionlens.fingerprints import hash_codes  # noqa: E402
 from fashionlens.images import is_image_file, load_image  # noqa: E402
@@ -51,7 +62,7 @@ def _resize(image: Image.Image, scale: float) -> Image.Image:
 
 
 # name -> (transform, format, quality); every copy is a new file
-COPIES = {
+NEAR_COPIES = {
     "jpeg q30": (lambda im, r: im, "JPEG", 30),
     "jpeg q90": (lambda im, r: im, "JPEG", 90),
     "webp": (lambda im, r: im, "WEBP", 75),
@@ -69,30 +80,108 @@ COPIES = {
 }
 
 
-def make_set(workdir: Path, originals: int, distractors: int, seed: int):
-    """Files, their family id (-1: distractor) and what each is ("original", a copy name, "distractor")."""
+def _rotate(image: Image.Image, rng: random.Random) -> Image.Image:
+    return image.rotate(rng.uniform(3, 15) * rng.choice([-1, 1]), Image.BILINEAR, fillcolor=(0, 0, 0))
+
+
+def _shear(image: Image.Image, rng: random.Random) -> Image.Image:
+    k = math.tan(math.radians(rng.uniform(3, 10) * rng.choice([-1, 1])))
+    w, h = image.size
+    matrix = (1, k, -k * h / 2, 0, 1, 0) if rng.random() < 0.5 else (1, 0, 0, k, 1, -k * w / 2)
+    return image.transform(image.size, Image.AFFINE, matrix, Image.BILINEAR, fillcolor=(0, 0, 0))
+
+
+def _letterbox(image: Image.Image, colour: tuple[int, int, int], side: int = 640) -> Image.Image:
+    """Fit into a square export size with bars, centred, as annotation tools' "fit (black edges)" does."""
+    scale = side / max(image.size)
+    small = image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
+    canvas = Image.new("RGB", (side, side), colour)
+    canvas.paste(small, ((side - small.width) // 2, (side - small.height) // 2))
+    return canvas
+
+
+def _brightness(image: Image.Image, rng: random.Random) -> Image.Image:
+    return ImageEnhance.Brightness(image).enhance(rng.choice([rng.uniform(0.75, 0.9), rng.uniform(1.1, 1.25)]))
+
+
+def _blur(image: Image.Image, rng: random.Random) -> Image.Image:
+    return image.filter(ImageFilter.GaussianBlur(rng.uniform(0.7, 1.5)))
+
+
+def _greyscale(image: Image.Image, rng: random.Random) -> Image.Image:
+    return ImageOps.grayscale(image).convert("RGB")
+
+
+def _turn(image: Image.Image, rng: random.Random) -> Image.Image:
+    return image.transpose(rng.choice([Image.ROTATE_90, Image.ROTATE_270]))
+
+
+AUGMENTED_COPIES = {
+    "rotate": (_rotate, "JPEG", 85),
+    "shear": (_shear, "JPEG", 85),
+    "turn 90": (_turn, "JPEG", 85),
+    "turn 180": (lambda im, r: im.transpose(Image.ROTATE_180), "JPEG", 85),
+    "mirror": (lambda im, r: ImageOps.mirror(im), "JPEG", 85),
+    "greyscale": (_greyscale, "JPEG", 85),
+    "brightness": (_brightness, "JPEG", 85),
+    "blur": (_blur, "JPEG", 85),
+    "letterbox black": (lambda im, r: _letterbox(im, (0, 0, 0)), "JPEG", 85),
+    "letterbox white": (lambda im, r: _letterbox(im, (255, 255, 255)), "PNG", None),
+    "rotate + mirror + brightness": (lambda im, r: _brightness(ImageOps.mirror(_rotate(im, r)), r), "JPEG", 80),
+    "letterbox + turn 90 + blur": (lambda im, r: _blur(_turn(_letterbox(im, (0, 0, 0)), r), r), "JPEG", 80),
+    "shear + greyscale": (lambda im, r: _greyscale(_shear(im, r), r), "JPEG", 80),
+    "rotate + letterbox white": (lambda im, r: _letterbox(_rotate(im, r), (255, 255, 255)), "JPEG", 80),
+}
+
+SETS = {  # name -> (datasets of the originals and distractors, copies, colour variants among the distractors)
+    "near": (("clothing-small", "fashion-products"), NEAR_COPIES, False),
+    "augmented": (("clothing-small", "colorful-fashion"), AUGMENTED_COPIES, True),
+}
+
+
+def _colourful(image: Image.Image) -> bool:
+    """Enough clearly coloured pixels that turning their hue makes another product."""
+    hsv = np.asarray(image.convert("HSV").resize((64, 64)))
+    return float(((hsv[..., 1] > 90) & (hsv[..., 2] > 60)).mean()) > 0.15
+
+
+def make_set(workdir: Path, name: str, originals: int, distractors: int, seed: int):
+    """Files, their family id (-1: an original distractor of its own) and what each is ("original", a copy
+    name, "distractor", "colour variant"). Families are numbered from 0 within the set."""
+    sources, copies, variants = SETS[name]
     rng = random.Random(seed)
     files, family, kind = [], [], []
-    for name in ("clothing-small", "fashion-products"):
-        pool = sorted(p for p in dataset(name).rglob("*") if is_image_file(p))
+    for source in sources:
+        pool = sorted(p for p in dataset(source).rglob("*") if is_image_file(p))
         chosen = rng.sample(pool, originals + distractors)
-        out = workdir / name
+        out = workdir / name / source
         out.mkdir(parents=True, exist_ok=True)
+        made_variants = 0
         for k, src in enumerate(chosen):
             fam = len(set(family) - {-1}) if k < originals else -1
             files.append(src)
             family.append(fam)
             kind.append("original" if fam >= 0 else "distractor")
             if fam < 0:
+                if variants and made_variants < distractors // 8:
+                    image = load_image(src)
+                    if _colourful(image):
+                        dst = out / f"{k}_variant.jpg"
+                        _hue(image, rng.randint(50, 206)).save(dst, "JPEG", quality=90)
+                        files.append(dst)
+                        family.append(-1)
+                        kind.append("colour variant")
+                        made_variants += 1
                 continue
             image = load_image(src)
-            copy_rng = random.Random(f"{seed}:{name}:{k}")  # the same copies whatever was made before
-            dst = out / f"{k}_bytecopy{src.suffix}"
-            shutil.copyfile(src, dst)
-            files.append(dst)
-            family.append(fam)
-            kind.append("byte copy")
-            for c, (copy_name, (transform, fmt, quality)) in enumerate(COPIES.items()):
+            copy_rng = random.Random(f"{seed}:{source}:{k}")  # the same copies whatever was made before
+            if name == "near":
+                dst = out / f"{k}_bytecopy{src.suffix}"
+                shutil.copyfile(src, dst)
+                files.append(dst)
+                family.append(fam)
+                kind.append("byte copy")
+            for c, (copy_name, (transform, fmt, quality)) in enumerate(copies.items()):
                 dst = out / f"{k}_{c}.{fmt.lower()}"
                 params = {"quality": quality} if quality else {}
                 transform(image, copy_rng).save(dst, fmt, **params)
@@ -120,131 +209,238 @@ def true_pairs(members: np.ndarray, family: np.ndarray, sha: list[str]) -> set[t
     return out
 
 
-def hamming_and_cosine(pairs: np.ndarray, fp: Fingerprints) -> tuple[np.ndarray, np.ndarray]:
-    codes, flipped = hash_codes(fp.phash), hash_codes(fp.phash_flipped)
-    bits = np.unpackbits(codes, axis=1)
-    fbits = np.unpackbits(flipped, axis=1)
-    a, b = pairs[:, 0], pairs[:, 1]
-    ham = np.minimum((bits[a] != bits[b]).sum(1), (bits[a] != fbits[b]).sum(1))
-    cos = (fp.vectors[a] * fp.vectors[b]).sum(1)
-    return ham, cos
-
-
 def scores(predicted: set, truth: set) -> tuple[float, float]:
     hit = len(predicted & truth)
     return hit / max(1, len(predicted)), hit / max(1, len(truth))
 
 
+def grouped_pairs(labels: np.ndarray, members: np.ndarray) -> set[tuple[int, int]]:
+    """Pairs of images (positions in the set) that share a group label; `labels` is per member."""
+    out: set[tuple[int, int]] = set()
+    order = np.argsort(labels, kind="stable")
+    for group in np.split(order, np.flatnonzero(np.diff(labels[order])) + 1):
+        rows = sorted(int(members[i]) for i in group)
+        out |= {(a, b) for x, a in enumerate(rows) for b in rows[x + 1:]}
+    return out
+
+
+class Measured:
+    """One set made, fingerprinted, searched for candidates and verified, with the time of each stage."""
+
+    def __init__(self, name: str, workdir: Path, args):
+        self.name = name
+        self.files, self.family, self.kind = make_set(workdir, name, args.originals, args.distractors, args.seed)
+        n = len(self.files)
+        print(f"\n== {name}: {n} images, {int((self.family >= 0).sum())} in {len(set(self.family) - {-1})} families, "
+              f"{int((self.family < 0).sum())} distractors ({self.kind.count('colour variant')} colour variants)")
+        start, cpu = time.perf_counter(), time.process_time()
+        kept, fp, failures = hash_images(self.files, progress=False, workers=0)
+        self.cheap_seconds = time.perf_counter() - start
+        self.cheap_cpu = time.process_time() - cpu  # this process's own CPU time: what a free core would take
+        assert not failures and kept == list(range(n)), failures
+        start = time.perf_counter()
+        hash_images(self.files, progress=False, workers=args.workers)
+        self.cheap_parallel_seconds = time.perf_counter() - start
+        if args.embeddings:
+            start = time.perf_counter()
+            emb = embed_paths(self.files, progress=False)
+            assert not emb.failures
+            fp.vectors = emb.vectors
+            print(f"embeddings {time.perf_counter() - start:.1f} s (the feature cache may be warm)")
+        self.fp = fp
+        start = time.perf_counter()
+        candidates = near_pairs(fp, CANDIDATES)
+        search_seconds = time.perf_counter() - start
+        same = np.array([fp.sha256[a] == fp.sha256[b] for a, b in candidates.tolist()], bool)
+        self.candidates = candidates[~same] if len(candidates) else candidates
+        self.sha_pairs = candidates[same] if len(candidates) else candidates
+        self.unverified = near_pairs(fp, DEFAULT_THRESHOLDS)  # the rule before verification, for comparison
+        self.fallback = linked_by(self.candidates, fp, TOO_SMALL_TO_VERIFY)  # where an image is too small to verify
+        print(f"cheap stage (decode at reduced scale, sha256, hashes, trim, signature): {self.cheap_seconds:.1f} s, "
+              f"{n / self.cheap_seconds:.0f} images/s in one process, {n / self.cheap_parallel_seconds:.0f} images/s "
+              f"with {args.workers} worker(s); candidate search {search_seconds:.2f} s: "
+              f"{len(self.candidates)} candidate pairs ({len(self.candidates) / n:.1f} per image)")
+        start, cpu = time.perf_counter(), time.process_time()
+        pictures: dict[int, Picture] = {}
+        self.checks: list[Verification | None] = []  # None: too small to verify
+        for a, b in self.candidates.tolist():
+            for i in (a, b):
+                if i not in pictures:
+                    pictures[i] = Picture(load_image(self.files[i], min_size=WORK_SIDE))
+            verifiable = pictures[a].verifiable and pictures[b].verifiable
+            self.checks.append(verify_pair(pictures[a], pictures[b]) if verifiable else None)
+        self.verify_seconds = time.perf_counter() - start
+        self.verify_cpu = time.process_time() - cpu
+        print(f"verification (ORB + RANSAC + aligned comparison): {self.verify_seconds:.1f} s for "
+              f"{len(self.candidates)} pairs of {len(pictures)} images: {len(self.candidates) / max(self.verify_seconds, 1e-9):.0f} "
+              f"pairs/s, {self.verify_seconds / max(1, len(pictures)) * 1000:.1f} ms per image involved")
+        rng = np.random.default_rng(args.seed)
+        fam_ids = np.array(sorted(set(self.family) - {-1}))
+        half_a = set(rng.choice(fam_ids, len(fam_ids) // 2, replace=False).tolist())
+        coin = rng.random(n) < 0.5
+        in_a = np.array([(f in half_a) if f >= 0 else coin[i] for i, f in enumerate(self.family)])
+        if "colour variant" in self.kind:  # a variant goes with the photo it was made from, like a family
+            for i, k in enumerate(self.kind):
+                if k == "colour variant":
+                    in_a[i] = in_a[i - 1]
+        self.halves = {"A": np.flatnonzero(in_a), "B": np.flatnonzero(~in_a)}
+        self.truth = {h: true_pairs(m, self.family, fp.sha256) for h, m in self.halves.items()}
+        self.in_half = {h: np.isin(np.arange(n), m) for h, m in self.halves.items()}
+        self.is_true = np.array([(a, b) in self.truth["A"] or (a, b) in self.truth["B"]
+                                 for a, b in self.candidates.tolist()], bool)
+        self.signals = signals(self.candidates, fp)
+
+    def passed(self, rule: CopyRule) -> np.ndarray:
+        if not hasattr(self, "_evidence"):
+            none = Verification(0, -1.0, 1.0, False)
+            checks = [c or none for c in self.checks]
+            self._evidence = (np.array([c.inliers for c in checks]), np.array([c.similarity for c in checks]),
+                              np.array([c.colour_change for c in checks]),
+                              np.array([c is None for c in self.checks], bool))
+        inliers, similarity, colour, small = self._evidence
+        verified = (inliers >= rule.min_inliers) & (similarity >= rule.min_similarity) & (colour <= rule.max_colour_change)
+        return np.where(small, self.fallback, verified)
+
+    def direct(self, half: str, linked: np.ndarray) -> tuple[float, float]:
+        """Pair precision and recall of the links inside one half: verified candidates and byte copies."""
+        inside = self.in_half[half]
+        picked = linked & inside[self.candidates[:, 0]] & inside[self.candidates[:, 1]]
+        sha = int((inside[self.sha_pairs[:, 0]] & inside[self.sha_pairs[:, 1]]).sum()) if len(self.sha_pairs) else 0
+        hit = int((picked & self.is_true).sum()) + sha  # byte copies are always true pairs
+        return hit / max(1, int(picked.sum()) + sha), hit / max(1, len(self.truth[half]))
+
+    def groups(self, half: str, linked: np.ndarray, transitive: bool) -> set[tuple[int, int]]:
+        members = self.halves[half]
+        local = {int(g): i for i, g in enumerate(members)}
+        pairs = [(local[a], local[b]) for a, b in self.candidates[linked].tolist() if a in local and b in local]
+        labels = group_labels(self.fp.subset(members.tolist()), transitive=transitive,
+                              pairs=np.array(pairs, np.int64).reshape(-1, 2))
+        return grouped_pairs(labels, members)
+
+
+def signals(pairs: np.ndarray, fp) -> dict[str, np.ndarray]:
+    """Each pair's flip-aware hash distance, embedding cosine and signature inner product."""
+    bits = np.unpackbits(hash_codes(fp.phash), axis=1)
+    flipped = np.unpackbits(hash_codes(fp.phash_flipped), axis=1)
+    a, b = pairs[:, 0], pairs[:, 1]
+    out = {"hamming": np.minimum((bits[a] != bits[b]).sum(1), (bits[a] != flipped[b]).sum(1)),
+           "signature": (fp.signatures[a] * fp.signatures[b]).sum(1)}
+    out["cosine"] = (fp.vectors[a] * fp.vectors[b]).sum(1) if fp.vectors is not None else np.full(len(a), -1.0)
+    return out
+
+
+def candidate_table(sets: list[Measured], rule: CopyRule) -> None:
+    """How much of the verified recall looser or tighter candidate thresholds keep, and what they cost."""
+    print("\ncandidate thresholds (all images of each set): pairs to verify per image, true pairs verified")
+    for hamming in range(6, CANDIDATES.max_hamming + 1, 2):
+        for cosine in (CANDIDATES.min_cosine, 0.90, 0.95):
+            row = []
+            for m in sets:
+                sig = m.signals
+                kept = (sig["hamming"] <= hamming) | (sig["cosine"] >= cosine) | (sig["signature"] >= CANDIDATES.min_signature)
+                found = m.passed(rule) & m.is_true
+                row.append(f"{m.name} {kept.sum() / len(m.files):5.2f}/img {int((found & kept).sum())}/{int(found.sum())}")
+            print(f"  hamming <= {hamming:<3} cosine >= {cosine:.2f}: " + "; ".join(row))
+
+
+def choose_rule(sets: list[Measured], floor: float) -> tuple[CopyRule, float]:
+    """Highest worst-set recall on halves A at precision >= floor on every set's half A; among rules as good
+    (to 3 decimals), the most precise, then the strictest, which leaves the widest margin."""
+    feasible, fallback = [], []
+    for inliers in (6, 8, 10, 12, 15, 20, 25):
+        for similarity in np.arange(0.50, 0.96, 0.05):
+            for colour in (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 1.0):
+                rule = CopyRule(inliers, round(float(similarity), 2), colour)
+                results = [m.direct("A", m.passed(rule)) for m in sets]
+                precision, recall = min(p for p, _ in results), min(r for _, r in results)
+                row = (round(recall, 3), round(precision, 3), rule.min_similarity, inliers, -colour, recall, rule)
+                (feasible if precision >= floor else fallback).append(row)
+    if not feasible:  # report the most precise rule rather than nothing
+        best = max(fallback, key=lambda row: (row[1], row[0]))
+        print(f"NOTE: no verification rule reaches precision {floor} on every half A; the most precise one "
+              f"({best[1]:.3f}) is reported")
+        return best[-1], best[-2]
+    best = max(feasible, key=lambda row: row[:5])
+    return best[-1], best[-2]
+
+
+def report(m: Measured, rule: CopyRule) -> None:
+    linked = m.passed(rule)
+    truth = m.truth["B"]
+    held = m.halves["B"]
+    print(f"\n{m.name}, held-out half B: {len(held)} images, {len(truth)} true pairs")
+    print(f"{'rule':<64}{'precision':>10}{'recall':>8}")
+    inside = m.in_half["B"]
+    candidate_pairs = {(a, b) for a, b in pair_set(m.candidates) | pair_set(m.sha_pairs) if inside[a] and inside[b]}
+    print(f"{'candidates of the cheap stage (before verification)':<64}"
+          f"{'':>10}{len(candidate_pairs & truth) / max(1, len(truth)):>8.4f}")
+    p, r = m.direct("B", linked)
+    print(f"{'verified copies, direct links':<64}{p:>10.4f}{r:>8.4f}")
+    for transitive in (False, True):
+        p, r = scores(m.groups("B", linked, transitive), truth)
+        name = "pairs inside groups, " + ("connected components (train's splits)" if transitive
+                                          else "star groups (dedup's report)")
+        print(f"{name:<64}{p:>10.4f}{r:>8.4f}")
+    old = {(a, b) for a, b in pair_set(m.unverified) if inside[a] and inside[b]}
+    p, r = scores(old, truth)
+    print(f"{'before: phash <= 6 (flip-aware) OR cosine >= 0.87, unverified':<64}{p:>10.4f}{r:>8.4f}")
+    components = m.groups("B", linked, True)
+    origin = {int(m.family[i]): int(i) for i in held if m.kind[i] == "original"}
+    direct = pair_set(m.candidates[linked])
+    print("per copy kind (half B): linked to its original directly / in its original's connected group")
+    for name in dict.fromkeys(k for k in m.kind if k not in ("original", "distractor", "colour variant")):
+        copies = [int(i) for i in held if m.kind[i] == name]
+        keys = [tuple(sorted((origin[int(m.family[i])], i))) for i in copies]
+        found = sum(k in direct or m.fp.sha256[k[0]] == m.fp.sha256[k[1]] for k in keys)
+        together = sum(k in components for k in keys)
+        print(f"  {name:<30}{found / max(1, len(copies)):.3f} / {together / max(1, len(copies)):.3f}  ({len(copies)})")
+    false = Counter()
+    for a, b in pair_set(m.candidates[linked]) - truth:
+        if inside[a] and inside[b]:
+            false[tuple(sorted((m.kind[a], m.kind[b])))] += 1
+    variants = [(i - 1, i) for i in held if m.kind[i] == "colour variant"]
+    print(f"false links by kind: {dict(false.most_common(6))}; colour variants linked to their photo: "
+          f"{sum(v in direct for v in variants)} of {len(variants)}")
+    small = np.array([c is None for c in m.checks], bool)
+    inside_pairs = inside[m.candidates[:, 0]] & inside[m.candidates[:, 1]]
+    for name, mask in (("verified", ~small), ("too small to verify (TOO_SMALL_TO_VERIFY thresholds)", small)):
+        picked = linked & mask & inside_pairs
+        print(f"  links {name}: {int(picked.sum())}, of them false {int((picked & ~m.is_true).sum())}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--originals", type=int, default=150, help="originals per dataset")
-    parser.add_argument("--distractors", type=int, default=1500, help="distractor photos per dataset")
-    parser.add_argument("--precision", type=float, default=0.96,
-                        help="precision floor when choosing thresholds on half A (a margin over the 0.95 target)")
+    parser.add_argument("--sets", default="near,augmented", help="comma-separated: " + ", ".join(SETS))
+    parser.add_argument("--originals", type=int, default=60, help="originals per dataset")
+    parser.add_argument("--distractors", type=int, default=600, help="distractor photos per dataset")
+    parser.add_argument("--precision", type=float, default=0.97,
+                        help="precision floor when choosing the rule on halves A (a margin over the targets)")
+    parser.add_argument("--embeddings", action=argparse.BooleanOptionalAction, default=True,
+                        help="also propose candidates by backbone embeddings, as `dedup` does by default")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes of the cheap stage, measured too")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=None, help="keep the generated copies here (default: temp)")
     args = parser.parse_args()
-    tmp = None
-    workdir = args.workdir
-    if workdir is None:
-        tmp = tempfile.TemporaryDirectory()
-        workdir = Path(tmp.name)
-    files, family, kind = make_set(workdir, args.originals, args.distractors, args.seed)
-    print(f"{len(files)} images: {int((family >= 0).sum())} in {len(set(family) - {-1})} families, "
-          f"{int((family < 0).sum())} distractors")
-
-    start = time.perf_counter()
-    kept, fp, failures = hash_images(files)
-    t_hash = time.perf_counter() - start
-    start = time.perf_counter()
-    emb = embed_paths([files[i] for i in kept])
-    t_embed = time.perf_counter() - start
-    assert not failures and not emb.failures and kept == list(range(len(files))), (failures, emb.failures)
-    fp.vectors = emb.vectors
-    print(f"hashing {t_hash:.1f} s ({len(files) / t_hash:.0f} images/s); embeddings {t_embed:.1f} s "
-          f"(feature cache may be warm)")
-
-    loose = Thresholds(max_hamming=24, min_cosine=0.75)
-    start = time.perf_counter()
-    candidates = near_pairs(fp, loose)
-    print(f"candidate pairs at {loose}: {len(candidates)} ({time.perf_counter() - start:.2f} s, FAISS range search)")
-    ham, cos = hamming_and_cosine(candidates, fp)
-
-    rng = np.random.default_rng(args.seed)
-    fam_ids = np.array(sorted(set(family) - {-1}))
-    half_a_families = set(rng.choice(fam_ids, len(fam_ids) // 2, replace=False).tolist())
-    distractor_a = rng.random(len(files)) < 0.5
-    in_a = np.array([(f in half_a_families) if f >= 0 else distractor_a[i] for i, f in enumerate(family)])
-    halves = {"A (calibration)": np.flatnonzero(in_a), "B (held out)": np.flatnonzero(~in_a)}
-
-    truth = {name: true_pairs(members, family, fp.sha256) for name, members in halves.items()}
-    is_true = np.array([(a, b) in truth["A (calibration)"] or (a, b) in truth["B (held out)"]
-                        for a, b in candidates.tolist()], dtype=bool)
-    half_of = {name: np.zeros(len(files), bool) for name in halves}
-    for name, members in halves.items():
-        half_of[name][members] = True
-
-    def evaluate(name: str, rule: np.ndarray) -> tuple[float, float]:
-        picked = rule & half_of[name][candidates[:, 0]] & half_of[name][candidates[:, 1]]
-        hit = int((picked & is_true).sum())
-        return hit / max(1, int(picked.sum())), hit / max(1, len(truth[name]))
-
-    # thresholds: best recall at the precision floor on half A
-    best = None
-    grid = [(h, c) for h in range(0, 25, 2) for c in np.arange(0.80, 0.991, 0.01)]
-    for h, c in grid:
-        p, r = evaluate("A (calibration)", (ham <= h) | (cos >= c))
-        if p >= args.precision and (best is None or r > best[2]):
-            best = (h, round(float(c), 2), r, p)
-    if best is None:
-        sys.exit(f"no threshold pair reaches precision {args.precision} on half A")
-    chosen = Thresholds(max_hamming=best[0], min_cosine=best[1])
-    print(f"\nchosen on half A: {chosen} (half A precision {best[3]:.4f}, recall {best[2]:.4f})")
-
-    rules = {
-        f"phash <= {chosen.max_hamming} (flip-aware) OR cosine >= {chosen.min_cosine}":
-            (ham <= chosen.max_hamming) | (cos >= chosen.min_cosine),
-        f"cosine >= {chosen.min_cosine} only": cos >= chosen.min_cosine,
-        f"phash <= {chosen.max_hamming} only (flip-aware)": ham <= chosen.max_hamming,
-        "phash == 0 only (exact hash match)": ham == 0,
-    }
-    held = halves["B (held out)"]
-    truth_b = truth["B (held out)"]
-    print(f"\nheld-out half B: {len(held)} images, {len(truth_b)} true pairs; pair-level, direct links")
-    print(f"{'rule':<58}{'precision':>10}{'recall':>8}")
-    for name, rule in rules.items():
-        p, r = evaluate("B (held out)", rule)
-        print(f"{name:<58}{p:>10.4f}{r:>8.4f}")
-
-    sub = Fingerprints([fp.sha256[i] for i in held], [fp.phash[i] for i in held],
-                       [fp.phash_flipped[i] for i in held], fp.vectors[held])
-    for transitive in (False, True):
-        labels = group_labels(sub, chosen, transitive=transitive)
-        grouped = {(int(held[a]), int(held[b])) for a in range(len(held))
-                   for b in np.flatnonzero(labels[a + 1:] == labels[a]) + a + 1}
-        p, r = scores(grouped, truth_b)
-        name = "pairs inside groups, " + ("connected components" if transitive else "star groups (reported)")
-        print(f"{name:<58}{p:>10.4f}{r:>8.4f}")
-    exact_pred = {(a, b) for a, b in grouped if fp.sha256[a] == fp.sha256[b]}
-    exact_truth = {(int(held[a]), int(held[b])) for a in range(len(held)) for b in range(a + 1, len(held))
-                   if fp.sha256[held[a]] == fp.sha256[held[b]]}
-    p, r = scores(exact_pred, exact_truth)
-    print(f"{'exact (sha256) pairs':<58}{p:>10.4f}{r:>8.4f}  ({len(exact_truth)} pairs)")
-
-    in_b = half_of["B (held out)"]
-    linked = pair_set(candidates[rules[next(iter(rules))] & in_b[candidates[:, 0]] & in_b[candidates[:, 1]]])
-    origin = {int(family[i]): i for i in held if kind[i] == "original"}
-    print("\nrecall per copy kind (held-out half B, copy linked directly to its original):")
-    for name in ["byte copy", *COPIES]:
-        copies = [i for i in held if kind[i] == name]
-        found = sum(tuple(sorted((origin[int(family[i])], i))) in linked for i in copies)
-        print(f"  {name:<18}{found / max(1, len(copies)):.3f}  ({found}/{len(copies)})")
-    false = Counter()
-    for a, b in linked - truth_b:
-        false[(kind[a], kind[b])] += 1
-    print(f"false pairs by kind: {dict(false.most_common(6))}")
-    if tmp:
-        tmp.cleanup()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = args.workdir or Path(tmp)
+        sets = [Measured(name, workdir, args) for name in args.sets.split(",")]
+        rule, recall = choose_rule(sets, args.precision)
+        print(f"\nchosen on halves A: {rule} (worst half-A recall {recall:.4f}); shipped: {DEFAULT_RULE}")
+        for m in sets:
+            report(m, rule)
+        candidate_table(sets, rule)
+        images = sum(len(m.files) for m in sets)
+        cheap = sum(m.cheap_seconds for m in sets)
+        parallel = sum(m.cheap_parallel_seconds for m in sets)
+        verify_time = sum(m.verify_seconds for m in sets)
+        cheap_cpu, verify_cpu = sum(m.cheap_cpu for m in sets), sum(m.verify_cpu for m in sets)
+        print(f"\nCPU time of this process (what one free core takes, whatever else runs): cheap stage "
+              f"{images / cheap_cpu:.0f} images per CPU second; verification {images / verify_cpu:.0f} images of the "
+              f"whole set per CPU second ({verify_cpu / cheap_cpu:.1f}x the cheap stage)")
+        print(f"speed: cheap stage {images / cheap:.0f} images/s in one process, {images / parallel:.0f} images/s "
+              f"with {args.workers} worker(s) ({cheap / parallel:.2f}x); verification of the candidates "
+              f"{images / verify_time:.0f} images/s of the whole set ({verify_time / cheap:.1f}x the one-process "
+              f"cheap stage's time)")
 
 
 if __name__ == "__main__":

@@ -235,6 +235,34 @@ def test_export_to_a_file_outside_the_model(model_dir, data_dir, tmp_path):
     assert record["predictions"]["category"][0]["label"] == "red"
 
 
+def test_train_names_the_copies_that_straddle_the_given_splits(tmp_path):
+    """An augmented export put a rotated, letterboxed copy and a turned greyscale copy of two training photos
+    into validation: train groups them with their originals, drops those training images and names them."""
+    from PIL import ImageOps
+
+    data = tmp_path / "export"
+    for sample in SAMPLES:
+        kind, number = sample.stem.rsplit("_", 1)
+        folder = data / ("validation" if number == "3" else "train") / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / sample.name).write_bytes(sample.read_bytes())
+    dress, hat = Image.open(data / "train" / "dress" / "dress_1.jpg"), Image.open(data / "train" / "hat" / "hat_2.jpg")
+    rotated = dress.rotate(10, Image.Resampling.BILINEAR, fillcolor=(0, 0, 0))
+    boxed = Image.new("RGB", (max(rotated.size),) * 2)
+    boxed.paste(rotated, ((boxed.width - rotated.width) // 2, (boxed.height - rotated.height) // 2))
+    boxed.save(data / "validation" / "dress" / "dress_1_aug.jpg", quality=85)
+    ImageOps.grayscale(hat.transpose(Image.Transpose.ROTATE_90)).save(data / "validation" / "hat" / "hat_2_aug.jpg")
+    result = invoke("train", data, "--out", tmp_path / "m", "--backbone", BACKBONE, "--epochs", "5")
+    assert result.exit_code == 0, result.output
+    text = flat(result.output)
+    assert "2trainingcopiesofheld-outimagesdropped" in text
+    assert "2groupsofcopiesstraddlethegivensplits" in text
+    for name in ("dress_1.jpg(train)", "dress_1_aug.jpg(validation)", "hat_2.jpg(train)", "hat_2_aug.jpg(validation)"):
+        assert name in text, result.output
+    split = json.loads((tmp_path / "m" / "manifest.json").read_text())["data"]["split"]
+    assert split["dropped_leaks"] == 2 and split["leaking_groups"] == 2 and split["train"] == 18
+
+
 # --------------------------------------------------------------------------- bad input
 
 

@@ -1,14 +1,17 @@
-"""Duplicate finding on generated images: planted copies found, distinct pictures left alone, bad files reported."""
+"""Duplicate finding on generated images: planted copies found (augmented exports too), distinct pictures and colour
+variants left alone, letterbox bars trimmed, bad files reported."""
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageEnhance, ImageOps
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 from typer.testing import CliRunner
 
 from fashionlens.cli import app
@@ -154,3 +157,167 @@ def test_split_keeps_near_duplicates_together():
     assert exact_only.duplicate_groups == 0
     same_hash = make_split(strata, sha, ph, validation=0.25, test=0.25, seed=0)  # the default: equal hashes only
     assert same_hash.duplicate_groups == 0
+
+
+def _rotate(image, degrees):
+    return image.rotate(degrees, Image.Resampling.BILINEAR, fillcolor=(0, 0, 0))
+
+
+def _shear(image, degrees):
+    k = np.tan(np.radians(degrees))
+    return image.transform(image.size, Image.Transform.AFFINE, (1, k, -k * image.height / 2, 0, 1, 0),
+                           Image.Resampling.BILINEAR, fillcolor=(0, 0, 0))
+
+
+def _letterbox(image, colour, side=400):
+    scale = side / max(image.size)
+    small = image.resize((round(image.width * scale), round(image.height * scale)))
+    canvas = Image.new("RGB", (side, side), colour)
+    canvas.paste(small, ((side - small.width) // 2, (side - small.height) // 2))
+    return canvas
+
+
+# what an annotation tool's augmented export makes of one photo, at the strengths the issue names
+AUGMENTED = {
+    "rotated +15": lambda im: _rotate(im, 15),
+    "rotated -8": lambda im: _rotate(im, -8),
+    "sheared 10": lambda im: _shear(im, 10),
+    "turned 90": lambda im: im.transpose(Image.Transpose.ROTATE_90),
+    "turned 180": lambda im: im.transpose(Image.Transpose.ROTATE_180),
+    "mirrored": ImageOps.mirror,
+    "greyscale": lambda im: ImageOps.grayscale(im).convert("RGB"),
+    "darker 25%": lambda im: ImageEnhance.Brightness(im).enhance(0.75),
+    "brighter 25%": lambda im: ImageEnhance.Brightness(im).enhance(1.25),
+    "blurred 1.5 px": lambda im: im.filter(ImageFilter.GaussianBlur(1.5)),
+    "black bars": lambda im: _letterbox(im, (0, 0, 0)),
+    "white bars": lambda im: _letterbox(im, (255, 255, 255)),
+    "turned 90 + black bars + blur": lambda im: _letterbox(im, (0, 0, 0)).transpose(
+        Image.Transpose.ROTATE_270).filter(ImageFilter.GaussianBlur(1.0)),
+}
+
+
+def _garment(colour: tuple[int, int, int], seed: int = 0) -> Image.Image:
+    """A t-shirt of one colour, with seams and a print, on a textured studio backdrop shared by every colour."""
+    rng = np.random.default_rng(seed)
+    backdrop = (rng.normal(200, 12, (300, 260, 1)) * np.ones(3)).clip(0, 255).astype(np.uint8)
+    image = Image.fromarray(backdrop)
+    draw = ImageDraw.Draw(image)
+    for x in range(0, 260, 20):  # the studio floor's boards
+        draw.line((x, 250, x + 30, 300), fill=(150, 140, 120), width=2)
+    body = [(70, 60), (110, 45), (150, 45), (190, 60), (230, 110), (200, 130), (185, 110), (185, 250),
+            (75, 250), (75, 110), (60, 130), (30, 110)]
+    draw.polygon(body, fill=colour, outline=(30, 30, 30))
+    shade = tuple(int(c * 0.6) for c in colour)
+    for y in range(140, 240, 25):
+        draw.line((85, y, 175, y + 5), fill=shade, width=3)
+    draw.ellipse((110, 120, 150, 160), fill=(240, 240, 240), outline=(20, 20, 20), width=3)
+    draw.rectangle((118, 170, 142, 200), outline=(20, 20, 20), width=2)
+    return image
+
+
+@pytest.fixture(scope="module")
+def augmented_export(tmp_path_factory):
+    """Two generated photos, each with every augmented version of it as an export would hold them."""
+    root = tmp_path_factory.mktemp("export")
+    families = {}
+    for name, original in (("shapes", _picture(3)), ("garment", _garment((200, 40, 40)))):
+        paths = [root / f"{name}.png"]
+        original.save(paths[0])
+        for k, (transform_name, transform) in enumerate(AUGMENTED.items()):
+            paths.append(root / f"{name}_aug{k}.jpg")
+            transform(original).save(paths[-1], "JPEG", quality=90)
+        families[name] = paths
+    for seed in (4, 5):  # two other pictures, neither of them a copy
+        path = root / f"other{seed}.png"
+        _picture(seed).save(path)
+    return root, families
+
+
+def test_augmented_versions_are_grouped_with_their_original(augmented_export):
+    root, families = augmented_export
+    report = find_duplicates([root], embeddings=False, progress=False)
+    assert report.images == sum(map(len, families.values())) + 2
+    groups = sorted(sorted(group.images) for group in report.groups)
+    assert groups == sorted(sorted(map(str, paths)) for paths in families.values()), [
+        [Path(p).name for p in g] for g in groups]
+    assert all(group.kind == NEAR for group in report.groups)
+
+
+@pytest.mark.parametrize("transform_name", list(AUGMENTED))
+def test_each_transform_is_verified_as_a_copy(augmented_export, transform_name):
+    from fashionlens.dedup.verify import DEFAULT_RULE, Picture, verify_pair
+
+    _, families = augmented_export
+    k = list(AUGMENTED).index(transform_name)
+    for paths in families.values():
+        original, copy = Picture(Image.open(paths[0])), Picture(Image.open(paths[k + 1]))
+        check = verify_pair(original, copy)
+        assert check.passes(DEFAULT_RULE), (paths[k + 1].name, check)
+
+
+def test_colour_variants_of_one_garment_are_not_grouped(tmp_path):
+    colours = {"red": (200, 40, 40), "blue": (40, 60, 190), "green": (40, 160, 60), "yellow": (230, 200, 40)}
+    for name, colour in colours.items():
+        _garment(colour).save(tmp_path / f"{name}.png")
+    ImageEnhance.Brightness(_garment(colours["red"])).enhance(0.8).save(tmp_path / "red_darker.jpg", quality=90)
+    report = find_duplicates([tmp_path], embeddings=False, progress=False)
+    assert [sorted(Path(p).name for p in g.images) for g in report.groups] == [["red.png", "red_darker.jpg"]]
+    # the unverified thresholds alone would merge them: the verification is what keeps them apart
+    unverified = find_duplicates([tmp_path], embeddings=False, verify=False, progress=False)
+    assert max(len(g.images) for g in unverified.groups) > 2
+
+
+@pytest.mark.parametrize("colour", [(0, 0, 0), (255, 255, 255)])
+def test_padding_trim_removes_black_and_white_bars(colour):
+    from fashionlens.dedup.signature import padding_box, signature, trim_padding
+
+    picture = _garment((40, 60, 190))  # its backdrop is neither black nor white
+    canvas = Image.new("RGB", (400, 380), colour)
+    canvas.paste(picture, (90, 40))  # bars of different widths on all four sides
+    assert padding_box(canvas) == (90, 40, 90 + picture.width, 40 + picture.height)
+    buffer = io.BytesIO()
+    canvas.save(buffer, "JPEG", quality=85)  # JPEG noise at the bars' edges
+    left, top, right, bottom = padding_box(Image.open(buffer))
+    assert abs(left - 90) <= 2 and abs(top - 40) <= 2 and abs(right - 350) <= 2 and abs(bottom - 340) <= 2
+    assert trim_padding(picture) is picture  # nothing to trim
+    assert float(signature(canvas) @ signature(picture)) > 0.99
+    blank = Image.new("RGB", (100, 100), colour)
+    assert padding_box(blank) == (0, 0, 100, 100)  # all bar: kept whole rather than trimmed away
+
+
+def test_split_groups_verified_copies_and_names_the_leaks():
+    from fashionlens.splits import make_split
+
+    n = 12
+    sha = [f"s{i}" for i in range(n)]
+    ph = [f"{i:016x}" for i in range(n)]
+    strata = ["a", "b"] * (n // 2)
+    layout = ["train"] * 8 + ["validation"] * 2 + ["test"] * 2
+    copies = np.array([[0, 8], [1, 2], [9, 10], [3, 4], [4, 11]])  # as dedup.copy_pairs would find them
+    split = make_split(strata, sha, ph, layout, copies=copies)
+    assert split.duplicate_groups == 4 and split.duplicate_images == 9
+    assert split.dropped_leaks == 3  # 0 (copy of 8), 3 and 4 (chained to 11)
+    assert sorted((leak.members, leak.splits) for leak in split.leaks) == [
+        ([0, 8], ["train", "validation"]), ([3, 4, 11], ["train", "train", "test"]),
+        ([9, 10], ["validation", "test"])]
+    assert split.summary()["leaking_groups"] == 3
+    assert make_split(strata, sha, ph, layout).leaks == []  # without the copies nothing links them
+
+
+def test_training_copies_are_found_from_cached_signatures(augmented_export, tmp_path):
+    from fashionlens.cache import FeatureCache
+    from fashionlens.dedup import SIGNATURE_CACHE_KEY, dataset_copy_pairs
+    from fashionlens.fingerprints import perceptual_hash, sha256_file
+
+    _, families = augmented_export
+    paths = families["garment"][:4] + families["shapes"][:3]
+    sha = [sha256_file(p) for p in paths]
+    ph = [perceptual_hash(Image.open(p).convert("RGB")) for p in paths]
+    cache = FeatureCache(tmp_path / "cache.sqlite")
+    pairs = dataset_copy_pairs(paths, sha, ph, cache, progress=False)
+    within = {tuple(sorted(p)) for p in pairs.tolist()}
+    assert within and all((a < 4) == (b < 4) for a, b in within)  # never across the two pictures
+    assert len(cache.features(SIGNATURE_CACHE_KEY, sha)) == len(paths)
+    assert cache.phashes(sha) == dict(zip(sha, ph))  # the features' hashes are kept as they were
+    again = dataset_copy_pairs(paths, sha, ph, cache, progress=False)
+    assert {tuple(sorted(p)) for p in again.tolist()} == within

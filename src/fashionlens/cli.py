@@ -65,6 +65,7 @@ def _training_options(
     validation: Annotated[float, typer.Option(help="Validation fraction when the data has no validation split; 0: linear heads train all their epochs and keep the last.")] = 0.15,
     min_class_count: Annotated[int, typer.Option(help="Drop classes with fewer images.")] = 2,
     balance: Annotated[bool, typer.Option(help="Balanced class weights (macro recall); --no-balance favours plain accuracy.")] = True,
+    find_copies: Annotated[bool, typer.Option(help="Also keep verified copies together in the split (turned, rotated, letterboxed, greyscale versions of one photo), not only equal hashes.")] = True,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """The data and training options `train` and `cross-validate` share (declared once, see `training_options`)."""
@@ -145,6 +146,11 @@ def train(
     console.print(f"split: {len(s.train)} train, {len(s.validation)} validation, {len(s.test)} test; "
                   f"{s.duplicate_images} duplicate images in {s.duplicate_groups} groups kept together"
                   + (f", {s.dropped_leaks} training copies of held-out images dropped" if s.dropped_leaks else ""))
+    if s.leaks:
+        console.print(f"{len(s.leaks)} groups of copies straddle the given splits (their training images were dropped):")
+        for leak in s.leaks:
+            console.print("  " + ", ".join(f"{result.images[i]} ({name})" for i, name in zip(leak.members, leak.splits)),
+                          highlight=False)
     for name, dropped in result.dropped_classes.items():
         if dropped:
             console.print(f"task {name}: dropped {len(dropped)} class(es) under {min_class_count} images: {', '.join(dropped[:10])}")

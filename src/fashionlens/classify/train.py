@@ -21,6 +21,7 @@ from fashionlens.classify.model import Classifier, TaskSpec
 from fashionlens.classify.model_io import save_model
 from fashionlens.classify.report import TaskPredictions, write_report
 from fashionlens.data.samples import LabeledImages, Sample, SkippedInput
+from fashionlens.dedup import dataset_copy_pairs
 from fashionlens.epoch_log import EpochLog
 from fashionlens.features import Features, extract_features
 from fashionlens.splits import Split, make_folds, make_split
@@ -63,6 +64,7 @@ class TrainConfig:
     test: float = 0.0
     min_class_count: int = 2
     balance: bool = True
+    find_copies: bool = True  # group verified copies (turned, rotated, letterboxed...) for the split, not only equal hashes
     seed: int = 0
     workers: int = 1
     progress: bool = True
@@ -87,6 +89,7 @@ class TrainResult:
     model_dir: Path
     metrics: dict  # {"validation": {task: {...}}, "test": {...}} as in metrics.json
     split: Split
+    images: list[str] = field(default_factory=list)  # the image of each position in `split`
     skipped: list[SkippedInput] = field(default_factory=list)
     dropped_classes: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
@@ -146,11 +149,19 @@ def _strata_and_scored(lf: LabelledFeatures, scored: list[bool] | None) -> tuple
     return strata, None if scored is None else [scored[i] for i in lf.features.indices]
 
 
+def _copies(lf: LabelledFeatures, config: TrainConfig) -> np.ndarray | None:
+    """Verified copy pairs (positions in `lf.samples`) to keep together, beside equal hashes."""
+    if not config.find_copies:
+        return None
+    return dataset_copy_pairs([s.path for s in lf.samples], lf.features.sha256, lf.features.phash, lf.cache,
+                              progress=config.progress)
+
+
 def folds_of(lf: LabelledFeatures, config: TrainConfig, folds: int, scored: list[bool] | None = None) -> list[Split]:
     """The `folds` cross-validation splits of these images (each with a validation part of `config.validation`)."""
     strata, scored = _strata_and_scored(lf, scored)
     return make_folds(strata, lf.features.sha256, lf.features.phash, folds, validation=config.validation,
-                      seed=config.seed, scored=scored)
+                      seed=config.seed, scored=scored, copies=_copies(lf, config))
 
 
 def split_rows(lf: LabelledFeatures, config: TrainConfig, scored: list[bool] | None = None) -> Split:
@@ -161,7 +172,8 @@ def split_rows(lf: LabelledFeatures, config: TrainConfig, scored: list[bool] | N
         return folds_of(lf, config, folds, scored)[index - 1]
     strata, scored = _strata_and_scored(lf, scored)
     return make_split(strata, lf.features.sha256, lf.features.phash, [s.split for s in lf.samples],
-                      validation=config.validation, test=config.test, seed=config.seed, scored=scored)
+                      validation=config.validation, test=config.test, seed=config.seed, scored=scored,
+                      copies=_copies(lf, config))
 
 
 def fit_classifier(lf: LabelledFeatures, split: Split, config: TrainConfig, out: Path) -> tuple[Classifier, dict]:
@@ -237,7 +249,8 @@ def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = Non
             name = split_name if tta == config.tta else f"{split_name}_no_tta"
             metrics[name] = write_report(predictions(classifier, lf, rows, tta), out / "report" / name,
                                          title=f"{out.name}: {name.replace('_no_tta', ' (no test-time flips)')}")
-    result = TrainResult(out, metrics, split, data.skipped + lf.features.failures, lf.dropped, time.time() - started)
+    result = TrainResult(out, metrics, split, [str(s.path) for s in lf.samples],
+                         data.skipped + lf.features.failures, lf.dropped, time.time() - started)
     save_model(classifier, out, store_backbone=config.mode == "finetune", info={
         "training": {**asdict(config), **info, "seconds": round(result.seconds, 1)},
         "data": {**data.summary(), "unreadable": len(lf.features.failures), "split": split.summary(),

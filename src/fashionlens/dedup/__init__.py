@@ -1,18 +1,24 @@
-"""Exact and near-duplicate images: byte-identical files, and copies re-encoded, resized, cropped, flipped or
-recoloured.
+"""Exact and near-duplicate images: byte-identical files, and copies re-encoded, resized, cropped, flipped,
+turned, rotated or sheared a little, letterboxed, made greyscale, relit or blurred (what an annotation tool's
+augmented export makes of one photo).
 
-Two near-duplicate signals, each found through an index so that 100k images need no all-pairs Python loop:
-the perceptual hash (64-bit DCT hash; FAISS binary index, Hamming radius, the mirror image's hash too so that
-flips match) and the backbone embedding (FAISS exact inner product; cosine of L2-normalised vectors). A pair is
-a near duplicate when either signal is within its threshold. A reported group is an image with the images
-linked to it directly, not the transitive closure, which a few false links chain into one huge group.
-The thresholds were calibrated on real photos by benchmarks/dedup_calibrate.py, with embeddings of the
-default backbone (efficientnet_lite1); another embedding space needs its own cosine threshold.
+Two stages. The cheap one proposes candidate pairs through indexes, so that 100k images need no all-pairs
+Python loop: the perceptual hash (64-bit DCT hash; FAISS binary index, Hamming radius, the mirror image's hash
+too), the turn- and rotation-tolerant signature of the padding-trimmed picture (dedup.signature; its nearest
+neighbours by inner product) and, optionally, the backbone embedding (FAISS exact inner product). The second
+stage verifies each candidate with ORB keypoints, a RANSAC affine fit and a comparison of the aligned pictures
+(dedup.verify): a studio look-alike or a colour variant shares a background, not the picture. Without
+verification (a catalogue, which keeps no pixels) a pair is a near duplicate when the hash or the embedding is
+within its threshold. A reported group is an image with the images linked to it directly, not the transitive
+closure, which a few false links chain into one huge group. The thresholds were calibrated on real photos by
+benchmarks/dedup_calibrate.py, with embeddings of the default backbone (efficientnet_lite1); another
+embedding space needs its own cosine threshold.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +26,9 @@ from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from fashionlens.data.samples import SkippedInput
+from fashionlens.dedup.signature import SIGNATURE_DIM, signature
+from fashionlens.dedup.verify import DEFAULT_RULE, WORK_SIDE, CopyRule, Picture, verify_pair
+from fashionlens.features import ImageFileDataset
 from fashionlens.fingerprints import flipped_perceptual_hash, hash_codes, perceptual_hash, sha256_bytes
 from fashionlens.images import ImageError, is_image_file, load_image
 from fashionlens.progress import progress_bar
@@ -33,9 +42,19 @@ class Thresholds:
     """Perceptual-hash bits (of 64) that may differ, the flipped hash included."""
     min_cosine: float = 0.87
     """Embedding cosine at or above which two images are the same picture."""
+    min_signature: float = 2.0
+    """Signature inner product at or above which a pair is a candidate (above 1: the signature is not used)."""
+    neighbours: int = 8
+    """Candidates per image from the signature: its nearest neighbours above `min_signature`."""
 
 
 DEFAULT_THRESHOLDS = Thresholds()
+"""Unverified links (a catalogue's near copies, `dedup --no-verify`): either signal alone decides."""
+CANDIDATES = Thresholds(max_hamming=10, min_cosine=0.85, min_signature=0.94, neighbours=8)
+"""The cheap stage before verification: loose, since a verified pair must first be a candidate."""
+TOO_SMALL_TO_VERIFY = Thresholds(max_hamming=4, min_cosine=0.93)
+"""Links a candidate pair with an image too small to verify (a thumbnail shrunk further): 6 false links of 717
+on the near set of benchmarks/dedup_calibrate.py, where the 6-bit, 0.87 rule made 36 of 797."""
 
 
 @dataclass
@@ -46,14 +65,23 @@ class Fingerprints:
     phash: list[str | None]  # 16 hex digits, None where unknown
     phash_flipped: list[str | None] | None = None  # hash of the mirror image; finds flips without embeddings
     vectors: np.ndarray | None = None  # float32 [n, dim], unit length (fashionlens.embeddings)
+    signatures: np.ndarray | None = None  # float32 [n, SIGNATURE_DIM], unit length (dedup.signature)
 
     def __post_init__(self):
         n = len(self.sha256)
-        if len(self.phash) != n or (self.phash_flipped is not None and len(self.phash_flipped) != n) or (
-                self.vectors is not None and len(self.vectors) != n):
-            raise ValueError(f"fingerprints disagree in length: {n} sha256 values but {len(self.phash)} hashes, "
-                             f"{None if self.phash_flipped is None else len(self.phash_flipped)} flipped hashes, "
-                             f"{None if self.vectors is None else len(self.vectors)} vectors")
+        sizes = {"hashes": self.phash, "flipped hashes": self.phash_flipped, "vectors": self.vectors,
+                 "signatures": self.signatures}
+        if any(v is not None and len(v) != n for v in sizes.values()):
+            raise ValueError(f"fingerprints disagree in length: {n} sha256 values but "
+                             + ", ".join(f"{None if v is None else len(v)} {k}" for k, v in sizes.items()))
+
+    def subset(self, rows: list[int]) -> Fingerprints:
+        def pick(values):
+            return None if values is None else [values[i] for i in rows]
+
+        return Fingerprints(pick(self.sha256), pick(self.phash), pick(self.phash_flipped),
+                            None if self.vectors is None else self.vectors[rows],
+                            None if self.signatures is None else self.signatures[rows])
 
 
 @dataclass(frozen=True)
@@ -100,14 +128,28 @@ def _vector_pairs(vectors: np.ndarray, min_cosine: float) -> np.ndarray:
     return np.stack([rows, found], axis=1)
 
 
+def _neighbour_pairs(vectors: np.ndarray, neighbours: int, min_inner: float) -> np.ndarray:
+    import faiss
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(vectors)
+    inner, found = index.search(vectors, min(neighbours + 1, len(vectors)))  # +1: each image finds itself
+    keep = (inner >= min_inner) & (found >= 0)
+    rows = np.repeat(np.arange(len(vectors)), found.shape[1]).reshape(found.shape)
+    return np.stack([rows[keep], found[keep]], axis=1)
+
+
 def near_pairs(fingerprints: Fingerprints, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> np.ndarray:
-    """Every pair (i < j) of different images linked by either signal, as int64 [m, 2]."""
+    """Every pair (i < j) of different images linked by any signal, as int64 [m, 2]."""
     fp = fingerprints
     found = [_hash_pairs(fp.phash, fp.phash, thresholds.max_hamming)]
     if fp.phash_flipped is not None:
         found.append(_hash_pairs(fp.phash, fp.phash_flipped, thresholds.max_hamming))
     if fp.vectors is not None and len(fp.vectors):
         found.append(_vector_pairs(fp.vectors, thresholds.min_cosine))
+    if fp.signatures is not None and len(fp.signatures) and thresholds.min_signature <= 1:
+        found.append(_neighbour_pairs(fp.signatures, thresholds.neighbours, thresholds.min_signature))
     pairs = np.concatenate(found).astype(np.int64)
     pairs = np.sort(pairs[pairs[:, 0] != pairs[:, 1]], axis=1)
     return np.unique(pairs, axis=0) if len(pairs) else pairs.reshape(0, 2)
@@ -125,13 +167,15 @@ def _star_labels(graph: csr_matrix) -> np.ndarray:
 
 
 def group_labels(fingerprints: Fingerprints, thresholds: Thresholds = DEFAULT_THRESHOLDS, *,
-                 transitive: bool = False) -> np.ndarray:
+                 transitive: bool = False, pairs: np.ndarray | None = None) -> np.ndarray:
     """A group id per image. Byte-identical files always share one. Near duplicates: with `transitive`, whole
     connected components (splits: no chain of copies may straddle two splits); without, each group is one image
-    and those linked to it directly, so that a few false links cannot chain look-alikes into one huge group."""
+    and those linked to it directly, so that a few false links cannot chain look-alikes into one huge group.
+    `pairs` (positions [m, 2], e.g. verified copies) replaces the links the thresholds would make."""
     _, node = np.unique(np.array(fingerprints.sha256, dtype=object), return_inverse=True)
     node = node.reshape(-1)
-    pairs = node[near_pairs(fingerprints, thresholds)]
+    links = near_pairs(fingerprints, thresholds) if pairs is None else np.asarray(pairs, np.int64).reshape(-1, 2)
+    pairs = node[links]
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
     n = int(node.max()) + 1 if len(node) else 0
     graph = coo_matrix((np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n, n)).tocsr()
@@ -140,9 +184,10 @@ def group_labels(fingerprints: Fingerprints, thresholds: Thresholds = DEFAULT_TH
     return labels[node]
 
 
-def group_fingerprints(fingerprints: Fingerprints, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> list[DuplicateGroup]:
+def group_fingerprints(fingerprints: Fingerprints, thresholds: Thresholds = DEFAULT_THRESHOLDS,
+                       pairs: np.ndarray | None = None) -> list[DuplicateGroup]:
     """Groups of two or more images, each image in at most one group, largest first."""
-    labels = group_labels(fingerprints, thresholds)
+    labels = group_labels(fingerprints, thresholds, pairs=pairs)
     order = np.argsort(labels, kind="stable")
     bounds = np.flatnonzero(np.diff(labels[order])) + 1
     groups = []
@@ -164,42 +209,133 @@ def image_files(paths: list[str | Path]) -> list[Path]:
     return files
 
 
-def hash_images(paths: list[Path], *, progress: bool = True) -> tuple[list[int], Fingerprints, list[SkippedInput]]:
-    """sha256, perceptual hash and mirrored hash of every readable image (positions in `paths`), and failures."""
-    kept, sha, ph, flipped, failures = [], [], [], [], []
+class _Fingerprinted(ImageFileDataset):
+    def prepare(self, i: int, data: bytes, image) -> tuple[str, str, str, np.ndarray]:
+        return sha256_bytes(data), perceptual_hash(image), flipped_perceptual_hash(image), signature(image)
+
+
+def hash_images(paths: list[Path], *, progress: bool = True,
+                workers: int = 1) -> tuple[list[int], Fingerprints, list[SkippedInput]]:
+    """sha256, perceptual hash, mirrored hash and signature of every readable image (positions in `paths`), and
+    failures. The cheap stage: a JPEG is decoded at a reduced scale, in `workers` processes beside this one."""
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(_Fingerprinted(paths, min_size=64), batch_size=64, collate_fn=list,
+                        num_workers=workers if len(paths) > 256 else 0)
+    kept, rows, failures = [], [], []
     with progress_bar("fingerprints", len(paths), progress) as advance:
-        for i, path in enumerate(paths):
-            try:
-                data = path.read_bytes()
-                image = load_image(data, name=str(path), min_size=64)
-            except ImageError as exc:
-                failures.append(SkippedInput(str(path), exc.reason))
-            except OSError as exc:
-                failures.append(SkippedInput(str(path), f"cannot read ({exc.strerror or exc})"))
-            else:
-                kept.append(i)
-                sha.append(sha256_bytes(data))
-                ph.append(perceptual_hash(image))
-                flipped.append(flipped_perceptual_hash(image))
+        for batch in loader:
+            for i, row, reason in batch:
+                if reason is None:
+                    kept.append(i)
+                    rows.append(row)
+                else:
+                    failures.append(SkippedInput(str(paths[i]), reason))
+            advance(len(batch))
+    sha, ph, flipped, signatures = (list(column) for column in zip(*rows)) if rows else ([], [], [], [])
+    stacked = np.stack(signatures) if signatures else np.zeros((0, SIGNATURE_DIM), np.float32)
+    return kept, Fingerprints(sha, ph, flipped, signatures=stacked), failures
+
+
+def verified_pairs(paths: list[Path], candidates: np.ndarray, rule: CopyRule = DEFAULT_RULE, *,
+                   fallback: np.ndarray | None = None, progress: bool = True) -> np.ndarray:
+    """The candidate pairs (positions in `paths`) that verification confirms as copies, int64 [m, 2]. A pair
+    with a picture too small to verify (dedup.verify.MIN_SIDE) is kept where `fallback` (a mask over the
+    candidates: the unverified thresholds) links it. Each image is read once while its pairs are checked; one
+    that cannot be read again confirms nothing."""
+    candidates = np.asarray(candidates, np.int64).reshape(-1, 2)
+    fallback = np.zeros(len(candidates), bool) if fallback is None else np.asarray(fallback, bool)
+    order = np.lexsort((candidates[:, 1], candidates[:, 0]))
+    candidates, fallback = candidates[order], fallback[order]
+
+    @lru_cache(maxsize=2048)
+    def picture(i: int) -> Picture | None:
+        try:
+            return Picture(load_image(paths[i], min_size=WORK_SIDE))
+        except ImageError:
+            return None
+
+    confirmed = np.zeros(len(candidates), bool)
+    with progress_bar("verifying candidate pairs", len(candidates), progress) as advance:
+        for k, (a, b) in enumerate(candidates.tolist()):
+            first, second = picture(a), picture(b)
+            if first is not None and second is not None:
+                confirmed[k] = (verify_pair(first, second).passes(rule) if first.verifiable and second.verifiable
+                                else fallback[k])
             advance()
-    return kept, Fingerprints(sha, ph, flipped), failures
+    return candidates[confirmed]
+
+
+def copy_pairs(paths: list[Path], fingerprints: Fingerprints, thresholds: Thresholds = CANDIDATES,
+               rule: CopyRule | None = DEFAULT_RULE, *, progress: bool = True) -> np.ndarray:
+    """Pairs of positions that are copies of one picture: candidates of the cheap stage, verified unless `rule`
+    is None. Byte-identical files need no verification and are left to the grouping."""
+    candidates = near_pairs(fingerprints, thresholds)
+    same = np.array([fingerprints.sha256[a] == fingerprints.sha256[b] for a, b in candidates.tolist()], bool)
+    candidates = candidates[~same] if len(candidates) else candidates
+    if rule is None:
+        return candidates
+    return verified_pairs(paths, candidates, rule, fallback=linked_by(candidates, fingerprints, TOO_SMALL_TO_VERIFY),
+                          progress=progress)
+
+
+def linked_by(candidates: np.ndarray, fingerprints: Fingerprints, thresholds: Thresholds) -> np.ndarray:
+    """Mask over `candidates`: the pairs that the (unverified) thresholds link."""
+    linked = near_pairs(fingerprints, thresholds)
+    known = set(map(tuple, linked.tolist()))
+    return np.array([pair in known for pair in map(tuple, candidates.tolist())], bool)
+
+
+SIGNATURE_CACHE_KEY = "copy-signature-v1"  # signatures sit in the feature cache as a model of their own
+
+
+def dataset_copy_pairs(paths: list[Path], sha256s: list[str], phashes: list[str | None], cache, *,
+                       progress: bool = True) -> np.ndarray:
+    """Verified copies among a training set's images, whose sha256 and perceptual hash the feature cache
+    already holds; their signatures are cached there too, so a second run reads no image for the cheap stage."""
+    known = cache.features(SIGNATURE_CACHE_KEY, list(sha256s))
+    todo = [i for i, sha in enumerate(sha256s) if sha not in known]
+    with progress_bar("copy signatures", len(todo), progress and bool(todo)) as advance:
+        for start in range(0, len(todo), 256):
+            rows = []
+            for i in todo[start:start + 256]:
+                try:
+                    image = load_image(paths[i], min_size=64)
+                except ImageError:
+                    image = None  # read once already by the features; a file gone since has no copies
+                if image is not None:
+                    rows.append((sha256s[i], phashes[i], signature(image)))
+                advance()
+            cache.put(SIGNATURE_CACHE_KEY, rows)
+            known.update({sha: vec for sha, _, vec in rows})
+    rows = [i for i, sha in enumerate(sha256s) if sha in known]
+    fingerprints = Fingerprints([sha256s[i] for i in rows], [phashes[i] for i in rows],
+                                signatures=np.stack([known[sha256s[i]] for i in rows]) if rows else None)
+    pairs = copy_pairs([paths[i] for i in rows], fingerprints, progress=progress)
+    return np.asarray(rows, np.int64)[pairs] if len(pairs) else pairs
 
 
 def find_duplicates(
     paths: list[str | Path],
     *,
-    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    thresholds: Thresholds | None = None,
     embeddings: bool = True,
+    verify: bool = True,
+    rule: CopyRule = DEFAULT_RULE,
     backbone: str = "efficientnet_lite1",
+    workers: int = 1,
     progress: bool = True,
 ) -> DuplicateReport:
     """Exact and near-duplicate groups among the images in `paths` (files, or folders searched recursively).
 
-    Unreadable files are reported in `failures` and the rest go on. `embeddings=False` uses the perceptual
-    hash alone: much faster, and it misses most cropped and recoloured copies.
+    Unreadable files are reported in `failures` and the rest go on. `embeddings=False` proposes candidates by
+    the hashes and the signature alone (much faster; with verification it still finds turned, rotated, sheared,
+    letterboxed and greyscale copies, but misses more crops). `verify=False` links by thresholds alone
+    (`DEFAULT_THRESHOLDS`), as before verification existed: look-alikes on one studio set get merged.
     """
+    thresholds = thresholds or (CANDIDATES if verify else DEFAULT_THRESHOLDS)
     files = image_files(paths)
-    kept, fingerprints, failures = hash_images(files, progress=progress)
+    kept, fingerprints, failures = hash_images(files, progress=progress, workers=workers)
     if embeddings and kept:
         from fashionlens.embeddings import embed_paths
 
@@ -207,8 +343,10 @@ def find_duplicates(
         failures += embedded.failures  # readable for hashing but not for the backbone
         keep = embedded.indices
         kept = [kept[i] for i in keep]
-        fingerprints = Fingerprints([fingerprints.sha256[i] for i in keep], [fingerprints.phash[i] for i in keep],
-                                    [fingerprints.phash_flipped[i] for i in keep], embedded.vectors)
+        fingerprints = fingerprints.subset(keep)
+        fingerprints.vectors = embedded.vectors
+    pairs = copy_pairs([files[i] for i in kept], fingerprints, thresholds, rule if verify else None,
+                       progress=progress)
     groups = [DuplicateSet(g.kind, [str(files[kept[i]]) for i in g.members])
-              for g in group_fingerprints(fingerprints, thresholds)]
+              for g in group_fingerprints(fingerprints, thresholds, pairs)]
     return DuplicateReport(groups, len(kept), sorted(failures, key=lambda f: f.source))

@@ -15,18 +15,25 @@ def dedup(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON line per group on stdout.")] = False,
     embeddings: Annotated[bool, typer.Option(
         help="Also compare backbone embeddings (finds crops and recolours).")] = True,
-    max_hamming: Annotated[int, typer.Option(help="Perceptual-hash bits that may differ.")] = -1,
-    min_cosine: Annotated[float, typer.Option(help="Embedding cosine for a near duplicate.")] = -1.0,
+    verify: Annotated[bool, typer.Option(
+        help="Confirm each candidate pair with keypoints (ORB + RANSAC) and an aligned comparison, so that look-alikes and colour variants stay apart.")] = True,
+    max_hamming: Annotated[int, typer.Option(help="Perceptual-hash bits that may differ (for a candidate, with --verify).")] = -1,
+    min_cosine: Annotated[float, typer.Option(help="Embedding cosine for a near duplicate (for a candidate, with --verify).")] = -1.0,
+    workers: Annotated[int, typer.Option(min=0, help="Processes decoding and fingerprinting beside the main one (0: none).")] = 1,
 ) -> None:
     """Groups of duplicate images: "exact" (byte-identical) or "near" (re-encoded, resized, cropped, flipped,
-    recoloured). Unreadable files are listed and skipped. Defaults for the thresholds are the calibrated ones."""
+    turned, rotated or sheared a little, letterboxed, greyscale, relit, blurred). Unreadable files are listed
+    and skipped. Defaults for the thresholds are the calibrated ones."""
     from rich.console import Console
 
     from fashionlens.cli_common import fail, report_skipped
-    from fashionlens.dedup import DEFAULT_THRESHOLDS, Thresholds, find_duplicates
+    from dataclasses import replace
 
-    thresholds = Thresholds(max_hamming if max_hamming >= 0 else DEFAULT_THRESHOLDS.max_hamming,
-                            min_cosine if min_cosine >= 0 else DEFAULT_THRESHOLDS.min_cosine)
+    from fashionlens.dedup import CANDIDATES, DEFAULT_THRESHOLDS, find_duplicates
+
+    defaults = CANDIDATES if verify and db is None else DEFAULT_THRESHOLDS  # a catalogue keeps no pixels to verify
+    thresholds = replace(defaults, max_hamming=max_hamming if max_hamming >= 0 else defaults.max_hamming,
+                         min_cosine=min_cosine if min_cosine >= 0 else defaults.min_cosine)
     if db is not None:
         report = _catalogue_duplicates(db, thresholds)
     else:
@@ -35,7 +42,8 @@ def dedup(
         missing = [str(p) for p in paths if not p.exists()]
         if missing:
             fail(f"not found: {', '.join(missing)}")
-        report = find_duplicates(paths, thresholds=thresholds, embeddings=embeddings, progress=not as_json)
+        report = find_duplicates(paths, thresholds=thresholds, embeddings=embeddings, verify=verify,
+                                 workers=workers, progress=not as_json)
     report_skipped(report.failures)
     if as_json:
         for group in report.groups:
