@@ -11,6 +11,7 @@ writes them alone. The driver shows progress, collects the report and catches th
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import tempfile
 import threading
@@ -26,6 +27,7 @@ from fashionlens.fetch import FetchPolicy
 from fashionlens.progress import progress_bar
 
 DEFAULT_RAY_PORT = 6379
+DECODE_BYTES = 4 * 2**20  # an image in a decoding task, generously: its file, pixels and the models' inputs
 REACH_TIMEOUT = 60  # seconds the workers get to connect to the database before the job is refused
 
 
@@ -69,9 +71,8 @@ def ingest_on_ray(catalog, names: list[str], given: list[dict], options: RayOpti
     workers_write = catalog.store.engine.dialect.name != "sqlite"
     started = _connect(options.address)
     try:
-        remote = {"runtime_env": options.runtime_env} if options.runtime_env else {}
         if workers_write:
-            _check_workers_reach(catalog.store.url, remote)
+            _check_workers_reach(catalog.store.url, options.runtime_env)
         embedder = catalog.embedder
         actors = options.actor_count(ray.cluster_resources().get("CPU", 0))
         threads = max(1, round(options.actor_cpus))
@@ -80,17 +81,19 @@ def ingest_on_ray(catalog, names: list[str], given: list[dict], options: RayOpti
         decoder = Analyser.decoder_for(embedder, classifier, colors)
         dataset = (ray.data.from_items(rows)
                    .map_batches(_decode, fn_kwargs={"decoder": decoder, "policy": policy or FetchPolicy.from_env()},
-                                # retried when a node is lost; remote arguments unlike the actors' also keep
-                                # Ray Data from fusing the decoding into them: it scales on every CPU apart
-                                batch_size=batch_size, num_cpus=options.task_cpus, max_retries=3, **remote)
+                                # a memory reservation (the actors hold none) also keeps Ray Data from fusing
+                                # the decoding into the actors: it scales apart, on the CPUs they leave
+                                batch_size=batch_size, num_cpus=options.task_cpus,
+                                memory=batch_size * DECODE_BYTES, runtime_env=options.runtime_env)
                    .map_batches(_Analyse, fn_constructor_kwargs={
-                       "models": ray.put((embedder, classifier, colors, batch_size)), "threads": threads,
+                       "models": (embedder, classifier, colors, batch_size), "threads": threads,
                        "url": catalog.store.url if workers_write else None},
                                 batch_size=batch_size, num_cpus=options.actor_cpus,
-                                compute=ray.data.ActorPoolStrategy(size=actors), **remote))
+                                compute=ray.data.ActorPoolStrategy(size=actors),
+                                runtime_env=options.runtime_env))
         with progress_bar("ingest", len(names), progress) as advance:
             advance(len(names) - len(todo))
-            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy") if todo else ():
                 _collect(catalog, batch, embedder.key, report)
                 advance(len(batch["source"]))
                 if stop is not None and stop.is_set():
@@ -166,12 +169,10 @@ class _Analyse:
     """A Ray actor: the models, loaded once; each batch analysed, then stored here (`url`) or returned."""
 
     def __init__(self, models, threads: int, url: str | None):
-        import ray
-
         from fashionlens.runtime import small_ops_on_one_thread
 
         small_ops_on_one_thread()  # ONNX Runtime has the actor's CPUs; the small ops around it take one thread
-        embedder, classifier, colors, batch_size = ray.get(models) if isinstance(models, ray.ObjectRef) else models
+        embedder, classifier, colors, batch_size = models
         self.analyser = Analyser(embedder, classifier, colors=colors, batch_size=batch_size, threads=threads)
         self.key, self.dim = embedder.key, embedder.dim
         self.store = Store(url) if url else None
@@ -231,7 +232,7 @@ def _connect(address: str | None) -> bool:
     if ray.is_initialized():
         return False
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise CatalogError(f"--ray-address {address}: cannot join the Ray cluster ({exc})") from None
     return True
@@ -250,7 +251,7 @@ def _check_listening(address: str) -> None:
                            f"`ray start --head`, or leave the option out for a local Ray") from None
 
 
-def _check_workers_reach(url: str, remote: dict) -> None:
+def _check_workers_reach(url: str, runtime_env: dict | None) -> None:
     """Before any work: every node of the cluster opens the database the actors will write to."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -258,7 +259,8 @@ def _check_workers_reach(url: str, remote: dict) -> None:
 
     reach = ray.remote(num_cpus=0)(_reach_database)
     nodes = [node["NodeID"] for node in ray.nodes() if node["Alive"]]
-    answers = ray.get([reach.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False), **remote)
+    answers = ray.get([reach.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
+                                     runtime_env=runtime_env)
                        .remote(url) for node in nodes], timeout=REACH_TIMEOUT)
     for node, answer in zip(nodes, answers):
         if answer is not None:
