@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from databases import PG_DSN, drop_schema, postgres_url
-from test_ingest import ingest, photos
+from databases import PG_DSN, db, drop_schema, postgres_url  # noqa: F401 (db: a fixture)
+from test_ingest import LOCAL, ingest, photos, server  # noqa: F401 (a fixture)
 
 from fashionlens.catalog import Catalog, CatalogError, RayOptions
 
@@ -31,16 +31,6 @@ def local_ray():
     ray.shutdown()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request, tmp_path):
-    if request.param == "sqlite":
-        yield str(tmp_path / "ray.db")
-        return
-    url = postgres_url()
-    yield url
-    drop_schema(url)
-
-
 def by_hash(catalog: Catalog) -> dict[str, tuple]:
     """sha256 -> (item, embedding) of every item."""
     vectors = {int(i): v for ids, vs in catalog.store.embeddings() for i, v in zip(ids, vs)}
@@ -48,22 +38,24 @@ def by_hash(catalog: Catalog) -> dict[str, tuple]:
     return {item.sha256: (item, vectors[i]) for i, item in items.items()}
 
 
-def test_ray_gives_the_single_process_items_attributes_and_embeddings(local_ray, db, tmp_path):
-    files = photos(tmp_path / "shop", 5)
+def test_ray_gives_the_single_process_items_attributes_and_embeddings(local_ray, db, tmp_path, server):
+    root, base, _ = server
+    files = photos(tmp_path / "shop", 4) + [root / p.name for p in photos(root, 1, start=4)]
     copy = tmp_path / "shop" / "copy.jpg"
     copy.write_bytes(files[0].read_bytes())
     broken = tmp_path / "shop" / "broken.jpg"
     broken.write_text("not an image")
-    sources = [*files, copy, broken]
+    sources = [*files[:4], f"{base}/{files[4].name}", copy, broken, f"{base}/missing.jpg"]
     attributes = [{"brand": f"b{i}"} for i in range(len(sources))]
     with Catalog.open(tmp_path / "local.db") as local:
-        expected = local.ingest(sources, attributes)
+        expected = local.ingest(sources, attributes, fetch_policy=LOCAL)
         want = by_hash(local)
     with Catalog.open(db) as catalog:
-        report = catalog.ingest(sources, attributes, ray=RayOptions(actors=1), batch_size=4)
+        report = catalog.ingest(sources, attributes, ray=RayOptions(actors=1), batch_size=4, fetch_policy=LOCAL)
         got = by_hash(catalog)
         assert (len(report.added), len(report.present)) == (len(expected.added), len(expected.present)) == (5, 1)
-        assert [(f.source, f.reason) for f in report.failed] == [(f.source, f.reason) for f in expected.failed]
+        failures = sorted((f.source, f.reason) for f in report.failed)
+        assert failures == sorted((f.source, f.reason) for f in expected.failed) and len(failures) == 2
         assert got.keys() == want.keys()
         for sha, (item, vector) in got.items():
             other, other_vector = want[sha]

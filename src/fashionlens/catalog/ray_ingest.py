@@ -27,7 +27,7 @@ from fashionlens.fetch import FetchPolicy
 from fashionlens.progress import progress_bar
 
 DEFAULT_RAY_PORT = 6379
-DECODE_BYTES = 4 * 2**20  # an image in a decoding task, generously: its file, pixels and the models' inputs
+DECODE_MEMORY = 2**30  # a decoding task's worker: Python with torch (~600 MiB measured) and a batch in flight
 REACH_TIMEOUT = 60  # seconds the workers get to connect to the database before the job is refused
 
 
@@ -81,10 +81,10 @@ def ingest_on_ray(catalog, names: list[str], given: list[dict], options: RayOpti
         decoder = Analyser.decoder_for(embedder, classifier, colors)
         dataset = (ray.data.from_items(rows)
                    .map_batches(_decode, fn_kwargs={"decoder": decoder, "policy": policy or FetchPolicy.from_env()},
-                                # a memory reservation (the actors hold none) also keeps Ray Data from fusing
+                                # its memory reservation (the actors hold none) also keeps Ray Data from fusing
                                 # the decoding into the actors: it scales apart, on the CPUs they leave
-                                batch_size=batch_size, num_cpus=options.task_cpus,
-                                memory=batch_size * DECODE_BYTES, runtime_env=options.runtime_env)
+                                batch_size=batch_size, num_cpus=options.task_cpus, memory=DECODE_MEMORY,
+                                runtime_env=options.runtime_env)
                    .map_batches(_Analyse, fn_constructor_kwargs={
                        "models": (embedder, classifier, colors, batch_size), "threads": threads,
                        "url": catalog.store.url if workers_write else None},
