@@ -28,6 +28,7 @@ from fashionlens.progress import progress_bar
 
 DEFAULT_RAY_PORT = 6379
 DECODE_MEMORY = 2**30  # a decoding task's worker: Python with torch (~600 MiB measured) and a batch in flight
+ACTOR_MEMORY = 2 * 2**30  # a model actor: the models in PyTorch and ONNX Runtime (1.4-1.6 GiB measured)
 REACH_TIMEOUT = 60  # seconds the workers get to connect to the database before the job is refused
 
 
@@ -81,14 +82,14 @@ def ingest_on_ray(catalog, names: list[str], given: list[dict], options: RayOpti
         decoder = Analyser.decoder_for(embedder, classifier, colors)
         dataset = (ray.data.from_items(rows)
                    .map_batches(_decode, fn_kwargs={"decoder": decoder, "policy": policy or FetchPolicy.from_env()},
-                                # its memory reservation (the actors hold none) also keeps Ray Data from fusing
+                                # its memory reservation, unlike the actors', also keeps Ray Data from fusing
                                 # the decoding into the actors: it scales apart, on the CPUs they leave
                                 batch_size=batch_size, num_cpus=options.task_cpus, memory=DECODE_MEMORY,
                                 runtime_env=options.runtime_env)
                    .map_batches(_Analyse, fn_constructor_kwargs={
                        "models": (embedder, classifier, colors, batch_size), "threads": threads,
                        "url": catalog.store.url if workers_write else None},
-                                batch_size=batch_size, num_cpus=options.actor_cpus,
+                                batch_size=batch_size, num_cpus=options.actor_cpus, memory=ACTOR_MEMORY,
                                 compute=ray.data.ActorPoolStrategy(size=actors),
                                 runtime_env=options.runtime_env))
         with progress_bar("ingest", len(names), progress) as advance:
