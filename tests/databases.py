@@ -1,4 +1,5 @@
-"""Databases for tests: a SQLite file, or a fresh schema in the local PostgreSQL (skipped where unreachable)."""
+"""Databases for tests: a SQLite file, or a fresh schema in the local PostgreSQL (skipped where unreachable), and
+the `db` fixture that runs a test on both."""
 
 from __future__ import annotations
 
@@ -29,3 +30,14 @@ def drop_schema(url: str) -> None:
     schema = url.rsplit("%3D", 1)[1]
     with psycopg.connect(PG_DSN, autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, tmp_path):
+    """A database URL of each kind: a SQLite file, then a fresh PostgreSQL schema (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "catalog.db")
+        return
+    url = postgres_url()
+    yield url
+    drop_schema(url)

@@ -8,7 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from databases import drop_schema, postgres_url
+from databases import db  # noqa: F401 (a fixture)
 from fashionlens.catalog import Catalog, CatalogError, IndexSettings, database_url
 
 DIM = 32
@@ -41,16 +41,6 @@ def add(catalog: Catalog, vectors: np.ndarray, start: int = 0) -> list[int]:
 def brute_force(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int) -> list[list[int]]:
     order = np.argsort(-(queries @ vectors.T), axis=1, kind="stable")[:, :k]
     return [[int(ids[j]) for j in row] for row in order]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request, tmp_path):
-    if request.param == "sqlite":
-        yield str(tmp_path / "catalog.db")
-        return
-    url = postgres_url()
-    yield url
-    drop_schema(url)
 
 
 def open_catalog(db, tmp_path, settings: IndexSettings = SMALL) -> Catalog:

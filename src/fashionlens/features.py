@@ -43,11 +43,11 @@ def backbone_key(backbone: Backbone) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def backbone_runner(backbone: Backbone, cache_dir: Path | None = None) -> OnnxRunner:
+def backbone_runner(backbone: Backbone, cache_dir: Path | None = None, threads: int | None = None) -> OnnxRunner:
     path = (cache_dir or default_cache_dir()) / "onnx" / f"{backbone.name}-{backbone_key(backbone)}.onnx"
     if not path.exists():
         export_onnx(backbone.model, backbone.preprocess.input_size, path, ["features"])
-    return OnnxRunner(path)
+    return OnnxRunner(path, threads)
 
 
 class ImageFileDataset(Dataset):

@@ -12,6 +12,7 @@ import hashlib
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from fashionlens.catalog.search import Hit, QueryResult, Where, normalise_where
 from fashionlens.catalog.store import CatalogError, NewItem, StoredItem, Store, database_url
 from fashionlens.data.samples import SkippedInput
 from fashionlens.progress import progress_bar
+
+if TYPE_CHECKING:
+    from fashionlens.catalog.ray_ingest import RayOptions
 
 DEFAULT_CLASSIFIER = "default"
 
@@ -97,6 +101,7 @@ class Catalog:
         self, sources: list[str | Path], attributes: list[dict] | dict[str, dict] | None = None, *,
         classifier: str | Path | None = DEFAULT_CLASSIFIER, colors: bool = True, batch_size: int = 32,
         workers: int = 8, fetch_policy=None, progress: bool = False, stop: threading.Event | None = None,
+        ray: RayOptions | None = None,
     ) -> AddReport:
         """Add images from files and http(s) URLs, one item per distinct image content. `attributes`: one dict
         per source, or {source: dict}; they win over the `classifier`'s predictions ("default": the shipped
@@ -107,12 +112,20 @@ class Catalog:
         Resumable: each batch is stored in one transaction, a source already stored (same path or URL) is
         skipped without being read, and an image already stored (same bytes) is not analysed again; so a run
         killed at any moment and started again stores every image once. When `stop` is set, the run ends after
-        the current batch with `report.interrupted`."""
+        the current batch with `report.interrupted`.
+
+        `ray` (`RayOptions`): run on a Ray cluster instead (`ray_ingest.py`), with the same steps and results;
+        `workers` then does not apply."""
         from fashionlens.catalog.ingest import Analyser, prepared_chunks, source_name
 
         names = [source_name(s) for s in sources]
         given = self._given_attributes(names, attributes)
         self._check_space()
+        if ray is not None:
+            from fashionlens.catalog.ray_ingest import ingest_on_ray
+
+            return ingest_on_ray(self, names, given, ray, classifier=self._classifier(classifier), colors=colors,
+                                 batch_size=batch_size, policy=fetch_policy, progress=progress, stop=stop)
         report = AddReport()
         stopped = stop.is_set if stop is not None else lambda: False
         analyser = functools.cache(lambda: Analyser(self.embedder, self._classifier(classifier), colors=colors,
@@ -143,10 +156,8 @@ class Catalog:
         batches = analyser().run([chunk.files[k] for k in todo], report.failed, [names[p] for p in places],
                                  advance) if todo else ()
         for batch in batches:
-            items = [NewItem(sha, names[places[j]], vector, given[places[j]], predicted, cols)
-                     for j, sha, vector, predicted, cols in zip(batch.indices, batch.sha256, batch.embeddings,
-                                                                batch.predicted, batch.colors)]
-            added, existing = self._add(items, self.embedder.key)
+            added, existing = self._add(batch.items([names[p] for p in places], [given[p] for p in places]),
+                                        self.embedder.key)
             report.added += list(added.values())
             stored_now.update(added)
             known.update(added)
@@ -334,6 +345,11 @@ class Catalog:
         """Rebuild the index from the store and save it."""
         self._index = self._build(progress)
         self._save()
+
+    def catch_up_index(self) -> None:
+        """Bring the index up to the store and save it: after other processes (Ray's workers) wrote to it."""
+        if self._ready_index() is not None and self._index_revision != self._saved_revision:
+            self._save()
 
     def _ready_index(self) -> VectorIndex | None:
         """The index, in step with the store; None while the catalogue is empty."""

@@ -48,15 +48,27 @@ def ingest(
     colors: Annotated[bool, typer.Option("--colors/--no-colors", help="Name each item's dominant colours.")] = True,
     model: ModelOpt = "default",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images stored per transaction.")] = 32,
+    engine: Annotated[str, typer.Option("--engine", help="'local': this process and its workers; 'ray': a Ray cluster (Ray Data), local unless --ray-address.")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="With --engine ray: join this cluster (HOST:PORT, ray://HOST:PORT or 'auto') instead of starting a local Ray.")] = None,
+    actors: Annotated[Optional[int], typer.Option("--actors", min=1, help="With --engine ray: model actors (default: one per two CPUs of the cluster).")] = None,
+    actor_cpus: Annotated[float, typer.Option("--actor-cpus", min=0.1, help="With --engine ray: CPUs each model actor holds (its ONNX Runtime threads).")] = 1.0,
+    task_cpus: Annotated[float, typer.Option("--task-cpus", min=0.1, help="With --engine ray: CPUs each reading and decoding task holds.")] = 1.0,
     json_out: JsonOpt = False,
 ) -> None:
     """Add images to the catalogue; an image already in it (same bytes) is kept once. Resumable: run the same
-    command again after a crash or Ctrl-C and only what is missing is added (URLs via $FASHIONLENS_FETCH_ALLOW)."""
+    command again after a crash or Ctrl-C and only what is missing is added (URLs via $FASHIONLENS_FETCH_ALLOW).
+    With --engine ray and a PostgreSQL --db, Ray's workers write to the database themselves."""
     from fashionlens.catalog import CatalogError
     from fashionlens.catalog.ingest import expand_sources
+    from fashionlens.catalog.ray_ingest import RayOptions
     from fashionlens.classify import ModelError
     from fashionlens.cli_common import console, fail, report_skipped
 
+    if engine not in ("local", "ray"):
+        fail(f"--engine {engine!r}: use 'local' or 'ray'")
+    if engine == "local" and (ray_address or actors):
+        fail("--ray-address and --actors need --engine ray")
+    ray = RayOptions(ray_address, actors, actor_cpus, task_cpus) if engine == "ray" else None
     try:
         found = expand_sources(sources, image_column)
     except (OSError, ValueError) as exc:
@@ -71,7 +83,7 @@ def ingest(
         with _stop_on_interrupt(stop):
             report = catalog.ingest(found.sources, found.attributes, workers=workers,
                                     classifier=None if classifier == "none" else classifier, colors=colors,
-                                    batch_size=batch_size,
+                                    batch_size=batch_size, ray=ray,
                                     progress=not json_out and sys.stderr.isatty(), stop=stop)
     except (CatalogError, ModelError, ValueError) as exc:
         fail(str(exc))

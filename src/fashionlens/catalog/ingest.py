@@ -6,6 +6,8 @@ thread pool reads (or downloads into a temporary folder) and hashes the next chu
 analysed. Analysis: a worker process reads, hashes and decodes each image, preprocesses it for the backbone and
 names its colours; the main process runs the backbone once per batch (ONNX Runtime) and derives both the
 embedding and the classifier's labels from those same features when the classifier sits on the same backbone.
+The steps are separate functions (`read_source`, `Decoder`, `Analyser.analyse`, `AnalysedBatch.items`) so the
+Ray engine (`ray_ingest.py`) runs these same steps in its tasks and actors.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from fashionlens.catalog.store import NewItem
 from fashionlens.classify.model import Classifier, mirrored
 from fashionlens.data.samples import SkippedInput
 from fashionlens.embeddings import Embedder
@@ -31,6 +34,7 @@ from fashionlens.features import ImageFileDataset, backbone_key, backbone_runner
 from fashionlens.fetch import FetchError, FetchPolicy, fetch_bytes, is_url
 from fashionlens.fingerprints import sha256_bytes
 from fashionlens.images import find_files
+from fashionlens.preprocess import PreprocessConfig
 
 CHUNK = 512  # sources read or downloaded ahead of the analysis, at most two chunks at a time
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
@@ -132,7 +136,8 @@ class PreparedChunk:
     failed: list[SkippedInput]
 
 
-def _read(source: str, spool: Path, name: str, policy: FetchPolicy | None) -> tuple[Path, str] | SkippedInput:
+def read_source(source: str, spool: Path, name: str, policy: FetchPolicy | None) -> tuple[Path, str] | SkippedInput:
+    """(the file, or its download into `spool` as `name`; its sha256), or why it cannot be read."""
     if is_url(source):
         try:
             data = fetch_bytes(source, policy)
@@ -165,7 +170,7 @@ def prepared_chunks(
             stored_ids = known_sources(sources[start:start + chunk])
             stored = {i: stored_ids[s] for i, s in enumerate(sources[start:start + chunk], start) if s in stored_ids}
             todo = [i for i in range(start, min(start + chunk, len(sources))) if i not in stored]
-            return stored, todo, [pool.submit(_read, sources[i], Path(spool), str(i), policy) for i in todo]
+            return stored, todo, [pool.submit(read_source, sources[i], Path(spool), str(i), policy) for i in todo]
 
         try:
             pending = submit(0) if sources else None
@@ -213,6 +218,25 @@ class AnalysedBatch:
     predicted: list[dict[str, dict]]  # per image: {task: {"value", "score"}}
     colors: list[list[dict]]
 
+    def items(self, sources: list[str], attributes: list[dict[str, str]]) -> list[NewItem]:
+        """What the store keeps of each image; `sources` and `attributes` are indexed like `indices`."""
+        return [NewItem(sha, sources[i], vector, attributes[i], predicted, cols)
+                for i, sha, vector, predicted, cols in zip(self.indices, self.sha256, self.embeddings,
+                                                          self.predicted, self.colors)]
+
+
+@dataclass(frozen=True)
+class Decoder:
+    """How each image is decoded for the analysis: configurations only, no model, so it ships to other
+    processes (the DataLoader's workers, Ray's tasks) cheaply."""
+
+    preprocess: tuple[PreprocessConfig, ...]  # one per backbone, in `Analyser.runners` order
+    colors: bool
+
+    def dataset(self, paths: list[Path]) -> _DecodeOnce:
+        return _DecodeOnce(paths, [p.eval_transform() for p in self.preprocess],
+                           max(p.short_side for p in self.preprocess), self.colors)
+
 
 class _DecodeOnce(ImageFileDataset):
     """Everything the catalogue needs from one decode: hash, each backbone's input, colours."""
@@ -240,40 +264,53 @@ def _worker_init(_worker_id: int) -> None:
 
 
 class Analyser:
-    """The backbone sessions, transforms and classifier, made once for every chunk of a run."""
+    """The backbone sessions, transforms and classifier, made once for every chunk of a run (or per Ray actor).
+    `threads`: ONNX Runtime's threads (default: every core)."""
 
     def __init__(self, embedder: Embedder, classifier: Classifier | None = None, *, colors: bool = True,
-                 batch_size: int = 32, workers: int = 1):
-        backbones = [embedder.backbone]
-        if classifier is not None and backbone_key(classifier.backbone_info) != backbone_key(embedder.backbone):
-            backbones.append(classifier.backbone_info)
-        self.embedder, self.classifier, self.colors = embedder, classifier, colors
+                 batch_size: int = 32, workers: int = 1, threads: int | None = None):
+        self.embedder, self.classifier = embedder, classifier
         self.batch_size, self.workers = batch_size, workers
-        self.runners = [backbone_runner(b) for b in backbones]
-        self.transforms = [b.preprocess.eval_transform() for b in backbones]
-        self.min_size = max(b.preprocess.short_side for b in backbones)
+        self.runners = [backbone_runner(b, threads=threads) for b in _backbones(embedder, classifier)]
+        self.decoder = self.decoder_for(embedder, classifier, colors)
+
+    @staticmethod
+    def decoder_for(embedder: Embedder, classifier: Classifier | None, colors: bool) -> Decoder:
+        """The decoding these models need, without loading them."""
+        return Decoder(tuple(b.preprocess for b in _backbones(embedder, classifier)), colors)
 
     def run(self, paths: list[Path], failures: list[SkippedInput], names: list[str] | None = None,
             advance: Callable[[int], None] = lambda n: None) -> Iterator[AnalysedBatch]:
         """Batches of analysed images; unreadable ones go to `failures` (under their `names`, default the path)
         and never stop the run. `advance(n)` after each batch, failures included."""
         names = names or [str(p) for p in paths]
-        dataset = _DecodeOnce(paths, self.transforms, self.min_size, self.colors)
         parallel = len(paths) > 2 * self.batch_size
-        loader = DataLoader(dataset, batch_size=self.batch_size, collate_fn=_as_list,
+        loader = DataLoader(self.decoder.dataset(paths), batch_size=self.batch_size, collate_fn=_as_list,
                             num_workers=self.workers if parallel else 0, worker_init_fn=_worker_init)
         for batch in loader:
             failures += [SkippedInput(names[i], reason) for i, _, reason in batch if reason is not None]
             good = [(i, item) for i, item, reason in batch if reason is None]
             if good:
-                batches = [torch.stack([item[1][j] for _, item in good]) for j in range(len(self.runners))]
-                features = [runner(b.numpy())["features"] for runner, b in zip(self.runners, batches)]
-                mirror = (self.runners[-1](mirrored(batches[-1]).numpy())["features"]
-                          if self.classifier is not None and self.classifier.tta else None)
-                yield AnalysedBatch([i for i, _ in good], [item[0] for _, item in good],
-                                    self.embedder.from_features(features[0]),
-                                    _predict(self.classifier, features[-1], mirror), [item[2] for _, item in good])
+                yield self.analyse([i for i, _ in good], [item for _, item in good])
             advance(len(batch))
+
+    def analyse(self, indices: list[int], decoded: list[tuple]) -> AnalysedBatch:
+        """One batch of decoded images (`Decoder`'s (sha256, inputs, colours) per image) through the backbones
+        and the classifier's heads."""
+        batches = [torch.stack([item[1][j] for item in decoded]) for j in range(len(self.runners))]
+        features = [runner(b.numpy())["features"] for runner, b in zip(self.runners, batches)]
+        mirror = (self.runners[-1](mirrored(batches[-1]).numpy())["features"]
+                  if self.classifier is not None and self.classifier.tta else None)
+        return AnalysedBatch(indices, [item[0] for item in decoded], self.embedder.from_features(features[0]),
+                             _predict(self.classifier, features[-1], mirror), [item[2] for item in decoded])
+
+
+def _backbones(embedder: Embedder, classifier: Classifier | None) -> list:
+    """The embedder's backbone, and the classifier's when it sits on another one."""
+    backbones = [embedder.backbone]
+    if classifier is not None and backbone_key(classifier.backbone_info) != backbone_key(embedder.backbone):
+        backbones.append(classifier.backbone_info)
+    return backbones
 
 
 def _predict(classifier: Classifier | None, features: np.ndarray, mirror: np.ndarray | None) -> list[dict[str, dict]]:
