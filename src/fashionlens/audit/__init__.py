@@ -1,25 +1,24 @@
-"""Dataset audit: label errors, copies across splits and labels, outliers, unreadable files and table problems."""
+"""Dataset audit: label errors, copies across splits and labels, outliers, unreadable files and table problems.
 
-from fashionlens.audit.clean import CleanResult, write_clean_table
-from fashionlens.audit.findings import (AuditReport, DuplicateGroup, Finding, LabelIssue, Outlier, TableIssue,
-                                        Unreadable)
-from fashionlens.audit.labels import HeadSettings
-from fashionlens.audit.report import json_lines, write_report
-from fashionlens.audit.run import AuditConfig, audit
+The names below load on first use (PEP 562), so the `fashionlens` command, which registers `audit` from this
+package, does not pay for scikit-learn, pandas and the heads at every start.
+"""
 
-__all__ = [
-    "AuditConfig",
-    "AuditReport",
-    "CleanResult",
-    "DuplicateGroup",
-    "Finding",
-    "HeadSettings",
-    "LabelIssue",
-    "Outlier",
-    "TableIssue",
-    "Unreadable",
-    "audit",
-    "json_lines",
-    "write_clean_table",
-    "write_report",
-]
+from importlib import import_module
+
+_EXPORTS = {
+    "CleanResult": "clean", "write_clean_table": "clean",
+    "AuditReport": "findings", "DuplicateGroup": "findings", "Finding": "findings", "LabelIssue": "findings",
+    "Outlier": "findings", "TableIssue": "findings", "Unreadable": "findings",
+    "HeadSettings": "labels",
+    "json_lines": "report", "write_report": "report",
+    "AuditConfig": "run", "audit": "run",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'fashionlens.audit' has no attribute {name!r}")
+    return getattr(import_module(f"fashionlens.audit.{_EXPORTS[name]}"), name)
