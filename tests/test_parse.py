@@ -147,41 +147,6 @@ def test_training_keeps_the_last_epoch_or_the_best_one(tiny_parser, tmp_path):
         train_parser(read_masks(root), tmp_path / "x", config=ParserTrainConfig(keep="first"), progress=False)
 
 
-def test_training_can_start_from_another_models_trunk(tiny_parser, tmp_path):
-    import torch
-
-    from fashionlens.backbones import create_backbone
-    from fashionlens.model_folder import ModelError
-    from fashionlens.parse.model import ParserConfig, build_parser
-    from fashionlens.parse.model_io import load_parser
-    from fashionlens.parse.train import start_trunk
-
-    _, out, _ = tiny_parser
-    source = load_parser(out).model.state_dict()
-    config = ParserConfig(input_size=(64, 48), channels=16)
-    model = build_parser(config, create_backbone(config.backbone))
-    fresh = {k: v.clone() for k, v in model.state_dict().items()}
-    info = start_trunk(model, config, str(out))
-    assert info["weights_sha256"] == json.loads((out / "manifest.json").read_text())["weights"]["sha256"]
-    state, cut = model.state_dict(), model.backbone.cut
-    trained = [k for k in state if k.startswith("backbone.blocks.") and int(k.split(".")[2]) >= cut]
-    assert trained and all(torch.equal(state[k], source[k]) for k in trained)
-    assert any(not torch.equal(source[k], fresh[k]) for k in trained)  # the source's training is what is taken
-    assert all(torch.equal(state[k], fresh[k]) for k in state if k.startswith(("head.", "backbone.fpn.")))
-
-    with pytest.raises(ValueError, match="its backbone is efficientnet_lite0, the parser's is efficientnet_lite1"):
-        start_trunk(build_parser(ParserConfig(backbone="efficientnet_lite1"), create_backbone("efficientnet_lite1")),
-                    ParserConfig(backbone="efficientnet_lite1"), str(out))
-    other = tmp_path / "classifier"
-    other.mkdir()
-    (other / "manifest.json").write_text(json.dumps({"format": "fashionlens-classifier"}))
-    with pytest.raises(ModelError, match="classifier.*only a detector or parser"):
-        start_trunk(model, config, str(other))
-    result = runner.invoke(app, ["train-parser", str(tiny_parser[0]), "--out", str(tmp_path / "m"),
-                                 "--init-from", str(tmp_path / "missing")])
-    assert result.exit_code == 2 and "missing:modelfoldernotfound" in "".join(result.output.split())
-
-
 def test_segment_writes_label_maps_at_the_photo_size(tiny_parser, tmp_path):
     root, model, _ = tiny_parser
     photo = tmp_path / "big.jpg"

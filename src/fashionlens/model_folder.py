@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import platform
 import time
-from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -117,34 +116,6 @@ def letterbox_preprocess(manifest: dict):
     pre = manifest["preprocess"]
     return PreprocessConfig(input_size=tuple(pre["input_size"]), crop_pct=1.0, interpolation="bilinear",
                             mean=tuple(pre["mean"]), std=tuple(pre["std"]))
-
-
-TRUNK_FORMATS = ("fashionlens-detector", "fashionlens-parser")
-
-
-@dataclass(frozen=True)
-class Trunk:
-    backbone: str  # registry name
-    weights_sha256: str
-    tensors: dict  # `backbone.*` tensors with the prefix dropped
-
-
-def read_trunk(folder: str | Path) -> Trunk:
-    """The backbone of a detector or parser folder, to start another task's trainable blocks from what that
-    model learnt. Read from safetensors after the hash check, never unpickled."""
-    from safetensors.torch import load_file
-
-    folder = Path(folder)
-    try:
-        fmt = json.loads((folder / MANIFEST_FILE).read_text()).get("format")
-    except (OSError, ValueError, AttributeError):
-        fmt = None  # read_manifest says what is wrong
-    if fmt is not None and fmt not in TRUNK_FORMATS:
-        raise ModelError(f"{folder / MANIFEST_FILE}: a {fmt} folder; only a detector or parser has a trunk to start from")
-    manifest = read_manifest(folder, fmt or "fashionlens-detector", 1, ("backbone", "weights"))
-    tensors = load_file(checked_weights(folder, manifest))
-    return Trunk(manifest["backbone"]["name"], manifest["weights"]["sha256"],
-                 {k.removeprefix("backbone."): v for k, v in tensors.items() if k.startswith("backbone.")})
 
 
 def letterbox_sections(backbone, input_size) -> dict:

@@ -41,19 +41,6 @@ class PyramidBackbone(nn.Module):
         for module in (self.conv_stem, self.bn1, *self.blocks[: self.cut]):
             module.requires_grad_(False)
 
-    def load_trainable_blocks(self, tensors: dict[str, torch.Tensor], source: str) -> int:
-        """Start the blocks after the cut from another trunk's (`blocks.<i>.*` names); the frozen stem keeps its
-        own weights, so cached stems stay valid. Returns how many tensors were taken."""
-        own = self.state_dict()
-        taken = {k: v for k, v in tensors.items()
-                 if k.startswith("blocks.") and int(k.split(".")[1]) >= self.cut and k in own}
-        wrong = [k for k, v in taken.items() if v.shape != own[k].shape]
-        if wrong or not taken:
-            raise BackboneError(f"{source}: its backbone blocks do not fit this trunk "
-                                f"({'shapes differ at ' + wrong[0] if wrong else 'no blocks after the cut'})")
-        self.load_state_dict(taken, strict=False)
-        return len(taken)
-
     def stem(self, images: torch.Tensor) -> torch.Tensor:
         x = self.bn1(self.conv_stem(images))
         for block in self.blocks[: self.cut]:

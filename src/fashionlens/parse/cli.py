@@ -48,8 +48,6 @@ def train_parser(
     patience: Annotated[int, typer.Option(min=1, help="With --keep best: epochs without a better validation mIoU before stopping.")] = 6,
     time_budget: Annotated[Optional[float], typer.Option(help="Minutes of training after which to stop, keeping the epoch --keep names.")] = None,
     seed: Annotated[int, typer.Option()] = 0,
-    init_from: Annotated[Optional[Path], typer.Option(help="Start the trainable backbone blocks from this detector or "
-                                                      "parser folder's (same backbone), e.g. the shipped detector's.")] = None,
 ) -> None:
     """Train the garment parser (CCP's names, rare ones merged as recorded in the manifest)."""
     from fashionlens.cli_common import console, fail, report_skipped
@@ -62,8 +60,7 @@ def train_parser(
         fail(f"--input-size must look like 384x256, not {input_size!r}")
     dataset = _read(data)
     config = ParserTrainConfig(epochs=epochs, views=views, lr=lr, keep=keep, patience=patience,
-                               time_budget_minutes=time_budget, seed=seed,
-                               init_from=str(init_from) if init_from else None)
+                               time_budget_minutes=time_budget, seed=seed)
     try:
         result = run(dataset, out, parser=ParserConfig(backbone=backbone, input_size=(height, width)), config=config,
                      progress=sys.stderr.isatty())

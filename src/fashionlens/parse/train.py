@@ -26,7 +26,6 @@ from fashionlens.epoch_log import EpochLog
 from fashionlens.features import ImageFileDataset
 from fashionlens.holdout import PARTS
 from fashionlens.letterbox import letterbox, letterbox_labels, to_tensor
-from fashionlens.model_folder import read_trunk
 from fashionlens.parse.dataset import MaskDataset, MaskedImage
 from fashionlens.parse.labels import class_lut
 from fashionlens.parse.metrics import IGNORE, confusion, parsing_metrics
@@ -55,7 +54,6 @@ class ParserTrainConfig:
     test_fraction: float = 0.15
     time_budget_minutes: float | None = None  # stop after the epoch that crosses it
     seed: int = 0
-    init_from: str | None = None  # a detector or parser folder whose trainable backbone blocks start training
 
 
 def make_view(image: Image.Image, labels: Image.Image, view: int, size: tuple[int, int], seed: int, index: int
@@ -171,16 +169,6 @@ def predict_cached(model, cache: ParseCache, views: int, input_size, batch_size:
     return np.concatenate(out) if out else np.zeros((0, *input_size), np.uint8)
 
 
-def start_trunk(model, parser: ParserConfig, folder: str) -> dict:
-    """Start the parser's trainable backbone blocks from another model's (the detector's, which learnt garment
-    kinds from more street photos); recorded in the manifest by the source's weights hash."""
-    trunk = read_trunk(folder)
-    if trunk.backbone != parser.backbone:
-        raise ValueError(f"{folder}: its backbone is {trunk.backbone}, the parser's is {parser.backbone}")
-    model.backbone.load_trainable_blocks(trunk.tensors, str(folder))
-    return {"folder": str(folder), "weights_sha256": trunk.weights_sha256}
-
-
 def train_parser(
     dataset: MaskDataset,
     out: str | Path,
@@ -200,9 +188,7 @@ def train_parser(
         parser = replace(parser, classes=tuple(parser.groups))
     torch.manual_seed(config.seed)
     backbone = create_backbone(parser.backbone)
-    model = build_parser(parser, backbone)
-    init = start_trunk(model, parser, config.init_from) if config.init_from else None
-    model = model.to(memory_format=torch.channels_last)
+    model = build_parser(parser, backbone).to(memory_format=torch.channels_last)
     mean, std = backbone.preprocess.mean, backbone.preprocess.std
     parts = {p: dataset.part(p, config.val_fraction, config.test_fraction) for p in PARTS}
     if not len(parts["train"]) or not len(parts["validation"]):
@@ -281,7 +267,7 @@ def train_parser(
                  **{part: len(parts[part]) for part in PARTS},
                  "split": {"rule": "sha1(file name)", "val_fraction": config.val_fraction,
                            "test_fraction": config.test_fraction}},
-        "training": {**asdict(config), "init_from": init, "kept_epoch": kept, "best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
+        "training": {**asdict(config), "kept_epoch": kept, "best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
                      "minutes": round((time.time() - started) / 60, 1)},
         "metrics": {"validation": state.get("validation", {}).get(str(kept), {})},
     }
