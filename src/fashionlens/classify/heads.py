@@ -154,9 +154,9 @@ def fit_logistic_heads(x_train: np.ndarray, y_train: np.ndarray, tasks: list[Tas
     """Each linear head as a multinomial logistic regression with L2 penalty 1/`c`, solved to convergence by
     L-BFGS (scikit-learn), then written into the same `Heads` (saved, exported and served as the AdamW ones).
 
-    On a few hundred images the exact optimum of a tuned penalty beats 300 noisy epochs of AdamW with dropout
-    (decor style 0.9xx against 0.898, cross-validated), in a fraction of the CPU. No label smoothing, no dropout:
-    the penalty is the only regulariser.
+    On a few hundred images the exact optimum of a penalty matches or beats 300 noisy epochs of AdamW with
+    dropout (decor style, 5 folds, with the colour histogram's square roots: 0.926 against 0.909), in a fraction
+    of the CPU. No label smoothing, no dropout: the penalty is the only regulariser.
     """
     from sklearn.linear_model import LogisticRegression
 
