@@ -874,3 +874,62 @@ def test_hsv_colour_histogram_matches_colorsys_and_exports(tmp_path):
     assert np.allclose(got[:, 1280:].sum(1), 1.0, atol=1e-4)
     with pytest.raises(ValueError, match="colour space"):
         create_backbone(BACKBONE, colour_bins=4, colour_space="lab")
+
+
+# --------------------------------------------------------------------------- 9. logistic heads
+
+
+def test_logistic_heads_are_scikit_learns_regression_inside_the_heads():
+    """The solved regression goes into the same Heads: its probabilities are scikit-learn's, a two-class task is
+    a sigmoid, and a class with no training image (a small fold) is never predicted."""
+    from sklearn.linear_model import LogisticRegression
+
+    from fashionlens.classify.heads import fit_logistic_heads
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 6)).astype(np.float32) * np.array([1, 10, 100, 1, 1, 1], np.float32)
+    y = np.stack([np.digitize(x[:, 0], [-0.5, 0.5]), (x[:, 1] > 0).astype(np.int64)], 1)
+    y[:5, 1] = -1  # unknown labels are left out of that task's fit
+    tasks = [TaskSpec("three", ("a", "b", "c", "never")), TaskSpec("two", ("minus", "plus"))]
+    heads, info = fit_logistic_heads(x, y, tasks, c=0.5, standardize=True)
+    probs = heads.probabilities(x)
+    assert probs["three"][:, 3].max() < 1e-9
+    z = heads.inputs(torch.from_numpy(x)).numpy()
+    for t, task in enumerate(tasks):
+        known = y[:, t] >= 0
+        reference = LogisticRegression(C=0.5, max_iter=3000, class_weight="balanced").fit(z[known], y[known, t])
+        np.testing.assert_allclose(probs[task.name][:, reference.classes_], reference.predict_proba(z), atol=1e-5)
+    assert (probs["three"].argmax(1) == y[:, 0]).mean() >= 0.85 and set(info["lbfgs_iterations"]) == {"three", "two"}
+    with pytest.raises(ValueError, match="2 classes"):
+        fit_logistic_heads(x, np.zeros((60, 2), np.int64), tasks)
+
+
+def test_logistic_head_fit_trains_saves_and_exports(colour_dir, tmp_path):
+    config = TrainConfig(backbone=BACKBONE, validation=0.25, progress=False, workers=0, standardize=True,
+                         head_fit="logistic", head_c=0.1)
+    result = train(read_folder(colour_dir), tmp_path / "m", config)
+    assert result.metrics["validation"]["category"]["accuracy"] >= 0.9
+    assert read_manifest(tmp_path / "m")["training"]["head_fit"] == "logistic"
+    torch_p = Predictor(load_model(tmp_path / "m").classifier, "torch").probabilities(ONE_PER_CLASS)
+    export(tmp_path / "m")
+    onnx_p = Predictor.from_model(load_model(tmp_path / "m")).probabilities(ONE_PER_CLASS)
+    assert np.abs(onnx_p.probs["category"] - torch_p.probs["category"]).max() <= 1e-4
+    for bad in ({"hidden": 16}, {"mode": "finetune"}, {"head_c": 0.0}, {"head_fit": "sgd"}):
+        with pytest.raises(ValueError):
+            TrainConfig(head_fit=bad.pop("head_fit", "logistic"), **bad)
+
+
+def test_colour_sqrt_is_the_square_root_of_the_shares_and_is_kept(tmp_path):
+    from fashionlens.features import backbone_key
+
+    plain = create_backbone(BACKBONE, colour_bins=4, colour_space="hsv", image_size=64)
+    rooted = create_backbone(BACKBONE, colour_bins=4, colour_space="hsv", colour_sqrt=True, image_size=64)
+    pre = plain.preprocess.eval_transform()
+    images = torch.stack([pre(Image.open(p).convert("RGB")) for p in SAMPLES[:2]])
+    with torch.inference_mode():
+        shares, roots = plain.model(images)[:, 1280:], rooted.model(images)[:, 1280:]
+    assert torch.allclose(roots, shares.sqrt(), atol=1e-6) and float((roots**2).sum(1).min()) == pytest.approx(1, abs=1e-4)
+    assert backbone_key(rooted) != backbone_key(plain)  # cached features of one are never served for the other
+    classifier = Classifier(rooted, Heads(rooted.feature_dim, [TaskSpec("c", ("a", "b"))])).eval()
+    save_model(classifier, tmp_path / "m", store_backbone=False)
+    assert load_model(tmp_path / "m").classifier.backbone_info.colour_sqrt

@@ -54,6 +54,10 @@ class Backbone:
     def colour_space(self) -> str:
         return self.model.colour_space
 
+    @property
+    def colour_sqrt(self) -> bool:
+        return self.model.colour_sqrt
+
 
 COLOUR_SPACES = ("rgb", "hsv")
 
@@ -74,15 +78,17 @@ class ColourHistogram(torch.nn.Module):
     """Share of the foreground (pixels not near-white) in each of bins**3 RGB (or HSV) cells, inside the graph.
 
     ImageNet features are trained to ignore colour; this hands the heads the colours themselves. HSV cells
-    follow colour names more closely (a hue range, then how grey and how dark).
+    follow colour names more closely (a hue range, then how grey and how dark). `sqrt`: the square roots of the
+    shares (the Hellinger embedding), so a small patch of a telling colour (Khokhloma's gold on black) weighs
+    more against the large cells of the background.
     """
 
     def __init__(self, bins: int, mean: tuple[float, ...], std: tuple[float, ...], stride: int = 4,
-                 space: str = "rgb"):
+                 space: str = "rgb", sqrt: bool = False):
         super().__init__()
         if space not in COLOUR_SPACES:
             raise BackboneError(f"colour space must be one of {', '.join(COLOUR_SPACES)}, not {space!r}")
-        self.bins, self.stride, self.space = bins, stride, space
+        self.bins, self.stride, self.space, self.sqrt = bins, stride, space, bool(sqrt)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("weights", torch.tensor([bins * bins, bins, 1]).view(1, 3, 1, 1), persistent=False)
@@ -95,7 +101,8 @@ class ColourHistogram(torch.nn.Module):
         cells = ((rgb * self.bins).floor().clamp(max=self.bins - 1) * self.weights).sum(1).flatten(1).long()
         counts = torch.zeros(images.shape[0], self.bins**3, device=images.device)
         counts = counts.scatter_add(1, cells, foreground)
-        return counts / foreground.sum(1, keepdim=True).clamp_min(1.0)
+        shares = counts / foreground.sum(1, keepdim=True).clamp_min(1.0)
+        return shares.sqrt() if self.sqrt else shares
 
 
 class FeatureExtractor(torch.nn.Module):
@@ -121,6 +128,10 @@ class FeatureExtractor(torch.nn.Module):
     @property
     def colour_space(self) -> str:
         return self.colour.space if self.colour else "rgb"
+
+    @property
+    def colour_sqrt(self) -> bool:
+        return self.colour.sqrt if self.colour else False
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.stages:
@@ -188,6 +199,7 @@ def create_backbone(
     pool_stages: tuple[int, ...] = (),
     colour_bins: int = 0,
     colour_space: str = "rgb",
+    colour_sqrt: bool = False,
     resize: str = "crop",
     image_size: int | None = None,
 ) -> Backbone:
@@ -197,7 +209,8 @@ def create_backbone(
     needs internet). `weights` is a local safetensors file that replaces either. `pretrained=False` skips
     loading weights, for models whose whole network is stored in a model folder. `pool_stages` adds the
     pooled outputs of those feature stages (timm's `feature_info` indices) to the features, `colour_bins`
-    a foreground colour histogram of that many bins per channel (of `colour_space`, rgb or hsv); `resize` picks centre crop or letterbox.
+    a foreground colour histogram of that many bins per channel (of `colour_space`, rgb or hsv; `colour_sqrt`: the
+    square roots of its shares); `resize` picks centre crop or letterbox.
     `image_size` replaces the weights' square input size (e.g. 128 for 60x80 thumbnails: upscaling them to
     240 px costs 3.5x the compute and adds no detail); it is saved with the model like the rest.
     """
@@ -242,6 +255,7 @@ def create_backbone(
         raise BackboneError(f"pool_stages {list(pool_stages)}: {timm_name} has feature stages 0 to {n_stages - 1}")
     if colour_space not in COLOUR_SPACES:
         raise BackboneError(f"colour space must be one of {', '.join(COLOUR_SPACES)}, not {colour_space!r}")
-    colour = ColourHistogram(colour_bins, preprocess.mean, preprocess.std, space=colour_space) if colour_bins else None
+    colour = (ColourHistogram(colour_bins, preprocess.mean, preprocess.std, space=colour_space, sqrt=colour_sqrt)
+              if colour_bins else None)
     extractor = FeatureExtractor(model, tuple(pool_stages), colour).eval()
     return Backbone(name=name, model=extractor, preprocess=preprocess, weights_id=weights_id, feature_dim=extractor.dim)

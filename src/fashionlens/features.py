@@ -39,6 +39,8 @@ def backbone_key(backbone: Backbone) -> str:
              backbone.colour_bins]
     if backbone.colour_bins and backbone.colour_space != "rgb":  # rgb backbones keep the keys they always had
         parts.append(backbone.colour_space)
+    if backbone.colour_bins and backbone.colour_sqrt:  # likewise: only the new setting adds to the key
+        parts.append("sqrt")
     blob = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

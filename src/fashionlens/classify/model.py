@@ -80,8 +80,14 @@ class Heads(nn.Module):
         return (features - self.shift) * self.scale if self.shift is not None else features
 
     def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = self.inputs(features)
-        return {t.name: self.by_task[_module_key(t.name)](x) for t in self.tasks}
+        return self.logits(self.inputs(features))
+
+    def head(self, task: str) -> nn.Module:
+        return self.by_task[_module_key(task)]
+
+    def logits(self, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each task's logits from what `inputs` returns (training standardises its rows once, not every step)."""
+        return {t.name: self.by_task[_module_key(t.name)](inputs) for t in self.tasks}
 
     def probabilities(self, features: np.ndarray) -> dict[str, np.ndarray]:
         """Softmax per task for a batch of backbone features (the heads in eval mode)."""

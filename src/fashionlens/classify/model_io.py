@@ -71,6 +71,7 @@ def save_model(classifier: Classifier, folder: str | Path, *, store_backbone: bo
             "pool_stages": list(backbone.pool_stages),
             "colour_bins": backbone.colour_bins,
             "colour_space": backbone.colour_space,
+            "colour_sqrt": backbone.colour_sqrt,
             "stored": store_backbone,
         },
         "preprocess": backbone.preprocess.to_dict(),
@@ -101,6 +102,7 @@ def load_model(folder: str | Path) -> LoadedModel:
                                    pool_stages=tuple(info.get("pool_stages", ())),
                                    colour_bins=int(info.get("colour_bins", 0)),
                                    colour_space=info.get("colour_space", "rgb"),
+                                   colour_sqrt=bool(info.get("colour_sqrt", False)),
                                    resize=manifest["preprocess"].get("resize", "crop"))
     except BackboneError as exc:
         raise ModelError(f"{folder}: cannot build backbone {info['name']!r}: {exc}") from None

@@ -15,7 +15,7 @@ import torch
 from fashionlens.backbones import DEFAULT_BACKBONE, Backbone, create_backbone
 from fashionlens.cache import FeatureCache
 from fashionlens.classify.finetune import finetune
-from fashionlens.classify.heads import LABEL_SMOOTHING, fit_heads
+from fashionlens.classify.heads import HEAD_FITS, LABEL_SMOOTHING, fit_heads, fit_logistic_heads
 from fashionlens.classify.inference import Predictor
 from fashionlens.classify.model import Classifier, TaskSpec
 from fashionlens.classify.model_io import save_model
@@ -41,9 +41,12 @@ class TrainConfig:
     pool_stages: tuple[int, ...] = ()  # also pool these feature stages (colour, texture)
     colour_bins: int = 0  # append a foreground colour histogram with this many bins per channel
     colour_space: str = "rgb"  # of that histogram: rgb or hsv
+    colour_sqrt: bool = False  # the histogram's square roots (small patches of a telling colour weigh more)
     resize: str = "crop"  # or "pad": letterbox on white, for product photos
     image_size: int | None = None  # square input size; default: the backbone's own (240 for Lite1)
     hidden: int = 0  # head width; 0 is a linear head
+    head_fit: str = "adamw"  # or "logistic": each linear head solved as an L2 logistic regression (small data sets)
+    head_c: float = 0.1  # the logistic heads' inverse penalty
     standardize: bool = False  # heads see each feature shifted and scaled by its training mean and deviation
     dropout: float = 0.5
     input_dropout: float = 0.2
@@ -72,6 +75,12 @@ class TrainConfig:
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if self.head_fit not in HEAD_FITS:
+            raise ValueError(f"head_fit must be one of {', '.join(HEAD_FITS)}, not {self.head_fit!r}")
+        if self.head_fit == "logistic" and (self.hidden or self.mode != "linear"):
+            raise ValueError("logistic heads are linear heads on frozen features: give neither --hidden nor --mode finetune")
+        if not self.head_c > 0:
+            raise ValueError(f"head_c must be positive, not {self.head_c}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), not {self.label_smoothing}")
         if not 0 <= self.validation < 1 or not 0 <= self.test < 1 or self.validation + self.test >= 1:
@@ -123,7 +132,8 @@ def labelled_features(data: LabeledImages, config: TrainConfig) -> LabelledFeatu
     """The backbone of `config` and its (cached) features; classes under `min_class_count` images are dropped."""
     torch.manual_seed(config.seed)
     backbone = create_backbone(config.backbone, weights=config.weights, pool_stages=tuple(config.pool_stages),
-                               colour_bins=config.colour_bins, colour_space=config.colour_space, resize=config.resize,
+                               colour_bins=config.colour_bins, colour_space=config.colour_space,
+                               colour_sqrt=config.colour_sqrt, resize=config.resize,
                                image_size=config.image_size)
     cache = FeatureCache()
     feats = extract_features(backbone, [s.path for s in data.samples], cache=cache, progress=config.progress,
@@ -189,12 +199,16 @@ def fit_classifier(lf: LabelledFeatures, split: Split, config: TrainConfig, out:
     def own(value, default):  # epochs, lr and patience are the mode's own: fine-tuning's warm start keeps the defaults
         return value if value and config.mode == "linear" else default
 
-    heads, head_info = fit_heads(
-        feats.vectors[tr], y[tr], feats.vectors[va], y[va], lf.tasks,
-        epochs=own(config.epochs, HEAD_DEFAULTS["epochs"]), lr=own(config.lr, HEAD_DEFAULTS["lr"]),
-        weight_decay=config.weight_decay, patience=own(config.patience, HEAD_DEFAULTS["patience"]), balance=config.balance,
-        standardize=config.standardize, label_smoothing=config.label_smoothing, seed=config.seed, log=log,
-    )
+    if config.head_fit == "logistic":  # solved to the optimum: no epochs, and validation rows only get scored
+        heads, head_info = fit_logistic_heads(feats.vectors[tr], y[tr], lf.tasks, c=config.head_c,
+                                              balance=config.balance, standardize=config.standardize)
+    else:
+        heads, head_info = fit_heads(
+            feats.vectors[tr], y[tr], feats.vectors[va], y[va], lf.tasks,
+            epochs=own(config.epochs, HEAD_DEFAULTS["epochs"]), lr=own(config.lr, HEAD_DEFAULTS["lr"]),
+            weight_decay=config.weight_decay, patience=own(config.patience, HEAD_DEFAULTS["patience"]), balance=config.balance,
+            standardize=config.standardize, label_smoothing=config.label_smoothing, seed=config.seed, log=log,
+        )
     backbone = lf.backbone
     if config.mode == "finetune":  # trained in place: every fold starts from the same ImageNet weights
         backbone = replace(backbone, model=copy.deepcopy(backbone.model))
