@@ -6,11 +6,12 @@ no image is judged by heads that saw its label), then `cleanlab.filter.find_labe
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+import torch
 
-from fashionlens.classify.heads import LABEL_SMOOTHING, MIN_STEPS, fit_heads
+from fashionlens.classify.heads import LABEL_SMOOTHING, fit_heads
 from fashionlens.classify.model import TaskSpec
 from fashionlens.splits import make_folds
 
@@ -27,9 +28,10 @@ class HeadSettings:
     patience: int = 10
     batch_size: int = 512
     validation: float = 0.15  # of the other folds' images, for early stopping
-    min_steps: int = MIN_STEPS  # a small set has one batch an epoch: it gets more epochs, to this many steps
     balance: bool = False  # plain probabilities; cleanlab's per-class thresholds already allow for imbalance
     label_smoothing: float = LABEL_SMOOTHING
+    input_dropout: float = 0.2  # the heads' own default
+    components: int = 0  # > 0: the heads see the features' first principal components (labels not used)
 
 
 def out_of_fold_probabilities(features: np.ndarray, y: np.ndarray, tasks: list[TaskSpec], sha256: list[str],
@@ -41,18 +43,30 @@ def out_of_fold_probabilities(features: np.ndarray, y: np.ndarray, tasks: list[T
     (equal bytes or hash, and the `copies` pairs of positions) together.
     """
     probs = {t.name: np.zeros((len(features), len(t.classes)), np.float32) for t in tasks}
+    tasks = [replace(t, input_dropout=heads.input_dropout) for t in tasks]
+    features = principal_components(features, heads.components) if heads.components else features
     splits = make_folds([str(label) for label in y[:, 0]], sha256, phash, folds, validation=heads.validation,
                         seed=seed, copies=copies)
     for split in splits:
         fitted, val, held = split.train, split.validation, split.test
-        epochs = max(heads.epochs, -(-heads.min_steps // -(-len(fitted) // heads.batch_size)))
-        fold_heads, _ = fit_heads(features[fitted], y[fitted], features[val], y[val], tasks, epochs=epochs,
+        fold_heads, _ = fit_heads(features[fitted], y[fitted], features[val], y[val], tasks, epochs=heads.epochs,
                                   lr=heads.lr, patience=heads.patience, batch_size=heads.batch_size,
                                   balance=heads.balance, label_smoothing=heads.label_smoothing, seed=seed)
         for name, p in fold_heads.probabilities(features[held]).items():
             probs[name][held] = p
         advance()
     return probs
+
+
+def principal_components(features: np.ndarray, components: int) -> np.ndarray:
+    """The centred features projected on their first `components` principal axes (float32): the heads' cost is
+    proportional to the width of what they see."""
+    if components >= features.shape[1]:
+        return features
+    x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+    x = x - x.mean(0)
+    _, axes = torch.linalg.eigh((x.T @ x).double())  # ascending eigenvalues
+    return (x @ axes[:, -components:].flip(1).float()).numpy()
 
 
 @dataclass(frozen=True)
