@@ -31,6 +31,7 @@ class HeadSettings:
     lr: float = 4e-3
     batch_size: int = 512
     input_dropout: float = 0.0
+    min_steps: int = 60  # a small set has one batch an epoch: it gets more epochs, to this many steps
     validation: float = 0.0  # > 0: this share of the other folds' images stops each fold's heads early
     patience: int = 10  # epochs without a better validation accuracy, with a validation part
     balance: bool = False  # plain probabilities; cleanlab's per-class thresholds already allow for imbalance
@@ -51,7 +52,8 @@ def out_of_fold_probabilities(features: np.ndarray, y: np.ndarray, tasks: list[T
                         seed=seed, copies=copies)
     for split in splits:
         fitted, val, held = split.train, split.validation, split.test
-        fold_heads, _ = fit_heads(features[fitted], y[fitted], features[val], y[val], tasks, epochs=heads.epochs,
+        epochs = max(heads.epochs, -(-heads.min_steps // -(-len(fitted) // heads.batch_size)))
+        fold_heads, _ = fit_heads(features[fitted], y[fitted], features[val], y[val], tasks, epochs=epochs,
                                   lr=heads.lr, patience=heads.patience, batch_size=heads.batch_size,
                                   balance=heads.balance, label_smoothing=heads.label_smoothing, seed=seed)
         for name, p in fold_heads.probabilities(features[held]).items():

@@ -278,6 +278,9 @@ def verified_pairs(paths: list[Path], candidates: np.ndarray, rule: CopyRule = D
                 confirmed[k] = _passes(row, rule, fallback[k])
                 if keys:
                     measured.append((keys[k], row))
+            if len(measured) >= 1024:  # a killed run keeps what it verified
+                cache.put_vectors(VERIFICATION_CACHE_KEY, measured)
+                measured = []
             advance()
     if measured:
         cache.put_vectors(VERIFICATION_CACHE_KEY, measured)
