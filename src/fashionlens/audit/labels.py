@@ -19,12 +19,12 @@ from fashionlens.splits import make_folds
 class HeadSettings:
     """The fold heads: the linear heads `train` fits, on a short fixed schedule (each fold is a full training).
 
-    Chosen on clothing-small with 7% of labels flipped (benchmarks/audit_flips.py, seed 0, these folds): 15
-    epochs at lr 0.004 without input dropout or a validation part flag at precision 0.664 / recall 0.837 in 2.6 s
-    of CPU, against 0.641 / 0.837 in 9.3 s for `train`'s heads (30 epochs at 0.002, input dropout 0.2, stopped early
-    on 15% of the other folds). A validation part costs the heads examples and flagged less precisely (0.633 /
-    0.837 without dropout); input dropout doubles the cost of a step; the first 256 or 384 principal components of
-    the features lost recall (0.803, 0.762); 10 epochs of 1,024 lost precision (0.598).
+    Chosen on clothing-small with 7% of labels flipped (benchmarks/audit_heads.py, seed 0, these folds): 15
+    epochs at lr 0.004 without input dropout or a validation part flag at precision 0.664 / recall 0.837 in 3.6 s
+    of CPU, against 0.641 / 0.837 in 16.5 s for `train`'s heads (30 epochs at 0.002, input dropout 0.2, stopped
+    early on 15% of the other folds). A validation part costs the heads examples and flagged less precisely (0.633
+    / 0.837 without dropout); input dropout doubles the cost of a step; the first 256 or 384 principal components
+    of the features lost recall (0.803, 0.762); 10 epochs of 1,024 lost precision (0.598).
     """
 
     epochs: int = 15
