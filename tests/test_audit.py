@@ -199,3 +199,26 @@ def test_cli_json_lines_and_fix_out_on_a_table(tmp_path):
     refused = runner.invoke(app, [*args[:-2], "--fix-out", str(table)])
     assert refused.exit_code == 2 and "audited table itself" in refused.output
     assert table.read_bytes() == original
+
+
+def test_one_neighbour_search_matches_exact_search():
+    """The audit's shared search finds each image's nearest neighbours and the pairs above a cosine exactly as
+    FAISS's exact search (dedup's embedding candidates) does, across block boundaries."""
+    from fashionlens.audit import neighbours
+    from fashionlens.dedup import _vector_pairs
+
+    rng = np.random.default_rng(1)
+    x = neighbours.unit_rows(rng.normal(size=(300, 16)).astype(np.float32))
+    x[7] = x[250]  # an exact copy across two blocks
+    old_block, neighbours.BLOCK = neighbours.BLOCK, 64
+    try:
+        found = neighbours.nearest_neighbours(x, 5, 0.6)
+    finally:
+        neighbours.BLOCK = old_block
+    sim = x @ x.T
+    np.fill_diagonal(sim, -np.inf)
+    assert np.allclose(found.similarities, -np.sort(-sim, axis=1)[:, :5], atol=1e-5)
+    assert found.indices[7, 0] == 250 and found.indices[250, 0] == 7
+    expected = _vector_pairs(x, 0.6)
+    expected = np.unique(np.sort(expected[expected[:, 0] != expected[:, 1]], axis=1), axis=0)
+    assert len(expected) > 10 and np.array_equal(np.unique(found.pairs, axis=0), expected)

@@ -304,7 +304,7 @@ def test_split_groups_verified_copies_and_names_the_leaks():
     assert make_split(strata, sha, ph, layout).leaks == []  # without the copies nothing links them
 
 
-def test_training_copies_are_found_from_cached_signatures(augmented_export, tmp_path):
+def test_training_copies_are_found_from_cached_signatures(augmented_export, tmp_path, monkeypatch):
     from fashionlens.cache import FeatureCache
     from fashionlens.dedup import SIGNATURE_CACHE_KEY, dataset_copy_pairs
     from fashionlens.fingerprints import perceptual_hash, sha256_file
@@ -319,5 +319,11 @@ def test_training_copies_are_found_from_cached_signatures(augmented_export, tmp_
     assert within and all((a < 4) == (b < 4) for a, b in within)  # never across the two pictures
     assert len(cache.features(SIGNATURE_CACHE_KEY, sha)) == len(paths)
     assert cache.phashes(sha) == dict(zip(sha, ph))  # the features' hashes are kept as they were
+    import fashionlens.dedup as dedup
+
+    def unreadable(*args, **kwargs):
+        raise AssertionError("a second run read an image")
+
+    monkeypatch.setattr(dedup, "load_image", unreadable)  # signatures, mirrored hashes and verifications are cached
     again = dataset_copy_pairs(paths, sha, ph, cache, progress=False)
     assert {tuple(sorted(p)) for p in again.tolist()} == within

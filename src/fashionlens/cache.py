@@ -53,6 +53,15 @@ class FeatureCache:
                 [(sha, model_key, np.asarray(vec, dtype=np.float32).tobytes()) for sha, _, vec in items],
             )
 
+    def put_vectors(self, model_key: str, items: list[tuple[str, np.ndarray]]) -> None:
+        """Store (key, vector) rows in one transaction, without fingerprints: values derived from one image or a
+        pair of them (dedup's signatures and verifications), keyed by content."""
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO features VALUES (?, ?, ?)",
+                [(key, model_key, np.asarray(vec, dtype=np.float32).tobytes()) for key, vec in items],
+            )
+
     def _select(self, sql: str, keys: list[str], *params) -> list[tuple]:
         rows: list[tuple] = []
         unique = list(dict.fromkeys(keys))

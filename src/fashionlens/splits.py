@@ -81,6 +81,13 @@ def _groups(sha256s: list[str], phashes: list[str | None], max_hamming: int, cop
     return groups, sum(n for n in sizes.values() if n > 1), sum(1 for n in sizes.values() if n > 1)
 
 
+def copy_groups(sha256s: list[str], phashes: list[str | None], copies: np.ndarray | None = None,
+                max_hamming: int = SPLIT_MAX_HAMMING) -> np.ndarray:
+    """A group id per image: the copies the splits keep together (equal bytes, a perceptual hash within
+    `max_hamming`, the `copies` pairs), chained."""
+    return np.asarray(_groups(sha256s, phashes, max_hamming, copies)[0], np.int64)
+
+
 def _without_leaks(train: list[int], val: list[int], test: list[int], groups: list[int], dup_images: int,
                    dup_groups: int, leaks: list[Leak] | None = None) -> Split:
     """The split, with the training images dropped that have a copy in validation or test."""

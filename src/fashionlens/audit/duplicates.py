@@ -1,43 +1,72 @@
-"""Copies among the audited images, found by the project's `dedup` as it is, with each copy's label and split."""
+"""Copies among the audited images, found by the project's `dedup` from the feature cache, with each copy's label
+and split.
+
+The audit has the features' sha256 and perceptual hash of every image already; dedup's signatures, mirrored
+hashes and pair verifications sit in the same cache, so a second audit reads no image for this stage, and the
+embedding candidates come from the audit's one neighbour search instead of a search of their own.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from fashionlens.audit.findings import DuplicateGroup
+from fashionlens.cache import FeatureCache
 from fashionlens.data.samples import LabeledImages, SkippedInput
-from fashionlens.dedup import EXACT, find_duplicates
+from fashionlens.dedup import CANDIDATES, EXACT, cached_fingerprints, copy_pairs, group_fingerprints
 
 
-def duplicate_groups(data: LabeledImages, rows: list[int], copies: np.ndarray, sha256: list[str], *,
-                     embeddings: bool = True, progress: bool = True) -> tuple[list[DuplicateGroup], list[SkippedInput]]:
-    """Groups of copies among the samples at `rows` (the readable ones), conflicts and leaks first, and the files
-    dedup could not read.
+@dataclass
+class Copies:
+    """Verified copies among the readable images (positions in the audit's feature rows)."""
 
-    `copies` (a group id per row) are the copies `train` keeps together: equal bytes or an equal perceptual hash,
-    chained. dedup reports each near copy with one image it links to directly, so a copy can land in another
-    image's group than its original's; such a set is reported as a group of its own too, so that no copy filed
-    under another label or split goes unnoticed. A file that two table rows name is two copies of itself.
+    pairs: np.ndarray  # int64 [m, 2]: verified copy pairs, byte-identical files aside (those share a sha256)
+    groups: list[tuple[str, list[int]]]  # dedup's groups: (kind, positions), an image with its direct links
+    failures: list[SkippedInput] = field(default_factory=list)  # files that could not be read again
+
+
+def find_copies(paths: list[Path], sha256: list[str], phash: list[str], cache: FeatureCache, *,
+                vector_pairs: np.ndarray | None = None, progress: bool = True) -> Copies:
+    """dedup's verified copies: candidates from the hashes, the signatures and `vector_pairs` (pairs of
+    positions whose embeddings are within dedup's candidate cosine; None: no embedding candidates)."""
+    kept, fingerprints, failures = cached_fingerprints(paths, sha256, phash, cache, progress=progress)
+    kept_rows = np.asarray(kept, np.int64)
+    candidates = None
+    if vector_pairs is not None and len(vector_pairs):
+        position = np.full(len(paths), -1, np.int64)
+        position[kept_rows] = np.arange(len(kept_rows))
+        mapped = position[np.asarray(vector_pairs, np.int64)]
+        candidates = mapped[(mapped >= 0).all(1)]
+    pairs = copy_pairs([paths[i] for i in kept], fingerprints, CANDIDATES, progress=progress, cache=cache,
+                       candidates=candidates)
+    groups = [(g.kind, kept_rows[g.members].tolist()) for g in group_fingerprints(fingerprints, CANDIDATES, pairs)]
+    return Copies(kept_rows[pairs] if len(pairs) else np.zeros((0, 2), np.int64), groups, failures)
+
+
+def duplicate_groups(data: LabeledImages, rows: list[int], copies: Copies, together: np.ndarray,
+                     sha256: list[str]) -> list[DuplicateGroup]:
+    """Groups of copies among the samples at `rows` (the readable ones), conflicts and leaks first.
+
+    `together` (a group id per row) are the copies `train` keeps together: equal bytes, an equal perceptual hash
+    or a verified copy, chained. dedup reports each near copy with one image it links to directly, so a copy can
+    land in another image's group than its original's; such a set is reported as a group of its own too, so
+    that no copy filed under another label or split goes unnoticed.
     """
-    by_path: dict[str, list[int]] = defaultdict(list)
-    for i in rows:
-        by_path[str(data.samples[i].path)].append(i)
-    report = find_duplicates([Path(p) for p in by_path], embeddings=embeddings, progress=progress)
-    groups = [_group(data, [i for image in found.images for i in by_path[image]], found.kind != EXACT)
-              for found in report.groups]
+    groups = [_group(data, [rows[k] for k in members], kind != EXACT) for kind, members in copies.groups]
     reported = [set(g.samples) for g in groups]
     members: dict[int, list[int]] = defaultdict(list)
-    for k, group in enumerate(copies.tolist()):
+    for k, group in enumerate(together.tolist()):
         members[group].append(k)
     for ks in members.values():
-        together = {rows[k] for k in ks}
-        if len(ks) > 1 and not any(together <= seen for seen in reported):
+        chained = {rows[k] for k in ks}
+        if len(ks) > 1 and not any(chained <= seen for seen in reported):
             groups.append(_group(data, [rows[k] for k in ks], len({sha256[k] for k in ks}) > 1))
     groups.sort(key=lambda g: (not g.conflict, not g.leak, -len(g.images), g.images[0]))
-    return groups, report.failures
+    return groups
 
 
 def _group(data: LabeledImages, members: list[int], near: bool) -> DuplicateGroup:

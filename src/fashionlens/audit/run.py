@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fashionlens.audit.duplicates import duplicate_groups
+from fashionlens.audit.duplicates import duplicate_groups, find_copies
 from fashionlens.audit.findings import AuditReport, LabelIssue, Outlier, Unreadable
 from fashionlens.audit.labels import HeadSettings, label_issues, out_of_fold_probabilities
+from fashionlens.audit.neighbours import nearest_neighbours, unit_rows
 from fashionlens.audit.outliers import FENCE, NEIGHBOURS, find_outliers
 from fashionlens.audit.tables import empty_cells, mapping_issues, small_classes
 from fashionlens.backbones import DEFAULT_BACKBONE, create_backbone
@@ -20,10 +21,14 @@ from fashionlens.classify.model import TaskSpec
 from fashionlens.classify.train import label_matrix
 from fashionlens.data.samples import LabeledImages
 from fashionlens.data.tables import TableRows
-from fashionlens.dedup import Fingerprints, Thresholds, group_labels
-from fashionlens.features import extract_features
+from fashionlens.dedup import CANDIDATES
+from fashionlens.embeddings import embed_paths
+from fashionlens.features import Features, extract_features
 from fashionlens.progress import progress_bar
-from fashionlens.splits import SPLIT_MAX_HAMMING
+from fashionlens.splits import copy_groups
+
+DEDUP_BACKBONE = "efficientnet_lite1"
+"""The embedding dedup's candidate cosine was calibrated on (fashionlens.dedup): its default preprocessing."""
 
 
 @dataclass
@@ -62,9 +67,10 @@ def audit(data: LabeledImages, config: AuditConfig | None = None, *, table: Tabl
         seconds[name] = round(time.perf_counter() - start, 2)
 
     findings: list = []
+    cache = FeatureCache()
     with stage("features"):
         backbone = create_backbone(config.backbone, resize=config.resize, image_size=config.image_size)
-        feats = extract_features(backbone, [s.path for s in data.samples], cache=FeatureCache(),
+        feats = extract_features(backbone, [s.path for s in data.samples], cache=cache,
                                  progress=config.progress, workers=config.workers)
     rows = list(feats.indices)
     samples_of = defaultdict(list)
@@ -78,30 +84,52 @@ def audit(data: LabeledImages, config: AuditConfig | None = None, *, table: Tabl
             findings += mapping_issues(table) + empty_cells(table)
         findings += small_classes(data, rows, config.min_class_images)
 
-    # copies `train` keeps together (equal bytes or perceptual hash): held out together by the label check's folds
-    copies = group_labels(Fingerprints(feats.sha256, feats.phash), Thresholds(max_hamming=SPLIT_MAX_HAMMING),
-                          transitive=True) if rows else np.zeros(0, np.int64)
-    with stage("labels"):
-        found, label_check = _label_issues(data, rows, feats.vectors, copies, config)
+    shared_space = config.duplicate_embeddings and _dedup_space(config)
+    with stage("neighbours"):  # one search over all pairs, for the outliers and copy detection's embeddings
+        near = nearest_neighbours(unit_rows(feats.vectors), config.outlier_neighbours,
+                                  CANDIDATES.min_cosine if config.duplicates and shared_space else 2.0) if rows else None
+
+    copies = None
+    if config.duplicates and rows:
+        with stage("duplicates"):
+            paths = [data.samples[i].path for i in rows]
+            vector_pairs = near.pairs if shared_space else _dedup_vector_pairs(paths, config)
+            copies = find_copies(paths, feats.sha256, feats.phash, cache, vector_pairs=vector_pairs,
+                                 progress=config.progress)
+            for f in copies.failures:  # read for the features, not for the hashes: a file changed on disk meanwhile
+                unreadable.setdefault((f.source, f.reason), samples_of[f.source][0] if samples_of[f.source] else None)
+
+    with stage("labels"):  # verified copies are held out together by the label check's folds
+        found, label_check = _label_issues(data, rows, feats, None if copies is None else copies.pairs, config)
         findings += found
 
     with stage("outliers"):
         if rows:
-            far, scores = find_outliers(feats.vectors, neighbours=config.outlier_neighbours, fence=config.outlier_fence)
+            far, scores = find_outliers(near, fence=config.outlier_fence)
             findings += [Outlier(str(data.samples[rows[k]].path), float(s), rows[k]) for k, s in zip(far, scores)]
 
-    if config.duplicates and rows:
-        with stage("duplicates"):
-            groups, failures = duplicate_groups(data, rows, copies, feats.sha256,
-                                                embeddings=config.duplicate_embeddings, progress=config.progress)
-            findings += groups
-            for f in failures:  # read for the features, not for the hashes: a file changed on disk meanwhile
-                unreadable.setdefault((f.source, f.reason), samples_of[f.source][0] if samples_of[f.source] else None)
+    if copies is not None:
+        together = copy_groups(feats.sha256, feats.phash, copies.pairs)
+        findings += duplicate_groups(data, rows, copies, together, feats.sha256)
     findings += [Unreadable(source, reason, i) for (source, reason), i in sorted(unreadable.items())]
     return AuditReport(data.source, len(data), list(data.tasks), findings, seconds, label_check)
 
 
-def _label_issues(data: LabeledImages, rows: list[int], vectors: np.ndarray, copies: np.ndarray,
+def _dedup_space(config: AuditConfig) -> bool:
+    """Whether the audit's features are the embeddings dedup's cosine threshold was calibrated on."""
+    return config.backbone == DEDUP_BACKBONE and config.resize == "crop" and config.image_size is None
+
+
+def _dedup_vector_pairs(paths: list, config: AuditConfig) -> np.ndarray | None:
+    """Embedding candidates in dedup's own space (cached after a first run), for an audit on another backbone."""
+    if not config.duplicate_embeddings:
+        return None
+    embedded = embed_paths(paths, DEDUP_BACKBONE, progress=config.progress)
+    pairs = nearest_neighbours(embedded.vectors, 0, CANDIDATES.min_cosine).pairs
+    return np.asarray(embedded.indices, np.int64)[pairs] if len(pairs) else pairs
+
+
+def _label_issues(data: LabeledImages, rows: list[int], feats: Features, copies: np.ndarray | None,
                   config: AuditConfig) -> tuple[list[LabelIssue], dict]:
     samples = [data.samples[i] for i in rows]
     tasks, check = [], {}
@@ -116,8 +144,8 @@ def _label_issues(data: LabeledImages, rows: list[int], vectors: np.ndarray, cop
         return [], check
     y = label_matrix(samples, tasks)
     with progress_bar("label check (folds)", config.folds, config.progress) as advance:
-        probs = out_of_fold_probabilities(vectors, y, tasks, copies, folds=config.folds, seed=config.seed,
-                                          heads=config.heads, advance=advance)
+        probs = out_of_fold_probabilities(feats.vectors, y, tasks, feats.sha256, feats.phash, copies,
+                                          folds=config.folds, seed=config.seed, heads=config.heads, advance=advance)
     issues = []
     for t, task in enumerate(tasks):
         found = label_issues(y[:, t], probs[task.name])

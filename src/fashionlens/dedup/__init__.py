@@ -27,7 +27,7 @@ from scipy.sparse.csgraph import connected_components
 
 from fashionlens.data.samples import SkippedInput
 from fashionlens.dedup.signature import SIGNATURE_DIM, signature
-from fashionlens.dedup.verify import DEFAULT_RULE, WORK_SIDE, CopyRule, Picture, verify_pair
+from fashionlens.dedup.verify import DEFAULT_RULE, NO_MATCH, WORK_SIDE, CopyRule, Picture, Verification, verify_pair
 from fashionlens.features import ImageFileDataset
 from fashionlens.fingerprints import flipped_perceptual_hash, hash_codes, perceptual_hash, sha256_bytes
 from fashionlens.images import ImageError, is_image_file, load_image
@@ -237,16 +237,23 @@ def hash_images(paths: list[Path], *, progress: bool = True,
     return kept, Fingerprints(sha, ph, flipped, signatures=stacked), failures
 
 
+VERIFICATION_CACHE_KEY = "copy-verification-v1"  # per pair of sha256s: what verify_pair measured, rule applied on read
+
+
 def verified_pairs(paths: list[Path], candidates: np.ndarray, rule: CopyRule = DEFAULT_RULE, *,
-                   fallback: np.ndarray | None = None, progress: bool = True) -> np.ndarray:
+                   fallback: np.ndarray | None = None, progress: bool = True, cache=None,
+                   sha256: list[str] | None = None) -> np.ndarray:
     """The candidate pairs (positions in `paths`) that verification confirms as copies, int64 [m, 2]. A pair
     with a picture too small to verify (dedup.verify.MIN_SIDE) is kept where `fallback` (a mask over the
     candidates: the unverified thresholds) links it. Each image is read once while its pairs are checked; one
-    that cannot be read again confirms nothing."""
+    that cannot be read again confirms nothing. With a feature `cache` (and each path's `sha256`), a pair
+    verified before is not read again: the measurements are cached, the rule is applied to them here."""
     candidates = np.asarray(candidates, np.int64).reshape(-1, 2)
     fallback = np.zeros(len(candidates), bool) if fallback is None else np.asarray(fallback, bool)
     order = np.lexsort((candidates[:, 1], candidates[:, 0]))
     candidates, fallback = candidates[order], fallback[order]
+    keys = [_pair_key(sha256[a], sha256[b]) for a, b in candidates.tolist()] if cache is not None else []
+    known = cache.features(VERIFICATION_CACHE_KEY, keys) if cache is not None else {}
 
     @lru_cache(maxsize=2048)
     def picture(i: int) -> Picture | None:
@@ -256,27 +263,56 @@ def verified_pairs(paths: list[Path], candidates: np.ndarray, rule: CopyRule = D
             return None
 
     confirmed = np.zeros(len(candidates), bool)
-    with progress_bar("verifying candidate pairs", len(candidates), progress) as advance:
-        for k, (a, b) in enumerate(candidates.tolist()):
-            first, second = picture(a), picture(b)
+    measured: list[tuple[str, np.ndarray]] = []
+    todo = [k for k in range(len(candidates)) if not keys or keys[k] not in known]
+    for k in range(len(candidates)):
+        if keys and keys[k] in known:
+            confirmed[k] = _passes(known[keys[k]], rule, fallback[k])
+    with progress_bar("verifying candidate pairs", len(todo), progress) as advance:
+        for k in todo:
+            first, second = picture(int(candidates[k, 0])), picture(int(candidates[k, 1]))
             if first is not None and second is not None:
-                confirmed[k] = (verify_pair(first, second).passes(rule) if first.verifiable and second.verifiable
-                                else fallback[k])
+                verifiable = first.verifiable and second.verifiable
+                v = verify_pair(first, second) if verifiable else NO_MATCH
+                row = np.array([verifiable, v.inliers, v.similarity, v.colour_change, v.mirrored], np.float32)
+                confirmed[k] = _passes(row, rule, fallback[k])
+                if keys:
+                    measured.append((keys[k], row))
+            if len(measured) >= 1024:  # a killed run keeps what it verified
+                cache.put_vectors(VERIFICATION_CACHE_KEY, measured)
+                measured = []
             advance()
+    if measured:
+        cache.put_vectors(VERIFICATION_CACHE_KEY, measured)
     return candidates[confirmed]
 
 
+def _pair_key(a: str, b: str) -> str:
+    return f"{min(a, b)}:{max(a, b)}"
+
+
+def _passes(row: np.ndarray, rule: CopyRule, fallback: bool) -> bool:
+    """A cached verification row (verifiable, inliers, similarity, colour change, mirrored) judged by `rule`."""
+    if not row[0]:
+        return bool(fallback)
+    return Verification(int(row[1]), float(row[2]), float(row[3]), bool(row[4])).passes(rule)
+
+
 def copy_pairs(paths: list[Path], fingerprints: Fingerprints, thresholds: Thresholds = CANDIDATES,
-               rule: CopyRule | None = DEFAULT_RULE, *, progress: bool = True) -> np.ndarray:
-    """Pairs of positions that are copies of one picture: candidates of the cheap stage, verified unless `rule`
-    is None. Byte-identical files need no verification and are left to the grouping."""
-    candidates = near_pairs(fingerprints, thresholds)
-    same = np.array([fingerprints.sha256[a] == fingerprints.sha256[b] for a, b in candidates.tolist()], bool)
-    candidates = candidates[~same] if len(candidates) else candidates
+               rule: CopyRule | None = DEFAULT_RULE, *, progress: bool = True, cache=None,
+               candidates: np.ndarray | None = None) -> np.ndarray:
+    """Pairs of positions that are copies of one picture: candidates of the cheap stage (and any `candidates`
+    found elsewhere, e.g. an embedding search already made), verified unless `rule` is None (with a feature
+    `cache`, each pair once). Byte-identical files need no verification and are left to the grouping."""
+    found = near_pairs(fingerprints, thresholds)
+    if candidates is not None and len(candidates):
+        found = np.unique(np.concatenate([found, np.sort(np.asarray(candidates, np.int64), axis=1)]), axis=0)
+    same = np.array([fingerprints.sha256[a] == fingerprints.sha256[b] for a, b in found.tolist()], bool)
+    found = found[~same] if len(found) else found
     if rule is None:
-        return candidates
-    return verified_pairs(paths, candidates, rule, fallback=linked_by(candidates, fingerprints, TOO_SMALL_TO_VERIFY),
-                          progress=progress)
+        return found
+    return verified_pairs(paths, found, rule, fallback=linked_by(found, fingerprints, TOO_SMALL_TO_VERIFY),
+                          progress=progress, cache=cache, sha256=fingerprints.sha256)
 
 
 def linked_by(candidates: np.ndarray, fingerprints: Fingerprints, thresholds: Thresholds) -> np.ndarray:
@@ -287,31 +323,59 @@ def linked_by(candidates: np.ndarray, fingerprints: Fingerprints, thresholds: Th
 
 
 SIGNATURE_CACHE_KEY = "copy-signature-v1"  # signatures sit in the feature cache as a model of their own
+MIRRORED_HASH_CACHE_KEY = "copy-mirrored-phash-v1"  # the mirror image's hash, as 64 bits of 0.0 or 1.0
+
+
+def cached_fingerprints(paths: list[Path], sha256s: list[str], phashes: list[str | None], cache, *,
+                        progress: bool = True) -> tuple[list[int], Fingerprints, list[SkippedInput]]:
+    """(positions kept, their fingerprints with signatures and mirrored hashes, failures) for images whose sha256
+    and perceptual hash the feature cache already holds. The rest is cached too, so a second run reads no image
+    for the cheap stage; an image read for the first time is decoded once for both."""
+    signatures = cache.features(SIGNATURE_CACHE_KEY, list(sha256s))
+    mirrored = {sha: _bits_hex(bits) for sha, bits in cache.features(MIRRORED_HASH_CACHE_KEY, list(sha256s)).items()}
+    todo = [i for i, sha in enumerate(sha256s) if sha not in signatures or sha not in mirrored]
+    failures = []
+    with progress_bar("copy signatures", len(todo), progress and bool(todo)) as advance:
+        for start in range(0, len(todo), 256):
+            new_signatures, new_mirrored = [], []
+            for i in todo[start:start + 256]:
+                try:
+                    image = load_image(paths[i], min_size=64)
+                except ImageError as error:  # read once already by the features: a file gone or changed since
+                    failures.append(SkippedInput(str(paths[i]), str(error)))
+                    image = None
+                if image is not None:
+                    new_signatures.append((sha256s[i], phashes[i], signature(image)))
+                    new_mirrored.append((sha256s[i], _hex_bits(flipped_perceptual_hash(image))))
+                advance()
+            cache.put(SIGNATURE_CACHE_KEY, new_signatures)
+            cache.put_vectors(MIRRORED_HASH_CACHE_KEY, new_mirrored)
+            signatures.update({sha: vec for sha, _, vec in new_signatures})
+            mirrored.update({sha: _bits_hex(bits) for sha, bits in new_mirrored})
+    rows = [i for i, sha in enumerate(sha256s) if sha in signatures and sha in mirrored]
+    fingerprints = Fingerprints([sha256s[i] for i in rows], [phashes[i] for i in rows],
+                                [mirrored[sha256s[i]] for i in rows],
+                                signatures=np.stack([signatures[sha256s[i]] for i in rows]) if rows else
+                                np.zeros((0, SIGNATURE_DIM), np.float32))
+    return rows, fingerprints, failures
+
+
+def _hex_bits(phash: str) -> np.ndarray:
+    return np.unpackbits(np.frombuffer(bytes.fromhex(phash), np.uint8)).astype(np.float32)
+
+
+def _bits_hex(bits: np.ndarray) -> str:
+    return np.packbits(np.asarray(bits) > 0.5).tobytes().hex()
 
 
 def dataset_copy_pairs(paths: list[Path], sha256s: list[str], phashes: list[str | None], cache, *,
                        progress: bool = True) -> np.ndarray:
     """Verified copies among a training set's images, whose sha256 and perceptual hash the feature cache
-    already holds; their signatures are cached there too, so a second run reads no image for the cheap stage."""
-    known = cache.features(SIGNATURE_CACHE_KEY, list(sha256s))
-    todo = [i for i, sha in enumerate(sha256s) if sha not in known]
-    with progress_bar("copy signatures", len(todo), progress and bool(todo)) as advance:
-        for start in range(0, len(todo), 256):
-            rows = []
-            for i in todo[start:start + 256]:
-                try:
-                    image = load_image(paths[i], min_size=64)
-                except ImageError:
-                    image = None  # read once already by the features; a file gone since has no copies
-                if image is not None:
-                    rows.append((sha256s[i], phashes[i], signature(image)))
-                advance()
-            cache.put(SIGNATURE_CACHE_KEY, rows)
-            known.update({sha: vec for sha, _, vec in rows})
-    rows = [i for i, sha in enumerate(sha256s) if sha in known]
-    fingerprints = Fingerprints([sha256s[i] for i in rows], [phashes[i] for i in rows],
-                                signatures=np.stack([known[sha256s[i]] for i in rows]) if rows else None)
-    pairs = copy_pairs([paths[i] for i in rows], fingerprints, progress=progress)
+    already holds; signatures and verifications are cached there too, so a second run reads no image. The
+    candidates are the hashes and signatures (mirrored copies come through the signature, which ignores a mirror)."""
+    rows, fingerprints, _ = cached_fingerprints(paths, sha256s, phashes, cache, progress=progress)
+    fingerprints.phash_flipped = None
+    pairs = copy_pairs([paths[i] for i in rows], fingerprints, progress=progress, cache=cache)
     return np.asarray(rows, np.int64)[pairs] if len(pairs) else pairs
 
 
