@@ -24,7 +24,7 @@ from fashionlens.data.samples import SkippedInput
 from fashionlens.progress import progress_bar
 
 if TYPE_CHECKING:
-    from fashionlens.catalog.ray_ingest import RayOptions
+    from fashionlens.catalog.ray_jobs import RayOptions
 
 DEFAULT_CLASSIFIER = "default"
 
