@@ -88,6 +88,11 @@ class Catalog:
         return self.store.count()
 
     @property
+    def index_revision(self) -> int:
+        """The store revision the in-memory index matches (-1: not loaded); searches catch it up first."""
+        return self._index_revision
+
+    @property
     def embedder(self):
         if self._embedder is None:
             from fashionlens.embeddings import default_embedder

@@ -13,6 +13,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 
 from fashionlens.catalog.store import CatalogError
@@ -86,10 +87,11 @@ def run_on_ray(job: RayJob, options: RayOptions, *, url: str | None, label: str,
     try:
         if url is not None:
             check_workers_reach(url, options.runtime_env)
-        for batch in _results(job, options, total, progress, label):
-            collect(batch)
-            if stop is not None and stop.is_set():
-                return True
+        with closing(_results(job, options, total, progress, label)) as results:  # closed: Ray Data stops
+            for batch in results:
+                collect(batch)
+                if stop is not None and stop.is_set():
+                    return True
         return False
     finally:
         if started:
