@@ -31,14 +31,7 @@ def local_ray():
     """A local Ray on 2 CPUs, shared by the Ray tests of the session (starting one takes seconds); yields its
     address, which another process's `--ray-address` can join."""
     ray = pytest.importorskip("ray")
-    for attempt in range(3):  # Ray gives its node 30 s to start, which a loaded machine can miss
-        try:
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-            break
-        except Exception:
-            ray.shutdown()
-            if attempt == 2:
-                raise
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 

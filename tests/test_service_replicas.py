@@ -1,6 +1,8 @@
-"""Two real `fashionlens serve` replicas on one PostgreSQL: started at once on a new database (one migrates it),
-an item added through one is found by a search on the other with its index caught up to the store's revision,
-and an image analysed (or added) through both at the same moment is stored once."""
+"""Several replicas on one PostgreSQL. Cheap first, with catalogues in threads: a new database opened by several at
+once is migrated once; each catalogue's index follows the others' adds and removes by the store's revision; one
+image added through two at once is stored once. Then two real `fashionlens serve` processes, started together:
+an item added through one is found by a search on the other, and a photo analysed (or added) through both at
+the same moment is stored once."""
 
 from __future__ import annotations
 
@@ -8,9 +10,52 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import numpy as np
 import pytest
 from conftest import SAMPLES, start_server, stop_server, wait_until_up
 from databases import drop_schema, postgres_url
+
+from fashionlens.catalog import Catalog
+from fashionlens.catalog.store import Store
+
+
+@pytest.fixture
+def pg_url():
+    url = postgres_url()
+    yield url
+    drop_schema(url)
+
+
+def test_a_new_database_opened_by_several_at_once_is_migrated_once(pg_url):
+    with ThreadPoolExecutor(4) as pool:
+        stores = list(pool.map(lambda _: Store(pg_url), range(4)))
+    assert len({store.state().uid for store in stores}) == 1  # one state row, made once
+    for store in stores:
+        store.close()
+
+
+def test_catalogues_on_one_database_follow_each_others_writes(pg_url):
+    vectors = np.random.default_rng(0).normal(size=(4, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    def add(catalog, rows):
+        return catalog.add_vectors(vectors[rows], sha256s=[f"sha{i}" for i in rows], sources=[f"s{i}" for i in rows],
+                                   embedding_key="test")
+
+    with Catalog.open(pg_url) as a, Catalog.open(pg_url) as b:
+        first = add(a, [0, 1])
+        assert [h.id for h in b.search(vectors[:2], top_k=1)[0].results] == first[:1]
+        assert b.index_revision == b.store.revision() == 1
+        later = add(b, [2])
+        assert a.search(vectors[2:3], top_k=1)[0].results[0].id == later[0]  # a catches up to b's write
+        a.remove(first[:1])
+        assert first[0] not in [h.id for h in b.search(vectors[:1], top_k=4)[0].results]
+        assert a.index_revision == b.index_revision == a.store.revision() == 3
+
+        with ThreadPoolExecutor(2) as pool:  # the same image through both at once
+            added = list(pool.map(lambda catalog: add(catalog, [3]), [a, b]))
+        assert sorted(map(len, added)) == [0, 1] and len(a) == 3
+        assert len(b.search(vectors[3:4], top_k=4)[0].results) == 3
 
 
 def upload(base: str, path: str, photo) -> httpx.Response:
@@ -24,9 +69,11 @@ def at_once(call, bases: list[str]) -> list[httpx.Response]:
 
 @pytest.fixture
 def replicas(tmp_path):
-    """Two replicas on a fresh PostgreSQL schema, each with its own media folder, started together."""
+    """Two replicas on a fresh PostgreSQL schema, each with its own media folder, started together; whole photos
+    only (no detector or parser to load: what is shared does not depend on them)."""
     url = postgres_url()
-    servers = [start_server(url, env={"FASHIONLENS_MEDIA_DIR": str(tmp_path / f"media{i}")}) for i in range(2)]
+    servers = [start_server(url, env={"FASHIONLENS_MEDIA_DIR": str(tmp_path / f"media{i}"),
+                                      "FASHIONLENS_DETECTOR": "none"}) for i in range(2)]
     try:
         for base, server in servers:
             wait_until_up(base, server, timeout=600)  # two loading every model at once
