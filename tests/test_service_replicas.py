@@ -6,6 +6,8 @@ the same moment is stored once."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,7 +18,6 @@ from conftest import SAMPLES, start_server, stop_server, wait_until_up
 from databases import drop_schema, postgres_url
 
 from fashionlens.catalog import Catalog
-from fashionlens.catalog.store import Store
 
 
 @pytest.fixture
@@ -26,12 +27,23 @@ def pg_url():
     drop_schema(url)
 
 
-def test_a_new_database_opened_by_several_at_once_is_migrated_once(pg_url):
-    with ThreadPoolExecutor(4) as pool:
-        stores = list(pool.map(lambda _: Store(pg_url), range(4)))
-    assert len({store.state().uid for store in stores}) == 1  # one state row, made once
-    for store in stores:
-        store.close()
+def test_a_new_database_opened_by_several_at_once_is_migrated_once(pg_url, tmp_path):
+    """Four processes (replicas starting together) open it at the same moment, once each has imported what it
+    needs: without a lock, all but one fail creating its tables."""
+    code = ("import pathlib, sys, time; from fashionlens.catalog.store import Store; go = pathlib.Path(sys.argv[2])\n"
+            "pathlib.Path(sys.argv[3]).touch()\nwhile not go.exists(): time.sleep(0.01)\n"
+            "print(Store(sys.argv[1]).state().uid)")
+    go = tmp_path / "go"
+    processes = [subprocess.Popen([sys.executable, "-c", code, pg_url, str(go), str(tmp_path / f"ready{i}")],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(4)]
+    deadline = time.monotonic() + 300
+    while not all((tmp_path / f"ready{i}").exists() for i in range(4)):
+        assert time.monotonic() < deadline and all(p.poll() is None for p in processes)
+        time.sleep(0.05)
+    go.touch()
+    outputs = [process.communicate(timeout=300) for process in processes]
+    assert [process.returncode for process in processes] == [0] * 4, [err[-300:] for _, err in outputs]
+    assert len({out.strip() for out, _ in outputs}) == 1  # one state row, made once
 
 
 def test_catalogues_on_one_database_follow_each_others_writes(pg_url):
