@@ -23,6 +23,7 @@ from fashionlens.catalog.store import NewItem, Store
 from fashionlens.data.samples import SkippedInput
 from fashionlens.fetch import FetchPolicy
 
+
 def ingest_on_ray(catalog, names: list[str], given: list[dict], options: RayOptions, *, classifier, colors: bool,
                   batch_size: int, policy: FetchPolicy | None, progress: bool, stop: threading.Event | None):
     """`Catalog.ingest`'s work on Ray; the same `AddReport`."""
