@@ -69,6 +69,28 @@ def test_ray_analysis_is_stored_as_the_single_process_one(local_ray, db, tmp_pat
         assert AnalysisHistory(catalog.store.engine).count() == 2
 
 
+def test_a_batch_of_analyses_is_stored_once_each_even_by_two_writers_at_once(db):
+    """What the actors (PostgreSQL) or the driver (SQLite) call: one transaction a batch; an image stored before,
+    or twice in the batch, keeps its first row; two writers racing with the same batch store it once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fashionlens.catalog.analyses import NewAnalysis
+
+    document = {"items": [{"label": "dress", "colors": [{"name": "red"}]}]}
+    with Catalog.open(db) as catalog:
+        history = AnalysisHistory(catalog.store.engine)
+        first, _ = history.save("a", "m", "a.jpg", document)
+        batch = [NewAnalysis(sha, "m", f"{sha}.jpg", document) for sha in ("a", "b", "b", "c")]
+        saved = history.save_many(batch)
+        assert saved[0] == (first.id, False) and saved[1][1] and saved[2] == (saved[1][0], False) and saved[3][1]
+        assert history.count() == 3 and history.page(label="dress")[0] == 3
+        racing = [NewAnalysis(f"r{i}", "m", f"r{i}.jpg", document) for i in range(20)]
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(history.save_many, [racing, racing]))
+        assert [a[0] for a in results[0]] == [b[0] for b in results[1]]  # the same ids
+        assert sum(created for result in results for _, created in result) == 20 and history.count() == 23
+
+
 def test_ray_analysis_needs_a_database(tmp_path):
     result = runner.invoke(app, ["analyze", str(SAMPLES / "hat_1.jpg"), "--engine", "ray"])
     assert result.exit_code == 2 and "it needs --db" in " ".join(result.output.split())
