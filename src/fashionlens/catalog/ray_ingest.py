@@ -34,15 +34,19 @@ def ingest_on_ray(catalog, names: list[str], given: list[dict], options: RayOpti
     report.present.update({name: stored[name] for name in dict.fromkeys(names) if name in stored})
     todo = [i for i, name in enumerate(names) if name not in stored]
     url = catalog.store.url if workers_write(catalog.store.url) else None
-    embedder = catalog.embedder
-    job = RayJob(rows=[{"source": names[i], "attributes": json.dumps(given[i])} for i in todo],
-                 prepare=_decode, prepare_kwargs={"decoder": Analyser.decoder_for(embedder, classifier, colors),
-                                                  "policy": policy or FetchPolicy.from_env()},
-                 actor=_Analyse, actor_kwargs={"models": (embedder, classifier, colors, batch_size),
-                                               "threads": options.threads, "url": url},
-                 batch_size=batch_size)
+
+    def job() -> RayJob:
+        embedder = catalog.embedder
+        return RayJob(rows=[{"source": names[i], "attributes": json.dumps(given[i])} for i in todo],
+                      prepare=_decode, prepare_kwargs={"decoder": Analyser.decoder_for(embedder, classifier, colors),
+                                                       "policy": policy or FetchPolicy.from_env()},
+                      actor=_Analyse, actor_kwargs={"models": (embedder, classifier, colors, batch_size),
+                                                    "threads": options.threads, "url": url},
+                      batch_size=batch_size)
+
     report.interrupted = run_on_ray(job, options, url=url, label="ingest", total=len(names), progress=progress,
-                                    stop=stop, collect=lambda batch: _collect(catalog, batch, embedder.key, report))
+                                    stop=stop, collect=lambda batch: _collect(catalog, batch, catalog.embedder.key,
+                                                                              report))
     catalog.catch_up_index()
     return report
 

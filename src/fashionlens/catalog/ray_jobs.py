@@ -76,18 +76,19 @@ def workers_write(url: str) -> bool:
     return make_url(url).get_backend_name() != "sqlite"
 
 
-def run_on_ray(job: RayJob, options: RayOptions, *, url: str | None, label: str, total: int, progress: bool,
-               stop: threading.Event | None, collect: Callable[[dict], None]) -> bool:
-    """Run `job`, handing each result batch to `collect` on the driver; True when `stop` ended it early. `url`:
-    the database the actors open (checked from every node first), or None. The progress bar counts `total` rows,
-    of which those not in `job.rows` were done before."""
+def run_on_ray(make_job: Callable[[], RayJob], options: RayOptions, *, url: str | None, label: str, total: int,
+               progress: bool, stop: threading.Event | None, collect: Callable[[dict], None]) -> bool:
+    """Run the job `make_job()` builds once the cluster answers (so a wrong address is reported before any model
+    loads), handing each result batch to `collect` on the driver; True when `stop` ended it early. `url`: the
+    database the actors open (checked from every node first), or None. The progress bar counts `total` rows, of
+    which those not in the job's rows were done before."""
     import ray
 
     started = connect(options.address)
     try:
         if url is not None:
             check_workers_reach(url, options.runtime_env)
-        with closing(_results(job, options, total, progress, label)) as results:  # closed: Ray Data stops
+        with closing(_results(make_job(), options, total, progress, label)) as results:  # closed: Ray Data stops
             for batch in results:
                 collect(batch)
                 if stop is not None and stop.is_set():

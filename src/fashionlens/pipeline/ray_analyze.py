@@ -56,7 +56,7 @@ def analyze_on_ray(db, photos: list[str | Path], options: RayOptions, config: Pi
                      prepare_kwargs={"policy": policy or FetchPolicy.from_env()}, actor=_AnalysePhotos,
                      actor_kwargs={"url": url, "config": config or PipelineConfig(), "threads": options.threads,
                                    "writes": writes}, batch_size=batch_size)
-        report.interrupted = run_on_ray(job, options, url=url, label="analyze", total=len(names), progress=progress,
+        report.interrupted = run_on_ray(lambda: job, options, url=url, label="analyze", total=len(names), progress=progress,
                                         stop=stop, collect=lambda batch: _collect(history, batch, report))
     return report
 
