@@ -26,6 +26,16 @@ def shared_datasets() -> Path:
     return SHARED
 
 
+@pytest.fixture(scope="session")
+def local_ray():
+    """A local Ray on 2 CPUs, shared by the Ray tests of the session (starting one takes seconds); yields its
+    address, which another process's `--ray-address` can join."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "clothing"
 
 
@@ -51,40 +61,56 @@ def service_client(tmp_path_factory):
         yield client
 
 
+def start_server(db: str, *args: str, env: dict | None = None):
+    """A real `fashionlens serve` on a free port, not waited for; (base URL, process)."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "fashionlens.cli", "serve", "--db", db, "--port", str(port),
+                               "--log-level", "warning", *args],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env={**os.environ, "COLUMNS": "200", **(env or {})})
+    return f"http://127.0.0.1:{port}", server
+
+
+def wait_until_up(base: str, server, timeout: float = 240) -> None:
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        assert server.poll() is None, server.stdout.read()
+        try:
+            if httpx.get(f"{base}/v1/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the service did not start"
+        time.sleep(0.5)
+
+
+def stop_server(server) -> None:
+    """SIGTERM; the process's output is left in `server.output`."""
+    import signal
+
+    if server.poll() is None:
+        server.send_signal(signal.SIGTERM)
+    server.output = server.communicate(timeout=60)[0]
+
+
 @contextmanager
 def served(tmp_path: Path, *args: str, env: dict | None = None, timeout: float = 240):
     """A real `fashionlens serve` on a free port with a SQLite file in `tmp_path`; yields (base URL, process).
 
     Stopped with SIGTERM on exit; the process's output is left in `process.output`."""
-    import signal
-    import socket
-    import subprocess
-    import sys
-    import time
-
-    import httpx
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "fashionlens.cli", "serve", "--db", str(tmp_path / "serve.db"),
-                               "--port", str(port), "--log-level", "warning", *args],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env={**os.environ, "COLUMNS": "200", **(env or {})})
-    base = f"http://127.0.0.1:{port}"
+    base, server = start_server(str(tmp_path / "serve.db"), *args, env=env)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            assert server.poll() is None, server.stdout.read()
-            try:
-                if httpx.get(f"{base}/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the service did not start"
-            time.sleep(0.5)
+        wait_until_up(base, server, timeout)
         yield base, server
     finally:
-        if server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-        server.output = server.communicate(timeout=60)[0]
+        stop_server(server)

@@ -1,7 +1,7 @@
 """`fashionlens ingest --engine ray`: the same items, attributes and embeddings as the single-process ingest (with
-SQLite, where the driver writes, and PostgreSQL, where Ray's workers do); a run killed with SIGKILL halfway and
-started again (every image once); an unreachable Ray address; a database the workers cannot reach. One local
-Ray with 2 CPUs serves the whole module."""
+SQLite, where the driver writes, and PostgreSQL, where Ray's workers do); a run killed with SIGKILL or stopped
+with Ctrl-C halfway and started again (every image once); an unreachable Ray address; a database the workers
+cannot reach. One local Ray with 2 CPUs (`local_ray`) serves the whole session."""
 
 from __future__ import annotations
 
@@ -21,14 +21,6 @@ from test_ingest import LOCAL, ingest, photos, server  # noqa: F401 (a fixture)
 from fashionlens.catalog import Catalog, CatalogError, RayOptions
 
 ray = pytest.importorskip("ray")
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    """A local Ray on 2 CPUs; yields its address, which another process's `--ray-address` can join."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
 
 
 def by_hash(catalog: Catalog) -> dict[str, tuple]:
@@ -81,7 +73,10 @@ def pg_sources(url: str) -> list[str]:
             return []
 
 
-def test_killed_ray_ingest_resumes_with_every_image_once(local_ray, tmp_path):
+@pytest.mark.parametrize("how", ["kill", "interrupt"])
+def test_stopped_ray_ingest_resumes_with_every_image_once(local_ray, tmp_path, how):
+    """SIGKILL halfway, or Ctrl-C (SIGINT to the command's process group, as a terminal sends it): it ends after
+    the current batch, saying how to resume."""
     url = postgres_url()
     try:
         files = photos(tmp_path / "shop", 30)
@@ -94,8 +89,15 @@ def test_killed_ray_ingest_resumes_with_every_image_once(local_ray, tmp_path):
             while len(stored := pg_sources(url)) < 4:
                 assert process.poll() is None and time.monotonic() < deadline, process.communicate()
                 time.sleep(0.05)
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(30)
+            if how == "kill":
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(30)
+            else:
+                os.killpg(process.pid, signal.SIGINT)
+                _, err = process.communicate(timeout=60)
+                assert process.returncode == 130, err
+                assert "run the same command again to resume" in err
+                stored = pg_sources(url)
         finally:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)

@@ -1,8 +1,11 @@
-"""What every command module shares: one stderr console, failing with a message, expanding image arguments, and the
-labelled-data options of `train`, `evaluate` and `audit`."""
+"""What every command module shares: one stderr console, failing with a message, expanding image arguments,
+stopping a batch job on Ctrl-C, and the labelled-data options of `train`, `evaluate` and `audit`."""
 
 from __future__ import annotations
 
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, NoReturn, Optional
 
@@ -38,6 +41,25 @@ def report_skipped(skipped, limit: int = 20, *, what: str = "skipped", more: str
         console.print(f"  {item.source}: {item.reason}", highlight=False, markup=False)
     if len(skipped) > limit:
         console.print(f"  … and {len(skipped) - limit} more{more}", highlight=False)
+
+
+@contextmanager
+def stop_on_interrupt(stop: threading.Event):
+    """The first Ctrl-C sets `stop` (the run ends after the current batch); a second one interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if stop.is_set():
+            signal.default_int_handler(signum, frame)
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 DataArg = Annotated[Path, typer.Argument(help="Image folder: <class>/<image>, optionally under train/ validation/ test/; with --labels, the folder the table's image paths are relative to.")]

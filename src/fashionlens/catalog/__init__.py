@@ -9,7 +9,7 @@ from importlib import import_module
 _EXPORTS = {
     "AddReport": "catalog", "Catalog": "catalog", "IndexSettings": "index", "Hit": "search",
     "QueryResult": "search", "CatalogError": "store", "StoredItem": "store", "database_url": "store",
-    "RayOptions": "ray_ingest",
+    "RayOptions": "ray_jobs",
 }
 __all__ = sorted(_EXPORTS)
 

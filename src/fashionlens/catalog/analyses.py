@@ -33,6 +33,14 @@ def history_labels(document: dict) -> set[tuple[str, str]]:
     return pairs
 
 
+@dataclass(frozen=True)
+class NewAnalysis:
+    sha256: str
+    models_key: str  # `Analyzer.models_key`: the same photo under other models is another analysis
+    source: str
+    document: dict  # `Analysis.to_json()`
+
+
 class AnalysisHistory:
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -42,6 +50,59 @@ class AnalysisHistory:
             row = conn.execute(select(AnalysisRecord).where(AnalysisRecord.sha256 == sha256,
                                                             AnalysisRecord.models_key == models_key)).first()
         return _stored(row) if row else None
+
+    def known(self, sha256s: list[str], models_key: str) -> dict[str, int]:
+        """sha256 -> analysis id of the images already analysed under these models."""
+        found: dict[str, int] = {}
+        unique = list(dict.fromkeys(sha256s))
+        with self.engine.connect() as conn:
+            for start in range(0, len(unique), 500):
+                found.update(conn.execute(select(AnalysisRecord.sha256, AnalysisRecord.id).where(
+                    AnalysisRecord.models_key == models_key,
+                    AnalysisRecord.sha256.in_(unique[start:start + 500]))).all())
+        return found
+
+    def save_many(self, records: list[NewAnalysis]) -> list[tuple[int, bool]]:
+        """Store a batch in one transaction; per record (its id, True if stored now): an image analysed before
+        under the same models, or a second copy in the batch, keeps the first one stored. When another writer
+        stores one of them meanwhile, the batch is stored one record at a time instead."""
+        if not records:
+            return []
+        models = {r.models_key for r in records}
+        try:
+            with self.engine.begin() as conn:
+                known = {}
+                for key in models:
+                    shas = [r.sha256 for r in records if r.models_key == key]
+                    known.update({(sha, key): i for sha, i in conn.execute(select(
+                        AnalysisRecord.sha256, AnalysisRecord.id).where(AnalysisRecord.models_key == key,
+                                                                        AnalysisRecord.sha256.in_(shas))).all()})
+                fresh = {}
+                for r in records:
+                    if (r.sha256, r.models_key) not in known:
+                        fresh.setdefault((r.sha256, r.models_key), r)
+                if fresh:
+                    ids = list(conn.scalars(insert(AnalysisRecord).returning(AnalysisRecord.id,
+                                                                             sort_by_parameter_order=True),
+                                            [{"sha256": r.sha256, "models_key": r.models_key,
+                                              "source": r.source[:2000], "document": r.document}
+                                             for r in fresh.values()]))
+                    labels = [{"analysis_id": i, "key": k, "value": v} for i, r in zip(ids, fresh.values())
+                              for k, v in sorted(history_labels(r.document))]
+                    if labels:
+                        conn.execute(insert(AnalysisLabel), labels)
+                    new = dict(zip(fresh, ids))
+                else:
+                    new = {}
+        except IntegrityError:
+            return [(stored.id, created) for stored, created in
+                    (self.save(r.sha256, r.models_key, r.source, r.document) for r in records)]
+        out, seen = [], set()
+        for r in records:
+            key = (r.sha256, r.models_key)
+            out.append((new[key], True) if key in new and key not in seen else (new.get(key, known.get(key)), False))
+            seen.add(key)
+        return out
 
     def save(self, sha256: str, models_key: str, source: str, document: dict) -> tuple[StoredAnalysis, bool]:
         """Store an analysis; returns it and True, or the one stored first for this image and models and False."""

@@ -24,7 +24,7 @@ from fashionlens.data.samples import SkippedInput
 from fashionlens.progress import progress_bar
 
 if TYPE_CHECKING:
-    from fashionlens.catalog.ray_ingest import RayOptions
+    from fashionlens.catalog.ray_jobs import RayOptions
 
 DEFAULT_CLASSIFIER = "default"
 
@@ -86,6 +86,11 @@ class Catalog:
 
     def __len__(self) -> int:
         return self.store.count()
+
+    @property
+    def index_revision(self) -> int:
+        """The store revision the in-memory index matches (-1: not loaded); searches catch it up first."""
+        return self._index_revision
 
     @property
     def embedder(self):

@@ -4,10 +4,8 @@ thin wrapper over `Catalog`."""
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import threading
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -60,9 +58,9 @@ def ingest(
     With --engine ray and a PostgreSQL --db, Ray's workers write to the database themselves."""
     from fashionlens.catalog import CatalogError
     from fashionlens.catalog.ingest import expand_sources
-    from fashionlens.catalog.ray_ingest import RayOptions
+    from fashionlens.catalog.ray_jobs import RayOptions
     from fashionlens.classify import ModelError
-    from fashionlens.cli_common import console, fail, report_skipped
+    from fashionlens.cli_common import console, fail, report_skipped, stop_on_interrupt
 
     if engine not in ("local", "ray"):
         fail(f"--engine {engine!r}: use 'local' or 'ray'")
@@ -80,7 +78,7 @@ def ingest(
     catalog = _open(db, model)
     stop = threading.Event()
     try:
-        with _stop_on_interrupt(stop):
+        with stop_on_interrupt(stop):
             report = catalog.ingest(found.sources, found.attributes, workers=workers,
                                     classifier=None if classifier == "none" else classifier, colors=colors,
                                     batch_size=batch_size, ray=ray,
@@ -105,25 +103,6 @@ def ingest(
 
 
 catalog_app.command("add")(ingest)
-
-
-@contextmanager
-def _stop_on_interrupt(stop: threading.Event):
-    """The first Ctrl-C sets `stop` (the run ends after the current batch); a second one interrupts at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        if stop.is_set():
-            signal.default_int_handler(signum, frame)
-        stop.set()
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 @catalog_app.command("search")

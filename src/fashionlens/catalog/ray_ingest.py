@@ -11,98 +11,42 @@ writes them alone. The driver shows progress, collects the report and catches th
 from __future__ import annotations
 
 import json
-import logging
-import socket
 import tempfile
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from fashionlens.catalog.ingest import Analyser, Decoder, read_source
-from fashionlens.catalog.store import CatalogError, NewItem, Store
+from fashionlens.catalog.ray_jobs import RayJob, RayOptions, run_on_ray, workers_write
+from fashionlens.catalog.store import NewItem, Store
 from fashionlens.data.samples import SkippedInput
 from fashionlens.fetch import FetchPolicy
-from fashionlens.progress import progress_bar
-
-DEFAULT_RAY_PORT = 6379
-DECODE_MEMORY = 2**30  # a decoding task's worker: Python with torch (~600 MiB measured) and a batch in flight
-ACTOR_MEMORY = 2 * 2**30  # a model actor: the models in PyTorch and ONNX Runtime (1.4-1.6 GiB measured)
-REACH_TIMEOUT = 60  # seconds the workers get to connect to the database before the job is refused
-
-
-@dataclass(frozen=True)
-class RayOptions:
-    """Where and how wide to run. `address`: None starts a local Ray on this machine's CPUs; "auto", "HOST:PORT"
-    or "ray://HOST:PORT" joins a running cluster. `actors`: model actors (default: one per two CPUs of the
-    cluster), each holding `actor_cpus` CPUs; each reading and decoding task holds `task_cpus`, and they get the
-    CPUs the actors leave. Fractions share a core (0.5 + 0.5: a model actor and a decoding task on one core, as
-    the single-process ingest shares its cores). `runtime_env`: Ray's runtime environment for the tasks and
-    actors (e.g. {"env_vars": {...}})."""
-
-    address: str | None = None
-    actors: int | None = None
-    actor_cpus: float = 1.0
-    task_cpus: float = 1.0
-    runtime_env: dict | None = None
-
-    def actor_count(self, cpus: float) -> int:
-        """The model actors on a cluster of `cpus` CPUs; a CatalogError when they would leave no CPU to decode
-        (Ray would wait for one forever)."""
-        actors = self.actors or max(1, int(cpus // 2))
-        if actors * self.actor_cpus + self.task_cpus > cpus:
-            raise CatalogError(f"{actors} model actors of {self.actor_cpus:g} CPUs and a decoding task of "
-                               f"{self.task_cpus:g} need {actors * self.actor_cpus + self.task_cpus:g} CPUs; the Ray "
-                               f"cluster has {cpus:g}: use fewer --actors or smaller --actor-cpus/--task-cpus")
-        return actors
 
 
 def ingest_on_ray(catalog, names: list[str], given: list[dict], options: RayOptions, *, classifier, colors: bool,
                   batch_size: int, policy: FetchPolicy | None, progress: bool, stop: threading.Event | None):
     """`Catalog.ingest`'s work on Ray; the same `AddReport`."""
-    import ray
-
     from fashionlens.catalog.catalog import AddReport
 
     report = AddReport()
     stored = catalog.store.known_sources(names)  # a rerun reads and downloads none of these
     report.present.update({name: stored[name] for name in dict.fromkeys(names) if name in stored})
     todo = [i for i, name in enumerate(names) if name not in stored]
-    workers_write = catalog.store.engine.dialect.name != "sqlite"
-    started = _connect(options.address)
-    try:
-        if workers_write:
-            _check_workers_reach(catalog.store.url, options.runtime_env)
+    url = catalog.store.url if workers_write(catalog.store.url) else None
+
+    def job() -> RayJob:
         embedder = catalog.embedder
-        actors = options.actor_count(ray.cluster_resources().get("CPU", 0))
-        threads = max(1, round(options.actor_cpus))
-        ray.data.DataContext.get_current().enable_progress_bars = False  # ours counts images, not blocks
-        rows = [{"source": names[i], "attributes": json.dumps(given[i])} for i in todo]
-        decoder = Analyser.decoder_for(embedder, classifier, colors)
-        dataset = (ray.data.from_items(rows)
-                   .map_batches(_decode, fn_kwargs={"decoder": decoder, "policy": policy or FetchPolicy.from_env()},
-                                # its memory reservation, unlike the actors', also keeps Ray Data from fusing
-                                # the decoding into the actors: it scales apart, on the CPUs they leave
-                                batch_size=batch_size, num_cpus=options.task_cpus, memory=DECODE_MEMORY,
-                                runtime_env=options.runtime_env)
-                   .map_batches(_Analyse, fn_constructor_kwargs={
-                       "models": (embedder, classifier, colors, batch_size), "threads": threads,
-                       "url": catalog.store.url if workers_write else None},
-                                batch_size=batch_size, num_cpus=options.actor_cpus, memory=ACTOR_MEMORY,
-                                compute=ray.data.ActorPoolStrategy(size=actors),
-                                runtime_env=options.runtime_env))
-        with progress_bar("ingest", len(names), progress) as advance:
-            advance(len(names) - len(todo))
-            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy") if todo else ():
-                _collect(catalog, batch, embedder.key, report)
-                advance(len(batch["source"]))
-                if stop is not None and stop.is_set():
-                    report.interrupted = True
-                    break
-    finally:
-        if started:
-            ray.shutdown()
+        return RayJob(rows=[{"source": names[i], "attributes": json.dumps(given[i])} for i in todo],
+                      prepare=_decode, prepare_kwargs={"decoder": Analyser.decoder_for(embedder, classifier, colors),
+                                                       "policy": policy or FetchPolicy.from_env()},
+                      actor=_Analyse, actor_kwargs={"models": (embedder, classifier, colors, batch_size),
+                                                    "threads": options.threads, "url": url},
+                      batch_size=batch_size)
+
+    report.interrupted = run_on_ray(job, options, url=url, label="ingest", total=len(names), progress=progress,
+                                    stop=stop, collect=lambda batch: _collect(catalog, batch, catalog.embedder.key,
+                                                                              report))
     catalog.catch_up_index()
     return report
 
@@ -204,66 +148,3 @@ class _Analyse:
         out["predicted"], out["colors"] = np.array(["{}"] * n, dtype=object), batch["colors"]
         out["predicted"][ok] = [json.dumps(p) for p in analysed.predicted]
         return out
-
-
-def _reach_database(url: str) -> str | None:
-    """Run on a worker: None if it can open the database, else why not."""
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:  # any failure to connect is the answer, whatever the driver raises
-        return str(getattr(exc, "orig", None) or exc).strip()
-    finally:
-        engine.dispose()
-    return None
-
-
-# the cluster
-
-def _connect(address: str | None) -> bool:
-    """Join the cluster at `address`, or start a local Ray; False when this process is in one already (the
-    caller's own `ray.init`)."""
-    import ray
-
-    if address and address != "auto":
-        _check_listening(address)
-    if ray.is_initialized():
-        return False
-    try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise CatalogError(f"--ray-address {address}: cannot join the Ray cluster ({exc})") from None
-    return True
-
-
-def _check_listening(address: str) -> None:
-    """A clear error at once for an address nothing listens on (Ray itself retries for a minute or more)."""
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host:
-        host, port = port, str(DEFAULT_RAY_PORT)
-    try:
-        with socket.create_connection((host, int(port)), timeout=5):
-            pass
-    except (OSError, ValueError) as exc:
-        raise CatalogError(f"--ray-address {address}: no Ray cluster answers there ({exc}); start one with "
-                           f"`ray start --head`, or leave the option out for a local Ray") from None
-
-
-def _check_workers_reach(url: str, runtime_env: dict | None) -> None:
-    """Before any work: every node of the cluster opens the database the actors will write to."""
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-    from sqlalchemy.engine import make_url
-
-    reach = ray.remote(num_cpus=0)(_reach_database)
-    nodes = [node["NodeID"] for node in ray.nodes() if node["Alive"]]
-    answers = ray.get([reach.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
-                                     runtime_env=runtime_env)
-                       .remote(url) for node in nodes], timeout=REACH_TIMEOUT)
-    for node, answer in zip(nodes, answers):
-        if answer is not None:
-            raise CatalogError(f"the Ray workers cannot reach the database {make_url(url)!r} (node "
-                               f"{node[:12]}): {answer}; nothing was ingested")

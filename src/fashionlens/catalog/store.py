@@ -19,7 +19,7 @@ from typing import Iterator
 import numpy as np
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
@@ -28,6 +28,7 @@ from fashionlens.catalog.models import CatalogState, Item, ItemLabel
 DEFAULT_DB_FILE = "fashionlens-catalog.db"
 TOP_COLOR_SHARE = 0.15  # a colour covering at least this share of the garment is one `color=` filter matches
 MAX_FILTER_COLORS = 3
+MIGRATION_LOCK = 0x66617368  # PostgreSQL advisory lock key ("fash") held while a process migrates
 
 
 class CatalogError(ValueError):
@@ -112,8 +113,15 @@ def migration_config(connection) -> Config:
 
 
 def migrate(engine: Engine) -> None:
-    with engine.begin() as connection:
-        command.upgrade(migration_config(connection), "head")
+    """Bring the schema to head and make the state row, once: on PostgreSQL under a lock held to the end of the
+    transaction, so several processes opening a new database at once (service replicas, Ray actors) do not all
+    create its tables."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+        command.upgrade(migration_config(conn), "head")
+        if conn.scalar(select(func.count()).select_from(CatalogState)) == 0:
+            conn.execute(insert(CatalogState).values(id=1, uid=str(uuid.uuid4()), revision=0))
 
 
 class Store:
@@ -133,9 +141,6 @@ class Store:
             migrate(self.engine)
         except OperationalError as exc:
             raise CatalogError(f"{self.engine.url!r}: cannot open the database ({exc.orig})") from None
-        with self.engine.begin() as conn:
-            if conn.scalar(select(func.count()).select_from(CatalogState)) == 0:
-                conn.execute(insert(CatalogState).values(id=1, uid=str(uuid.uuid4()), revision=0))
 
     def close(self) -> None:
         self.engine.dispose()

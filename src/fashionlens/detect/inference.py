@@ -69,16 +69,18 @@ class _Letterboxed(ImageFileDataset):
 
 
 class Detector:
-    """A loaded detector ready to run; `Detector()` is the shipped garment detector."""
+    """A loaded detector ready to run; `Detector()` is the shipped garment detector. `threads`: ONNX Runtime's (default:
+    one per core)."""
 
-    def __init__(self, model: LoadedDetector | str | Path | None = None, runtime: str = "onnx"):
+    def __init__(self, model: LoadedDetector | str | Path | None = None, runtime: str = "onnx",
+                 threads: int | None = None):
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
         self.model = model if isinstance(model, LoadedDetector) else load_detector(model or default_detector_dir())
         self.classes = list(self.model.config.classes)
         self.input_size = tuple(self.model.config.input_size)
         self.runtime = runtime
-        self._onnx = OnnxRunner(_onnx_for(self.model)) if runtime == "onnx" else None
+        self._onnx = OnnxRunner(_onnx_for(self.model), threads) if runtime == "onnx" else None
         self._shapes = level_shapes(self.model.model, self.input_size)
 
     def _raw(self, images: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -99,15 +99,17 @@ def _onnx_for(model: LoadedParser) -> Path:
 
 
 class Parser:
-    """A loaded garment parser ready to run; `Parser()` is the shipped one."""
+    """A loaded garment parser ready to run; `Parser()` is the shipped one. `threads`: ONNX Runtime's (default:
+    one per core)."""
 
-    def __init__(self, model: LoadedParser | str | Path | None = None, runtime: str = "onnx"):
+    def __init__(self, model: LoadedParser | str | Path | None = None, runtime: str = "onnx",
+                 threads: int | None = None):
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
         self.model = model if isinstance(model, LoadedParser) else load_parser(model or default_parser_dir())
         self.classes = list(self.model.config.classes)
         self.input_size = tuple(self.model.config.input_size)
-        self._onnx = OnnxRunner(_onnx_for(self.model)) if runtime == "onnx" else None
+        self._onnx = OnnxRunner(_onnx_for(self.model), threads) if runtime == "onnx" else None
 
     def _run(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         if self._onnx is not None:

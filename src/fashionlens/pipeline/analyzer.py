@@ -79,16 +79,17 @@ class _BackbonePass:
 
 
 class Analyzer:
-    """Loads the models once; `analyze` is safe to call from several threads (ONNX Runtime sessions are)."""
+    """Loads the models once; `analyze` is safe to call from several threads (ONNX Runtime sessions are).
+    `threads`: each ONNX Runtime session's (default: one per core; a Ray actor gives the CPUs it holds)."""
 
     def __init__(self, config: PipelineConfig | None = None, *, catalog=None, catalog_lock=None,
-                 embedder: Embedder | None = None):
+                 embedder: Embedder | None = None, threads: int | None = None):
         self.config = config or PipelineConfig()
         self.catalog = catalog
         self._catalog_lock = catalog_lock or contextlib.nullcontext()
-        self.detector = (Detector(None if self.config.detector == DEFAULT else Path(self.config.detector))
-                         if self.config.detector else None)
-        self.parser = (Parser(None if self.config.parser == DEFAULT else Path(self.config.parser))
+        self.detector = (Detector(None if self.config.detector == DEFAULT else Path(self.config.detector),
+                                  threads=threads) if self.config.detector else None)
+        self.parser = (Parser(None if self.config.parser == DEFAULT else Path(self.config.parser), threads=threads)
                        if self.config.parser and self.detector is not None else None)
         self.classifiers: list[LoadedModel] = [
             load_model(SHIPPED_CLASSIFIERS[c]() if c in SHIPPED_CLASSIFIERS else Path(c)) for c in self.config.classifiers]
@@ -100,7 +101,8 @@ class Analyzer:
         for backbone in [self.embedder.backbone] + [m.classifier.backbone_info for m in self.classifiers]:
             key = backbone_key(backbone)
             if key not in self._passes:
-                self._passes[key] = _BackbonePass(backbone.preprocess.eval_transform(), backbone_runner(backbone))
+                self._passes[key] = _BackbonePass(backbone.preprocess.eval_transform(),
+                                                   backbone_runner(backbone, threads=threads))
         # backbones whose crops are also run mirrored: those of models saved to predict with test-time flips
         self._mirror_keys = {backbone_key(m.classifier.backbone_info) for m in self.classifiers if m.classifier.tta}
         self.models = self._model_versions()

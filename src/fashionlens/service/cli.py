@@ -44,11 +44,19 @@ def analyze(
     db: Annotated[Optional[str], typer.Option("--db", help="Catalogue to find similar items in (default: none).")] = None,
     min_score: Annotated[float, typer.Option("--min-score", min=0, max=1, help="Drop detections below this score.")] = 0.4,
     similar: Annotated[int, typer.Option("--similar", min=0, help="Similar catalogue items per garment (needs --db).")] = 5,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON document per photo, one per line.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document per photo, one per line (--engine ray: the summary of the run).")] = False,
     coco: Annotated[Optional[Path], typer.Option("--coco", help="Also write every garment to this COCO file (boxes, "
                                                  "scores, mask polygons as segmentation).")] = None,
+    engine: Annotated[str, typer.Option("--engine", help="'local': this process; 'ray': a Ray cluster (local unless --ray-address), every result stored in the --db's analyses history.")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="With --engine ray: join this cluster (HOST:PORT, ray://HOST:PORT or 'auto').")] = None,
+    actors: Annotated[Optional[int], typer.Option("--actors", min=1, help="With --engine ray: model actors (default: one per two CPUs of the cluster).")] = None,
+    actor_cpus: Annotated[float, typer.Option("--actor-cpus", min=0.1, help="With --engine ray: CPUs each model actor holds (its ONNX Runtime threads).")] = 1.0,
+    task_cpus: Annotated[float, typer.Option("--task-cpus", min=0.1, help="With --engine ray: CPUs each reading task holds.")] = 1.0,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="With --engine ray: photos a batch (one transaction).")] = 8,
 ) -> None:
-    """Each garment in each photo: box, label, attributes, colours (and similar items with --db)."""
+    """Each garment in each photo: box, label, attributes, colours (and similar items with --db). With --engine ray
+    the photos are analysed on a Ray cluster and stored in the --db's analyses history (an image analysed before
+    under the same models is kept once; rerun after a crash or Ctrl-C to do the rest)."""
     from dataclasses import replace
 
     from fashionlens.catalog import Catalog, CatalogError
@@ -59,11 +67,23 @@ def analyze(
 
     from fashionlens.runtime import small_ops_on_one_thread
 
+    if engine not in ("local", "ray"):
+        fail(f"--engine {engine!r}: use 'local' or 'ray'")
+    if engine == "local" and (ray_address or actors):
+        fail("--ray-address and --actors need --engine ray")
+    if engine == "ray" and (not db or coco is not None):
+        fail("--engine ray stores its results in the analyses history: it needs --db, and writes no --coco file")
     files = image_paths(images, "photos")
+    config = replace(PipelineConfig(), min_score=min_score, similar_k=similar)
+    if engine == "ray":
+        from fashionlens.catalog import RayOptions
+
+        _analyze_on_ray(files, db, config, RayOptions(ray_address, actors, actor_cpus, task_cpus), batch_size, as_json)
+        return
     small_ops_on_one_thread()
     try:
         catalog = Catalog.open(db) if db else None
-        analyzer = Analyzer(replace(PipelineConfig(), min_score=min_score, similar_k=similar), catalog=catalog)
+        analyzer = Analyzer(config, catalog=catalog)
     except (CatalogError, ValueError) as exc:
         fail(str(exc))
     skipped = []
@@ -100,6 +120,37 @@ def analyze(
         console.print(f"COCO file written to [bold]{coco}[/bold]")
     report_skipped(skipped)
     if skipped and len(skipped) == len(files):
+        raise typer.Exit(1)
+
+
+def _analyze_on_ray(files: list[Path], db: str, config, options, batch_size: int, as_json: bool) -> None:
+    """`analyze --engine ray`: a summary (JSON with --json) and the photos that failed, each with its reason."""
+    import threading
+
+    from fashionlens.catalog import CatalogError
+    from fashionlens.cli_common import console, fail, report_skipped, stop_on_interrupt
+    from fashionlens.pipeline.ray_analyze import analyze_on_ray
+
+    stop = threading.Event()
+    try:
+        with stop_on_interrupt(stop):
+            report = analyze_on_ray(db, files, options, config, batch_size=batch_size, stop=stop,
+                                    progress=not as_json and sys.stderr.isatty())
+    except (CatalogError, ValueError) as exc:
+        fail(str(exc))
+    summary = report.to_json()
+    if as_json:
+        print(json.dumps(summary, ensure_ascii=False))
+    else:
+        report_skipped(report.failed, what="failed", more=" (--json lists them all)")
+        console.print(f"analysed {summary['analysed']}, already present {summary['already_present']}, failed "
+                      f"{summary['failed']} (see them with GET /v1/analyses of `fashionlens serve --db ...`)",
+                      highlight=False)
+    if report.interrupted:
+        console.print(f"interrupted: {len(report.analysed)} analysed; run the same command again to resume",
+                      highlight=False)
+        raise typer.Exit(130)
+    if report.failed and not report.analysed and not report.present:
         raise typer.Exit(1)
 
 

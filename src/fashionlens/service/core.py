@@ -3,7 +3,9 @@ lets many request threads share them.
 
 Model inference runs one request at a time (the two cores are already used by ONNX Runtime's own threads, so
 parallel requests would only contend); the catalogue's in-memory index is changed and searched under one lock.
-Every result is written to the database before it is returned.
+Every result is written to the database before it is returned. Several replicas can share one PostgreSQL: the
+store is the truth (an image is stored once, whichever replica wins the race), and each replica's index catches
+up with the store's revision before it is searched.
 """
 
 from __future__ import annotations
@@ -99,11 +101,12 @@ class Service:
             described = self.analyzer.describe([image])[0]
         self.media.put(sha, data)
         with self.catalog_lock:
-            self.catalog.add_vectors(described.embedding[None], sha256s=[sha], sources=[source], attributes=[attributes],
-                                     predicted=[described.predicted], colors=[[c.to_json() for c in described.colors]],
-                                     embedding_key=self.analyzer.embedder.key)
-            item_id = self.catalog.store.known([sha])[sha]
-        return self.item(item_id), True
+            added = self.catalog.add_vectors(described.embedding[None], sha256s=[sha], sources=[source],
+                                             attributes=[attributes], predicted=[described.predicted],
+                                             colors=[[c.to_json() for c in described.colors]],
+                                             embedding_key=self.analyzer.embedder.key)
+            item_id = added[0] if added else self.catalog.store.known([sha])[sha]  # else: another replica's
+        return self.item(item_id), bool(added)
 
     def item(self, item_id: int) -> StoredItem:
         with self.catalog_lock:
@@ -145,8 +148,13 @@ class Service:
     # status
 
     def health(self) -> dict:
+        """`revision`: the store's; `index_revision`: the store revision this replica's index has caught up to
+        (each search catches it up first, so writes through other replicas are found at once)."""
+        with self.catalog_lock:
+            index_revision = self.catalog.index_revision
         return {"status": "ok", "items": len(self.catalog), "analyses": self.history.count(),
-                "database": self.catalog.store.engine.dialect.name}
+                "database": self.catalog.store.engine.dialect.name, "revision": self.catalog.store.revision(),
+                "index_revision": index_revision}
 
     def models(self) -> dict:
         state = self.catalog.store.state()

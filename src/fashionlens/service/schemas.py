@@ -141,3 +141,5 @@ class HealthOut(BaseModel):
     items: int
     analyses: int
     database: str
+    revision: int  # the store's: bumped by every change, through any replica
+    index_revision: int  # what this replica's search index has caught up to (-1: not loaded yet)
