@@ -49,9 +49,14 @@ def test_ray_gives_the_single_process_items_attributes_and_embeddings(local_ray,
         failures = sorted((f.source, f.reason) for f in report.failed)
         assert failures == sorted((f.source, f.reason) for f in expected.failed) and len(failures) == 2
         assert got.keys() == want.keys()
+        # one image from two sources in one job: whichever reaches the store first is the item (workers race)
+        twins = {str(sources[0]): attributes[0], str(copy): attributes[5]}
         for sha, (item, vector) in got.items():
             other, other_vector = want[sha]
-            assert (item.source, item.attributes) == (other.source, other.attributes)
+            if other.source in twins:
+                assert item.attributes == twins[item.source]
+            else:
+                assert (item.source, item.attributes) == (other.source, other.attributes)
             assert {k: p["value"] for k, p in item.predicted.items()} == {k: p["value"] for k, p in other.predicted.items()}
             for key, p in item.predicted.items():
                 assert p["score"] == pytest.approx(other.predicted[key]["score"], abs=2e-4)
