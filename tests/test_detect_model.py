@@ -57,11 +57,12 @@ def scenes(tmp_path_factory) -> DetectionDataset:
 
 @pytest.fixture(scope="module")
 def extra_scenes(tmp_path_factory) -> DetectionDataset:
-    """More generated photos, as a second dataset (CCP's role): 8 photos, some of which fall in its test part."""
+    """More generated photos, as a second dataset (CCP's role): 8 photos, of which extra_14 and extra_16 fall in
+    the test part at the default fractions (10% validation, 15% test)."""
     folder = tmp_path_factory.mktemp("extra")
     rng = np.random.default_rng(1)
     images = []
-    for i in range(8):
+    for i in range(10, 18):
         image, dets = scene(rng)
         image.save(folder / f"extra_{i:02d}.png")
         images.append(AnnotatedImage(folder / f"extra_{i:02d}.png", SIZE[1], SIZE[0], dets))

@@ -6,7 +6,7 @@ jitter, half of them mirrored); each epoch draws one view per image. Extra datas
 add their train and validation photos to the training part only: validation and test stay the main dataset's,
 and the extra data's own test photos stay unseen for its benchmarks. Validation, early stopping and the saved
 weights use an exponential moving average of the weights (EMA), which places boxes more steadily than the last
-step's weights. The cache and an epoch checkpoint live in `<out>/.train/`, so a killed run resumes where it stopped.
+step's weights. `init` starts from a trained detector's weights (a fine-tuning stage on more data). The cache and an epoch checkpoint live in `<out>/.train/`, so a killed run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from fashionlens.detect.evaluate import evaluate_detections
 from fashionlens.letterbox import letterbox, to_tensor
 from fashionlens.features import ImageFileDataset
 from fashionlens.detect.model import DetectorConfig, build_detector, decode
-from fashionlens.detect.model_io import save_detector
+from fashionlens.detect.model_io import load_detector, save_detector
 from fashionlens.epoch_log import EpochLog
 from fashionlens.holdout import PARTS, holdout_part
 from fashionlens.progress import progress_bar
@@ -56,6 +56,7 @@ class DetectorTrainConfig:
     test_fraction: float = 0.15
     time_budget_minutes: float | None = None  # stop after the epoch that crosses it, keeping the best weights
     ema_decay: float = 0.998  # 0: validate and keep the raw weights
+    init: str | None = None  # a detector folder of the same network whose weights training starts from
     seed: int = 0
 
 
@@ -238,7 +239,15 @@ def train_detector(
         detector = replace(detector, classes=tuple(dataset.classes))
     torch.manual_seed(config.seed)
     backbone = create_backbone(detector.backbone)
-    model = build_detector(detector, backbone).to(memory_format=torch.channels_last)
+    model = build_detector(detector, backbone)
+    init_sha = None
+    if config.init:
+        start = load_detector(config.init)
+        if start.config != detector:
+            raise ValueError(f"{config.init}: its network ({start.config}) differs from the one to train ({detector})")
+        model.load_state_dict(start.model.state_dict())
+        init_sha = start.weights_sha256
+    model = model.to(memory_format=torch.channels_last)
     mean, std = backbone.preprocess.mean, backbone.preprocess.std
     parts = split_dataset(dataset, config.val_fraction, config.test_fraction)
     if not len(parts["train"]) or not len(parts["validation"]):
@@ -263,7 +272,7 @@ def train_detector(
     total = config.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
                                                     total_steps=total, pct_start=0.05)
-    config_key = hashlib.sha256(json.dumps([key, asdict(config)], default=str).encode()).hexdigest()[:16]
+    config_key = hashlib.sha256(json.dumps([key, asdict(config), init_sha], default=str).encode()).hexdigest()[:16]
     state = {"config_key": config_key, "epoch": 0, "best_score": -1.0, "best_epoch": 0, "since_best": 0, "seconds": 0.0}
     best = {k: v.clone() for k, v in model.state_dict().items()}
     resumed = load_checkpoint(work, model, optimizer, scheduler, config_key)
