@@ -56,11 +56,28 @@ def scenes(tmp_path_factory) -> DetectionDataset:
 
 
 @pytest.fixture(scope="module")
-def trained(scenes, tmp_path_factory) -> Path:
+def extra_scenes(tmp_path_factory) -> DetectionDataset:
+    """More generated photos, as a second dataset (CCP's role): 8 photos, of which extra_14 and extra_16 fall in
+    the test part at the default fractions (10% validation, 15% test)."""
+    folder = tmp_path_factory.mktemp("extra")
+    rng = np.random.default_rng(1)
+    images = []
+    for i in range(10, 18):
+        image, dets = scene(rng)
+        image.save(folder / f"extra_{i:02d}.png")
+        images.append(AnnotatedImage(folder / f"extra_{i:02d}.png", SIZE[1], SIZE[0], dets))
+    return DetectionDataset(CLASSES, images, str(folder))
+
+
+TRAIN = DetectorTrainConfig(epochs=6, views=2, batch_size=4, lr=2e-3, val_fraction=0.25, test_fraction=0.0, patience=10,
+                            ema_decay=0.9)
+
+
+@pytest.fixture(scope="module")
+def trained(scenes, extra_scenes, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("detector")
-    config = DetectorTrainConfig(epochs=6, views=2, batch_size=4, lr=2e-3, val_fraction=0.25, test_fraction=0.0, patience=10)
     train_detector(scenes, out, detector=DetectorConfig(classes=tuple(CLASSES), input_size=SIZE, channels=64),
-                   config=config, progress=False)
+                   config=TRAIN, extra=[extra_scenes], progress=False)
     return out
 
 
@@ -70,13 +87,27 @@ def test_training_loss_falls(trained):
     assert len(rows) == 6
     loss = [float(r["classification"]) + float(r["bbox_regression"]) for r in rows]
     assert loss[-1] < 0.8 * loss[0], loss
+    assert all(0 <= float(r["raw_val_map50"]) <= 1 for r in rows)  # the raw weights are scored beside the average
 
 
-def test_training_resumes_without_redoing_epochs(scenes, trained):
-    """Rerunning the same command finds the checkpoint: no epoch is trained twice."""
-    config = DetectorTrainConfig(epochs=6, views=2, batch_size=4, lr=2e-3, val_fraction=0.25, test_fraction=0.0, patience=10)
+def test_extra_data_trains_but_its_test_part_stays_out(trained, extra_scenes):
+    from fashionlens.detect.train import extra_training_images
+
+    used = extra_training_images([extra_scenes], CLASSES, 0.1, 0.15)
+    tested = [im for im in extra_scenes.images if holdout_part(im.path, 0.1, 0.15) == "test"]
+    assert tested and len(used) == len(extra_scenes) - len(tested)  # names chosen so that some are held out
+    assert not {im.path for im in used} & {im.path for im in tested}
+    manifest = json.loads((trained / "manifest.json").read_text())
+    assert manifest["data"]["extra"] == [{"source": extra_scenes.source, "train": len(extra_training_images(
+        [extra_scenes], CLASSES, TRAIN.val_fraction, TRAIN.test_fraction))}]
+    with pytest.raises(ValueError, match="differ"):
+        extra_training_images([DetectionDataset(["other"], [], "elsewhere")], CLASSES, 0.1, 0.15)
+
+
+def test_training_resumes_without_redoing_epochs(scenes, extra_scenes, trained):
+    """Rerunning the same command finds the checkpoint (and the weight average): no epoch is trained twice."""
     train_detector(scenes, trained, detector=DetectorConfig(classes=tuple(CLASSES), input_size=SIZE, channels=64),
-                   config=config, progress=False)
+                   config=TRAIN, extra=[extra_scenes], progress=False)
     with open(trained / "logs" / "detector.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 6
 

@@ -154,3 +154,18 @@ def test_clothing_parsing_reads_into_sane_boxes(shared_datasets):
     assert 1.4 <= shoe_parts <= 2.0, shoe_parts  # measured 1.62: most pairs are two parts
     jacket_parts = sum(parts[n] for n in ("jacket", "coat", "blazer")) / sum(photos[n] for n in ("jacket", "coat", "blazer"))
     assert 1.0 <= jacket_parts <= 1.25, jacket_parts  # measured 1.10: arm-split jackets are one part
+
+
+def test_every_ccp_name_maps_to_a_detector_class_or_none(tmp_path):
+    from fashionlens.detect.formats.garment_names import CCP_TO_GARMENT, read_extra_boxes
+
+    detector = ["sunglass", "hat", "jacket", "shirt", "pants", "shorts", "skirt", "dress", "bag", "shoe"]
+    assert set(CCP_TO_GARMENT.values()) == {*detector, None}
+    root = _dataset(tmp_path / "d", 1)  # jacket, shoes, top (CCP names) plus skin
+    ds = read_extra_boxes(root, detector)
+    assert ds.classes == detector and not ds.skipped
+    counts = Counter(detector[c] for c in ds.images[0].detections.class_id.tolist())
+    assert counts == {"jacket": 1, "shoe": 2, "shirt": 1}  # a CCP top is a shirt; two shoes stay two boxes
+    names = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "clothing-parsing" / "labels.txt"
+    if names.is_file():
+        assert set(names.read_text().split()) == set(CCP_TO_GARMENT)

@@ -11,6 +11,11 @@ from safetensors.torch import load_file, save_file
 from fashionlens.atomic import atomic_path, write_text_atomic
 
 
+def save_tensors(path: Path, values: dict[str, torch.Tensor]) -> None:
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous() for k, v in values.items()}, tmp)
+
+
 def save_checkpoint(folder: Path, module: torch.nn.Module, optimizer, scheduler, state: dict, best: dict) -> None:
     """state.json is written last: it names an epoch only once that epoch's tensors are all on disk."""
     opt = optimizer.state_dict()
@@ -20,8 +25,7 @@ def save_checkpoint(folder: Path, module: torch.nn.Module, optimizer, scheduler,
         "optimizer": {f"{idx}.{k}": v for idx, s in opt["state"].items() for k, v in s.items() if torch.is_tensor(v)},
     }
     for name, values in tensors.items():
-        with atomic_path(folder / f"{name}.safetensors") as tmp:
-            save_file({k: v.contiguous() for k, v in values.items()}, tmp)
+        save_tensors(folder / f"{name}.safetensors", values)
     state = {**state, "param_groups": opt["param_groups"], "scheduler": scheduler.state_dict()}
     write_text_atomic(folder / "state.json", json.dumps(state, indent=1))
 
@@ -45,12 +49,13 @@ def load_checkpoint(folder: Path, module: torch.nn.Module, optimizer, scheduler,
 
 
 def end_epoch(folder: Path, module: torch.nn.Module, optimizer, scheduler, state: dict, best: dict, epoch: int,
-              score: float) -> dict:
-    """Record the epoch, keep the best weights by `score` (higher is better), checkpoint; returns the best."""
+              score: float, weights: dict | None = None) -> dict:
+    """Record the epoch, keep the best weights by `score` (higher is better), checkpoint; returns the best.
+    `weights` are the ones `score` was measured on (an average of the module's), when not the module's own."""
     state["epoch"] = epoch
     if score > state["best_score"]:
         state.update(best_score=score, best_epoch=epoch, since_best=0)
-        best = {k: v.clone() for k, v in module.state_dict().items()}
+        best = weights if weights is not None else {k: v.clone() for k, v in module.state_dict().items()}
     else:
         state["since_best"] += 1
     save_checkpoint(folder, module, optimizer, scheduler, state, best)

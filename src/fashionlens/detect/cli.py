@@ -47,10 +47,14 @@ def train_detector(
     lr: Annotated[float, typer.Option()] = 1e-3,
     patience: Annotated[int, typer.Option(min=1, help="Epochs without a better validation mAP@0.5 before stopping.")] = 6,
     time_budget: Annotated[Optional[float], typer.Option(help="Minutes of training after which to stop, keeping the best epoch.")] = None,
+    extra: Annotated[Optional[list[Path]], typer.Option("--extra", help="More annotated photos for training only (their train and validation parts by file name); label maps such as CCP's become boxes of the data's classes through the CCP name table.")] = None,
+    init: Annotated[Optional[Path], typer.Option("--init", help="Start from this detector folder's weights (same classes, backbone and input size): fine-tuning.")] = None,
+    ema_decay: Annotated[float, typer.Option(min=0.0, max=1.0, help="Decay of the weight average that is validated and kept (0: the raw weights).")] = 0.998,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Train one detector for all classes; holds out validation (early stopping) and test parts by file name."""
     from fashionlens.cli_common import console, fail, report_skipped
+    from fashionlens.detect.formats.garment_names import read_extra_boxes
     from fashionlens.detect.model import DetectorConfig
     from fashionlens.detect.train import DetectorTrainConfig, train_detector as run
 
@@ -64,9 +68,17 @@ def train_detector(
         fail(f"{data}: no usable annotated images")
     detector = DetectorConfig(classes=tuple(dataset.classes), backbone=backbone, input_size=(height, width))
     config = DetectorTrainConfig(epochs=epochs, views=views, batch_size=batch_size, lr=lr, patience=patience,
-                                 time_budget_minutes=time_budget, seed=seed)
+                                 time_budget_minutes=time_budget, ema_decay=ema_decay, seed=seed,
+                                 init=str(init) if init else None)
+    extra_sets = []
+    for path in extra or []:
+        try:
+            extra_sets.append(read_extra_boxes(path, dataset.classes, progress=sys.stderr.isatty()))
+        except (FileNotFoundError, ValueError) as exc:
+            fail(str(exc))
+        report_skipped(extra_sets[-1].skipped)
     try:
-        result = run(dataset, out, detector=detector, config=config, progress=sys.stderr.isatty())
+        result = run(dataset, out, detector=detector, config=config, extra=extra_sets, progress=sys.stderr.isatty())
     except ValueError as exc:
         fail(str(exc))
     report_skipped(result["failures"])

@@ -2,8 +2,11 @@
 then each epoch trains only the deeper backbone blocks, the pyramid and the FCOS head on those caches.
 
 Every training image gets `views` fixed augmentations (the photo, its mirror, then random crops with colour
-jitter, half of them mirrored); each epoch draws one view per image. The cache and an epoch checkpoint live
-in `<out>/.train/`, so a killed run resumes where it stopped.
+jitter, half of them mirrored); each epoch draws one view per image. Extra datasets (CCP's label maps as boxes)
+add their train and validation photos to the training part only: validation and test stay the main dataset's,
+and the extra data's own test photos stay unseen for its benchmarks. Validation, early stopping and the saved
+weights use an exponential moving average of the weights (EMA), which places boxes more steadily than the last
+step's weights. `init` starts from a trained detector's weights (a fine-tuning stage on more data). The cache and an epoch checkpoint live in `<out>/.train/`, so a killed run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -22,14 +25,16 @@ from torchvision.models.detection.image_list import ImageList
 
 from fashionlens.atomic import write_text_atomic
 from fashionlens.backbones import create_backbone
-from fashionlens.checkpoints import end_epoch, load_checkpoint
+from safetensors.torch import load_file
+
+from fashionlens.checkpoints import end_epoch, load_checkpoint, save_tensors
 from fashionlens.data.samples import SkippedInput
 from fashionlens.detect.detections import AnnotatedImage, DetectionDataset, Detections
 from fashionlens.detect.evaluate import evaluate_detections
 from fashionlens.letterbox import letterbox, to_tensor
 from fashionlens.features import ImageFileDataset
 from fashionlens.detect.model import DetectorConfig, build_detector, decode
-from fashionlens.detect.model_io import save_detector
+from fashionlens.detect.model_io import load_detector, save_detector
 from fashionlens.epoch_log import EpochLog
 from fashionlens.holdout import PARTS, holdout_part
 from fashionlens.progress import progress_bar
@@ -50,12 +55,43 @@ class DetectorTrainConfig:
     val_fraction: float = 0.1
     test_fraction: float = 0.15
     time_budget_minutes: float | None = None  # stop after the epoch that crosses it, keeping the best weights
+    ema_decay: float = 0.998  # 0: validate and keep the raw weights
+    init: str | None = None  # a detector folder of the same network whose weights training starts from
     seed: int = 0
 
 
 def split_dataset(dataset: DetectionDataset, val_fraction: float, test_fraction: float) -> dict[str, DetectionDataset]:
     parts = [holdout_part(im.path, val_fraction, test_fraction) for im in dataset.images]
     return {name: dataset.subset([i for i, p in enumerate(parts) if p == name]) for name in PARTS}
+
+
+class WeightAverage:
+    """EMA of a model's floating-point state; the decay ramps up over the first steps, as in YOLOv5."""
+
+    def __init__(self, model: torch.nn.Module, decay: float, state: dict[str, torch.Tensor] | None = None, steps: int = 0):
+        self.decay, self.steps = decay, steps
+        self.state = state if state is not None else {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.steps += 1
+        d = min(self.decay, (1 + self.steps) / (10 + self.steps))
+        for k, v in model.state_dict().items():
+            if v.dtype.is_floating_point:
+                self.state[k].mul_(d).add_(v.detach(), alpha=1 - d)
+            else:
+                self.state[k].copy_(v)
+
+
+def extra_training_images(extra: list[DetectionDataset], classes: list[str], val_fraction: float,
+                          test_fraction: float) -> list[AnnotatedImage]:
+    """The train and validation parts (by file name) of each extra dataset, whose classes must be the model's."""
+    out = []
+    for ds in extra:
+        if list(ds.classes) != list(classes):
+            raise ValueError(f"{ds.source}: classes {ds.classes} differ from the training data's {classes}")
+        out += [im for im in ds.images if holdout_part(im.path, val_fraction, test_fraction) != "test"]
+    return out
 
 
 def _random_crop(image: Image.Image, boxes: np.ndarray, labels: np.ndarray, rng: np.random.Generator):
@@ -192,6 +228,7 @@ def train_detector(
     *,
     detector: DetectorConfig | None = None,
     config: DetectorTrainConfig = DetectorTrainConfig(),
+    extra: list[DetectionDataset] = (),
     progress: bool = True,
 ) -> dict:
     """Train, keep the epoch with the best validation mAP@0.5, evaluate on the held-out test part, save."""
@@ -202,17 +239,28 @@ def train_detector(
         detector = replace(detector, classes=tuple(dataset.classes))
     torch.manual_seed(config.seed)
     backbone = create_backbone(detector.backbone)
-    model = build_detector(detector, backbone).to(memory_format=torch.channels_last)
+    model = build_detector(detector, backbone)
+    init_sha = None
+    if config.init:
+        start = load_detector(config.init)
+        if start.config != detector:
+            raise ValueError(f"{config.init}: its network ({start.config}) differs from the one to train ({detector})")
+        model.load_state_dict(start.model.state_dict())
+        init_sha = start.weights_sha256
+    model = model.to(memory_format=torch.channels_last)
     mean, std = backbone.preprocess.mean, backbone.preprocess.std
     parts = split_dataset(dataset, config.val_fraction, config.test_fraction)
     if not len(parts["train"]) or not len(parts["validation"]):
         raise ValueError(f"{dataset.source}: {len(dataset)} annotated images are too few to hold out a validation part")
+    extra_images = extra_training_images(list(extra), list(dataset.classes), config.val_fraction, config.test_fraction)
+    train_images = parts["train"].images + extra_images
     work = out / ".train"
     key = hashlib.sha256(json.dumps([detector.to_dict(), backbone.weights_id, config.views, config.seed,
                                      config.val_fraction, config.test_fraction,
-                                     [str(im.path) for im in dataset.images]]).encode()).hexdigest()[:16]
+                                     [str(im.path) for im in dataset.images],
+                                     [str(im.path) for im in extra_images]]).encode()).hexdigest()[:16]
     failures: list[SkippedInput] = []
-    train_cache = build_stem_cache(model, parts["train"].images, config.views, detector, mean, std, work, key,
+    train_cache = build_stem_cache(model, train_images, config.views, detector, mean, std, work, key,
                                    config.seed, failures, progress, "train")
     val_cache = build_stem_cache(model, parts["validation"].images, 1, detector, mean, std, work, key, config.seed,
                                  failures, progress, "validation")
@@ -224,13 +272,16 @@ def train_detector(
     total = config.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
                                                     total_steps=total, pct_start=0.05)
-    config_key = hashlib.sha256(json.dumps([key, asdict(config)], default=str).encode()).hexdigest()[:16]
+    config_key = hashlib.sha256(json.dumps([key, asdict(config), init_sha], default=str).encode()).hexdigest()[:16]
     state = {"config_key": config_key, "epoch": 0, "best_score": -1.0, "best_epoch": 0, "since_best": 0, "seconds": 0.0}
     best = {k: v.clone() for k, v in model.state_dict().items()}
     resumed = load_checkpoint(work, model, optimizer, scheduler, config_key)
+    ema = WeightAverage(model, config.ema_decay) if config.ema_decay else None
     if resumed:
         state, best = resumed
         state.pop("param_groups", None), state.pop("scheduler", None)
+        if ema is not None:
+            ema = WeightAverage(model, config.ema_decay, load_file(work / "ema.safetensors"), state.get("ema_steps", 0))
     log = EpochLog(out / "logs")
     rng = np.random.default_rng(config.seed)
     input_size = detector.input_size
@@ -258,22 +309,35 @@ def train_detector(
                 optimizer.step()
                 if scheduler.last_epoch + 1 < total:
                     scheduler.step()
+                if ema is not None:
+                    ema.update(model)
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + v.item()
                 advance(len(rows))
-        predictions = predict_cached(model, val_cache, 1, input_size)
-        metrics = evaluate_detections(val_subset, [predictions[i] for i in val_ok])
+        raw = evaluate_detections(val_subset, [predict_cached(model, val_cache, 1, input_size)[i] for i in val_ok])
+        metrics, kept = raw, None
+        if ema is not None:  # validate the average too (the raw figures stay in the log to measure what EMA pays)
+            live = {k: v.clone() for k, v in model.state_dict().items()}
+            model.load_state_dict(ema.state)
+            metrics = evaluate_detections(val_subset, [predict_cached(model, val_cache, 1, input_size)[i] for i in val_ok])
+            kept = {k: v.clone() for k, v in ema.state.items()}
+            model.load_state_dict(live)
+            state["ema_steps"] = ema.steps
+            save_tensors(work / "ema.safetensors", ema.state)
         score = float(metrics["map50"])
         state["seconds"] += time.time() - epoch_start
         log.log("detector", epoch, {**{k: v / steps_per_epoch for k, v in sums.items()}, "val_map50": score,
-                                    "val_map50_95": float(metrics["map50_95"]), "minutes": state["seconds"] / 60})
-        best = end_epoch(work, model, optimizer, scheduler, state, best, epoch, score)
+                                    "val_map50_95": float(metrics["map50_95"]), "raw_val_map50": float(raw["map50"]),
+                                    "raw_val_map50_95": float(raw["map50_95"]), "minutes": state["seconds"] / 60})
+        best = end_epoch(work, model, optimizer, scheduler, state, best, epoch, score, weights=kept)
     log.close()
     model.load_state_dict(best)
     model = model.to(memory_format=torch.contiguous_format).eval()
     summary = {
         "data": {"source": dataset.source, "images": len(dataset), "skipped": len(dataset.skipped) + len(failures),
                  **{part: len(parts[part]) for part in PARTS},
+                 "extra": [{"source": ds.source, "train": sum(1 for im in extra_images if str(im.path).startswith(ds.source))}
+                           for ds in extra],
                  "split": {"rule": "sha1(file name)", "val_fraction": config.val_fraction,
                            "test_fraction": config.test_fraction}},
         "training": {**asdict(config), "best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
