@@ -3,6 +3,7 @@ stopping a batch job on Ctrl-C, and the labelled-data options of `train`, `evalu
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from contextlib import contextmanager
@@ -41,6 +42,19 @@ def report_skipped(skipped, limit: int = 20, *, what: str = "skipped", more: str
         console.print(f"  {item.source}: {item.reason}", highlight=False, markup=False)
     if len(skipped) > limit:
         console.print(f"  … and {len(skipped) - limit} more{more}", highlight=False)
+
+
+def print_batch_report(report, as_json: bool, totals: str, done: str) -> None:
+    """A batch job's ending, shared by ingest and analyze: its JSON summary, or the failures and the `totals` line;
+    then, if Ctrl-C stopped it, how far it got (`done`) and exit 130, as a shell expects."""
+    if as_json:
+        print(json.dumps(report.to_json(), ensure_ascii=False))
+    else:
+        report_skipped(report.failed, what="failed", more=" (--json lists them all)")
+        console.print(totals, highlight=False)
+    if report.interrupted:
+        console.print(f"interrupted: {done}; run the same command again to resume", highlight=False)
+        raise typer.Exit(130)
 
 
 @contextmanager

@@ -60,7 +60,7 @@ def ingest(
     from fashionlens.catalog.ingest import expand_sources
     from fashionlens.catalog.ray_jobs import RayOptions
     from fashionlens.classify import ModelError
-    from fashionlens.cli_common import console, fail, report_skipped, stop_on_interrupt
+    from fashionlens.cli_common import console, fail, print_batch_report, stop_on_interrupt
 
     if engine not in ("local", "ray"):
         fail(f"--engine {engine!r}: use 'local' or 'ray'")
@@ -89,15 +89,8 @@ def ingest(
         catalog.close()
     report.failed[:0] = found.skipped
     summary = report.to_json()
-    if json_out:
-        print(json.dumps(summary, ensure_ascii=False))
-    else:
-        report_skipped(report.failed, what="failed", more=" (--json lists them all)")
-        console.print(f"added {summary['added']}, already present {summary['already_present']}, "
-                      f"failed {summary['failed']} ({catalog.store.url})", highlight=False)
-    if report.interrupted:
-        console.print(f"interrupted: {len(report.added)} added; run the same command again to resume", highlight=False)
-        raise typer.Exit(130)
+    print_batch_report(report, json_out, f"added {summary['added']}, already present {summary['already_present']}, "
+                       f"failed {summary['failed']} ({catalog.store.url})", f"{len(report.added)} added")
     if report.failed and not report.added and not report.present:
         raise typer.Exit(1)
 

@@ -128,7 +128,7 @@ def _analyze_on_ray(files: list[Path], db: str, config, options, batch_size: int
     import threading
 
     from fashionlens.catalog import CatalogError
-    from fashionlens.cli_common import console, fail, report_skipped, stop_on_interrupt
+    from fashionlens.cli_common import fail, print_batch_report, stop_on_interrupt
     from fashionlens.pipeline.ray_analyze import analyze_on_ray
 
     stop = threading.Event()
@@ -139,17 +139,9 @@ def _analyze_on_ray(files: list[Path], db: str, config, options, batch_size: int
     except (CatalogError, ValueError) as exc:
         fail(str(exc))
     summary = report.to_json()
-    if as_json:
-        print(json.dumps(summary, ensure_ascii=False))
-    else:
-        report_skipped(report.failed, what="failed", more=" (--json lists them all)")
-        console.print(f"analysed {summary['analysed']}, already present {summary['already_present']}, failed "
-                      f"{summary['failed']} (see them with GET /v1/analyses of `fashionlens serve --db ...`)",
-                      highlight=False)
-    if report.interrupted:
-        console.print(f"interrupted: {len(report.analysed)} analysed; run the same command again to resume",
-                      highlight=False)
-        raise typer.Exit(130)
+    print_batch_report(report, as_json, f"analysed {summary['analysed']}, already present {summary['already_present']}, "
+                       f"failed {summary['failed']} (see them with GET /v1/analyses of `fashionlens serve --db ...`)",
+                       f"{len(report.analysed)} analysed")
     if report.failed and not report.analysed and not report.present:
         raise typer.Exit(1)
 
