@@ -379,3 +379,11 @@ def test_cross_validate_score_where_trains_on_all_and_scores_the_matching_rows(d
     assert result.exit_code == 2 and flat("no usable rows") in flat(result.stderr)
     result = invoke("cross-validate", data_dir, "--score-where", "kind=product")
     assert result.exit_code == 2 and flat("--score-where applies to a --labels table") in flat(result.stderr)
+
+
+def test_python_m_fashionlens_is_the_command():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "fashionlens", "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "Usage: fashionlens" in done.stdout and "train-parser" in done.stdout

@@ -1,0 +1,5 @@
+"""`python -m fashionlens` is the `fashionlens` command, for environments where the script is not on PATH."""
+
+from fashionlens.cli import app
+
+app(prog_name="fashionlens")
