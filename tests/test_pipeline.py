@@ -123,14 +123,10 @@ def test_bad_image_names_its_source(analyzer, tmp_path):
 
 def test_one_garment_is_not_reported_as_two_classes(analyzer):
     """shirt_1.jpg: the detector finds one box as both jacket and pants; the pipeline keeps the better one."""
-    from fashionlens.detect.overlaps import LAYERED
-
     result = analyzer.analyze(SAMPLES / "shirt_1.jpg")
     boxes = torch.tensor([g.box for g in result.items])
     overlap = box_iou(boxes, boxes).fill_diagonal_(0)
-    names = [g.label for g in result.items]
-    for i, j in zip(*np.nonzero(overlap.numpy() > analyzer.config.same_garment_iou)):
-        assert frozenset((names[i], names[j])) in LAYERED, (names[i], names[j])
+    assert float(overlap.max()) <= analyzer.config.same_garment_iou
 
 
 def test_a_model_saved_with_test_time_flips_predicts_with_them_everywhere(tmp_path):

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from torchvision.ops import nms
 
 from fashionlens.classify.inference import LabelScore, top_labels
 from fashionlens.classify.model import mirrored
@@ -27,7 +28,6 @@ from fashionlens.colors import named_colors
 from fashionlens.defaults import SHIPPED_CLASSIFIERS
 from fashionlens.detect.crop import cut_out
 from fashionlens.detect.inference import Detector
-from fashionlens.detect.overlaps import suppress_cross_class
 from fashionlens.embeddings import Embedder, default_embedder
 from fashionlens.features import backbone_key, backbone_runner
 from fashionlens.fingerprints import sha256_bytes
@@ -49,7 +49,6 @@ class PipelineConfig:
     min_score: float = 0.4  # detections below this are dropped
     max_items: int = 12  # garments described per photo, most confident first
     same_garment_iou: float = 0.7  # boxes of different classes overlapping this much are one garment: the best wins
-    # (unless the classes are worn in layers, detect.overlaps.LAYERED)
     crop_padding: float = 0.05  # each box grown by this share of its size before cropping
     crop_square: bool = True  # pad each crop to a square on white, so the centre crop keeps the whole garment
     top_k: int = 3  # labels returned per attribute task
@@ -122,7 +121,7 @@ class Analyzer:
                                                      "tasks": [t.name for t in m.classifier.tasks],
                                                      **({"tta": "flip"} if m.classifier.tta else {})}
         models["embedding"] = {"name": self.embedder.key, "dim": self.embedder.dim}
-        models["pipeline"] = {"version": 4, "min_score": self.config.min_score, "max_items": self.config.max_items,
+        models["pipeline"] = {"version": 3, "min_score": self.config.min_score, "max_items": self.config.max_items,
                               "same_garment_iou": self.config.same_garment_iou,
                               "crop_padding": self.config.crop_padding, "crop_square": self.config.crop_square,
                               "similar_filter": self.config.similar_filter}
@@ -224,8 +223,8 @@ class Analyzer:
         with _timer(timings, "detect"):
             found = self.detector.detect_image(image, self.config.min_score)
             # the detector suppresses overlaps per class; one garment should not come back as two classes
-            found = suppress_cross_class(found, self.detector.classes, self.config.same_garment_iou)
-        found = found[:self.config.max_items]  # the kept boxes come best first
+            keep = nms(torch.from_numpy(found.xyxy), torch.from_numpy(found.confidence), self.config.same_garment_iou)
+        found = found[keep.numpy()[:self.config.max_items]]  # nms returns the kept boxes best first
         return ([tuple(box) for box in found.xyxy.tolist()], [self.detector.classes[c] for c in found.class_id],
                 found.confidence.tolist())
 
