@@ -222,6 +222,12 @@ def predict_cached(model, cache: StemCache, views: int, input_size, batch_size: 
     return results
 
 
+def _validate(model, cache: StemCache, subset: DetectionDataset, ok: list[int], input_size) -> dict:
+    """COCO metrics of one pass over the cached validation stems, scored on the readable images (`ok`)."""
+    predictions = predict_cached(model, cache, 1, input_size)
+    return evaluate_detections(subset, [predictions[i] for i in ok])
+
+
 def train_detector(
     dataset: DetectionDataset,
     out: str | Path,
@@ -314,12 +320,12 @@ def train_detector(
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + v.item()
                 advance(len(rows))
-        raw = evaluate_detections(val_subset, [predict_cached(model, val_cache, 1, input_size)[i] for i in val_ok])
+        raw = _validate(model, val_cache, val_subset, val_ok, input_size)
         metrics, kept = raw, None
         if ema is not None:  # validate the average too (the raw figures stay in the log to measure what EMA pays)
             live = {k: v.clone() for k, v in model.state_dict().items()}
             model.load_state_dict(ema.state)
-            metrics = evaluate_detections(val_subset, [predict_cached(model, val_cache, 1, input_size)[i] for i in val_ok])
+            metrics = _validate(model, val_cache, val_subset, val_ok, input_size)
             kept = {k: v.clone() for k, v in ema.state.items()}
             model.load_state_dict(live)
             state["ema_steps"] = ema.steps
