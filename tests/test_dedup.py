@@ -267,6 +267,61 @@ def test_colour_variants_of_one_garment_are_not_grouped(tmp_path):
     assert max(len(g.images) for g in unverified.groups) > 2
 
 
+def _model_in(shirt: str) -> Image.Image:
+    """One model in one pose and light on a white studio floor, in a grey check shirt or a grey printed T-shirt,
+    as a catalogue's 60x80 thumbnail: everything but the shirt is the same picture."""
+    rng = np.random.default_rng(7)
+    image = Image.new("RGB", (300, 400), (250, 250, 250))
+    draw = ImageDraw.Draw(image)
+    skin = (214, 170, 140)
+    draw.polygon([(70, 110), (230, 110), (250, 250), (215, 255), (205, 170), (95, 170), (85, 255), (50, 250)], fill=skin)
+    draw.ellipse((120, 20, 180, 95), fill=skin)
+    draw.rectangle((140, 90, 160, 110), fill=skin)
+    for _ in range(40):  # creases and stitching of the jeans
+        x, y = rng.integers(100, 200), rng.integers(240, 395)
+        draw.line((x, y, x + rng.integers(-15, 15), y + rng.integers(5, 25)),
+                  fill=tuple(int(c) for c in rng.integers(20, 120, 3)), width=2)
+    draw.rectangle((100, 240, 200, 395), outline=(30, 45, 80), width=3)
+    draw.line((150, 240, 150, 395), fill=(30, 45, 80), width=4)
+    for _ in range(25):  # hair
+        x, y = rng.integers(118, 182), rng.integers(12, 40)
+        draw.ellipse((x, y, x + 9, y + 6), fill=(40, 30, 25))
+    draw.ellipse((133, 50, 143, 56), fill=(30, 30, 30))
+    draw.ellipse((157, 50, 167, 56), fill=(30, 30, 30))
+    body = [(85, 110), (215, 110), (230, 170), (205, 175), (200, 250), (100, 250), (95, 175), (70, 170)]
+    if shirt == "check":
+        draw.polygon(body, fill=(200, 200, 200))
+        for k in range(70, 235, 16):
+            draw.line((k, 110, k, 250), fill=(110, 110, 110), width=4)
+            draw.line((70, k + 40, 230, k + 40), fill=(110, 110, 110), width=4)
+    else:
+        draw.polygon(body, fill=(165, 165, 165))
+        draw.ellipse((130, 150, 170, 190), fill=(235, 235, 235))
+        draw.rectangle((130, 215, 170, 232), fill=(60, 60, 60))
+    return image.resize((60, 80), Image.Resampling.LANCZOS)
+
+
+def _jpeg(image: Image.Image, quality: int) -> Image.Image:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality)
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+
+
+def test_one_model_in_another_shirt_is_not_a_copy_of_the_thumbnail():
+    from fashionlens.dedup.verify import DEFAULT_RULE, CopyRule, Picture, verify_pair
+
+    check, printed = Picture(_model_in("check")), Picture(_jpeg(_model_in("print"), 90))
+    before = CopyRule(min_inliers=20, min_similarity=0.9, max_colour_change=0.05, min_local_similarity=-1.0)
+    look_alike = verify_pair(check, printed, before)
+    assert look_alike.passes(before), look_alike  # face, arms, jeans and floor agree: the whole-overlap rule took it
+    assert look_alike.local_similarity < DEFAULT_RULE.min_local_similarity  # the cells over the shirt do not
+    assert not verify_pair(check, printed).passes(DEFAULT_RULE)
+    for copy in (_jpeg(_model_in("check"), 50), ImageOps.mirror(_jpeg(_model_in("check"), 80)),
+                 _model_in("check").crop((2, 3, 59, 78))):
+        found = verify_pair(check, Picture(copy))
+        assert found.passes(DEFAULT_RULE), found
+
+
 @pytest.mark.parametrize("colour", [(0, 0, 0), (255, 255, 255)])
 def test_padding_trim_removes_black_and_white_bars(colour):
     from fashionlens.dedup.signature import padding_box, signature, trim_padding

@@ -52,9 +52,10 @@ DEFAULT_THRESHOLDS = Thresholds()
 """Unverified links (a catalogue's near copies, `dedup --no-verify`): either signal alone decides."""
 CANDIDATES = Thresholds(max_hamming=10, min_cosine=0.85, min_signature=0.94, neighbours=8)
 """The cheap stage before verification: loose, since a verified pair must first be a candidate."""
-TOO_SMALL_TO_VERIFY = Thresholds(max_hamming=4, min_cosine=0.93)
-"""Links a candidate pair with an image too small to verify (a thumbnail shrunk further): 6 false links of 717
-on the near set of benchmarks/dedup_calibrate.py, where the 6-bit, 0.87 rule made 36 of 797."""
+TOO_SMALL_TO_VERIFY = Thresholds(max_hamming=2, min_cosine=0.95)
+"""Links a candidate pair with an image too small to verify (a thumbnail shrunk further). On half B of
+benchmarks/dedup_calibrate.py's sets: 282 true links and no false one among the near set's copies, 299 true and
+2 false among the models set's look-alikes, where 4 bits or 0.93 made 333 and 19."""
 
 
 @dataclass
@@ -237,7 +238,7 @@ def hash_images(paths: list[Path], *, progress: bool = True,
     return kept, Fingerprints(sha, ph, flipped, signatures=stacked), failures
 
 
-VERIFICATION_CACHE_KEY = "copy-verification-v1"  # per pair of sha256s: what verify_pair measured, rule applied on read
+VERIFICATION_CACHE_KEY = "copy-verification-v2"  # per pair of sha256s: what verify_pair measured, rule applied on read
 
 
 def verified_pairs(paths: list[Path], candidates: np.ndarray, rule: CopyRule = DEFAULT_RULE, *,
@@ -274,7 +275,8 @@ def verified_pairs(paths: list[Path], candidates: np.ndarray, rule: CopyRule = D
             if first is not None and second is not None:
                 verifiable = first.verifiable and second.verifiable
                 v = verify_pair(first, second) if verifiable else NO_MATCH
-                row = np.array([verifiable, v.inliers, v.similarity, v.colour_change, v.mirrored], np.float32)
+                row = np.array([verifiable, v.inliers, v.similarity, v.colour_change, v.mirrored, v.local_similarity],
+                               np.float32)
                 confirmed[k] = _passes(row, rule, fallback[k])
                 if keys:
                     measured.append((keys[k], row))
@@ -292,10 +294,11 @@ def _pair_key(a: str, b: str) -> str:
 
 
 def _passes(row: np.ndarray, rule: CopyRule, fallback: bool) -> bool:
-    """A cached verification row (verifiable, inliers, similarity, colour change, mirrored) judged by `rule`."""
+    """A cached verification row (verifiable, inliers, similarity, colour change, mirrored, local similarity)
+    judged by `rule`."""
     if not row[0]:
         return bool(fallback)
-    return Verification(int(row[1]), float(row[2]), float(row[3]), bool(row[4])).passes(rule)
+    return Verification(int(row[1]), float(row[2]), float(row[3]), bool(row[4]), float(row[5])).passes(rule)
 
 
 def copy_pairs(paths: list[Path], fingerprints: Fingerprints, thresholds: Thresholds = CANDIDATES,

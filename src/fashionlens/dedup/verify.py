@@ -1,11 +1,13 @@
 """Confirms a candidate pair as copies of one picture: ORB keypoints matched and an affine transform fitted by
-RANSAC (OpenCV), then the two pictures compared once aligned.
+RANSAC (OpenCV), refined to the sub-pixel by ECC image alignment, then the two pictures compared once aligned.
 
 Two garments shot on one studio set share their background, whose keypoints can agree on a transform; the
 aligned comparison tells them apart: the brightness pattern of the whole overlap (a normalised correlation,
-blind to relighting and blur) and its colours (a colour variant of one product is another product). A
-greyscale picture has no colours to compare, so against one only the brightness counts. Mirrored copies are
-tried with the mirror's keypoints.
+blind to relighting and blur), the same correlation in each cell of a grid over it (one model in one pose
+wearing another shirt matches on the face, the arms and the white around them, and differs only where the
+shirt is: the worst cell catches it where the whole-overlap figure cannot) and its colours (a colour variant of
+one product is another product). A greyscale picture has no colours to compare, so against one only the
+brightness counts. Mirrored copies are tried with the mirror's keypoints.
 """
 
 from __future__ import annotations
@@ -29,15 +31,22 @@ CHROMATIC, ACHROMATIC = 18.0, 8.0  # Lab chroma of a clearly coloured pixel, of 
 GREYSCALE_CHROMA = 6.0  # a picture whose 99th-percentile chroma is below this is greyscale
 HUE_DEGREES = 35.0  # hue difference at which a coloured pixel counts as another colour
 FILL_L = 5.0  # Lab lightness under which a pixel is pure black
+LOCAL_GRID = 4  # cells per side of the grid the aligned overlap is also compared in
+FLAT_SPREAD = 6.0  # grey-level spread under which a cell is flat in both pictures: nothing there to compare
+LOCAL_BLUR = 1.0  # Gaussian sigma (half-scale pixels) before the cells are compared: fine grain and resampling
+# noise do not survive a copy's rotation or rescaling, a garment's print and seams do
+CLIPPED = 4.0  # grey levels from pure black or white at which a pixel counts as clipped
+ECC_STEPS, ECC_EPSILON = 50, 1e-4
 
 
 @dataclass(frozen=True)
 class CopyRule:
     """When verification calls a pair copies; calibrated by benchmarks/dedup_calibrate.py."""
 
-    min_inliers: int = 20
-    min_similarity: float = 0.9
+    min_inliers: int = 15
+    min_similarity: float = 0.95
     max_colour_change: float = 0.05
+    min_local_similarity: float = 0.7
 
 
 DEFAULT_RULE = CopyRule()
@@ -49,13 +58,15 @@ class Verification:
     similarity: float  # normalised correlation of the aligned grey pictures over their overlap, -1..1
     colour_change: float  # fraction of the overlap whose colour differs (0 when either picture is greyscale)
     mirrored: bool  # the match needed one picture mirrored
+    local_similarity: float  # the lowest correlation of a grid cell of the overlap with detail in it (1: none has)
 
     def passes(self, rule: CopyRule = DEFAULT_RULE) -> bool:
         return (self.inliers >= rule.min_inliers and self.similarity >= rule.min_similarity
-                and self.colour_change <= rule.max_colour_change)
+                and self.colour_change <= rule.max_colour_change
+                and self.local_similarity >= rule.min_local_similarity)
 
 
-NO_MATCH = Verification(0, -1.0, 1.0, False)
+NO_MATCH = Verification(0, -1.0, 1.0, False, -1.0)
 
 
 class Picture:
@@ -113,28 +124,73 @@ def _fit(a: Picture, b: Picture) -> tuple[np.ndarray | None, int]:
                                               maxIters=1000)
     if transform is None:
         return None, 0
-    singular = np.linalg.svd(transform[:, :2], compute_uv=False)
-    if singular.min() < 0.2 or singular.max() / singular.min() > 1.6:  # collapsed or stretched: not a copy
+    if not _plausible(transform):
         return None, 0
     return transform, int(inliers.sum())
 
 
-def _compare(a: Picture, b: Picture, transform: np.ndarray) -> tuple[float, float]:
-    """Similarity and colour change of b warped onto a, over the part of a that b covers, at half scale."""
-    transform = np.concatenate([transform[:, :2], transform[:, 2:] / 2], axis=1)  # both pictures halved
+def _plausible(transform: np.ndarray) -> bool:
+    """False for a collapsed or stretched transform: no copy is made that way."""
+    singular = np.linalg.svd(transform[:, :2], compute_uv=False)
+    return bool(singular.min() >= 0.2 and singular.max() / singular.min() <= 1.6)
+
+
+def _refine(a: Picture, b: Picture, transform: np.ndarray) -> np.ndarray:
+    """The keypoints' transform at half scale, refined by ECC on the half-scale grey pictures: on a thumbnail
+    scaled up, keypoints place it a pixel or two off, which the per-cell comparison would take for a change."""
+    half = np.concatenate([transform[:, :2], transform[:, 2:] / 2], axis=1).astype(np.float32)
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, ECC_STEPS, ECC_EPSILON)
+    try:  # ECC finds the warp from a's pixels to b's, the inverse of ours
+        _, warp = cv2.findTransformECC(a.half_grey, b.half_grey, cv2.invertAffineTransform(half), cv2.MOTION_AFFINE,
+                                       criteria, None, 3)
+    except cv2.error:  # did not converge: the keypoints' transform stands
+        return half
+    refined = cv2.invertAffineTransform(warp)
+    return refined if _plausible(refined) else half
+
+
+def _correlation(x: np.ndarray, y: np.ndarray) -> float:
+    x, y = x - x.mean(), y - y.mean()
+    return float((x * y).sum() / max(np.sqrt((x * x).sum() * (y * y).sum()), 1e-6))
+
+
+def _local_similarity(x: np.ndarray, y: np.ndarray, cover: np.ndarray) -> float:
+    """The lowest correlation of a grid cell at least half covered, among cells not flat in both pictures.
+    Clipped pixels (near black or white in either picture) are left out: brightening a copy burns its
+    highlights, which is no change of garment."""
+    cover = cover & (np.minimum(x, y) > CLIPPED) & (np.maximum(x, y) < 255 - CLIPPED)
+    h, w = cover.shape
+    lowest = 1.0
+    for i in range(LOCAL_GRID):
+        for j in range(LOCAL_GRID):
+            cell = slice(i * h // LOCAL_GRID, (i + 1) * h // LOCAL_GRID), slice(j * w // LOCAL_GRID, (j + 1) * w // LOCAL_GRID)
+            inside = cover[cell]
+            if inside.mean() < 0.5:
+                continue
+            cx, cy = x[cell][inside], y[cell][inside]
+            if max(cx.std(), cy.std()) >= FLAT_SPREAD:
+                lowest = min(lowest, _correlation(cx, cy))
+    return lowest
+
+
+def _compare(a: Picture, b: Picture, transform: np.ndarray) -> tuple[float, float, float]:
+    """Similarity, colour change and local similarity of b warped onto a (`transform` at half scale), over the
+    part of a that b covers."""
     h, w = a.half_grey.shape
     warped_grey = cv2.warpAffine(b.half_grey, transform, (w, h), flags=cv2.INTER_LINEAR)
     cover = cv2.warpAffine(np.full(b.half_grey.shape, 255, np.uint8), transform, (w, h), flags=cv2.INTER_NEAREST)
     cover = cv2.erode(cover, np.ones((3, 3), np.uint8)) > 0
     if cover.sum() < 0.25 * h * w:
-        return -1.0, 1.0
+        return -1.0, 1.0, -1.0
     blur = (0, 0)
-    x = cv2.GaussianBlur(a.half_grey, blur, 1.0)[cover]
-    y = cv2.GaussianBlur(warped_grey, blur, 1.0)[cover]
-    x, y = x - x.mean(), y - y.mean()
-    similarity = float((x * y).sum() / max(np.sqrt((x * x).sum() * (y * y).sum()), 1e-6))
+    x, y = cv2.GaussianBlur(a.half_grey, blur, 1.0), cv2.GaussianBlur(warped_grey, blur, 1.0)
+    similarity = _correlation(x[cover], y[cover])
+    margin = 2 * int(np.ceil(2 * LOCAL_BLUR)) + 1  # where the blur reaches past the overlap's edge
+    local = _local_similarity(cv2.GaussianBlur(a.half_grey, blur, LOCAL_BLUR),
+                              cv2.GaussianBlur(warped_grey, blur, LOCAL_BLUR),
+                              cv2.erode(cover.astype(np.uint8), np.ones((margin, margin), np.uint8)) > 0)
     if a.greyscale or b.greyscale:
-        return similarity, 0.0
+        return similarity, 0.0, local
     own_lab = a.lab
     warped_lab = cv2.warpAffine(b.lab, transform, (w, h), flags=cv2.INTER_LINEAR)
     # pure black is what a rotation or shear fills its corners with: no colour to compare there
@@ -142,7 +198,7 @@ def _compare(a: Picture, b: Picture, transform: np.ndarray) -> tuple[float, floa
                       np.ones((5, 5), np.uint8))
     compared = cover & (fill == 0)
     if not compared.any():
-        return similarity, 0.0
+        return similarity, 0.0, local
     lab_a = cv2.GaussianBlur(own_lab, blur, 1.0)[compared]
     lab_b = cv2.GaussianBlur(warped_lab, blur, 1.0)[compared]
     chroma_a, chroma_b = np.hypot(lab_a[:, 1], lab_a[:, 2]), np.hypot(lab_b[:, 1], lab_b[:, 2])
@@ -151,18 +207,22 @@ def _compare(a: Picture, b: Picture, transform: np.ndarray) -> tuple[float, floa
     both = (chroma_a >= CHROMATIC) & (chroma_b >= CHROMATIC)
     one = ((chroma_a >= CHROMATIC) & (chroma_b < ACHROMATIC)) | ((chroma_b >= CHROMATIC) & (chroma_a < ACHROMATIC))
     changed = (both & (hue > HUE_DEGREES)) | one
-    return similarity, float(changed.mean())
+    return similarity, float(changed.mean()), local
 
 
-def verify_pair(a: Picture, b: Picture) -> Verification:
-    """The evidence that a and b are one picture, b as is or mirrored, whichever fits more keypoints."""
+def verify_pair(a: Picture, b: Picture, rule: CopyRule = DEFAULT_RULE) -> Verification:
+    """The evidence that a and b are one picture: b as is or mirrored, the first that passes `rule`, else
+    whichever fits more keypoints (a symmetric garment fits both ways; only its mirror matches everywhere)."""
     best = NO_MATCH
     for mirrored in (False, True):
         other = b.mirrored if mirrored else b
         transform, inliers = _fit(a, other)
-        if transform is not None and inliers > max(best.inliers, MIN_FIT - 1):
-            similarity, colour_change = _compare(a, other, transform)
-            best = Verification(inliers, similarity, colour_change, mirrored)
-        if best.inliers >= 20 and best.similarity >= 0.9:
-            break  # clearly found as is: no need to try the mirror
+        if transform is None or inliers < MIN_FIT:
+            continue
+        similarity, colour_change, local = _compare(a, other, _refine(a, other, transform))
+        found = Verification(inliers, similarity, colour_change, mirrored, local)
+        if found.passes(rule):
+            return found
+        if found.inliers > best.inliers:
+            best = found
     return best
