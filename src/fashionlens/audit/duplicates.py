@@ -51,10 +51,10 @@ def duplicate_groups(data: LabeledImages, rows: list[int], copies: Copies, toget
                      sha256: list[str]) -> list[DuplicateGroup]:
     """Groups of copies among the samples at `rows` (the readable ones), conflicts and leaks first.
 
-    `together` (a group id per row) are the copies `train` keeps together: equal bytes, an equal perceptual hash
-    or a verified copy, chained. dedup reports each near copy with one image it links to directly, so a copy can
-    land in another image's group than its original's; such a set is reported as a group of its own too, so
-    that no copy filed under another label or split goes unnoticed.
+    `together` (a group id per row) are the copies chained: equal bytes or a verified copy. dedup reports each
+    near copy with one image it links to directly, so a copy can land in another image's group than its
+    original's; such a set is reported as a group of its own too, so that no copy filed under another label or
+    split goes unnoticed.
     """
     groups = [_group(data, [rows[k] for k in members], kind != EXACT) for kind, members in copies.groups]
     reported = [set(g.samples) for g in groups]

@@ -238,7 +238,7 @@ def hash_images(paths: list[Path], *, progress: bool = True,
     return kept, Fingerprints(sha, ph, flipped, signatures=stacked), failures
 
 
-VERIFICATION_CACHE_KEY = "copy-verification-v2"  # per pair of sha256s: what verify_pair measured, rule applied on read
+VERIFICATION_CACHE_KEY = "copy-verification-v3"  # per pair of sha256s: what verify_pair measured, rule applied on read
 
 
 def verified_pairs(paths: list[Path], candidates: np.ndarray, rule: CopyRule = DEFAULT_RULE, *,

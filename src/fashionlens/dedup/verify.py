@@ -47,6 +47,10 @@ class CopyRule:
     min_similarity: float = 0.95
     max_colour_change: float = 0.05
     min_local_similarity: float = 0.7
+    # a plain product has few keypoints: down to MIN_FIT inliers, a pair whose aligned pictures agree this closely
+    # (whole and in every cell) is a copy too
+    sure_similarity: float = 0.99
+    sure_local_similarity: float = 0.9
 
 
 DEFAULT_RULE = CopyRule()
@@ -61,9 +65,11 @@ class Verification:
     local_similarity: float  # the lowest correlation of a grid cell of the overlap with detail in it (1: none has)
 
     def passes(self, rule: CopyRule = DEFAULT_RULE) -> bool:
-        return (self.inliers >= rule.min_inliers and self.similarity >= rule.min_similarity
-                and self.colour_change <= rule.max_colour_change
-                and self.local_similarity >= rule.min_local_similarity)
+        if self.inliers < MIN_FIT or self.colour_change > rule.max_colour_change:
+            return False
+        return ((self.inliers >= rule.min_inliers and self.similarity >= rule.min_similarity
+                 and self.local_similarity >= rule.min_local_similarity)
+                or (self.similarity >= rule.sure_similarity and self.local_similarity >= rule.sure_local_similarity))
 
 
 NO_MATCH = Verification(0, -1.0, 1.0, False, -1.0)
@@ -109,24 +115,33 @@ def _orb(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return np.float32([k.pt for k in found]).reshape(-1, 2), descriptors
 
 
+def _matches(query: np.ndarray, train: np.ndarray) -> set[tuple[int, int]]:
+    """(query index, train index) of the descriptors whose nearest neighbour passes Lowe's ratio test."""
+    found = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(query, train, k=2)
+    return {(m[0].queryIdx, m[0].trainIdx) for m in found if len(m) == 2 and m[0].distance < RATIO * m[1].distance}
+
+
 def _fit(a: Picture, b: Picture) -> tuple[np.ndarray | None, int]:
-    """The affine transform taking b's pixels to a's, and how many matches agree with it."""
+    """The affine transform taking b's pixels to a's, and how many matches agree with it. The matches are those
+    of either picture to the other, and the fit is tried the other way round too where the first is implausible:
+    RANSAC on a dozen matches can settle on a stretch one way and find the copy the other."""
     (pa, da), (pb, db) = a.keypoints, b.keypoints
     if da is None or db is None or len(da) < 2 or len(db) < 2:
         return None, 0
-    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
-    good = [m[0] for m in matcher.knnMatch(db, da, k=2) if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
+    good = sorted(_matches(db, da) | {(j, i) for i, j in _matches(da, db)})
     if len(good) < 4:
         return None, 0
-    src = pb[[m.queryIdx for m in good]]
-    dst = pa[[m.trainIdx for m in good]]
-    transform, inliers = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PIXELS,
-                                              maxIters=1000)
-    if transform is None:
-        return None, 0
-    if not _plausible(transform):
-        return None, 0
-    return transform, int(inliers.sum())
+    src, dst = pb[[j for j, _ in good]], pa[[i for _, i in good]]
+    for forward in (True, False):
+        transform, inliers = cv2.estimateAffine2D(src if forward else dst, dst if forward else src,
+                                                  method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PIXELS, maxIters=1000)
+        if transform is None:
+            continue
+        if not forward:
+            transform = cv2.invertAffineTransform(transform)
+        if _plausible(transform):
+            return transform, int(inliers.sum())
+    return None, 0
 
 
 def _plausible(transform: np.ndarray) -> bool:
