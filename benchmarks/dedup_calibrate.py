@@ -41,7 +41,7 @@ from _shared import dataset  # noqa: E402
 
 from fashionlens.dedup import (CANDIDATES, DEFAULT_THRESHOLDS, TOO_SMALL_TO_VERIFY, group_labels,  # noqa: E402
                                hash_images, linked_by, near_pairs)
-from fashionlens.dedup.verify import (DEFAULT_RULE, MIN_FIT, NO_MATCH, WORK_SIDE, CopyRule, Picture,  # noqa: E402
+from fashionlens.dedup.verify import (DEFAULT_RULE, NO_MATCH, WORK_SIDE, CopyRule, Picture,  # noqa: E402
                                       Verification, verify_pair)
 from fashionlens.embeddings import embed_paths  # noqa: E402
 from fashionlens.fingerprints import hash_codes  # noqa: E402
@@ -322,9 +322,7 @@ class Measured:
                               np.array([c.local_similarity for c in checks]),
                               np.array([c is None for c in self.checks], bool))
         inliers, similarity, colour, local, small = self._evidence
-        usual = (inliers >= rule.min_inliers) & (similarity >= rule.min_similarity) & (local >= rule.min_local_similarity)
-        sure = (similarity >= rule.sure_similarity) & (local >= rule.sure_local_similarity)
-        verified = (inliers >= MIN_FIT) & (colour <= rule.max_colour_change) & (usual | sure)
+        verified = rule.accepts(inliers, similarity, colour, local)
         return np.where(small, self.fallback, verified)
 
     def direct(self, half: str, linked: np.ndarray) -> tuple[float, float]:

@@ -108,8 +108,9 @@ def audit(data: LabeledImages, config: AuditConfig | None = None, *, table: Tabl
             far, scores = find_outliers(near, fence=config.outlier_fence)
             findings += [Outlier(str(data.samples[rows[k]].path), float(s), rows[k]) for k, s in zip(far, scores)]
 
-    if copies is not None:  # reported: equal bytes and verified copies, chained (an equal hash alone is no copy:
-        # on thumbnails one model in one pose in two shirts often hashes alike, and verification tells them apart)
+    if copies is not None:
+        # reported: equal bytes and verified copies, chained (an equal hash alone is no copy: on thumbnails one
+        # model in one pose in two shirts often hashes alike, and verification tells them apart)
         together = copy_groups(feats.sha256, feats.phash, copies.pairs, max_hamming=-1)
         findings += duplicate_groups(data, rows, copies, together, feats.sha256)
     findings += [Unreadable(source, reason, i) for (source, reason), i in sorted(unreadable.items())]

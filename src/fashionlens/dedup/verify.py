@@ -33,8 +33,8 @@ HUE_DEGREES = 35.0  # hue difference at which a coloured pixel counts as another
 FILL_L = 5.0  # Lab lightness under which a pixel is pure black
 LOCAL_GRID = 4  # cells per side of the grid the aligned overlap is also compared in
 FLAT_SPREAD = 6.0  # grey-level spread under which a cell is flat in both pictures: nothing there to compare
-LOCAL_BLUR = 1.0  # Gaussian sigma (half-scale pixels) before the cells are compared: fine grain and resampling
-# noise do not survive a copy's rotation or rescaling, a garment's print and seams do
+BLUR = 1.0  # Gaussian sigma (half-scale pixels) before pictures are compared, whole or cell by cell: fine grain and
+# resampling noise do not survive a copy's rotation or rescaling, a garment's print and seams do
 CLIPPED = 4.0  # grey levels from pure black or white at which a pixel counts as clipped
 ECC_STEPS, ECC_EPSILON = 50, 1e-4
 
@@ -52,6 +52,13 @@ class CopyRule:
     sure_similarity: float = 0.99
     sure_local_similarity: float = 0.9
 
+    def accepts(self, inliers, similarity, colour_change, local_similarity):
+        """The rule on one verification's figures or on arrays of them (a calibration judges thousands at once)."""
+        usual = ((inliers >= self.min_inliers) & (similarity >= self.min_similarity)
+                 & (local_similarity >= self.min_local_similarity))
+        sure = (similarity >= self.sure_similarity) & (local_similarity >= self.sure_local_similarity)
+        return (inliers >= MIN_FIT) & (colour_change <= self.max_colour_change) & (usual | sure)
+
 
 DEFAULT_RULE = CopyRule()
 
@@ -65,11 +72,7 @@ class Verification:
     local_similarity: float  # the lowest correlation of a grid cell of the overlap with detail in it (1: none has)
 
     def passes(self, rule: CopyRule = DEFAULT_RULE) -> bool:
-        if self.inliers < MIN_FIT or self.colour_change > rule.max_colour_change:
-            return False
-        return ((self.inliers >= rule.min_inliers and self.similarity >= rule.min_similarity
-                 and self.local_similarity >= rule.min_local_similarity)
-                or (self.similarity >= rule.sure_similarity and self.local_similarity >= rule.sure_local_similarity))
+        return bool(rule.accepts(self.inliers, self.similarity, self.colour_change, self.local_similarity))
 
 
 NO_MATCH = Verification(0, -1.0, 1.0, False, -1.0)
@@ -198,12 +201,10 @@ def _compare(a: Picture, b: Picture, transform: np.ndarray) -> tuple[float, floa
     if cover.sum() < 0.25 * h * w:
         return -1.0, 1.0, -1.0
     blur = (0, 0)
-    x, y = cv2.GaussianBlur(a.half_grey, blur, 1.0), cv2.GaussianBlur(warped_grey, blur, 1.0)
+    x, y = cv2.GaussianBlur(a.half_grey, blur, BLUR), cv2.GaussianBlur(warped_grey, blur, BLUR)
     similarity = _correlation(x[cover], y[cover])
-    margin = 2 * int(np.ceil(2 * LOCAL_BLUR)) + 1  # where the blur reaches past the overlap's edge
-    local = _local_similarity(cv2.GaussianBlur(a.half_grey, blur, LOCAL_BLUR),
-                              cv2.GaussianBlur(warped_grey, blur, LOCAL_BLUR),
-                              cv2.erode(cover.astype(np.uint8), np.ones((margin, margin), np.uint8)) > 0)
+    margin = 2 * int(np.ceil(2 * BLUR)) + 1  # where the blur reaches past the overlap's edge
+    local = _local_similarity(x, y, cv2.erode(cover.astype(np.uint8), np.ones((margin, margin), np.uint8)) > 0)
     if a.greyscale or b.greyscale:
         return similarity, 0.0, local
     own_lab = a.lab
@@ -214,8 +215,8 @@ def _compare(a: Picture, b: Picture, transform: np.ndarray) -> tuple[float, floa
     compared = cover & (fill == 0)
     if not compared.any():
         return similarity, 0.0, local
-    lab_a = cv2.GaussianBlur(own_lab, blur, 1.0)[compared]
-    lab_b = cv2.GaussianBlur(warped_lab, blur, 1.0)[compared]
+    lab_a = cv2.GaussianBlur(own_lab, blur, BLUR)[compared]
+    lab_b = cv2.GaussianBlur(warped_lab, blur, BLUR)[compared]
     chroma_a, chroma_b = np.hypot(lab_a[:, 1], lab_a[:, 2]), np.hypot(lab_b[:, 1], lab_b[:, 2])
     hue = np.degrees(np.abs(np.arctan2(lab_a[:, 2], lab_a[:, 1]) - np.arctan2(lab_b[:, 2], lab_b[:, 1])))
     hue = np.minimum(hue, 360 - hue)
