@@ -36,9 +36,10 @@ def examples(report, docs: Path, name: str) -> None:
     from fashionlens.images import load_image
 
     picks = [("label", f.image, f"{f.task}: {f.given} -> {f.suggested} ({f.score:.2f})") for f in report.of("label")[:4]]
-    picks += [("copy", image, f"{'near' if g.near else 'exact'} copy, {label} ({split})")
-              for g in [g for g in report.of("duplicates") if g.conflict or g.leak][:2]
-              for image, label, split in zip(g.images[:2], g.labels[:2], g.splits[:2])]
+    flagged = [g for g in report.of("duplicates") if g.conflict or g.leak]
+    shown = [g for g in (next((g for g in flagged if not g.near), None), next((g for g in flagged if g.near), None)) if g]
+    picks += [("copy", g.images[k], f"{'near' if g.near else 'exact'} copy, {g.labels[k]} ({g.splits[k]})")
+              for g in shown for k in (0, _odd_one(g))]  # an exact and a near copy where there are both
     picks += [("outlier", f.image, f"outlier ({f.score:.2f})") for f in report.of("outlier")[:2]]
     folder = docs / name
     shutil.rmtree(folder, ignore_errors=True)
@@ -50,6 +51,13 @@ def examples(report, docs: Path, name: str) -> None:
         picture.save(folder / f"{k:02d}-{kind}.jpg", quality=75)
         captions.append({"file": f"{k:02d}-{kind}.jpg", "image": image.split("datasets/")[-1], "caption": caption})
     (folder / "captions.json").write_text(json.dumps(captions, indent=1, ensure_ascii=False) + "\n")
+
+
+def _odd_one(group) -> int:
+    """The first image of a conflict or leak that differs from the group's first one (to which it was verified
+    as a copy) in label or split."""
+    return next(k for k in range(1, len(group.images))
+                if repr(group.labels[k]) != repr(group.labels[0]) or group.splits[k] != group.splits[0])
 
 
 def main() -> None:

@@ -15,8 +15,8 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 from typer.testing import CliRunner
 
 from fashionlens.cli import app
-from fashionlens.dedup import (EXACT, NEAR, Fingerprints, Thresholds, find_duplicates, group_fingerprints,
-                               near_pairs)
+from fashionlens.dedup import (EXACT, NEAR, Fingerprints, Thresholds, covering_groups, find_duplicates,
+                               group_fingerprints, near_pairs)
 from fashionlens.fingerprints import hash_codes
 
 
@@ -114,6 +114,15 @@ def test_group_fingerprints_links_by_hash_and_by_embedding():
     assert group_fingerprints(Fingerprints([], [])) == []
     with pytest.raises(ValueError, match="disagree"):
         Fingerprints(["a"], [])
+
+
+def test_covering_groups_hold_every_link_without_chaining_them():
+    # a chain of links 0~1~2~3 (say 2~3 is a false one), 4 and 5 the same bytes, 6 alone
+    fp = Fingerprints(["a", "b", "c", "d", "e", "e", "f"], [None] * 7)
+    groups = covering_groups(fp, np.array([[0, 1], [1, 2], [2, 3]]))
+    assert [(g.kind, g.members) for g in groups] == [(NEAR, [1, 0, 2]), (NEAR, [2, 1, 3]), (EXACT, [4, 5])]
+    assert not any({0, 3} <= set(g.members) for g in groups)  # chained, 0 and 3 would share a group
+    assert covering_groups(Fingerprints([], []), np.zeros((0, 2), np.int64)) == []
 
 
 def test_hash_codes_round_trip():

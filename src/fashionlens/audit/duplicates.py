@@ -8,7 +8,6 @@ embedding candidates come from the audit's one neighbour search instead of a sea
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import numpy as np
 from fashionlens.audit.findings import DuplicateGroup
 from fashionlens.cache import FeatureCache
 from fashionlens.data.samples import LabeledImages, SkippedInput
-from fashionlens.dedup import CANDIDATES, EXACT, cached_fingerprints, copy_pairs, group_fingerprints
+from fashionlens.dedup import CANDIDATES, EXACT, cached_fingerprints, copy_pairs, covering_groups
 
 
 @dataclass
@@ -25,7 +24,7 @@ class Copies:
     """Verified copies among the readable images (positions in the audit's feature rows)."""
 
     pairs: np.ndarray  # int64 [m, 2]: verified copy pairs, byte-identical files aside (those share a sha256)
-    groups: list[tuple[str, list[int]]]  # dedup's groups: (kind, positions), an image with its direct links
+    groups: list[tuple[str, list[int]]]  # (kind, positions): an image, then every image linked to it directly
     failures: list[SkippedInput] = field(default_factory=list)  # files that could not be read again
 
 
@@ -43,28 +42,17 @@ def find_copies(paths: list[Path], sha256: list[str], phash: list[str], cache: F
         candidates = mapped[(mapped >= 0).all(1)]
     pairs = copy_pairs([paths[i] for i in kept], fingerprints, CANDIDATES, progress=progress, cache=cache,
                        candidates=candidates)
-    groups = [(g.kind, kept_rows[g.members].tolist()) for g in group_fingerprints(fingerprints, CANDIDATES, pairs)]
+    groups = [(g.kind, kept_rows[g.members].tolist()) for g in covering_groups(fingerprints, pairs)]
     return Copies(kept_rows[pairs] if len(pairs) else np.zeros((0, 2), np.int64), groups, failures)
 
 
-def duplicate_groups(data: LabeledImages, rows: list[int], copies: Copies, together: np.ndarray,
-                     sha256: list[str]) -> list[DuplicateGroup]:
+def duplicate_groups(data: LabeledImages, rows: list[int], copies: Copies) -> list[DuplicateGroup]:
     """Groups of copies among the samples at `rows` (the readable ones), conflicts and leaks first.
 
-    `together` (a group id per row) are the copies chained: equal bytes or a verified copy. dedup reports each
-    near copy with one image it links to directly, so a copy can land in another image's group than its
-    original's; such a set is reported as a group of its own too, so that no copy filed under another label or
-    split goes unnoticed.
+    Every verified copy shares a group with the image it was verified against, so no copy filed under another
+    label or split goes unnoticed; links are not chained, so a few false ones cannot join look-alikes.
     """
     groups = [_group(data, [rows[k] for k in members], kind != EXACT) for kind, members in copies.groups]
-    reported = [set(g.samples) for g in groups]
-    members: dict[int, list[int]] = defaultdict(list)
-    for k, group in enumerate(together.tolist()):
-        members[group].append(k)
-    for ks in members.values():
-        chained = {rows[k] for k in ks}
-        if len(ks) > 1 and not any(chained <= seen for seen in reported):
-            groups.append(_group(data, [rows[k] for k in ks], len({sha256[k] for k in ks}) > 1))
     groups.sort(key=lambda g: (not g.conflict, not g.leak, -len(g.images), g.images[0]))
     return groups
 

@@ -25,7 +25,6 @@ from fashionlens.dedup import CANDIDATES
 from fashionlens.embeddings import embed_paths
 from fashionlens.features import Features, extract_features
 from fashionlens.progress import progress_bar
-from fashionlens.splits import copy_groups
 
 DEDUP_BACKBONE = "efficientnet_lite1"
 """The embedding dedup's candidate cosine was calibrated on (fashionlens.dedup): its default preprocessing."""
@@ -108,11 +107,8 @@ def audit(data: LabeledImages, config: AuditConfig | None = None, *, table: Tabl
             far, scores = find_outliers(near, fence=config.outlier_fence)
             findings += [Outlier(str(data.samples[rows[k]].path), float(s), rows[k]) for k, s in zip(far, scores)]
 
-    if copies is not None:
-        # reported: equal bytes and verified copies, chained (an equal hash alone is no copy: on thumbnails one
-        # model in one pose in two shirts often hashes alike, and verification tells them apart)
-        together = copy_groups(feats.sha256, feats.phash, copies.pairs, max_hamming=-1)
-        findings += duplicate_groups(data, rows, copies, together, feats.sha256)
+    if copies is not None:  # equal bytes and verified copies (an equal hash alone is no copy on thumbnails)
+        findings += duplicate_groups(data, rows, copies)
     findings += [Unreadable(source, reason, i) for (source, reason), i in sorted(unreadable.items())]
     return AuditReport(data.source, len(data), list(data.tasks), findings, seconds, label_check)
 

@@ -17,6 +17,7 @@ embedding space needs its own cosine threshold.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -88,7 +89,7 @@ class Fingerprints:
 @dataclass(frozen=True)
 class DuplicateGroup:
     kind: str  # "exact": all byte-identical; "near": at least two different files of one picture
-    members: list[int]  # positions in the fingerprints, ascending
+    members: list[int]  # positions in the fingerprints: ascending (covering_groups: the image linked to all first)
 
 
 @dataclass(frozen=True)
@@ -167,12 +168,9 @@ def _star_labels(graph: csr_matrix) -> np.ndarray:
     return labels
 
 
-def group_labels(fingerprints: Fingerprints, thresholds: Thresholds = DEFAULT_THRESHOLDS, *,
-                 transitive: bool = False, pairs: np.ndarray | None = None) -> np.ndarray:
-    """A group id per image. Byte-identical files always share one. Near duplicates: with `transitive`, whole
-    connected components (splits: no chain of copies may straddle two splits); without, each group is one image
-    and those linked to it directly, so that a few false links cannot chain look-alikes into one huge group.
-    `pairs` (positions [m, 2], e.g. verified copies) replaces the links the thresholds would make."""
+def _link_graph(fingerprints: Fingerprints, thresholds: Thresholds,
+                pairs: np.ndarray | None) -> tuple[np.ndarray, csr_matrix]:
+    """(node per image, symmetric graph of links between nodes): byte-identical files are one node."""
     _, node = np.unique(np.array(fingerprints.sha256, dtype=object), return_inverse=True)
     node = node.reshape(-1)
     links = near_pairs(fingerprints, thresholds) if pairs is None else np.asarray(pairs, np.int64).reshape(-1, 2)
@@ -180,9 +178,48 @@ def group_labels(fingerprints: Fingerprints, thresholds: Thresholds = DEFAULT_TH
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
     n = int(node.max()) + 1 if len(node) else 0
     graph = coo_matrix((np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n, n)).tocsr()
-    graph = ((graph + graph.T) > 0).tocsr()
+    return node, ((graph + graph.T) > 0).tocsr()
+
+
+def group_labels(fingerprints: Fingerprints, thresholds: Thresholds = DEFAULT_THRESHOLDS, *,
+                 transitive: bool = False, pairs: np.ndarray | None = None) -> np.ndarray:
+    """A group id per image. Byte-identical files always share one. Near duplicates: with `transitive`, whole
+    connected components (splits: no chain of copies may straddle two splits); without, each group is one image
+    and those linked to it directly, so that a few false links cannot chain look-alikes into one huge group.
+    `pairs` (positions [m, 2], e.g. verified copies) replaces the links the thresholds would make."""
+    node, graph = _link_graph(fingerprints, thresholds, pairs)
     labels = connected_components(graph, directed=False)[1] if transitive else _star_labels(graph)
     return labels[node]
+
+
+def covering_groups(fingerprints: Fingerprints, pairs: np.ndarray) -> list[DuplicateGroup]:
+    """Groups that together hold every link in `pairs` (and every set of byte-identical files): each is one
+    image first, then every image linked to it directly, so an image can be in several groups. An audit needs
+    this: a copy filed under another label must share a group with the image it copies, while chaining the
+    links (connected components) would join look-alikes through the few false ones. Best-linked image first,
+    until every linked pair shares a group; largest groups first."""
+    node, graph = _link_graph(fingerprints, DEFAULT_THRESHOLDS, pairs)
+    files = [[] for _ in range(graph.shape[0])]
+    for i, v in enumerate(node.tolist()):
+        files[v].append(i)
+    linked = [set(graph.indices[graph.indptr[v]:graph.indptr[v + 1]].tolist()) for v in range(graph.shape[0])]
+    open_links = [set(s) for s in linked]  # links whose two ends share no group yet
+    heap = [(-len(s), v) for v, s in enumerate(open_links) if s]
+    heapq.heapify(heap)
+    stars = []
+    while heap:
+        size, centre = heapq.heappop(heap)
+        if -size != len(open_links[centre]):  # stale: some of its links were covered since
+            if open_links[centre]:
+                heapq.heappush(heap, (-len(open_links[centre]), centre))
+            continue
+        members = [centre] + sorted(linked[centre])
+        for v in members:
+            open_links[v] -= set(members)
+        stars.append(members)
+    stars += [[v] for v in range(graph.shape[0]) if not linked[v] and len(files[v]) > 1]
+    groups = [DuplicateGroup(EXACT if len(star) == 1 else NEAR, [i for v in star for i in files[v]]) for star in stars]
+    return sorted(groups, key=lambda g: (-len(g.members), g.members[0]))
 
 
 def group_fingerprints(fingerprints: Fingerprints, thresholds: Thresholds = DEFAULT_THRESHOLDS,

@@ -25,7 +25,7 @@ class DetectorConfig:
 
     classes: tuple[str, ...]
     backbone: str = "efficientnet_lite0"
-    input_size: tuple[int, int] = (576, 384)  # height, width: images are letterboxed to it
+    input_size: tuple[int, int] = (480, 320)  # height, width letterboxed to (the shipped model's and the CLI's)
     stages: tuple[int, ...] = (2, 3, 4)  # backbone feature stages feeding the pyramid (strides 8, 16, 32)
     frozen_stages: int = 2  # stages 0..frozen_stages are frozen (and cached during training)
     channels: int = 128
