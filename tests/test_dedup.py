@@ -3,6 +3,7 @@ variants left alone, letterbox bars trimmed, bad files reported."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import random
@@ -276,9 +277,9 @@ def test_colour_variants_of_one_garment_are_not_grouped(tmp_path):
     assert max(len(g.images) for g in unverified.groups) > 2
 
 
-def _model_in(shirt: str) -> Image.Image:
-    """One model in one pose and light on a white studio floor, in a grey check shirt or a grey printed T-shirt,
-    as a catalogue's 60x80 thumbnail: everything but the shirt is the same picture."""
+def _model_in(shirt: str, colour: tuple[int, int, int] = (165, 165, 165)) -> Image.Image:
+    """One model in one pose and light on a white studio floor, in a grey check shirt or a printed T-shirt of
+    `colour`, as a catalogue's 60x80 thumbnail: everything but the shirt is the same picture."""
     rng = np.random.default_rng(7)
     image = Image.new("RGB", (300, 400), (250, 250, 250))
     draw = ImageDraw.Draw(image)
@@ -304,7 +305,7 @@ def _model_in(shirt: str) -> Image.Image:
             draw.line((k, 110, k, 250), fill=(110, 110, 110), width=4)
             draw.line((70, k + 40, 230, k + 40), fill=(110, 110, 110), width=4)
     else:
-        draw.polygon(body, fill=(165, 165, 165))
+        draw.polygon(body, fill=colour)
         draw.ellipse((130, 150, 170, 190), fill=(235, 235, 235))
         draw.rectangle((130, 215, 170, 232), fill=(60, 60, 60))
     return image.resize((60, 80), Image.Resampling.LANCZOS)
@@ -320,7 +321,8 @@ def test_one_model_in_another_shirt_is_not_a_copy_of_the_thumbnail():
     from fashionlens.dedup.verify import DEFAULT_RULE, CopyRule, Picture, verify_pair
 
     check, printed = Picture(_model_in("check")), Picture(_jpeg(_model_in("print"), 90))
-    before = CopyRule(min_inliers=20, min_similarity=0.9, max_colour_change=0.05, min_local_similarity=-1.0)
+    before = CopyRule(min_inliers=20, min_similarity=0.9, max_colour_change=0.05, min_local_similarity=-1.0,
+                      max_colour_residual=255.0)
     look_alike = verify_pair(check, printed, before)
     assert look_alike.passes(before), look_alike  # face, arms, jeans and floor agree: the whole-overlap rule took it
     assert look_alike.local_similarity < DEFAULT_RULE.min_local_similarity  # the cells over the shirt do not
@@ -329,6 +331,26 @@ def test_one_model_in_another_shirt_is_not_a_copy_of_the_thumbnail():
                  _model_in("check").crop((2, 3, 59, 78))):
         found = verify_pair(check, Picture(copy))
         assert found.passes(DEFAULT_RULE), found
+
+
+@pytest.mark.parametrize("shirt, other", [((200, 40, 40), (115, 80, 60)),  # red and brown, as grey the same
+                                          ((235, 235, 235), (200, 225, 250))])  # white and a pale blue
+def test_a_shirt_of_another_shade_is_no_copy(shirt, other):
+    from fashionlens.dedup.verify import DEFAULT_RULE, Picture, verify_pair
+
+    original = Picture(_model_in("print", shirt))
+    variant = verify_pair(original, Picture(_jpeg(_model_in("print", other), 90)))
+    assert not variant.passes(DEFAULT_RULE), variant
+    blind = dataclasses.replace(DEFAULT_RULE, max_colour_residual=255.0)
+    assert variant.passes(blind)  # the hue test and the grey picture alone take it: the residual colour does not
+    for copy in (ImageEnhance.Brightness(_model_in("print", shirt)).enhance(1.2),
+                 ImageEnhance.Brightness(_model_in("print", shirt)).enhance(0.8),
+                 ImageEnhance.Contrast(_model_in("print", shirt)).enhance(0.75), _jpeg(_model_in("print", shirt), 40),
+                 ImageOps.grayscale(_model_in("print", shirt)).convert("RGB")):
+        found = verify_pair(original, Picture(copy))
+        assert found.passes(DEFAULT_RULE), found
+    black = ImageOps.grayscale(_model_in("print", (40, 40, 40))).convert("RGB")  # no colour to compare: the greys
+    assert not verify_pair(original, Picture(black)).passes(DEFAULT_RULE)
 
 
 @pytest.mark.parametrize("colour", [(0, 0, 0), (255, 255, 255)])

@@ -275,7 +275,8 @@ def hash_images(paths: list[Path], *, progress: bool = True,
     return kept, Fingerprints(sha, ph, flipped, signatures=stacked), failures
 
 
-VERIFICATION_CACHE_KEY = "copy-verification-v3"  # per pair of sha256s: what verify_pair measured, rule applied on read
+VERIFICATION_CACHE_KEY = "copy-verification-v4"  # per pair of sha256s: what verify_pair measured, rule applied on read
+EARLIER_VERIFICATION_KEY = "copy-verification-v3"  # the same without the colour residual: a pair it rejects stays so
 
 
 def verified_pairs(paths: list[Path], candidates: np.ndarray, rule: CopyRule = DEFAULT_RULE, *,
@@ -285,13 +286,15 @@ def verified_pairs(paths: list[Path], candidates: np.ndarray, rule: CopyRule = D
     with a picture too small to verify (dedup.verify.MIN_SIDE) is kept where `fallback` (a mask over the
     candidates: the unverified thresholds) links it. Each image is read once while its pairs are checked; one
     that cannot be read again confirms nothing. With a feature `cache` (and each path's `sha256`), a pair
-    verified before is not read again: the measurements are cached, the rule is applied to them here."""
+    verified before is not read again: the measurements are cached, the rule is applied to them here (a pair
+    the earlier measurements, without the colour residual, reject needs no new one: the residual only rejects)."""
     candidates = np.asarray(candidates, np.int64).reshape(-1, 2)
     fallback = np.zeros(len(candidates), bool) if fallback is None else np.asarray(fallback, bool)
     order = np.lexsort((candidates[:, 1], candidates[:, 0]))
     candidates, fallback = candidates[order], fallback[order]
     keys = [_pair_key(sha256[a], sha256[b]) for a, b in candidates.tolist()] if cache is not None else []
     known = cache.features(VERIFICATION_CACHE_KEY, keys) if cache is not None else {}
+    earlier = cache.features(EARLIER_VERIFICATION_KEY, [k for k in keys if k not in known]) if cache is not None else {}
 
     @lru_cache(maxsize=2048)
     def picture(i: int) -> Picture | None:
@@ -302,18 +305,20 @@ def verified_pairs(paths: list[Path], candidates: np.ndarray, rule: CopyRule = D
 
     confirmed = np.zeros(len(candidates), bool)
     measured: list[tuple[str, np.ndarray]] = []
-    todo = [k for k in range(len(candidates)) if not keys or keys[k] not in known]
+    todo = []
     for k in range(len(candidates)):
         if keys and keys[k] in known:
             confirmed[k] = _passes(known[keys[k]], rule, fallback[k])
+        elif not (keys and keys[k] in earlier and not _passes(np.append(earlier[keys[k]], 0.0), rule, fallback[k])):
+            todo.append(k)
     with progress_bar("verifying candidate pairs", len(todo), progress) as advance:
         for k in todo:
             first, second = picture(int(candidates[k, 0])), picture(int(candidates[k, 1]))
             if first is not None and second is not None:
                 verifiable = first.verifiable and second.verifiable
                 v = verify_pair(first, second) if verifiable else NO_MATCH
-                row = np.array([verifiable, v.inliers, v.similarity, v.colour_change, v.mirrored, v.local_similarity],
-                               np.float32)
+                row = np.array([verifiable, v.inliers, v.similarity, v.colour_change, v.mirrored, v.local_similarity,
+                                v.colour_residual], np.float32)
                 confirmed[k] = _passes(row, rule, fallback[k])
                 if keys:
                     measured.append((keys[k], row))
@@ -331,11 +336,12 @@ def _pair_key(a: str, b: str) -> str:
 
 
 def _passes(row: np.ndarray, rule: CopyRule, fallback: bool) -> bool:
-    """A cached verification row (verifiable, inliers, similarity, colour change, mirrored, local similarity)
-    judged by `rule`."""
+    """A cached verification row (verifiable, inliers, similarity, colour change, mirrored, local similarity,
+    colour residual) judged by `rule`."""
     if not row[0]:
         return bool(fallback)
-    return Verification(int(row[1]), float(row[2]), float(row[3]), bool(row[4]), float(row[5])).passes(rule)
+    return Verification(int(row[1]), float(row[2]), float(row[3]), bool(row[4]), float(row[5]),
+                        float(row[6])).passes(rule)
 
 
 def copy_pairs(paths: list[Path], fingerprints: Fingerprints, thresholds: Thresholds = CANDIDATES,

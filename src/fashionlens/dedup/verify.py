@@ -6,8 +6,12 @@ aligned comparison tells them apart: the brightness pattern of the whole overlap
 blind to relighting and blur), the same correlation in each cell of a grid over it (one model in one pose
 wearing another shirt matches on the face, the arms and the white around them, and differs only where the
 shirt is: the worst cell catches it where the whole-overlap figure cannot) and its colours (a colour variant of
-one product is another product). A greyscale picture has no colours to compare, so against one only the
-brightness counts. Mirrored copies are tried with the mirror's keypoints.
+one product is another product): the share of the overlap whose hue differs, and what is left of each cell's
+colour once one gain and offset, the same for all three channels, map one picture onto the other (relighting
+and contrast change every channel and every cell alike; a maroon polo where the copy has a red one, or a light
+blue shirt where it has a white one, on the same skin and floor, leaves a difference behind). Against a
+greyscale picture only the grey levels count (a greyscale copy is a copy; a black tie is no grey copy of a red
+one, and its cells say so). Mirrored copies are tried with the mirror's keypoints.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ LOCAL_GRID = 4  # cells per side of the grid the aligned overlap is also compare
 FLAT_SPREAD = 6.0  # grey-level spread under which a cell is flat in both pictures: nothing there to compare
 BLUR = 1.0  # Gaussian sigma (half-scale pixels) before pictures are compared, whole or cell by cell: fine grain and
 # resampling noise do not survive a copy's rotation or rescaling, a garment's print and seams do
+BLUR_REACH = 2 * int(np.ceil(2 * BLUR)) + 1  # pixels across which the blur carries an edge's or a clipped pixel's value
 CLIPPED = 4.0  # grey levels from pure black or white at which a pixel counts as clipped
 ECC_STEPS, ECC_EPSILON = 50, 1e-4
 
@@ -47,17 +52,19 @@ class CopyRule:
     min_similarity: float = 0.95
     max_colour_change: float = 0.05
     min_local_similarity: float = 0.7
+    max_colour_residual: float = 10.0  # grey levels (of 255) a cell keeps after one gain and offset for all channels
     # a plain product has few keypoints: down to MIN_FIT inliers, a pair whose aligned pictures agree this closely
     # (whole and in every cell) is a copy too
     sure_similarity: float = 0.99
     sure_local_similarity: float = 0.9
 
-    def accepts(self, inliers, similarity, colour_change, local_similarity):
+    def accepts(self, inliers, similarity, colour_change, local_similarity, colour_residual):
         """The rule on one verification's figures or on arrays of them (a calibration judges thousands at once)."""
         usual = ((inliers >= self.min_inliers) & (similarity >= self.min_similarity)
                  & (local_similarity >= self.min_local_similarity))
         sure = (similarity >= self.sure_similarity) & (local_similarity >= self.sure_local_similarity)
-        return (inliers >= MIN_FIT) & (colour_change <= self.max_colour_change) & (usual | sure)
+        colour = (colour_change <= self.max_colour_change) & (colour_residual <= self.max_colour_residual)
+        return (inliers >= MIN_FIT) & colour & (usual | sure)
 
 
 DEFAULT_RULE = CopyRule()
@@ -70,12 +77,14 @@ class Verification:
     colour_change: float  # fraction of the overlap whose colour differs (0 when either picture is greyscale)
     mirrored: bool  # the match needed one picture mirrored
     local_similarity: float  # the lowest correlation of a grid cell of the overlap with detail in it (1: none has)
+    colour_residual: float  # the most a cell's colour differs once one gain and offset map b onto a
 
     def passes(self, rule: CopyRule = DEFAULT_RULE) -> bool:
-        return bool(rule.accepts(self.inliers, self.similarity, self.colour_change, self.local_similarity))
+        return bool(rule.accepts(self.inliers, self.similarity, self.colour_change, self.local_similarity,
+                                 self.colour_residual))
 
 
-NO_MATCH = Verification(0, -1.0, 1.0, False, -1.0)
+NO_MATCH = Verification(0, -1.0, 1.0, False, -1.0, 255.0)
 
 
 class Picture:
@@ -177,36 +186,60 @@ def _local_similarity(x: np.ndarray, y: np.ndarray, cover: np.ndarray) -> float:
     Clipped pixels (near black or white in either picture) are left out: brightening a copy burns its
     highlights, which is no change of garment."""
     cover = cover & (np.minimum(x, y) > CLIPPED) & (np.maximum(x, y) < 255 - CLIPPED)
-    h, w = cover.shape
     lowest = 1.0
+    for cell, inside in _cells(cover):
+        cx, cy = x[cell][inside], y[cell][inside]
+        if max(cx.std(), cy.std()) >= FLAT_SPREAD:
+            lowest = min(lowest, _correlation(cx, cy))
+    return lowest
+
+
+def _cells(cover: np.ndarray, min_share: float = 0.5):
+    """(cell, the covered pixels in it) for each cell of the LOCAL_GRID grid with at least `min_share` covered."""
+    h, w = cover.shape
     for i in range(LOCAL_GRID):
         for j in range(LOCAL_GRID):
             cell = slice(i * h // LOCAL_GRID, (i + 1) * h // LOCAL_GRID), slice(j * w // LOCAL_GRID, (j + 1) * w // LOCAL_GRID)
             inside = cover[cell]
-            if inside.mean() < 0.5:
-                continue
-            cx, cy = x[cell][inside], y[cell][inside]
-            if max(cx.std(), cy.std()) >= FLAT_SPREAD:
-                lowest = min(lowest, _correlation(cx, cy))
-    return lowest
+            if inside.mean() >= min_share:
+                yield cell, inside
 
 
-def _compare(a: Picture, b: Picture, transform: np.ndarray) -> tuple[float, float, float]:
-    """Similarity, colour change and local similarity of b warped onto a (`transform` at half scale), over the
-    part of a that b covers."""
+def _colour_residual(x: np.ndarray, y: np.ndarray, cover: np.ndarray) -> float:
+    """The largest mean residual of a cell (root mean square over the channels) once x ~ gain * y + offset, one
+    gain and offset for all channels, is fitted over the cover: relighting and contrast change the whole picture
+    alike, another garment only its own cells. Clipped pixels are left out (a brightened copy burns its
+    highlights, a rotated one fills its corners with black)."""
+    clipped = (np.minimum(x.min(2), y.min(2)) <= CLIPPED) | (np.maximum(x.max(2), y.max(2)) >= 255 - CLIPPED)
+    cover = cover & (cv2.dilate(clipped.astype(np.uint8), np.ones((BLUR_REACH, BLUR_REACH), np.uint8)) == 0)
+    if cover.sum() < MIN_SIDE:
+        return 0.0
+    fitted = cover
+    for _ in range(2):  # fitted again on the pixels the first fit explains: another garment must not bend it
+        gain, offset = np.polyfit(y[fitted].reshape(-1), x[fitted].reshape(-1), 1)
+        residual = x - (gain * y + offset)
+        error = np.abs(residual).mean(2)
+        fitted = cover & (error <= max(3 * float(np.median(error[cover])), 2.0))
+    # a tenth of a cell is enough: a lipstick or a mascara on white leaves few unclipped pixels in any cell
+    return max((float(np.sqrt((residual[cell][inside].mean(0) ** 2).mean())) for cell, inside in _cells(cover, 0.1)),
+               default=0.0)
+
+
+def _compare(a: Picture, b: Picture, transform: np.ndarray) -> tuple[float, float, float, float]:
+    """Similarity, colour change, local similarity and colour residual of b warped onto a (`transform` at half
+    scale), over the part of a that b covers."""
     h, w = a.half_grey.shape
     warped_grey = cv2.warpAffine(b.half_grey, transform, (w, h), flags=cv2.INTER_LINEAR)
     cover = cv2.warpAffine(np.full(b.half_grey.shape, 255, np.uint8), transform, (w, h), flags=cv2.INTER_NEAREST)
     cover = cv2.erode(cover, np.ones((3, 3), np.uint8)) > 0
     if cover.sum() < 0.25 * h * w:
-        return -1.0, 1.0, -1.0
+        return -1.0, 1.0, -1.0, 255.0
     blur = (0, 0)
     x, y = cv2.GaussianBlur(a.half_grey, blur, BLUR), cv2.GaussianBlur(warped_grey, blur, BLUR)
     similarity = _correlation(x[cover], y[cover])
-    margin = 2 * int(np.ceil(2 * BLUR)) + 1  # where the blur reaches past the overlap's edge
-    local = _local_similarity(x, y, cv2.erode(cover.astype(np.uint8), np.ones((margin, margin), np.uint8)) > 0)
-    if a.greyscale or b.greyscale:
-        return similarity, 0.0, local
+    local = _local_similarity(x, y, cv2.erode(cover.astype(np.uint8), np.ones((BLUR_REACH, BLUR_REACH), np.uint8)) > 0)
+    if a.greyscale or b.greyscale:  # no colours to compare, but a black product is no grey copy of a red one
+        return similarity, 0.0, local, _colour_residual(x[..., None], y[..., None], cover)
     own_lab = a.lab
     warped_lab = cv2.warpAffine(b.lab, transform, (w, h), flags=cv2.INTER_LINEAR)
     # pure black is what a rotation or shear fills its corners with: no colour to compare there
@@ -214,7 +247,7 @@ def _compare(a: Picture, b: Picture, transform: np.ndarray) -> tuple[float, floa
                       np.ones((5, 5), np.uint8))
     compared = cover & (fill == 0)
     if not compared.any():
-        return similarity, 0.0, local
+        return similarity, 0.0, local, 0.0
     lab_a = cv2.GaussianBlur(own_lab, blur, BLUR)[compared]
     lab_b = cv2.GaussianBlur(warped_lab, blur, BLUR)[compared]
     chroma_a, chroma_b = np.hypot(lab_a[:, 1], lab_a[:, 2]), np.hypot(lab_b[:, 1], lab_b[:, 2])
@@ -223,7 +256,10 @@ def _compare(a: Picture, b: Picture, transform: np.ndarray) -> tuple[float, floa
     both = (chroma_a >= CHROMATIC) & (chroma_b >= CHROMATIC)
     one = ((chroma_a >= CHROMATIC) & (chroma_b < ACHROMATIC)) | ((chroma_b >= CHROMATIC) & (chroma_a < ACHROMATIC))
     changed = (both & (hue > HUE_DEGREES)) | one
-    return similarity, float(changed.mean()), local
+    own_rgb = cv2.GaussianBlur(a.half.astype(np.float32), blur, BLUR)
+    warped_rgb = cv2.GaussianBlur(cv2.warpAffine(b.half, transform, (w, h), flags=cv2.INTER_LINEAR).astype(np.float32),
+                                  blur, BLUR)
+    return similarity, float(changed.mean()), local, _colour_residual(own_rgb, warped_rgb, compared)
 
 
 def verify_pair(a: Picture, b: Picture, rule: CopyRule = DEFAULT_RULE) -> Verification:
@@ -235,8 +271,8 @@ def verify_pair(a: Picture, b: Picture, rule: CopyRule = DEFAULT_RULE) -> Verifi
         transform, inliers = _fit(a, other)
         if transform is None or inliers < MIN_FIT:
             continue
-        similarity, colour_change, local = _compare(a, other, _refine(a, other, transform))
-        found = Verification(inliers, similarity, colour_change, mirrored, local)
+        similarity, colour_change, local, residual = _compare(a, other, _refine(a, other, transform))
+        found = Verification(inliers, similarity, colour_change, mirrored, local, residual)
         if found.passes(rule):
             return found
         if found.inliers > best.inliers:
