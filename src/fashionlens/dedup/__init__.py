@@ -214,8 +214,9 @@ def covering_groups(fingerprints: Fingerprints, pairs: np.ndarray) -> list[Dupli
                 heapq.heappush(heap, (-len(open_links[centre]), centre))
             continue
         members = [centre] + sorted(linked[centre])
+        together = set(members)
         for v in members:
-            open_links[v] -= set(members)
+            open_links[v] -= together
         stars.append(members)
     stars += [[v] for v in range(graph.shape[0]) if not linked[v] and len(files[v]) > 1]
     groups = [DuplicateGroup(EXACT if len(star) == 1 else NEAR, [i for v in star for i in files[v]]) for star in stars]
@@ -309,7 +310,9 @@ def verified_pairs(paths: list[Path], candidates: np.ndarray, rule: CopyRule = D
     for k in range(len(candidates)):
         if keys and keys[k] in known:
             confirmed[k] = _passes(known[keys[k]], rule, fallback[k])
-        elif not (keys and keys[k] in earlier and not _passes(np.append(earlier[keys[k]], 0.0), rule, fallback[k])):
+        elif keys and keys[k] in earlier and not _passes(np.append(earlier[keys[k]], 0.0), rule, fallback[k]):
+            continue  # rejected even with no colour residual: the residual can only reject more
+        else:
             todo.append(k)
     with progress_bar("verifying candidate pairs", len(todo), progress) as advance:
         for k in todo:
