@@ -314,16 +314,11 @@ class Measured:
         self.signals = signals(self.candidates, fp)
 
     def passed(self, rule: CopyRule) -> np.ndarray:
-        if not hasattr(self, "_evidence"):
-            checks = [c or NO_MATCH for c in self.checks]
-            self._evidence = (np.array([c.inliers for c in checks]), np.array([c.similarity for c in checks]),
-                              np.array([c.colour_change for c in checks]),
-                              np.array([c.local_similarity for c in checks]),
-                              np.array([c.colour_residual for c in checks]),
-                              np.array([c is None for c in self.checks], bool))
-        *evidence, small = self._evidence
-        verified = rule.accepts(*evidence)
-        return np.where(small, self.fallback, verified)
+        if not hasattr(self, "_evidence"):  # one Verification of arrays: the rule judges every pair at once
+            rows = np.array([(c or NO_MATCH).row() for c in self.checks]).reshape(-1, len(NO_MATCH.row()))
+            self._evidence = Verification(*rows.T)
+            self._small = np.array([c is None for c in self.checks], bool)
+        return np.where(self._small, self.fallback, rule.accepts(self._evidence))
 
     def direct(self, half: str, linked: np.ndarray) -> tuple[float, float]:
         """Pair precision and recall of the links inside one half: verified candidates and byte copies."""
@@ -374,19 +369,21 @@ def candidate_table(sets: list[Measured], rule: CopyRule) -> None:
             print(f"  hamming <= {hamming:<3} cosine >= {cosine:.2f}: " + "; ".join(row))
 
 
-def residual_table(sets: list[Measured], rule: CopyRule) -> None:
-    """The shipped rule with other colour residual limits: the audit's group figures on halves B, and the share
-    of false candidates linked (what a catalogue of look-alikes with few copies sees)."""
-    print("\ncolour residual limit (the shipped rule otherwise): audit groups P / R on half B; false candidates linked")
-    for limit in (6.0, 8.0, 10.0, 12.0, 15.0, 255.0):
-        varied = dataclasses.replace(rule, max_colour_residual=limit)
+def limit_table(sets: list[Measured], rule: CopyRule, field: str, limits: tuple[float, ...]) -> None:
+    """The shipped rule with one of its limits varied: `dedup`'s and the audit's group figures on halves B, and
+    the share of false candidates linked (what a catalogue of look-alikes with few copies sees)."""
+    print(f"\n{field} (the shipped rule otherwise): dedup groups P / R, audit groups P / R on half B; false "
+          "candidates linked")
+    for limit in limits:
+        varied = dataclasses.replace(rule, **{field: limit})
         row = []
         for m in sets:
             linked = m.passed(varied)
-            p, r = scores(m.groups("B", linked, "cover"), m.truth["B"])
+            p, r = scores(m.groups("B", linked), m.truth["B"])
+            pa, ra = scores(m.groups("B", linked, "cover"), m.truth["B"])
             false = (linked & ~m.is_true).sum() / max(1, int((~m.is_true).sum()))
-            row.append(f"{m.name} {p:.4f} / {r:.4f}, {false:.2%}")
-        print(f"  <= {limit:5.1f}: " + "; ".join(row))
+            row.append(f"{m.name} {p:.4f} / {r:.4f}, {pa:.4f} / {ra:.4f}, {false:.2%}")
+        print(f"  {limit:6.2f}: " + "; ".join(row))
 
 
 def choose_rule(sets: list[Measured], floor: float) -> tuple[CopyRule, float]:
@@ -490,7 +487,8 @@ def main() -> None:
             for m in sets:
                 report(m, each)
         candidate_table(sets, rule)
-        residual_table(sets, DEFAULT_RULE)
+        limit_table(sets, DEFAULT_RULE, "max_colour_residual", (6.0, 8.0, 10.0, 12.0, 15.0, 255.0))
+        limit_table(sets, DEFAULT_RULE, "min_fine_similarity", (-1.0, 0.4, 0.5, 0.55, 0.6, 0.7))
         images = sum(len(m.files) for m in sets)
         cheap = sum(m.cheap_seconds for m in sets)
         parallel = sum(m.cheap_parallel_seconds for m in sets)

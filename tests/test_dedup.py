@@ -277,10 +277,11 @@ def test_colour_variants_of_one_garment_are_not_grouped(tmp_path):
     assert max(len(g.images) for g in unverified.groups) > 2
 
 
-def _model_in(shirt: str, colour: tuple[int, int, int] = (165, 165, 165)) -> Image.Image:
+def _model_in(shirt: str, colour: tuple[int, int, int] = (165, 165, 165), seed: int = 7) -> Image.Image:
     """One model in one pose and light on a white studio floor, in a grey check shirt or a printed T-shirt of
-    `colour`, as a catalogue's 60x80 thumbnail: everything but the shirt is the same picture."""
-    rng = np.random.default_rng(7)
+    `colour`, as a catalogue's 60x80 thumbnail: everything but the shirt is the same picture (`seed`: the hair
+    and the jeans' creases, another model's in another shoot)."""
+    rng = np.random.default_rng(seed)
     image = Image.new("RGB", (300, 400), (250, 250, 250))
     draw = ImageDraw.Draw(image)
     skin = (214, 170, 140)
@@ -322,7 +323,7 @@ def test_one_model_in_another_shirt_is_not_a_copy_of_the_thumbnail():
 
     check, printed = Picture(_model_in("check")), Picture(_jpeg(_model_in("print"), 90))
     before = CopyRule(min_inliers=20, min_similarity=0.9, max_colour_change=0.05, min_local_similarity=-1.0,
-                      max_colour_residual=255.0)
+                      max_colour_residual=255.0, min_fine_similarity=-1.0)
     look_alike = verify_pair(check, printed, before)
     assert look_alike.passes(before), look_alike  # face, arms, jeans and floor agree: the whole-overlap rule took it
     assert look_alike.local_similarity < DEFAULT_RULE.min_local_similarity  # the cells over the shirt do not
@@ -341,7 +342,7 @@ def test_a_shirt_of_another_shade_is_no_copy(shirt, other):
     original = Picture(_model_in("print", shirt))
     variant = verify_pair(original, Picture(_jpeg(_model_in("print", other), 90)))
     assert not variant.passes(DEFAULT_RULE), variant
-    blind = dataclasses.replace(DEFAULT_RULE, max_colour_residual=255.0)
+    blind = dataclasses.replace(DEFAULT_RULE, max_colour_residual=255.0, min_fine_similarity=-1.0)
     assert variant.passes(blind)  # the hue test and the grey picture alone take it: the residual colour does not
     for copy in (ImageEnhance.Brightness(_model_in("print", shirt)).enhance(1.2),
                  ImageEnhance.Brightness(_model_in("print", shirt)).enhance(0.8),
@@ -351,6 +352,45 @@ def test_a_shirt_of_another_shade_is_no_copy(shirt, other):
         assert found.passes(DEFAULT_RULE), found
     black = ImageOps.grayscale(_model_in("print", (40, 40, 40))).convert("RGB")  # no colour to compare: the greys
     assert not verify_pair(original, Picture(black)).passes(DEFAULT_RULE)
+
+
+@pytest.mark.parametrize("shirt, seed", [((200, 40, 40), 8), ((200, 40, 40), 11), ((40, 60, 160), 8),
+                                         ((40, 60, 160), 11)])
+def test_another_model_in_the_same_shirt_and_pose_is_no_copy(shirt, seed):
+    """A catalogue's 60x80 thumbnails of two models in one shirt, pose and light agree in every quarter of the
+    frame; the finer grid sees the hair and the creases that differ."""
+    from fashionlens.dedup.verify import DEFAULT_RULE, Picture, verify_pair
+
+    original, other = Picture(_model_in("print", shirt)), Picture(_jpeg(_model_in("print", shirt, seed), 90))
+    coarse = dataclasses.replace(DEFAULT_RULE, min_fine_similarity=-1.0)
+    assert verify_pair(original, other, coarse).passes(coarse)  # the quarters alone took it
+    found = verify_pair(original, other)
+    assert not found.passes(DEFAULT_RULE), found
+    for copy in (_jpeg(_model_in("print", shirt), 40), ImageOps.mirror(_model_in("print", shirt)),
+                 ImageEnhance.Brightness(_model_in("print", shirt)).enhance(1.2)):
+        assert verify_pair(original, Picture(copy)).passes(DEFAULT_RULE)
+
+
+def test_a_greyscale_copy_keeps_the_grey_levels_of_its_original():
+    """A greyscale export keeps the luma of the photo it was made from; a grey picture whose greys were mapped
+    otherwise (another exposure: a grey product shot on the set of a red one) is no copy, though one gain and
+    offset would map one onto the other. A grey product photographed keeps a little colour and is compared by
+    its colours."""
+    from fashionlens.dedup.verify import DEFAULT_RULE, Picture, verify_pair
+
+    red = _model_in("print", (200, 40, 40))
+    original, grey = Picture(red), ImageOps.grayscale(red).convert("RGB")
+    assert Picture(grey).desaturated and original.coloured
+    found = verify_pair(original, Picture(_jpeg(grey, 85)))
+    assert found.passes(DEFAULT_RULE) and found.grey_shift < 2, found
+    blind = dataclasses.replace(DEFAULT_RULE, max_grey_shift=255.0)
+    for other in (ImageEnhance.Contrast(grey).enhance(0.7), ImageEnhance.Brightness(grey).enhance(0.85)):
+        found = verify_pair(original, Picture(_jpeg(other, 85)))
+        assert found.passes(blind) and not found.passes(DEFAULT_RULE), found
+    tinted = Image.blend(grey, Image.new("RGB", grey.size, (140, 110, 90)), 0.15)  # a grey product, not a file
+    tinted_picture = Picture(tinted)
+    assert not tinted_picture.coloured and not tinted_picture.desaturated
+    assert not verify_pair(original, tinted_picture).passes(DEFAULT_RULE)
 
 
 @pytest.mark.parametrize("colour", [(0, 0, 0), (255, 255, 255)])

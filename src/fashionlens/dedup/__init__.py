@@ -276,8 +276,9 @@ def hash_images(paths: list[Path], *, progress: bool = True,
     return kept, Fingerprints(sha, ph, flipped, signatures=stacked), failures
 
 
-VERIFICATION_CACHE_KEY = "copy-verification-v4"  # per pair of sha256s: what verify_pair measured, rule applied on read
-EARLIER_VERIFICATION_KEY = "copy-verification-v3"  # the same without the colour residual: a pair it rejects stays so
+VERIFICATION_CACHE_KEY = "copy-verification-v5"  # per pair of sha256s: what verify_pair measured, rule applied on read
+EARLIER_VERIFICATION_KEYS = ("copy-verification-v4", "copy-verification-v3")  # rows with fewer figures (no fine
+# similarity or grey shift; v3 no colour residual either), measured in either order: a pair they reject stays so
 
 
 def verified_pairs(paths: list[Path], candidates: np.ndarray, rule: CopyRule = DEFAULT_RULE, *,
@@ -288,14 +289,18 @@ def verified_pairs(paths: list[Path], candidates: np.ndarray, rule: CopyRule = D
     candidates: the unverified thresholds) links it. Each image is read once while its pairs are checked; one
     that cannot be read again confirms nothing. With a feature `cache` (and each path's `sha256`), a pair
     verified before is not read again: the measurements are cached, the rule is applied to them here (a pair
-    the earlier measurements, without the colour residual, reject needs no new one: the residual only rejects)."""
+    the earlier measurements, without the later figures, reject needs no new one: those only reject). Each pair
+    is measured from the image with the smaller sha256 to the other (the measurement is directional), so a pair
+    gets the same verdict whichever order it comes in."""
     candidates = np.asarray(candidates, np.int64).reshape(-1, 2)
     fallback = np.zeros(len(candidates), bool) if fallback is None else np.asarray(fallback, bool)
     order = np.lexsort((candidates[:, 1], candidates[:, 0]))
     candidates, fallback = candidates[order], fallback[order]
     keys = [_pair_key(sha256[a], sha256[b]) for a, b in candidates.tolist()] if cache is not None else []
     known = cache.features(VERIFICATION_CACHE_KEY, keys) if cache is not None else {}
-    earlier = cache.features(EARLIER_VERIFICATION_KEY, [k for k in keys if k not in known]) if cache is not None else {}
+    earlier: dict[str, np.ndarray] = {}
+    for key in EARLIER_VERIFICATION_KEYS if cache is not None else ():
+        earlier.update(cache.features(key, [k for k in keys if k not in known and k not in earlier]))
 
     @lru_cache(maxsize=2048)
     def picture(i: int) -> Picture | None:
@@ -310,18 +315,20 @@ def verified_pairs(paths: list[Path], candidates: np.ndarray, rule: CopyRule = D
     for k in range(len(candidates)):
         if keys and keys[k] in known:
             confirmed[k] = _passes(known[keys[k]], rule, fallback[k])
-        elif keys and keys[k] in earlier and not _passes(np.append(earlier[keys[k]], 0.0), rule, fallback[k]):
-            continue  # rejected even with no colour residual: the residual can only reject more
+        elif keys and keys[k] in earlier and not _passes(earlier[keys[k]], rule, fallback[k]):
+            continue  # rejected even with the figures it lacks passing: those can only reject more
         else:
             todo.append(k)
     with progress_bar("verifying candidate pairs", len(todo), progress) as advance:
         for k in todo:
-            first, second = picture(int(candidates[k, 0])), picture(int(candidates[k, 1]))
+            a, b = candidates[k].tolist()
+            if sha256 is not None and sha256[a] > sha256[b]:
+                a, b = b, a
+            first, second = picture(a), picture(b)
             if first is not None and second is not None:
                 verifiable = first.verifiable and second.verifiable
                 v = verify_pair(first, second) if verifiable else NO_MATCH
-                row = np.array([verifiable, v.inliers, v.similarity, v.colour_change, v.mirrored, v.local_similarity,
-                                v.colour_residual], np.float32)
+                row = np.array([verifiable, *v.row()], np.float32)
                 confirmed[k] = _passes(row, rule, fallback[k])
                 if keys:
                     measured.append((keys[k], row))
@@ -339,12 +346,10 @@ def _pair_key(a: str, b: str) -> str:
 
 
 def _passes(row: np.ndarray, rule: CopyRule, fallback: bool) -> bool:
-    """A cached verification row (verifiable, inliers, similarity, colour change, mirrored, local similarity,
-    colour residual) judged by `rule`."""
+    """A cached verification row (verifiable, then Verification.row()) judged by `rule`."""
     if not row[0]:
         return bool(fallback)
-    return Verification(int(row[1]), float(row[2]), float(row[3]), bool(row[4]), float(row[5]),
-                        float(row[6])).passes(rule)
+    return Verification.from_row(row[1:]).passes(rule)
 
 
 def copy_pairs(paths: list[Path], fingerprints: Fingerprints, thresholds: Thresholds = CANDIDATES,

@@ -9,14 +9,18 @@ shirt is: the worst cell catches it where the whole-overlap figure cannot) and i
 one product is another product): the share of the overlap whose hue differs, and what is left of each cell's
 colour once one gain and offset, the same for all three channels, map one picture onto the other (relighting
 and contrast change every channel and every cell alike; a maroon polo where the copy has a red one, or a light
-blue shirt where it has a white one, on the same skin and floor, leaves a difference behind). Against a
-greyscale picture only the grey levels count (a greyscale copy is a copy; a black tie is no grey copy of a red
-one, and its cells say so). Mirrored copies are tried with the mirror's keypoints.
+blue shirt where it has a white one, on the same skin and floor, leaves a difference behind). The cells are
+compared again on a finer grid: a catalogue's 60x80 thumbnails of two men in white shirts on white agree in
+every quarter of the frame and differ in the face, the collar or the belt. Between two nearly colourless
+pictures only the grey levels count. A desaturated picture (no colour at all: a greyscale export) is compared
+by its grey levels too, which must be the other picture's own: a greyscale copy keeps the luma of what it was
+made from, while a grey product shot on the set of a red one keeps its own greys (and, having some colour
+left, is compared by its colours, which differ). Mirrored copies are tried with the mirror's keypoints.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property, reduce
 
 import cv2
@@ -32,10 +36,13 @@ ORB_FEATURES = 500
 RATIO = 0.8  # Lowe's ratio test on the two nearest descriptors
 RANSAC_PIXELS = 4.0
 CHROMATIC, ACHROMATIC = 18.0, 8.0  # Lab chroma of a clearly coloured pixel, of a grey one
-GREYSCALE_CHROMA = 6.0  # a picture whose 99th-percentile chroma is below this is greyscale
+COLOURED_CHROMA = 10.0  # a picture whose 99th-percentile chroma reaches this has colours worth comparing
+DESATURATED_CHROMA = 1.5  # ... and one below this has no colour at all: a greyscale file or export
 HUE_DEGREES = 35.0  # hue difference at which a coloured pixel counts as another colour
 FILL_L = 5.0  # Lab lightness under which a pixel is pure black
 LOCAL_GRID = 4  # cells per side of the grid the aligned overlap is also compared in
+FINE_GRID = 8  # cells per side of the finer grid the grey pictures are compared in once more
+FINE_BLUR = 1.5  # Gaussian sigma of the fine grid: its small cells would otherwise compare JPEG noise
 FLAT_SPREAD = 6.0  # grey-level spread under which a cell is flat in both pictures: nothing there to compare
 BLUR = 1.0  # Gaussian sigma (half-scale pixels) before pictures are compared, whole or cell by cell: fine grain and
 # resampling noise do not survive a copy's rotation or rescaling, a garment's print and seams do
@@ -53,18 +60,22 @@ class CopyRule:
     max_colour_change: float = 0.05
     min_local_similarity: float = 0.7
     max_colour_residual: float = 10.0  # grey levels (of 255) a cell keeps after one gain and offset for all channels
+    min_fine_similarity: float = 0.6
+    max_grey_shift: float = 10.0  # grey levels a desaturated picture may depart from the coloured one's grey levels
     # a plain product has few keypoints: down to MIN_FIT inliers, a pair whose aligned pictures agree this closely
     # (whole and in every cell) is a copy too
     sure_similarity: float = 0.99
     sure_local_similarity: float = 0.9
 
-    def accepts(self, inliers, similarity, colour_change, local_similarity, colour_residual):
-        """The rule on one verification's figures or on arrays of them (a calibration judges thousands at once)."""
-        usual = ((inliers >= self.min_inliers) & (similarity >= self.min_similarity)
-                 & (local_similarity >= self.min_local_similarity))
-        sure = (similarity >= self.sure_similarity) & (local_similarity >= self.sure_local_similarity)
-        colour = (colour_change <= self.max_colour_change) & (colour_residual <= self.max_colour_residual)
-        return (inliers >= MIN_FIT) & colour & (usual | sure)
+    def accepts(self, v: Verification):
+        """The rule on one verification's figures, or on a Verification of arrays (a calibration judges thousands
+        at once)."""
+        usual = ((v.inliers >= self.min_inliers) & (v.similarity >= self.min_similarity)
+                 & (v.local_similarity >= self.min_local_similarity))
+        sure = (v.similarity >= self.sure_similarity) & (v.local_similarity >= self.sure_local_similarity)
+        colour = ((v.colour_change <= self.max_colour_change) & (v.colour_residual <= self.max_colour_residual)
+                  & (v.grey_shift <= self.max_grey_shift))
+        return (v.inliers >= MIN_FIT) & colour & (v.fine_similarity >= self.min_fine_similarity) & (usual | sure)
 
 
 DEFAULT_RULE = CopyRule()
@@ -74,17 +85,32 @@ DEFAULT_RULE = CopyRule()
 class Verification:
     inliers: int  # keypoint matches that agree with the fitted transform
     similarity: float  # normalised correlation of the aligned grey pictures over their overlap, -1..1
-    colour_change: float  # fraction of the overlap whose colour differs (0 when either picture is greyscale)
+    colour_change: float  # fraction of the overlap whose colour differs (0 where only grey levels are compared)
     mirrored: bool  # the match needed one picture mirrored
     local_similarity: float  # the lowest correlation of a grid cell of the overlap with detail in it (1: none has)
     colour_residual: float  # the most a cell's colour differs once one gain and offset map b onto a
+    fine_similarity: float = 1.0  # local_similarity on the FINE_GRID
+    grey_shift: float = 0.0  # a desaturated picture against a coloured one: the most its greys depart from the other's
 
     def passes(self, rule: CopyRule = DEFAULT_RULE) -> bool:
-        return bool(rule.accepts(self.inliers, self.similarity, self.colour_change, self.local_similarity,
-                                 self.colour_residual))
+        return bool(rule.accepts(self))
+
+    def row(self) -> list[float]:
+        return [float(getattr(self, f.name)) for f in fields(self)]
+
+    @classmethod
+    def from_row(cls, row) -> Verification:
+        """From `row()`, or from a shorter row of an earlier verification: the figures it lacks are taken as
+        passing ones (the later figures only ever reject more)."""
+        names = fields(cls)
+        known = [float(x) for x in row[:len(names)]]
+        known += [f.default for f in names[len(known):]]
+        values = {f.name: (int(x) if f.type == "int" else bool(x) if f.type == "bool" else x)
+                  for f, x in zip(names, known)}
+        return cls(**values)
 
 
-NO_MATCH = Verification(0, -1.0, 1.0, False, -1.0, 255.0)
+NO_MATCH = Verification(0, -1.0, 1.0, False, -1.0, 255.0, -1.0, 255.0)
 
 
 class Picture:
@@ -107,7 +133,9 @@ class Picture:
         self.keypoints = _orb(grey)
         self.half_grey = cv2.cvtColor(half, cv2.COLOR_RGB2GRAY).astype(np.float32)
         chroma = np.hypot(*np.moveaxis(self.lab[..., 1:], -1, 0))
-        self.greyscale = float(np.percentile(chroma, 99)) < GREYSCALE_CHROMA
+        self.chroma = float(np.percentile(chroma, 99))
+        self.coloured = self.chroma >= COLOURED_CHROMA
+        self.desaturated = self.chroma < DESATURATED_CHROMA
 
     @property
     def lab(self) -> np.ndarray:
@@ -181,40 +209,42 @@ def _correlation(x: np.ndarray, y: np.ndarray) -> float:
     return float((x * y).sum() / max(np.sqrt((x * x).sum() * (y * y).sum()), 1e-6))
 
 
-def _local_similarity(x: np.ndarray, y: np.ndarray, cover: np.ndarray) -> float:
-    """The lowest correlation of a grid cell at least half covered, among cells not flat in both pictures.
-    Clipped pixels (near black or white in either picture) are left out: brightening a copy burns its
-    highlights, which is no change of garment."""
+def _local_similarity(x: np.ndarray, y: np.ndarray, cover: np.ndarray, grid: int) -> float:
+    """The lowest correlation of a cell of a `grid` x `grid` grid at least half covered, among cells not flat in
+    both pictures. Clipped pixels (near black or white in either picture) are
+    left out: brightening a copy burns its highlights, which is no change of garment."""
     cover = cover & (np.minimum(x, y) > CLIPPED) & (np.maximum(x, y) < 255 - CLIPPED)
     lowest = 1.0
-    for cell, inside in _cells(cover):
+    for cell, inside in _cells(cover, grid):
         cx, cy = x[cell][inside], y[cell][inside]
         if max(cx.std(), cy.std()) >= FLAT_SPREAD:
             lowest = min(lowest, _correlation(cx, cy))
     return lowest
 
 
-def _cells(cover: np.ndarray, min_share: float = 0.5):
-    """(cell, the covered pixels in it) for each cell of the LOCAL_GRID grid with at least `min_share` covered."""
+def _cells(cover: np.ndarray, grid: int = LOCAL_GRID, min_share: float = 0.5):
+    """(cell, the covered pixels in it) for each cell of a `grid` x `grid` grid with at least `min_share` covered."""
     h, w = cover.shape
-    for i in range(LOCAL_GRID):
-        for j in range(LOCAL_GRID):
-            cell = slice(i * h // LOCAL_GRID, (i + 1) * h // LOCAL_GRID), slice(j * w // LOCAL_GRID, (j + 1) * w // LOCAL_GRID)
+    for i in range(grid):
+        for j in range(grid):
+            cell = slice(i * h // grid, (i + 1) * h // grid), slice(j * w // grid, (j + 1) * w // grid)
             inside = cover[cell]
             if inside.mean() >= min_share:
                 yield cell, inside
 
 
-def _colour_residual(x: np.ndarray, y: np.ndarray, cover: np.ndarray) -> float:
+def _colour_residual(x: np.ndarray, y: np.ndarray, cover: np.ndarray) -> tuple[float, float]:
     """The largest mean residual of a cell (root mean square over the channels) once x ~ gain * y + offset, one
     gain and offset for all channels, is fitted over the cover: relighting and contrast change the whole picture
     alike, another garment only its own cells. Clipped pixels are left out (a brightened copy burns its
-    highlights, a rotated one fills its corners with black)."""
+    highlights, a rotated one fills its corners with black). Also the most that line departs from x = y over the
+    grey levels y has there (2nd to 98th percentile): none for a greyscale copy, which keeps the luma of the
+    picture it was made from (ITU-R 601 in OpenCV, Pillow and the rest)."""
     clipped = ((_per_pixel(np.minimum, np.minimum(x, y)) <= CLIPPED)
                | (_per_pixel(np.maximum, np.maximum(x, y)) >= 255 - CLIPPED))
     cover = cover & (cv2.dilate(clipped.astype(np.uint8), np.ones((BLUR_REACH, BLUR_REACH), np.uint8)) == 0)
     if cover.sum() < MIN_SIDE:
-        return 0.0
+        return 0.0, 0.0
     fitted = cover
     for _ in range(2):  # fitted again on the pixels the first fit explains: another garment must not bend it
         gain, offset = _line(y[fitted].reshape(-1), x[fitted].reshape(-1))
@@ -222,8 +252,10 @@ def _colour_residual(x: np.ndarray, y: np.ndarray, cover: np.ndarray) -> float:
         error = _per_pixel(np.add, np.abs(residual)) / x.shape[2]
         fitted = cover & (error <= max(3 * float(np.median(error[cover])), 2.0))
     # a tenth of a cell is enough: a lipstick or a mascara on white leaves few unclipped pixels in any cell
-    return max((float(np.sqrt((residual[cell][inside].mean(0) ** 2).mean())) for cell, inside in _cells(cover, 0.1)),
-               default=0.0)
+    worst = max((float(np.sqrt((residual[cell][inside].mean(0) ** 2).mean()))
+                 for cell, inside in _cells(cover, LOCAL_GRID, 0.1)), default=0.0)
+    levels = np.percentile(y[fitted], (2, 98)) if fitted.any() else np.zeros(2)
+    return worst, float(np.abs((gain - 1) * levels + offset).max())
 
 
 def _per_pixel(op, image: np.ndarray) -> np.ndarray:
@@ -240,21 +272,26 @@ def _line(y: np.ndarray, x: np.ndarray) -> tuple[float, float]:
     return gain, x_mean - gain * y_mean
 
 
-def _compare(a: Picture, b: Picture, transform: np.ndarray) -> tuple[float, float, float, float]:
-    """Similarity, colour change, local similarity and colour residual of b warped onto a (`transform` at half
-    scale), over the part of a that b covers."""
+def _compare(a: Picture, b: Picture, transform: np.ndarray) -> tuple[float, float, float, float, float, float]:
+    """Similarity, colour change, local similarity, colour residual, fine similarity and grey shift of b warped
+    onto a (`transform` at half scale), over the part of a that b covers."""
     h, w = a.half_grey.shape
     warped_grey = cv2.warpAffine(b.half_grey, transform, (w, h), flags=cv2.INTER_LINEAR)
     cover = cv2.warpAffine(np.full(b.half_grey.shape, 255, np.uint8), transform, (w, h), flags=cv2.INTER_NEAREST)
     cover = cv2.erode(cover, np.ones((3, 3), np.uint8)) > 0
     if cover.sum() < 0.25 * h * w:
-        return -1.0, 1.0, -1.0, 255.0
+        return -1.0, 1.0, -1.0, 255.0, -1.0, 255.0
     blur = (0, 0)
     x, y = cv2.GaussianBlur(a.half_grey, blur, BLUR), cv2.GaussianBlur(warped_grey, blur, BLUR)
     similarity = _correlation(x[cover], y[cover])
-    local = _local_similarity(x, y, cv2.erode(cover.astype(np.uint8), np.ones((BLUR_REACH, BLUR_REACH), np.uint8)) > 0)
-    if a.greyscale or b.greyscale:  # no colours to compare, but a black product is no grey copy of a red one
-        return similarity, 0.0, local, _colour_residual(x[..., None], y[..., None], cover)
+    inner = cv2.erode(cover.astype(np.uint8), np.ones((BLUR_REACH, BLUR_REACH), np.uint8)) > 0
+    local = _local_similarity(x, y, inner, LOCAL_GRID)
+    extra = float(np.sqrt(FINE_BLUR ** 2 - BLUR ** 2))  # blurred on from BLUR to FINE_BLUR
+    fine = _local_similarity(cv2.GaussianBlur(x, blur, extra), cv2.GaussianBlur(y, blur, extra), inner, FINE_GRID)
+    if not (a.coloured or b.coloured) or a.desaturated or b.desaturated:  # no colours to compare
+        residual, shift = _colour_residual(x[..., None], y[..., None], cover)
+        exported = (a.desaturated and b.coloured) or (b.desaturated and a.coloured)  # a greyscale export of b or a
+        return similarity, 0.0, local, residual, fine, shift if exported else 0.0
     own_lab = a.lab
     warped_lab = cv2.warpAffine(b.lab, transform, (w, h), flags=cv2.INTER_LINEAR)
     # pure black is what a rotation or shear fills its corners with: no colour to compare there
@@ -262,7 +299,7 @@ def _compare(a: Picture, b: Picture, transform: np.ndarray) -> tuple[float, floa
                       np.ones((5, 5), np.uint8))
     compared = cover & (fill == 0)
     if not compared.any():
-        return similarity, 0.0, local, 0.0
+        return similarity, 0.0, local, 0.0, fine, 0.0
     lab_a = cv2.GaussianBlur(own_lab, blur, BLUR)[compared]
     lab_b = cv2.GaussianBlur(warped_lab, blur, BLUR)[compared]
     chroma_a, chroma_b = np.hypot(lab_a[:, 1], lab_a[:, 2]), np.hypot(lab_b[:, 1], lab_b[:, 2])
@@ -274,7 +311,7 @@ def _compare(a: Picture, b: Picture, transform: np.ndarray) -> tuple[float, floa
     own_rgb = cv2.GaussianBlur(a.half.astype(np.float32), blur, BLUR)
     warped_rgb = cv2.GaussianBlur(cv2.warpAffine(b.half, transform, (w, h), flags=cv2.INTER_LINEAR).astype(np.float32),
                                   blur, BLUR)
-    return similarity, float(changed.mean()), local, _colour_residual(own_rgb, warped_rgb, compared)
+    return similarity, float(changed.mean()), local, _colour_residual(own_rgb, warped_rgb, compared)[0], fine, 0.0
 
 
 def verify_pair(a: Picture, b: Picture, rule: CopyRule = DEFAULT_RULE) -> Verification:
@@ -286,8 +323,8 @@ def verify_pair(a: Picture, b: Picture, rule: CopyRule = DEFAULT_RULE) -> Verifi
         transform, inliers = _fit(a, other)
         if transform is None or inliers < MIN_FIT:
             continue
-        similarity, colour_change, local, residual = _compare(a, other, _refine(a, other, transform))
-        found = Verification(inliers, similarity, colour_change, mirrored, local, residual)
+        similarity, colour_change, local, residual, fine, shift = _compare(a, other, _refine(a, other, transform))
+        found = Verification(inliers, similarity, colour_change, mirrored, local, residual, fine, shift)
         if found.passes(rule):
             return found
         if found.inliers > best.inliers:
