@@ -393,6 +393,31 @@ def test_a_greyscale_copy_keeps_the_grey_levels_of_its_original():
     assert not verify_pair(original, tinted_picture).passes(DEFAULT_RULE)
 
 
+def test_earlier_cached_verifications_skip_only_pairs_they_reject(tmp_path):
+    """A verification cached by an earlier version lacks the later figures; a pair it rejects needs no new
+    measurement (the later figures only reject more), a pair it passed is measured again."""
+    from fashionlens.cache import FeatureCache
+    from fashionlens.dedup import EARLIER_VERIFICATION_KEYS, VERIFICATION_CACHE_KEY, verified_pairs
+    from fashionlens.dedup.verify import Verification
+
+    paths = []
+    for k, image in enumerate((_model_in("check"), _jpeg(_model_in("check"), 60), _model_in("print", seed=8),
+                               _model_in("print"))):
+        paths.append(tmp_path / f"{k}.png")
+        image.save(paths[-1])
+    sha = [f"{k:064x}" for k in range(4)]
+    old = Verification.from_row([40, 0.99, 0.0, 0.0, 0.95])  # a v3 row: no colour residual, fine grid or shift
+    assert (old.colour_residual, old.fine_similarity, old.grey_shift) == (0.0, 1.0, 0.0) and old.passes()
+    cache = FeatureCache(tmp_path / "cache.sqlite")
+    cache.put_vectors(EARLIER_VERIFICATION_KEYS[-1], [
+        (f"{sha[0]}:{sha[1]}", np.array([1, 40, 0.99, 0.0, 0.0, 0.95], np.float32)),  # passed: measured again
+        (f"{sha[2]}:{sha[3]}", np.array([1, 40, 0.5, 0.0, 0.0, 0.95], np.float32))])  # rejected: stays so
+    pairs = verified_pairs(paths, np.array([[0, 1], [2, 3]]), progress=False, cache=cache, sha256=sha)
+    assert pairs.tolist() == [[0, 1]]
+    assert set(cache.features(VERIFICATION_CACHE_KEY, [f"{sha[0]}:{sha[1]}", f"{sha[2]}:{sha[3]}"])) == {
+        f"{sha[0]}:{sha[1]}"}
+
+
 @pytest.mark.parametrize("colour", [(0, 0, 0), (255, 255, 255)])
 def test_padding_trim_removes_black_and_white_bars(colour):
     from fashionlens.dedup.signature import padding_box, signature, trim_padding

@@ -88,7 +88,7 @@ class Verification:
     colour_change: float  # fraction of the overlap whose colour differs (0 where only grey levels are compared)
     mirrored: bool  # the match needed one picture mirrored
     local_similarity: float  # the lowest correlation of a grid cell of the overlap with detail in it (1: none has)
-    colour_residual: float  # the most a cell's colour differs once one gain and offset map b onto a
+    colour_residual: float = 0.0  # the most a cell's colour differs once one gain and offset map b onto a
     fine_similarity: float = 1.0  # local_similarity on the FINE_GRID
     grey_shift: float = 0.0  # a desaturated picture against a coloured one: the most its greys depart from the other's
 
