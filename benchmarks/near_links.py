@@ -19,6 +19,7 @@ import csv
 import dataclasses
 import sys
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _shared import dataset  # noqa: E402
 
 from fashionlens.dedup import verified_pairs  # noqa: E402
-from fashionlens.dedup.verify import DEFAULT_RULE  # noqa: E402
+from fashionlens.dedup.verify import DEFAULT_RULE, CopyRule  # noqa: E402
 from fashionlens.fingerprints import sha256_bytes  # noqa: E402
 
 LINKS = Path(__file__).resolve().parent / "data" / "fashion-products-near-links.csv"
@@ -39,28 +40,44 @@ RULES = {
 }
 
 
-def main() -> None:
-    images = dataset("fashion-products") / "images"
+@dataclass
+class JudgedLinks:
+    paths: list[Path]
+    sha256: list[str]
+    pairs: np.ndarray  # int64 [m, 2], positions in paths, ascending within a row
+    verdict: dict[tuple[int, int], str]
+
+
+def judged_links(images: Path) -> JudgedLinks:
+    """The judged pairs, read from LINKS, with the fashion-products `images` folder they name."""
     with LINKS.open(newline="") as f:
-        rows = [r for r in csv.DictReader(f)]
+        rows = list(csv.DictReader(f))
     files = sorted({name for r in rows for name in (r["image_a"], r["image_b"])})
     position = {name: i for i, name in enumerate(files)}
     paths = [images / name for name in files]
-    sha = [sha256_bytes(p.read_bytes()) for p in paths]
     pairs = np.sort(np.array([(position[r["image_a"]], position[r["image_b"]]) for r in rows], np.int64), axis=1)
-    verdict = {tuple(p): r["verdict"] for p, r in zip(pairs.tolist(), rows)}
-    counts = Counter(verdict.values())
-    print(f"{len(rows)} pairs judged by eye: " + ", ".join(f"{n} {v}" for v, n in counts.most_common()))
+    return JudgedLinks(paths, [sha256_bytes(p.read_bytes()) for p in paths], pairs,
+                       {tuple(p): r["verdict"] for p, r in zip(pairs.tolist(), rows)})
+
+
+def linked_verdicts(links: JudgedLinks, rule: CopyRule) -> Counter:
+    """How many of the judged pairs of each verdict `rule` links, each measured as the audit measures it."""
+    linked = verified_pairs(links.paths, links.pairs, rule, progress=False, sha256=links.sha256)
+    return Counter(links.verdict[tuple(p)] for p in linked.tolist())
+
+
+def main() -> None:
+    links = judged_links(dataset("fashion-products") / "images")
+    counts = Counter(links.verdict.values())
+    print(f"{len(links.pairs)} pairs judged by eye: " + ", ".join(f"{n} {v}" for v, n in counts.most_common()))
     judged = counts["copy"] + counts["different"] + counts["variant"]
     print(f"the v4 audit's precision on them: {counts['copy'] / judged:.3f} (every pair here was linked)")
     print(f"\n{'rule':<26}{'linked':>8}{'copies':>8}{'other':>7}{'precision':>11}{'copies kept':>13}")
     for name, rule in RULES.items():
-        linked = Counter(verdict[tuple(p)] for p in verified_pairs(paths, pairs, rule, progress=False,
-                                                                   sha256=sha).tolist())
+        linked = linked_verdicts(links, rule)
         other = linked["different"] + linked["variant"]
-        shown = linked["copy"] + other
         print(f"{name:<26}{sum(linked.values()):>8}{linked['copy']:>8}{other:>7}"
-              f"{linked['copy'] / max(1, shown):>11.3f}{linked['copy'] / counts['copy']:>13.3f}")
+              f"{linked['copy'] / max(1, linked['copy'] + other):>11.3f}{linked['copy'] / counts['copy']:>13.3f}")
 
 
 if __name__ == "__main__":

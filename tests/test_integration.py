@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -189,3 +190,18 @@ def test_default_model_on_clothing_validation(clothing_validation, tmp_path):
     print(f"shipped default model on clothing-small validation: accuracy {m['accuracy']:.4f}")
     assert m["n"] == 341
     assert m["accuracy"] >= DEFAULT_MODEL_FLOOR, m["accuracy"]
+
+
+def test_copy_verification_on_a_catalogues_judged_look_alikes(shared_datasets):
+    """The near-copy links an earlier verification made on fashion-products, judged by eye
+    (benchmarks/near_links.py): then 36% were copies; the shipped rule must keep its precision and its copies."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from near_links import judged_links, linked_verdicts
+
+    from fashionlens.dedup.verify import DEFAULT_RULE
+
+    links = judged_links(shared_datasets / "fashion-products" / "images")
+    linked = linked_verdicts(links, DEFAULT_RULE)
+    shown = linked["copy"] + linked["different"] + linked["variant"]
+    assert linked["copy"] / shown >= 0.6, linked
+    assert linked["copy"] >= 0.95 * list(links.verdict.values()).count("copy"), linked

@@ -242,7 +242,10 @@ def _colour_residual(x: np.ndarray, y: np.ndarray, cover: np.ndarray) -> tuple[f
     picture it was made from (ITU-R 601 in OpenCV, Pillow and the rest)."""
     clipped = ((_per_pixel(np.minimum, np.minimum(x, y)) <= CLIPPED)
                | (_per_pixel(np.maximum, np.maximum(x, y)) >= 255 - CLIPPED))
+    unclipped = cover & ~clipped
     cover = cover & (cv2.dilate(clipped.astype(np.uint8), np.ones((BLUR_REACH, BLUR_REACH), np.uint8)) == 0)
+    if cover.sum() < MIN_SIDE:  # a pencil or a chain on white: the blur's reach leaves nothing of it
+        cover = unclipped
     if cover.sum() < MIN_SIDE:
         return 0.0, 0.0
     fitted = cover
@@ -252,8 +255,8 @@ def _colour_residual(x: np.ndarray, y: np.ndarray, cover: np.ndarray) -> tuple[f
         error = _per_pixel(np.add, np.abs(residual)) / x.shape[2]
         fitted = cover & (error <= max(3 * float(np.median(error[cover])), 2.0))
     # a tenth of a cell is enough: a lipstick or a mascara on white leaves few unclipped pixels in any cell
-    worst = max((float(np.sqrt((residual[cell][inside].mean(0) ** 2).mean()))
-                 for cell, inside in _cells(cover, LOCAL_GRID, 0.1)), default=0.0)
+    cells = [inside_cell for inside_cell in _cells(cover, LOCAL_GRID, 0.1)] or [(np.s_[:, :], cover)]
+    worst = max(float(np.sqrt((residual[cell][inside].mean(0) ** 2).mean())) for cell, inside in cells)
     levels = np.percentile(y[fitted], (2, 98)) if fitted.any() else np.zeros(2)
     return worst, float(np.abs((gain - 1) * levels + offset).max())
 
