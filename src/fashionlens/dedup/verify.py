@@ -20,7 +20,7 @@ left, is compared by its colours, which differ). Mirrored copies are tried with 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import cached_property, reduce
 
 import cv2
@@ -233,13 +233,13 @@ def _cells(cover: np.ndarray, grid: int = LOCAL_GRID, min_share: float = 0.5):
                 yield cell, inside
 
 
-def _colour_residual(x: np.ndarray, y: np.ndarray, cover: np.ndarray) -> tuple[float, float]:
+def _colour_residual(x: np.ndarray, y: np.ndarray, cover: np.ndarray, shift: bool = False) -> tuple[float, float]:
     """The largest mean residual of a cell (root mean square over the channels) once x ~ gain * y + offset, one
     gain and offset for all channels, is fitted over the cover: relighting and contrast change the whole picture
     alike, another garment only its own cells. Clipped pixels are left out (a brightened copy burns its
-    highlights, a rotated one fills its corners with black). Also the most that line departs from x = y over the
-    grey levels y has there (2nd to 98th percentile): none for a greyscale copy, which keeps the luma of the
-    picture it was made from (ITU-R 601 in OpenCV, Pillow and the rest)."""
+    highlights, a rotated one fills its corners with black). With `shift`, also the most that line departs from
+    x = y over the grey levels y has there (2nd to 98th percentile; else 0): none for a greyscale copy, which keeps
+    the luma of the picture it was made from (ITU-R 601 in OpenCV, Pillow and the rest)."""
     clipped = ((_per_pixel(np.minimum, np.minimum(x, y)) <= CLIPPED)
                | (_per_pixel(np.maximum, np.maximum(x, y)) >= 255 - CLIPPED))
     unclipped = cover & ~clipped
@@ -255,8 +255,10 @@ def _colour_residual(x: np.ndarray, y: np.ndarray, cover: np.ndarray) -> tuple[f
         error = _per_pixel(np.add, np.abs(residual)) / x.shape[2]
         fitted = cover & (error <= max(3 * float(np.median(error[cover])), 2.0))
     # a tenth of a cell is enough: a lipstick or a mascara on white leaves few unclipped pixels in any cell
-    cells = [inside_cell for inside_cell in _cells(cover, LOCAL_GRID, 0.1)] or [(np.s_[:, :], cover)]
+    cells = list(_cells(cover, LOCAL_GRID, 0.1)) or [(np.s_[:, :], cover)]
     worst = max(float(np.sqrt((residual[cell][inside].mean(0) ** 2).mean())) for cell, inside in cells)
+    if not shift:
+        return worst, 0.0
     levels = np.percentile(y[fitted], (2, 98)) if fitted.any() else np.zeros(2)
     return worst, float(np.abs((gain - 1) * levels + offset).max())
 
@@ -275,15 +277,14 @@ def _line(y: np.ndarray, x: np.ndarray) -> tuple[float, float]:
     return gain, x_mean - gain * y_mean
 
 
-def _compare(a: Picture, b: Picture, transform: np.ndarray) -> tuple[float, float, float, float, float, float]:
-    """Similarity, colour change, local similarity, colour residual, fine similarity and grey shift of b warped
-    onto a (`transform` at half scale), over the part of a that b covers."""
+def _compare(a: Picture, b: Picture, transform: np.ndarray, inliers: int, mirrored: bool) -> Verification:
+    """The figures of b warped onto a (`transform` at half scale), over the part of a that b covers."""
     h, w = a.half_grey.shape
     warped_grey = cv2.warpAffine(b.half_grey, transform, (w, h), flags=cv2.INTER_LINEAR)
     cover = cv2.warpAffine(np.full(b.half_grey.shape, 255, np.uint8), transform, (w, h), flags=cv2.INTER_NEAREST)
     cover = cv2.erode(cover, np.ones((3, 3), np.uint8)) > 0
     if cover.sum() < 0.25 * h * w:
-        return -1.0, 1.0, -1.0, 255.0, -1.0, 255.0
+        return replace(NO_MATCH, inliers=inliers, mirrored=mirrored)
     blur = (0, 0)
     x, y = cv2.GaussianBlur(a.half_grey, blur, BLUR), cv2.GaussianBlur(warped_grey, blur, BLUR)
     similarity = _correlation(x[cover], y[cover])
@@ -292,9 +293,9 @@ def _compare(a: Picture, b: Picture, transform: np.ndarray) -> tuple[float, floa
     extra = float(np.sqrt(FINE_BLUR ** 2 - BLUR ** 2))  # blurred on from BLUR to FINE_BLUR
     fine = _local_similarity(cv2.GaussianBlur(x, blur, extra), cv2.GaussianBlur(y, blur, extra), inner, FINE_GRID)
     if not (a.coloured or b.coloured) or a.desaturated or b.desaturated:  # no colours to compare
-        residual, shift = _colour_residual(x[..., None], y[..., None], cover)
         exported = (a.desaturated and b.coloured) or (b.desaturated and a.coloured)  # a greyscale export of b or a
-        return similarity, 0.0, local, residual, fine, shift if exported else 0.0
+        residual, shift = _colour_residual(x[..., None], y[..., None], cover, shift=exported)
+        return Verification(inliers, similarity, 0.0, mirrored, local, residual, fine, shift)
     own_lab = a.lab
     warped_lab = cv2.warpAffine(b.lab, transform, (w, h), flags=cv2.INTER_LINEAR)
     # pure black is what a rotation or shear fills its corners with: no colour to compare there
@@ -302,7 +303,7 @@ def _compare(a: Picture, b: Picture, transform: np.ndarray) -> tuple[float, floa
                       np.ones((5, 5), np.uint8))
     compared = cover & (fill == 0)
     if not compared.any():
-        return similarity, 0.0, local, 0.0, fine, 0.0
+        return Verification(inliers, similarity, 0.0, mirrored, local, 0.0, fine)
     lab_a = cv2.GaussianBlur(own_lab, blur, BLUR)[compared]
     lab_b = cv2.GaussianBlur(warped_lab, blur, BLUR)[compared]
     chroma_a, chroma_b = np.hypot(lab_a[:, 1], lab_a[:, 2]), np.hypot(lab_b[:, 1], lab_b[:, 2])
@@ -314,7 +315,8 @@ def _compare(a: Picture, b: Picture, transform: np.ndarray) -> tuple[float, floa
     own_rgb = cv2.GaussianBlur(a.half.astype(np.float32), blur, BLUR)
     warped_rgb = cv2.GaussianBlur(cv2.warpAffine(b.half, transform, (w, h), flags=cv2.INTER_LINEAR).astype(np.float32),
                                   blur, BLUR)
-    return similarity, float(changed.mean()), local, _colour_residual(own_rgb, warped_rgb, compared)[0], fine, 0.0
+    residual = _colour_residual(own_rgb, warped_rgb, compared)[0]
+    return Verification(inliers, similarity, float(changed.mean()), mirrored, local, residual, fine)
 
 
 def verify_pair(a: Picture, b: Picture, rule: CopyRule = DEFAULT_RULE) -> Verification:
@@ -326,8 +328,7 @@ def verify_pair(a: Picture, b: Picture, rule: CopyRule = DEFAULT_RULE) -> Verifi
         transform, inliers = _fit(a, other)
         if transform is None or inliers < MIN_FIT:
             continue
-        similarity, colour_change, local, residual, fine, shift = _compare(a, other, _refine(a, other, transform))
-        found = Verification(inliers, similarity, colour_change, mirrored, local, residual, fine, shift)
+        found = _compare(a, other, _refine(a, other, transform), inliers, mirrored)
         if found.passes(rule):
             return found
         if found.inliers > best.inliers:
