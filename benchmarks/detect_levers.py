@@ -68,7 +68,7 @@ def main() -> None:
         if lever == "flip":
             predictions = [flip_tta(detector, load_image(p), nms0) for p in paths]
         else:
-            found = {im.path: im.detections for im in run.detect(paths, min_score=0.05).images}
+            found = {im.path: im.detections for im in run.detect(paths, min_score=0.05, raw=True).images}
             predictions = [found[p] for p in paths]
         if lever == "xclass":
             predictions = [suppress_cross_class(d, detector.classes) for d in predictions]

@@ -37,6 +37,7 @@ def local_ray():
 
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "clothing"
+STREET = Path(__file__).resolve().parents[1] / "samples" / "street"  # two CCP street photos (Apache-2.0)
 
 
 @contextmanager

@@ -118,8 +118,8 @@ def test_save_load_round_trip_and_onnx_parity(trained, scenes, tmp_path):
     onnx = export_detector(loaded, tmp_path / "det.onnx")
     assert parity(loaded, onnx) < 1e-3
     paths = [im.path for im in scenes.images[:6]]
-    eager = Detector(loaded, runtime="torch").detect(paths, min_score=0.2)
-    fast = Detector(load_detector(trained), runtime="onnx").detect(paths, min_score=0.2)
+    eager = Detector(loaded, runtime="torch").detect(paths, min_score=0.2, raw=True)
+    fast = Detector(load_detector(trained), runtime="onnx").detect(paths, min_score=0.2, raw=True)
     for a, b in zip(eager.images, fast.images):
         assert len(a.detections) == len(b.detections)
         np.testing.assert_allclose(a.detections.xyxy, b.detections.xyxy, atol=0.5)
@@ -195,7 +195,7 @@ EXPECTED = {"dress": {"dress"}, "hat": {"hat"}, "longsleeve": {"shirt", "jacket"
 
 def test_shipped_detector_finds_garments_in_sample_photos():
     detector = Detector()
-    result = detector.detect(SAMPLES, min_score=0.2)
+    result = detector.detect(SAMPLES, min_score=0.2, raw=True)
     assert len(result.images) == len(SAMPLES)
     hits = 0
     for item in result.images:

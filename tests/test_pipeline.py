@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from torchvision.ops import box_iou
 
-from conftest import SAMPLES
+from conftest import SAMPLES, STREET
 from fashionlens.catalog import Catalog
 from fashionlens.classify import Predictor, load_model
 from fashionlens.defaults import default_classifier_dir
@@ -27,11 +27,11 @@ def analyzer():
 
 
 def test_garments_are_detected_and_described(analyzer):
-    result = analyzer.analyze(SAMPLES / "pants_2.jpg")
-    assert result.items and not any(g.whole_image for g in result.items)
+    result = analyzer.analyze(STREET / "ccp_0486.jpg")
+    assert len(result.items) >= 3 and not any(g.whole_image for g in result.items)
     assert [g.score for g in result.items] == sorted((g.score for g in result.items), reverse=True)
     for g in result.items:
-        assert g.score >= analyzer.config.min_score
+        assert g.source == "parser" or g.score >= analyzer.point.threshold(g.label)
         assert g.label in analyzer.detector.classes or g.source == "parser"
         assert abs(float(np.linalg.norm(g.embedding)) - 1) < 1e-4
         fitting = fitting_labels("category", g.label)  # only categories that fit the garment's kind
@@ -56,8 +56,8 @@ def test_analyses_export_as_coco_with_mask_segmentations(analyzer, tmp_path):
 
     export = CocoExport(analyzer.detector.classes)
     results = {}
-    for name in ("pants_2.jpg", "longsleeve_1.jpg"):
-        results[name] = analyzer.analyze(SAMPLES / name, similar=False)
+    for name in ("ccp_0034.jpg", "ccp_0486.jpg"):
+        results[name] = analyzer.analyze(STREET / name, similar=False)
         export.add(name, results[name])
     data = export.to_dict()
     garments = [g for r in results.values() for g in r.items if not g.whole_image]
@@ -82,7 +82,7 @@ def test_a_bag_gets_no_category_and_a_disputed_label_is_kept():
     classes = ["longsleeve", "skirt", "pants"]
     assert analyzer._fitting("category", classes, probs, "bag") is None
     kept = analyzer._fitting("category", classes, probs, "skirt")
-    assert kept == [LabelScore("skirt", pytest.approx(1.0))]
+    assert kept == [LabelScore("skirt", pytest.approx(0.2))]  # the model's own probability, never renormalised
     assert [s.label for s in analyzer._fitting("category", classes, probs, None)] == classes  # a whole photo
 
 
@@ -122,11 +122,35 @@ def test_bad_image_names_its_source(analyzer, tmp_path):
 
 
 def test_one_garment_is_not_reported_as_two_classes(analyzer):
-    """shirt_1.jpg: the detector finds one box as both jacket and pants; the pipeline keeps the better one."""
-    result = analyzer.analyze(SAMPLES / "shirt_1.jpg")
-    boxes = torch.tensor([g.box for g in result.items])
-    overlap = box_iou(boxes, boxes).fill_diagonal_(0)
-    assert float(overlap.max()) <= analyzer.config.same_garment_iou
+    for photo in STREET.glob("*.jpg"):
+        items = analyzer.analyze(photo, similar=False).items
+        boxes = torch.tensor([g.box for g in items])
+        overlap = box_iou(boxes, boxes).fill_diagonal_(0)
+        assert float(overlap.max()) < analyzer.point.same_garment_iou
+        masks = np.stack([g.mask for g in items])
+        assert masks.sum(axis=0).max() <= 1  # no pixel is in two garments
+
+
+def test_a_product_shot_is_one_item_of_the_kind_its_category_names(analyzer):
+    """shirt_1.jpg, a short-sleeved shirt laid flat: the detector calls it a jacket (and pants), the whole-photo
+    classifier a shirt; with no person in the photo the pipeline believes the classifier."""
+    result = analyzer.analyze(SAMPLES / "shirt_1.jpg", similar=False)
+    assert len(result.items) == 1
+    item = result.items[0]
+    assert item.whole_image and item.label == "shirt" and item.source == "classifier"
+    assert item.score == item.attributes["category"][0].score < 1.0
+    assert item.attributes["category"][0].label in ("shirt", "t-shirt", "longsleeve")
+
+
+def test_a_generated_product_shot_is_one_item(analyzer):
+    picture = Image.new("RGB", (240, 320), "white")
+    from PIL import ImageDraw
+
+    draw = ImageDraw.Draw(picture)
+    draw.polygon([(60, 60), (100, 45), (140, 45), (180, 60), (215, 110), (185, 130), (170, 110), (170, 280),
+                  (70, 280), (70, 110), (55, 130), (25, 110)], fill=(40, 70, 160), outline=(20, 30, 80))
+    result = analyzer.analyze(picture, similar=False)
+    assert len(result.items) == 1 and result.items[0].whole_image
 
 
 def test_a_model_saved_with_test_time_flips_predicts_with_them_everywhere(tmp_path):

@@ -328,5 +328,9 @@ from fashionlens.service.cli import register as register_service  # noqa: E402
 
 register_service(app)
 
+from fashionlens.pipeline.cli import register as register_pipeline  # noqa: E402
+
+register_pipeline(app)
+
 if __name__ == "__main__":
     app()

@@ -37,6 +37,12 @@ FITTING: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
+KIND_OF: dict[str, dict[str, str]] = {task: {label: kind for kind, labels in table.items() for label in labels}
+                                      for task, table in FITTING.items() if task == "category"}
+"""task -> label -> the garment kind it names: how a whole photo (a product shot) gets its kind from the
+whole-photo classifier's category."""
+
+
 def fitting_labels(task: str, garment_label: str | None) -> tuple[str, ...] | None:
     """The labels of `task` allowed on a garment: None means any (unknown task or no garment label), () none."""
     table = FITTING.get(task)

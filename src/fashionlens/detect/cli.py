@@ -91,7 +91,7 @@ def train_detector(
 def detect(
     paths: Annotated[list[str], typer.Argument(help="Images, folders (recursive) or globs.")],
     model: Annotated[Optional[Path], typer.Option("--model", help="Detector folder; the shipped garment detector by default.")] = None,
-    min_score: Annotated[float, typer.Option("--min-score", min=0.0, max=1.0)] = 0.3,
+    min_score: Annotated[Optional[float], typer.Option("--min-score", min=0.0, max=1.0, help="Every class from this score (default: the detector's own per-class thresholds, as analyze and the service use).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON line per image.")] = False,
     draw: Annotated[Optional[Path], typer.Option("--draw", help="Write each image with its boxes drawn into this folder.")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
@@ -158,7 +158,7 @@ def crop(
     format: FormatOpt = None,
     detect: Annotated[bool, typer.Option("--detect", help="Crop what the detector finds instead of annotated boxes.")] = False,
     model: Annotated[Optional[Path], typer.Option("--model", help="Detector folder for --detect (default: the shipped one).")] = None,
-    min_score: Annotated[float, typer.Option("--min-score", min=0.0, max=1.0)] = 0.4,
+    min_score: Annotated[Optional[float], typer.Option("--min-score", min=0.0, max=1.0, help="With --detect: every class from this score (default: the detector's own per-class thresholds).")] = None,
     part: Annotated[Optional[str], typer.Option(help="Only the photos of this part held out by file name as the detector holds them out (10% validation, 15% test): train, validation, test or trainval.")] = None,
     mask: Annotated[Optional[str], typer.Option("--mask", help="white|transparent: outside each object's mask (COCO "
                                                 "polygons or RLE, label maps) the crop is white (JPEG) or transparent (PNG); "

@@ -6,7 +6,7 @@ and kept in the cache, keyed by the weights hash; `runtime="torch"` is the eager
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ from fashionlens.letterbox import letterbox, to_tensor
 from fashionlens.features import ImageFileDataset
 from fashionlens.detect.model import RawDetector, decode, level_shapes
 from fashionlens.detect.model_io import LoadedDetector, load_detector
+from fashionlens.detect.operating_point import OperatingPoint, select
 from fashionlens.model_folder import EXPORT_FILE, onnx_file_for, write_json_atomic
 from fashionlens.fingerprints import sha256_file
 from fashionlens.progress import progress_bar
@@ -83,6 +84,23 @@ class Detector:
         self._onnx = OnnxRunner(_onnx_for(self.model), threads) if runtime == "onnx" else None
         self._shapes = level_shapes(self.model.model, self.input_size)
 
+    @property
+    def operating_point(self) -> OperatingPoint:
+        """The per-class thresholds and one-item-per-garment rules stored with the weights (built-in ones if none)."""
+        data = self.model.manifest.get("operating_point")
+        return OperatingPoint.from_json(data, "manifest") if data else OperatingPoint()
+
+    def point_for(self, min_score: float | None) -> OperatingPoint:
+        """The operating point, or every class at `min_score` with the same rules (a user's override)."""
+        point = self.operating_point
+        if min_score is None:
+            return point
+        return replace(point, thresholds={}, default_threshold=float(min_score), source="min_score")
+
+    def shown(self, found: Detections, point: OperatingPoint) -> Detections:
+        """What users see of raw detections: the operating point's thresholds, one item per garment."""
+        return select(found, self.classes, point)
+
     def _raw(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         if self._onnx is not None:
             return {k: torch.from_numpy(v) for k, v in self._onnx(images.numpy()).items()}
@@ -102,13 +120,25 @@ class Detector:
         return out
 
     def detect_image(self, image: Image.Image, min_score: float = 0.3) -> Detections:
-        """Detections on one decoded RGB image, in its pixels."""
+        """Every detection on one decoded RGB image scoring `min_score` or more, in its pixels (no selection)."""
         boxed, scale = letterbox(image, self.input_size)
         pre = self.model.preprocess
         return self._decode(to_tensor(boxed, pre.mean, pre.std)[None], [scale], [image.size], min_score)[0]
 
-    def detect(self, paths: list[str | Path], *, min_score: float = 0.3, batch_size: int = 8, progress: bool = False) -> DetectResult:
-        """Detections for every readable image; unreadable ones are listed in `failures` and skipped."""
+    def garments(self, image: Image.Image, point: OperatingPoint | None = None) -> Detections:
+        """The garments shown for one photo: detections chosen by the operating point, strongest first."""
+        point = point or self.operating_point
+        return self.shown(self.detect_image(image, point.lowest), point)
+
+    def detect(self, paths: list[str | Path], *, min_score: float | None = None, raw: bool = False,
+               batch_size: int = 8, progress: bool = False) -> DetectResult:
+        """The garments of every readable image, as `garments` chooses them (`min_score`: every class at that
+        score instead of the operating point's); `raw`: every detection from `min_score` up, no selection.
+        Unreadable images are listed in `failures` and skipped."""
+        if raw and min_score is None:
+            raise ValueError("raw detections need a min_score")
+        point = None if raw else self.point_for(min_score)
+        floor = min_score if raw else point.lowest
         paths = [Path(p) for p in paths]
         pre = self.model.preprocess
         loader = DataLoader(_Letterboxed(paths, self.input_size, pre.mean, pre.std), batch_size=batch_size,
@@ -120,7 +150,8 @@ class Detector:
                 good = [(i, item) for i, item, reason in batch if not reason]
                 if good:
                     images = torch.stack([item[0] for _, item in good])
-                    dets = self._decode(images, [item[1] for _, item in good], [(item[2], item[3]) for _, item in good], min_score)
+                    dets = self._decode(images, [item[1] for _, item in good], [(item[2], item[3]) for _, item in good], floor)
+                    dets = dets if point is None else [self.shown(d, point) for d in dets]
                     result.images += [AnnotatedImage(paths[i], item[2], item[3], d) for (i, item), d in zip(good, dets)]
                 advance(len(batch))
         return result
@@ -135,7 +166,7 @@ class Detector:
         truth = DetectionDataset(self.classes, [
             AnnotatedImage(im.path, im.width, im.height, Detections(im.detections.xyxy, remap[im.detections.class_id]))
             for im in dataset.images], dataset.source)
-        result = self.detect([im.path for im in truth.images], min_score=0.05, progress=progress)
+        result = self.detect([im.path for im in truth.images], min_score=0.05, raw=True, progress=progress)
         found = {im.path: im.detections for im in result.images}
         predictions = [found.get(im.path, Detections.empty(with_confidence=True)) for im in truth.images]
         return evaluate_detections(truth, predictions, out_dir), result.failures

@@ -127,3 +127,8 @@ class Parser:
         h, w = max(1, round(image.height * scale)), max(1, round(image.width * scale))
         return ParsedImage(np.ascontiguousarray(labels[0, :h, :w]), np.ascontiguousarray(confidence[0, :h, :w]),
                            self.classes, image.size)
+
+
+def person_share(parsed: ParsedImage) -> float:
+    """The share of the photo the parser calls skin or hair: next to nothing in a product shot."""
+    return float(parsed.mask_of(("skin", "hair")).mean())

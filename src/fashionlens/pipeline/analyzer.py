@@ -1,10 +1,12 @@
 """`Analyzer`: one photo in, every garment in it described: the object the API, the CLI and batch jobs share.
 
-Flow: decode -> detect -> parse the photo once -> each garment's own mask (its kind's parsed pixels in its box;
-garments the parser alone sees are added) -> crop each garment -> one backbone pass per backbone over all
+Flow: decode -> detect (the detector's operating point: per-class thresholds, one item per garment) -> parse the
+photo once -> each garment's own mask (its kind's parsed pixels in its box, no pixel in two masks; garments the
+parser alone sees are added for the kinds validation chose) -> crop each garment -> one backbone pass per backbone over all
 crops (ONNX Runtime) -> attribute heads (only labels that fit the garment's kind) and the embedding from those
 same features -> colours from each garment's mask -> similar catalogue items of the same category. A photo in
-which nothing is found (a product shot) is described whole.
+which nothing is found, or which shows no person (a product shot), is described whole, as one item of the kind
+its category names.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.ops import nms
 
 from fashionlens.classify.inference import LabelScore, top_labels
 from fashionlens.classify.model import mirrored
@@ -28,14 +29,15 @@ from fashionlens.colors import named_colors
 from fashionlens.defaults import SHIPPED_CLASSIFIERS
 from fashionlens.detect.crop import cut_out
 from fashionlens.detect.inference import Detector
+from fashionlens.detect.operating_point import OperatingPoint
 from fashionlens.embeddings import Embedder, default_embedder
 from fashionlens.features import backbone_key, backbone_runner
 from fashionlens.fingerprints import sha256_bytes
 from fashionlens.images import load_image
-from fashionlens.parse.inference import Parser
-from fashionlens.pipeline.garment_masks import garment_masks
+from fashionlens.parse.inference import Parser, person_share
+from fashionlens.pipeline.garment_masks import MaskRules, garment_masks
 from fashionlens.pipeline.result import Analysis, Disputed, Garment
-from fashionlens.taxonomy import fitting_labels
+from fashionlens.taxonomy import FITTING, KIND_OF, fitting_labels
 
 DEFAULT = "default"
 
@@ -46,9 +48,13 @@ class PipelineConfig:
     parser: str | None = DEFAULT  # a garment parser folder, "default" or None: colours from boxes, no masks
     # attribute models: folders, or the shipped "default" (garment category) and "types" (street-photo fine type)
     classifiers: tuple[str, ...] = (DEFAULT, "types")
-    min_score: float = 0.4  # detections below this are dropped
+    min_score: float | None = None  # every class from this score; None: the detector's per-class operating point
+    operating_point: OperatingPoint | None = None  # all of it given (benchmarks compare points); overrides min_score
     max_items: int = 12  # garments described per photo, most confident first
-    same_garment_iou: float = 0.7  # boxes of different classes overlapping this much are one garment: the best wins
+    # a photo whose parse holds less than this share of skin and hair shows no person: a product shot, described
+    # as one item whose kind the whole-photo classifier names (on clothing-small's validation photos it names the
+    # kind right for 0.924 of them, the detector's strongest box for 0.370: benchmarks/product_shots.py)
+    product_shot_person: float = 0.02
     crop_padding: float = 0.05  # each box grown by this share of its size before cropping
     crop_square: bool = True  # pad each crop to a square on white, so the centre crop keeps the whole garment
     top_k: int = 3  # labels returned per attribute task
@@ -65,6 +71,7 @@ class Description:
     embedding: np.ndarray
     color_source: str = "box"  # "mask" where the garment's own pixels were counted
     disputed: list = None  # Disputed: what a model said that does not fit the garment's kind
+    kind: str | None = None  # the garment's kind: its detector label, or for a whole photo the classifier's
 
     @property
     def predicted(self) -> dict[str, dict]:
@@ -89,6 +96,8 @@ class Analyzer:
         self._catalog_lock = catalog_lock or contextlib.nullcontext()
         self.detector = (Detector(None if self.config.detector == DEFAULT else Path(self.config.detector),
                                   threads=threads) if self.config.detector else None)
+        self.point = (self.config.operating_point or self.detector.point_for(self.config.min_score)
+                      if self.detector is not None else None)
         self.parser = (Parser(None if self.config.parser == DEFAULT else Path(self.config.parser), threads=threads)
                        if self.config.parser and self.detector is not None else None)
         self.classifiers: list[LoadedModel] = [
@@ -121,8 +130,9 @@ class Analyzer:
                                                      "tasks": [t.name for t in m.classifier.tasks],
                                                      **({"tta": "flip"} if m.classifier.tta else {})}
         models["embedding"] = {"name": self.embedder.key, "dim": self.embedder.dim}
-        models["pipeline"] = {"version": 3, "min_score": self.config.min_score, "max_items": self.config.max_items,
-                              "same_garment_iou": self.config.same_garment_iou,
+        models["pipeline"] = {"version": 4, "max_items": self.config.max_items,
+                              "product_shot_person": self.config.product_shot_person,
+                              "operating_point": self.point.to_json() if self.point is not None else None,
                               "crop_padding": self.config.crop_padding, "crop_square": self.config.crop_square,
                               "similar_filter": self.config.similar_filter}
         return models
@@ -143,36 +153,41 @@ class Analyzer:
             mirror_features = {key: self._passes[key].runner(mirrored(batches[key]).numpy())["features"]
                                for key in self._mirror_keys}
         with _timer(timings, "attributes"):
-            attributes: list[dict[str, list[LabelScore]]] = [{} for _ in crops]
-            disputed: list[list[Disputed]] = [[] for _ in crops]
+            outputs = []  # (model, task, probabilities of every row)
             for model in self.classifiers:
                 key = backbone_key(model.classifier.backbone_info)
                 probs = model.classifier.probabilities_from(features[key],
                                                             mirror_features[key] if model.classifier.tta else None)
-                for task in model.classifier.tasks:
-                    for row, p in enumerate(probs[task.name]):
-                        labels = self._fitting(task.name, task.classes, p, kinds[row])
-                        if labels is None:
-                            continue
-                        attributes[row][task.name] = labels
-                        said = top_labels(task.classes, p, 1)[0]
-                        if said.label != labels[0].label:
-                            disputed[row].append(Disputed(model.folder.name, task.name, said.label, said.score))
+                outputs += [(model, task, probs[task.name]) for task in model.classifier.tasks]
+            kinds = [kind if kind is not None else _whole_kind(outputs, row) for row, kind in enumerate(kinds)]
+            attributes: list[dict[str, list[LabelScore]]] = [{} for _ in crops]
+            disputed: list[list[Disputed]] = [[] for _ in crops]
+            for model, task, probs in outputs:
+                for row, p in enumerate(probs):
+                    labels = self._fitting(task.name, task.classes, p, kinds[row])
+                    if labels is None:
+                        continue
+                    attributes[row][task.name] = labels
+                    said = top_labels(task.classes, p, 1)[0]
+                    if said.label != labels[0].label:
+                        disputed[row].append(Disputed(model.folder.name, task.name, said.label, said.score))
             embeddings = self.embedder.from_features(features[backbone_key(self.embedder.backbone)])
         with _timer(timings, "colors"):
             colors = [_colours(source, box, mask) for source, box, mask in zip(sources, boxes, masks)]
-        return [Description(a, c, e, source, d) for a, (c, source), e, d in zip(attributes, colors, embeddings, disputed)]
+        return [Description(a, c, e, source, d, k)
+                for a, (c, source), e, d, k in zip(attributes, colors, embeddings, disputed, kinds)]
 
     def _fitting(self, task: str, classes: list[str], probs: np.ndarray, kind: str | None) -> list[LabelScore] | None:
-        """The top labels among those that fit the garment's kind, renormalised; None where none fit."""
+        """The top labels among those that fit the garment's kind, each with the model's own probability (never
+        renormalised over the fitting few, which would claim certainty the model does not have); None where none
+        fit."""
         allowed = fitting_labels(task, kind)
         if allowed is None:
             return top_labels(classes, probs, self.config.top_k)
         index = [i for i, c in enumerate(classes) if c in allowed]
         if not index:
             return None
-        kept = probs[index] / max(float(probs[index].sum()), 1e-12)
-        return top_labels([classes[i] for i in index], kept, self.config.top_k)
+        return top_labels([classes[i] for i in index], probs[index], self.config.top_k)
 
     def analyze(self, image: Image.Image | bytes | str | Path, *, name: str | None = None,
                 similar: bool = True) -> Analysis:
@@ -192,7 +207,12 @@ class Analyzer:
             with _timer(timings, "parse"):
                 parsed = self.parser.parse_image(image)
             with _timer(timings, "masks"):
-                found = sorted(garment_masks(parsed, boxes, labels, scores), key=lambda g: -g.score)[:self.config.max_items]
+                rules = MaskRules(added=self.point.parser_items, split_pairs=self.point.split_pairs)
+                found = sorted(garment_masks(parsed, boxes, labels, scores, rules), key=lambda g: -g.score)
+                if person_share(parsed) < self.config.product_shot_person:  # a product shot: one item
+                    found = [g for g in found[:1] if g.label not in FITTING["category"]]  # a bag: the classifier
+                    # names none, so the detector's box stays; any other kind is the whole-photo classifier's
+                found = found[:self.config.max_items]
             boxes, labels, scores = [g.box for g in found], [g.label for g in found], [g.score for g in found]
             masks, sources = [g.mask for g in found], [g.source for g in found]
         with _timer(timings, "crop"):
@@ -205,9 +225,10 @@ class Analyzer:
         garments = []
         for box, label, score, mask, source, d in zip(boxes, labels or [None], scores or [None], masks, sources,
                                                       described):
-            if whole:
+            if whole:  # the kind its category names, with the classifier's own probability
                 first = next(iter(d.attributes.values()), [LabelScore("item", 1.0)])[0]
-                label, score, box = first.label, first.score, (0.0, 0.0, float(image.width), float(image.height))
+                label, score, box = d.kind or first.label, first.score, (0.0, 0.0, float(image.width),
+                                                                         float(image.height))
             garments.append(Garment(label, float(score), tuple(float(v) for v in box), d.attributes, d.colors,
                                     d.embedding, whole_image=whole, mask=mask, source=source,
                                     color_source=d.color_source, disputed=d.disputed or []))
@@ -221,10 +242,7 @@ class Analyzer:
         if self.detector is None:
             return [], [], []
         with _timer(timings, "detect"):
-            found = self.detector.detect_image(image, self.config.min_score)
-            # the detector suppresses overlaps per class; one garment should not come back as two classes
-            keep = nms(torch.from_numpy(found.xyxy), torch.from_numpy(found.confidence), self.config.same_garment_iou)
-        found = found[keep.numpy()[:self.config.max_items]]  # nms returns the kept boxes best first
+            found = self.detector.garments(image, self.point)[:self.config.max_items]
         return ([tuple(box) for box in found.xyxy.tolist()], [self.detector.classes[c] for c in found.class_id],
                 found.confidence.tolist())
 
@@ -253,6 +271,14 @@ def _colours(image: Image.Image, box, mask: np.ndarray | None) -> tuple[list, st
         except ValueError:  # a sliver that vanishes at the colour census's reduced size
             pass
     return named_colors(image, box), "box" if box is not None else "image"
+
+
+def _whole_kind(outputs: list, row: int) -> str | None:
+    """A whole photo's kind: the garment its category names (a product shot of a T-shirt is a shirt)."""
+    for _, task, probs in outputs:
+        if task.name in KIND_OF:
+            return KIND_OF[task.name].get(task.classes[int(np.argmax(probs[row]))])
+    return None
 
 
 @contextlib.contextmanager

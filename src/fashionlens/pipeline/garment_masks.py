@@ -1,19 +1,22 @@
 """One garment, one mask: the parsed pixels inside a detected box whose class belongs to its kind.
 
 Pixels that two boxes of one kind both claim go to the box whose centre is nearer (two shoes in overlapping
-boxes); a paired kind's box over two separate parts becomes two garments; a garment the parser sees clearly
-that no box covers is added with the parser as its source. All of it happens on the parser's grid (boxes scaled
+boxes), and no pixel is ever in two masks (where kinds share parser classes, the smaller box, the inner layer,
+keeps it); a paired kind's box over two separate parts can become two garments; a garment the parser sees
+clearly that no box covers is added, with the parser as its source, for the kinds and sizes the operating point
+names (on street photos most such items were wrong: `benchmarks/pipeline_street.py`). All of it happens on the parser's grid (boxes scaled
 into it); only the finished masks are brought to the photo's pixels, so the cost does not grow with the photo.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
 
 from fashionlens.detect.crop import padded_box
+from fashionlens.detect.operating_point import box_iou
 from fashionlens.masks import mask_box
 from fashionlens.parse.inference import ParsedImage
 from fashionlens.parse.labels import NOT_GARMENT
@@ -32,8 +35,9 @@ class GarmentMask:
 @dataclass(frozen=True)
 class MaskRules:
     box_padding: float = 0.05  # a box is grown by this before taking its kind's pixels
-    min_added_area: float = 0.015  # a garment found by the parser alone covers at least this share of the photo
-    min_added_confidence: float = 0.6  # and the parser's mean confidence over it is at least this
+    added: dict[str, tuple[float, float]] = field(default_factory=dict)  # kind -> (least photo share, least mean
+    # parser confidence) of a garment the parser alone finds; kinds not named: none is added
+    split_pairs: bool = True  # a paired kind's one box over two separate parts is two garments
     min_pair_share: float = 0.25  # each part of a split pair holds at least this share of the mask
 
 
@@ -79,17 +83,21 @@ def garment_masks(parsed: ParsedImage, boxes: list, labels: list[str], scores: l
             nearest = np.argmin(np.hypot(xs[:, None] - centres[None, :, 0], ys[:, None] - centres[None, :, 1]), axis=1)
             for k, i in enumerate(same):
                 claims[i][ys, xs] = nearest == k
+    _exclusive(claims, boxes)
     garments = [GarmentMask(lab, float(s), tuple(float(v) for v in b), m, "detector")
                 for b, lab, s, m in zip(photo_boxes, labels, scores, claims)]
     extra = []
     for i, g in enumerate(garments):
-        if g.label in PAIRED and labels.count(g.label) == 1 and g.mask.any():
+        if rules.split_pairs and g.label in PAIRED and labels.count(g.label) == 1 and g.mask.any():
             first, *rest = _split_pair(g, rules)
             garments[i] = GarmentMask(g.label, g.score, g.box, first.mask, g.source)
             extra += rest
     covered = np.any([g.mask for g in garments + extra], axis=0) if garments else np.zeros((height, width), bool)
-    min_area = rules.min_added_area * height * width
     for name, label in LABEL_OF_PARSER_CLASS.items():
+        if label not in rules.added:
+            continue
+        share, min_confidence = rules.added[label]
+        min_area = share * height * width
         free = parsed.mask_of([name]) & ~covered
         if free.sum() < min_area:
             continue
@@ -99,10 +107,30 @@ def garment_masks(parsed: ParsedImage, boxes: list, labels: list[str], scores: l
             if part.sum() < min_area:
                 continue
             confidence = float(parsed.confidence[part].mean())
-            if confidence >= rules.min_added_confidence:
+            if confidence >= min_confidence and not _on_a_shown_box(part, boxes):
                 extra.append(GarmentMask(label, confidence, None, part, "parser"))
     out = []
     for g in garments + extra:
         mask = parsed.to_photo(g.mask)
-        out.append(GarmentMask(g.label, g.score, mask_box(mask) if g.box is None else g.box, mask, g.source))
+        box = mask_box(mask) if g.box is None else g.box
+        if box is not None:  # a part too thin to survive the return to the photo's pixels is no garment
+            out.append(GarmentMask(g.label, g.score, box, mask, g.source))
     return out
+
+
+def _on_a_shown_box(part: np.ndarray, boxes: list, iou: float = 0.5) -> bool:
+    """A part whose box mostly coincides with a detected garment's would read as a second card for it."""
+    if not boxes:
+        return False
+    return bool((box_iou(np.array([mask_box(part)]), np.array(boxes)) >= iou).any())
+
+
+def _exclusive(claims: list[np.ndarray], boxes: list) -> None:
+    """Pixels claimed twice go to the smaller box (the inner layer: a shirt inside an open jacket's box)."""
+    if len(claims) < 2:
+        return
+    order = np.argsort([(b[2] - b[0]) * (b[3] - b[1]) for b in boxes], kind="stable")
+    taken = np.zeros_like(claims[0])
+    for i in order:
+        claims[i] &= ~taken
+        taken |= claims[i]
