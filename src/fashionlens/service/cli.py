@@ -42,7 +42,7 @@ def serve(
 def analyze(
     images: Annotated[list[str], typer.Argument(help="Photos, folders (read recursively) or globs.")],
     db: Annotated[Optional[str], typer.Option("--db", help="Catalogue to find similar items in (default: none).")] = None,
-    min_score: Annotated[float, typer.Option("--min-score", min=0, max=1, help="Drop detections below this score.")] = 0.4,
+    min_score: Annotated[Optional[float], typer.Option("--min-score", min=0, max=1, help="Every class from this score (default: the detector's own per-class thresholds, which the service and detect use too).")] = None,
     similar: Annotated[int, typer.Option("--similar", min=0, help="Similar catalogue items per garment (needs --db).")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document per photo, one per line (--engine ray: the summary of the run).")] = False,
     coco: Annotated[Optional[Path], typer.Option("--coco", help="Also write every garment to this COCO file (boxes, "
