@@ -42,7 +42,11 @@ class OperatingPoint:
         return min([self.default_threshold, *self.thresholds.values()])
 
     def to_json(self) -> dict:
-        return asdict(self)
+        """Plain JSON types (lists, not tuples), so a stored document equals the one just made."""
+        data = asdict(self)
+        data["merge_halves"] = list(self.merge_halves)
+        data["parser_items"] = {k: list(v) for k, v in self.parser_items.items()}
+        return data
 
     @classmethod
     def from_json(cls, data: dict, source: str) -> OperatingPoint:
