@@ -21,7 +21,7 @@ from _shared import dataset  # noqa: E402
 from colors_products import BASE_COLOUR_FAMILIES, product_rows  # noqa: E402
 
 from fashionlens.colors import COLOR_FAMILIES  # noqa: E402
-from fashionlens.colors.backdrop import backdrop_mask, border, has_white_backdrop  # noqa: E402
+from fashionlens.colors.backdrop import backdrop_lightness, backdrop_mask, border  # noqa: E402
 from fashionlens.colors.table import TABLE_PATH, TableParams, build_table, save_table, srgb_to_lab  # noqa: E402
 from fashionlens.images import ImageError, load_image  # noqa: E402
 
@@ -31,7 +31,8 @@ BIN = 8.0
 def dominant_shade(rgb: np.ndarray) -> np.ndarray:
     """Mean Lab of the most populated coarse Lab bin among a product photo's non-backdrop pixels."""
     lab = srgb_to_lab(rgb)
-    keep = ~backdrop_mask(lab) if has_white_backdrop(border(lab)) else np.ones(lab.shape[:2], bool)
+    level = backdrop_lightness(border(lab))
+    keep = ~backdrop_mask(lab, level) if level is not None else np.ones(lab.shape[:2], bool)
     if keep.mean() < 0.05:
         keep[:] = True
     pixels = lab[keep]

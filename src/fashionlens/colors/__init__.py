@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from fashionlens.colors.backdrop import backdrop_mask, border, has_white_backdrop
+from fashionlens.colors.backdrop import backdrop_lightness, backdrop_mask, border
 from fashionlens.colors.light import WhiteBalance, estimate_balance
 from fashionlens.colors.table import name_families, name_table, rgb_cells, srgb_to_lab
 from fashionlens.colors.vocabulary import COLOR_FAMILIES, COLOR_NAMES, FINE_COLORS, family_of
@@ -74,19 +74,33 @@ def named_colors(
     if mask is None and remove_background is not False:
         keep = _without_backdrop(rgb, force=bool(remove_background))
     pixels = rgb[keep].reshape(-1, 3)
+    weight = centre_weights(rgb.shape[:2])[keep]
     fine = name_table()[rgb_cells(balance.apply(pixels))]
     families = name_families()[fine]
-    counts = np.bincount(families, minlength=len(COLOR_FAMILIES))
-    order = np.argsort(-counts, kind="stable")[:top]
+    totals = np.bincount(families, weight, minlength=len(COLOR_FAMILIES))
+    order = np.argsort(-totals, kind="stable")[:top]
     shares = []
     for f in order:
-        if counts[f] == 0:
+        if totals[f] == 0:
             continue
         members = families == f
-        name = COLOR_NAMES[int(np.bincount(fine[members]).argmax())]
-        shares.append(ColorShare(name, float(counts[f] / len(fine)),
+        name = COLOR_NAMES[int(np.bincount(fine[members], weight[members]).argmax())]
+        shares.append(ColorShare(name, float(totals[f] / weight.sum()),
                                  tuple(int(round(v)) for v in pixels[members].mean(0)), COLOR_FAMILIES[f]))
     return shares
+
+
+CENTRE_SPREAD = 0.3
+"""Pixels count less away from the region's centre (a Gaussian of this share of each side): a garment fills the
+middle of its box or product photo, while a model's face and arms, or the background in a box's corners, lie at
+the edges."""
+
+
+def centre_weights(shape: tuple[int, int], spread: float = CENTRE_SPREAD) -> np.ndarray:
+    h, w = shape
+    y = (np.arange(h) - (h - 1) / 2) / max(1.0, spread * h)
+    x = (np.arange(w) - (w - 1) / 2) / max(1.0, spread * w)
+    return np.exp(-0.5 * (y[:, None] ** 2 + x[None, :] ** 2))
 
 
 def _region(image: Image.Image, box, mask) -> tuple[np.ndarray, np.ndarray]:
@@ -124,9 +138,10 @@ def _region(image: Image.Image, box, mask) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _without_backdrop(rgb: np.ndarray, force: bool) -> np.ndarray:
-    """Pixels that are not a white studio backdrop (all of them where the region has none)."""
+    """Pixels that are not a studio backdrop (all of them where the region has none)."""
     everything = np.ones(rgb.shape[:2], dtype=bool)
-    if not force and not has_white_backdrop(srgb_to_lab(border(rgb))):
+    level = backdrop_lightness(srgb_to_lab(border(rgb)))
+    if level is None and not force:
         return everything
-    keep = ~backdrop_mask(srgb_to_lab(rgb))
+    keep = ~backdrop_mask(srgb_to_lab(rgb), 100.0 if level is None else level)
     return keep if keep.mean() >= MIN_KEPT else everything

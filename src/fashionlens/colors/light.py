@@ -14,11 +14,17 @@ from PIL import Image
 NORM_POWER = 6
 """The Minkowski norm of the light estimate: 1 is grey-world (a red dress photo turns cyan), large is the brightest
 pixels only (one lamp decides); 6 is the usual middle (Finlayson and Trezzi, "Shades of Gray", 2004)."""
-STRENGTH = 0.7
+STRENGTH = 0.5
 """How much of the estimated cast is removed (0: none, 1: all): part, since the estimate is also moved by large
 coloured surfaces. Chosen on the street tuning labels (benchmarks/colors_street.py)."""
 MAX_GAIN = 1.3
 """No channel is raised or lowered by more than this factor."""
+MAX_EXPOSURE = 1.5
+"""A photo whose brightest surfaces are dim (shade, overcast) is brightened up to this factor in linear light, so
+that they read white: people judge a white shirt in shade against the scene, not as the grey it measures."""
+BRIGHT_PERCENTILE, WHITE_LUMINANCE = 98, 0.85
+"""The photo's brightest surfaces: its 98th percentile of linear luminance, brought up to 0.85 (L* 94)."""
+LUMINANCE = np.array([0.2126, 0.7152, 0.0722])
 ESTIMATE_SIDE = 96
 
 
@@ -55,9 +61,11 @@ def _channel_tables(gains: tuple[float, float, float]) -> list[np.ndarray]:
 NEUTRAL = WhiteBalance()
 
 
-def estimate_balance(image: Image.Image, strength: float = STRENGTH, power: float = NORM_POWER) -> WhiteBalance:
-    """The gains that make the photo's light neutral, from the whole photo (not one garment: a garment's own
-    colour is not the light's). Clipped and near-black pixels say nothing about the light and are left out."""
+def estimate_balance(image: Image.Image, strength: float = STRENGTH, power: float = NORM_POWER,
+                     max_exposure: float = MAX_EXPOSURE) -> WhiteBalance:
+    """The gains that make the photo's light neutral and its brightest surfaces white, from the whole photo (not
+    one garment: a garment's own colour is not the light's). Clipped and near-black pixels say nothing about the
+    light's colour and are left out of that estimate."""
     small = image.convert("RGB")
     small.thumbnail((ESTIMATE_SIDE, ESTIMATE_SIDE), Image.Resampling.BILINEAR)
     rgb = np.asarray(small, dtype=np.uint8).reshape(-1, 3)
@@ -67,5 +75,7 @@ def estimate_balance(image: Image.Image, strength: float = STRENGTH, power: floa
     linear = srgb_to_linear(rgb[usable])
     light = np.mean(linear ** power, axis=0) ** (1 / power)
     gains = (light.mean() / np.maximum(light, 1e-6)) ** strength
-    gains = np.clip(gains / np.dot([0.2126, 0.7152, 0.0722], gains), 1 / MAX_GAIN, MAX_GAIN)  # keep brightness
-    return WhiteBalance(tuple(round(float(g), 4) for g in gains))
+    gains = np.clip(gains / np.dot(LUMINANCE, gains), 1 / MAX_GAIN, MAX_GAIN)  # keep brightness
+    brightest = np.percentile(srgb_to_linear(rgb) @ LUMINANCE, BRIGHT_PERCENTILE)
+    exposure = np.clip(WHITE_LUMINANCE / max(brightest, 1e-6), 1.0, max_exposure)
+    return WhiteBalance(tuple(round(float(g * exposure), 4) for g in gains))

@@ -4,7 +4,8 @@ Two sets of named examples vote, in CIELAB: the xkcd colour survey (949 colours 
 each belongs to the family of its colour word) and fashion-products (the dominant shade of each catalogue photo
 with the shop's own `baseColour`; it teaches how fabric photographs: a black T-shirt is L* 20-35, not 0). A cell
 takes the family with the most weight among its nearest examples, then the fine name of that family whose survey
-shade is nearest. Shaded black carries a blue tint from skylight, so dark near-neutral cells are black outright.
+shade is nearest. Shaded black carries a blue tint from skylight, so dark near-neutral cells are black outright,
+and light near-neutral ones white (a white shirt in shade measures grey).
 The table is built by `benchmarks/colors_learn.py` and shipped (`names.npz`): naming a garment is a lookup.
 """
 
@@ -25,14 +26,15 @@ TABLE_PATH = Path(__file__).with_name("names.npz")
 
 @dataclass(frozen=True)
 class TableParams:
-    neighbours: int = 12  # examples that vote for each cell
+    """Chosen on the street tuning labels and fashion-products validation rows (benchmarks/colors_*.py)."""
+
+    neighbours: int = 24  # examples that vote for each cell
     lightness_weight: float = 0.5  # L* counts half: shading moves lightness across one fabric, not its colour
     survey_weight: float = 1.0  # one survey colour's vote against one product photo's
-    family_balance: float = 0.5  # product examples weigh 1 / (their family's count) ** this: black is 25% of them
     dark_lightness: float = 25.0  # below this L* ...
-    dark_chroma: float = 10.0  # ... and this chroma a cell is black (shaded black is not navy)
-    light_lightness: float = 101.0  # above this L* ...
-    light_chroma: float = 0.0  # ... and below this chroma a cell is white (white in skylight is not pale blue)
+    dark_chroma: float = 8.0  # ... and this chroma a cell is black (shaded black is not navy)
+    light_lightness: float = 70.0  # above this L* ...
+    light_chroma: float = 6.0  # ... and below this chroma a cell is white (white in shade is not grey or pale blue)
 
 
 def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -80,9 +82,7 @@ def build_table(product_lab: np.ndarray, product_family: np.ndarray, params: Tab
     survey_lab, survey_family_index = survey_examples()
     lab = np.concatenate([survey_lab, product_lab])
     family = np.concatenate([survey_family_index, product_family])
-    per_family = np.bincount(product_family, minlength=len(COLOR_FAMILIES)).clip(1)
-    product_weight = (per_family.mean() / per_family[product_family]) ** params.family_balance
-    weight = np.concatenate([np.full(len(survey_lab), params.survey_weight), product_weight])
+    weight = np.concatenate([np.full(len(survey_lab), params.survey_weight), np.ones(len(product_lab))])
     scale = np.array([params.lightness_weight, 1.0, 1.0])
     cells = srgb_to_lab(cell_centres())
     distance, nearest = cKDTree(lab * scale).query(cells * scale, k=params.neighbours)
