@@ -14,7 +14,7 @@ from PIL import Image
 NORM_POWER = 6
 """The Minkowski norm of the light estimate: 1 is grey-world (a red dress photo turns cyan), large is the brightest
 pixels only (one lamp decides); 6 is the usual middle (Finlayson and Trezzi, "Shades of Gray", 2004)."""
-STRENGTH = 0.5
+STRENGTH = 0.7
 """How much of the estimated cast is removed (0: none, 1: all): part, since the estimate is also moved by large
 coloured surfaces. Chosen on the street tuning labels (benchmarks/colors_street.py)."""
 MAX_GAIN = 1.3
@@ -64,12 +64,12 @@ NEUTRAL = WhiteBalance()
 def estimate_balance(image: Image.Image, strength: float = STRENGTH, power: float = NORM_POWER,
                      max_exposure: float = MAX_EXPOSURE) -> WhiteBalance:
     """The gains that make the photo's light neutral and its brightest surfaces white, from the whole photo (not
-    one garment: a garment's own colour is not the light's). Clipped and near-black pixels say nothing about the
-    light's colour and are left out of that estimate."""
+    one garment: a garment's own colour is not the light's). Near-black pixels say nothing about the light's
+    colour and are left out of that estimate."""
     small = image.convert("RGB")
     small.thumbnail((ESTIMATE_SIDE, ESTIMATE_SIDE), Image.Resampling.BILINEAR)
     rgb = np.asarray(small, dtype=np.uint8).reshape(-1, 3)
-    usable = (rgb.max(1) < 250) & (rgb.max(1) > 20)
+    usable = rgb.max(1) > 20  # blown-out white stays: a studio backdrop or a white wall is the light's colour
     if usable.sum() < 50:
         return NEUTRAL
     linear = srgb_to_linear(rgb[usable])

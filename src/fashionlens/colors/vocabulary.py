@@ -37,7 +37,8 @@ FINE_COLORS: dict[str, tuple[str, str]] = {
 COLOR_NAMES: tuple[str, ...] = tuple(FINE_COLORS)
 
 LEGACY_NAMES: dict[str, str] = {"neon": "green"}
-"""Names of the earlier fixed palette that are no longer fine names, so a stored old name still filters."""
+"""The one name of the earlier fixed palette that is no longer a fine name, so an item stored with it still
+filters by family (every other old name is a fine name now)."""
 
 # The xkcd survey's colour words -> family; a survey name belongs to the family of its last word found here
 # ("dark navy blue" -> blue, "burnt sienna" -> brown). Names with none ("pale", "dust") are left out.
@@ -96,3 +97,21 @@ def family_of(word: str) -> str | None:
     if word in FINE_COLORS:
         return FINE_COLORS[word][0]
     return LEGACY_NAMES.get(word)
+
+
+def color_words(color: dict) -> set[str]:
+    """The words a stored colour ({"name", "family"?}) is filtered by: its fine name and its family."""
+    name = str(color["name"]).strip().lower()
+    family = color.get("family") or family_of(name)
+    return {name, family} if family else {name}
+
+
+def filter_terms(word: str) -> set[str]:
+    """The stored colour words a `color=` filter word matches: a family matches itself and every fine name in it
+    (so a catalogue stored before families were, holding only names such as navy, still answers color=blue); a
+    fine name matches only itself."""
+    word = " ".join(word.strip().lower().split())
+    if word not in COLOR_FAMILIES:
+        return {word}
+    names = {n for n, (f, _) in FINE_COLORS.items() if f == word} | {n for n, f in LEGACY_NAMES.items() if f == word}
+    return {word} | names
