@@ -32,7 +32,7 @@ MIN_KEPT = 0.05
 @dataclass(frozen=True)
 class ColorShare:
     name: str  # a fine name (COLOR_NAMES): navy, olive, cream
-    fraction: float  # share of the garment's pixels in this family, 0..1
+    fraction: float  # share of the garment's pixels in this family (centre-weighted), 0..1
     rgb: tuple[int, int, int]  # mean sRGB of those pixels (the garment's actual shade)
     family: str = ""  # one of COLOR_FAMILIES; empty: the family of `name`
 
