@@ -9,6 +9,7 @@ background. Each family is then called by its most common fine name.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,16 +78,18 @@ def named_colors(
     weight = centre_weights(rgb.shape[:2])[keep]
     fine = name_table()[rgb_cells(balance.apply(pixels))]
     families = name_families()[fine]
-    totals = np.bincount(families, weight, minlength=len(COLOR_FAMILIES))
-    order = np.argsort(-totals, kind="stable")[:top]
+    per_name = np.bincount(fine, weight, minlength=len(COLOR_NAMES))
+    totals = np.bincount(name_families(), per_name, minlength=len(COLOR_FAMILIES))
+    counts = np.bincount(families, minlength=len(COLOR_FAMILIES))
+    sums = np.stack([np.bincount(families, pixels[:, c], minlength=len(COLOR_FAMILIES)) for c in range(3)], axis=1)
     shares = []
-    for f in order:
+    for f in np.argsort(-totals, kind="stable")[:top]:
         if totals[f] == 0:
             continue
-        members = families == f
-        name = COLOR_NAMES[int(np.bincount(fine[members], weight[members]).argmax())]
-        shares.append(ColorShare(name, float(totals[f] / weight.sum()),
-                                 tuple(int(round(v)) for v in pixels[members].mean(0)), COLOR_FAMILIES[f]))
+        members = np.flatnonzero(name_families() == f)
+        name = COLOR_NAMES[members[per_name[members].argmax()]]
+        shares.append(ColorShare(name, float(totals[f] / totals.sum()),
+                                 tuple(int(round(v)) for v in sums[f] / counts[f]), COLOR_FAMILIES[f]))
     return shares
 
 
@@ -96,6 +99,7 @@ middle of its box or product photo, while a model's face and arms, or the backgr
 the edges."""
 
 
+@functools.lru_cache(maxsize=256)
 def centre_weights(shape: tuple[int, int], spread: float = CENTRE_SPREAD) -> np.ndarray:
     h, w = shape
     y = (np.arange(h) - (h - 1) / 2) / max(1.0, spread * h)
