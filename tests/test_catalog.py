@@ -199,3 +199,26 @@ def test_migrations_create_the_schema_once(tmp_path):
     tables = subprocess.run(["sqlite3", str(db), ".tables"], capture_output=True, text=True)
     if tables.returncode == 0:
         assert set(tables.stdout.split()) >= {"alembic_version", "catalog_state", "items", "item_labels"}
+
+
+def test_colour_filters_take_a_family_or_a_fine_name(db, tmp_path):
+    """Items store their colours' fine names and families: color=blue finds navy and sky-blue items, color=navy only
+    navy ones; a colour given by name only (as earlier versions stored it) gets its family."""
+    def colour(name, family=None, fraction=1.0):
+        return {"name": name, "fraction": fraction, "rgb": [0, 0, 0], **({"family": family} if family else {})}
+    colours = [[colour("navy", "blue")], [colour("sky blue", "blue")], [colour("burgundy", "red")],
+               [colour("navy")],  # as an earlier version stored it: no family
+               [colour("white", "white", 0.9), colour("navy", "blue", 0.1)]]  # navy too small a share to filter
+    with open_catalog(db, tmp_path) as catalog:
+        ids = catalog.add_vectors(clustered(len(colours)), sha256s=[f"c{i}" for i in range(len(colours))],
+                                  sources=[f"c{i}.jpg" for i in range(len(colours))], colors=colours,
+                                  embedding_key=KEY)
+
+        def found(word):
+            return sorted(h.id for h in catalog.search(clustered(1, seed=5), top_k=10, where={"color": word})[0].results)
+        assert found("blue") == sorted([ids[0], ids[1], ids[3]])
+        assert found("Navy") == sorted([ids[0], ids[3]])
+        assert found("red") == found("burgundy") == [ids[2]]
+        assert found("white") == [ids[4]] and found("purple") == []
+        facets = catalog.stats()["labels"]["color"]
+        assert facets["blue"] == 3 and facets["navy"] == 2 and facets["red"] == facets["burgundy"] == 1

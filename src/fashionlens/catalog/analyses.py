@@ -10,6 +10,7 @@ from sqlalchemy import Engine, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from fashionlens.catalog.models import AnalysisLabel, AnalysisRecord
+from fashionlens.colors.vocabulary import color_words, filter_terms
 
 
 @dataclass(frozen=True)
@@ -25,11 +26,11 @@ class StoredAnalysis:
 
 
 def history_labels(document: dict) -> set[tuple[str, str]]:
-    """(key, value) pairs the history filters match: each garment's label and colour names."""
+    """(key, value) pairs the history filters match: each garment's label, colour names and colour families."""
     pairs = set()
     for item in document.get("items", []):
         pairs.add(("label", str(item["label"]).lower()[:200]))
-        pairs |= {("color", str(c["name"]).lower()[:200]) for c in item.get("colors", [])}
+        pairs |= {("color", word[:200]) for c in item.get("colors", []) for word in color_words(c)}
     return pairs
 
 
@@ -136,8 +137,9 @@ class AnalysisHistory:
         query = select(AnalysisRecord)
         for key, value in (("label", label), ("color", color)):
             if value:
+                values = filter_terms(value) if key == "color" else {value.strip().lower()}
                 query = query.where(AnalysisRecord.id.in_(select(AnalysisLabel.analysis_id).where(
-                    AnalysisLabel.key == key, AnalysisLabel.value == value.strip().lower())))
+                    AnalysisLabel.key == key, AnalysisLabel.value.in_(sorted(values)))))
         if since:
             query = query.where(AnalysisRecord.created_at >= since)
         if until:

@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from fashionlens.catalog.models import CatalogState, Item, ItemLabel
+from fashionlens.colors.vocabulary import color_words, filter_terms
 
 DEFAULT_DB_FILE = "fashionlens-catalog.db"
 TOP_COLOR_SHARE = 0.15  # a colour covering at least this share of the garment is one `color=` filter matches
@@ -53,9 +54,9 @@ def filter_labels(attributes: dict[str, str], predicted: dict[str, dict], colors
     """(key, value) pairs a filter matches, lower-cased: given attributes win over predicted ones."""
     labels = {(k, str(v)) for k, v in attributes.items() if v not in (None, "")}
     labels |= {(k, str(p["value"])) for k, p in predicted.items() if k not in attributes}
-    top = [c["name"] for i, c in enumerate(colors[:MAX_FILTER_COLORS]) if i == 0 or c["fraction"] >= TOP_COLOR_SHARE]
+    top = [c for i, c in enumerate(colors[:MAX_FILTER_COLORS]) if i == 0 or c["fraction"] >= TOP_COLOR_SHARE]
     if "color" not in attributes:
-        labels |= {("color", name) for name in top}
+        labels |= {("color", word) for c in top for word in color_words(c)}
     return {(k.strip().lower()[:100], v.strip().lower()[:200]) for k, v in labels}
 
 
@@ -281,8 +282,11 @@ class Store:
         result: np.ndarray | None = None
         with self.engine.connect() as conn:
             for key, values in where.items():
-                query = select(ItemLabel.item_id).where(ItemLabel.key == key.strip().lower(),
-                                                        ItemLabel.value.in_(sorted(v.strip().lower() for v in values)))
+                key = key.strip().lower()
+                values = {v.strip().lower() for v in values}
+                if key == "color":
+                    values = set().union(*(filter_terms(v) for v in values))
+                query = select(ItemLabel.item_id).where(ItemLabel.key == key, ItemLabel.value.in_(sorted(values)))
                 ids = np.unique(np.fromiter(conn.scalars(query), dtype=np.int64))
                 result = ids if result is None else np.intersect1d(result, ids, assume_unique=True)
         return result if result is not None else self.ids()

@@ -1,9 +1,10 @@
-"""Named dominant colours of a garment, from a fixed fashion palette, with the share of the garment each covers.
+"""Named colours of a garment, as people name them, with the share of the garment each covers.
 
-Pixels are compared in CIELAB (perceptually even, so "nearest" means "looks closest"), each assigned to the
-nearest palette anchor; a name can have several anchors (light and dark blues are both "blue"). A product
-photo's white background is removed first: near-white pixels connected to the image border (a flood fill),
-which keeps a white garment's inside but drops the studio backdrop (measured in benchmarks/colors_products.py).
+Each pixel is named through a table learned from people's names for colours (`table`: the xkcd survey and shops'
+own colour names), after the photo's colour cast is removed (`light`) and, on a product photo, the studio
+backdrop is left out (`backdrop`). Pixels are grouped by family first (black, blue, ...): a navy jacket whose
+pixels fall on navy, denim and slate blue is one blue garment, not three small shares that each lose to a
+background. Each family is then called by its most common fine name.
 """
 
 from __future__ import annotations
@@ -13,126 +14,40 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
+from fashionlens.colors.backdrop import backdrop_lightness, backdrop_mask, border
+from fashionlens.colors.light import WhiteBalance, estimate_balance
+from fashionlens.colors.table import name_families, name_table, rgb_cells, srgb_to_lab
+from fashionlens.colors.vocabulary import COLOR_FAMILIES, COLOR_NAMES, FINE_COLORS, family_of
 from fashionlens.masks import mask_box
 
-# name -> sRGB anchors. The neutrals sit where photographed garments fall, not at paint colours: a black
-# product photographs at L* 20-40, a white one at 70-85 (fashion-products medians).
-# Metallics are told apart by colour alone: silver is a light grey, gold a yellow ochre. "neon" is the very
-# saturated bright yellow-green or pink of fluorescent fabric.
-PALETTE: dict[str, tuple[tuple[int, int, int], ...]] = {
-    "white": ((250, 250, 250), (205, 205, 205)),
-    "black": ((10, 10, 10), (55, 55, 55)),
-    "beige": ((225, 205, 170), (240, 228, 205), (210, 185, 150)),
-    "pink": ((245, 175, 195), (225, 95, 150), (250, 215, 225), (200, 120, 140)),
-    "sky blue": ((135, 195, 235), (175, 215, 240), (90, 170, 210)),
-    "blue": ((40, 80, 180), (70, 120, 200), (30, 60, 150), (100, 140, 190)),
-    "grey": ((120, 120, 120),),
-    "navy": ((25, 35, 70), (40, 50, 95), (20, 25, 45)),
-    "brown": ((110, 70, 40), (145, 95, 55), (75, 50, 35), (120, 90, 70)),
-    "red": ((200, 30, 40), (225, 45, 45), (165, 25, 35)),
-    "lavender": ((190, 170, 220), (210, 195, 235)),
-    "silver": ((165, 165, 165),),
-    "yellow": ((240, 210, 40), (250, 230, 100), (225, 185, 30)),
-    "khaki": ((190, 175, 125), (150, 140, 95), (170, 160, 110)),
-    "wine": ((110, 20, 40), (128, 0, 32), (85, 20, 35)),
-    "purple": ((110, 50, 140), (130, 70, 165), (80, 40, 100)),
-    "mint": ((170, 230, 200), (150, 220, 185)),
-    "orange": ((240, 130, 30), (250, 155, 65), (215, 100, 40)),
-    "green": ((40, 140, 60), (30, 100, 50), (90, 165, 85), (25, 70, 45), (85, 100, 55)),
-    "gold": ((212, 175, 55), (195, 155, 75)),
-    "neon": ((57, 255, 20), (204, 255, 0), (255, 0, 200)),
-}
-COLOR_NAMES: tuple[str, ...] = tuple(PALETTE)
-LIGHTNESS_WEIGHT = 0.5
-"""Lightness counts half as much as hue and chroma: shading changes L* across one fabric, not its colour."""
-CHROMA_GAIN, CHROMA_SCALE = 1.6, 20.0
-"""Weak chroma is boosted before matching, up to 1.6x, fading out above ~20: photos wash colour out (a blue
-shirt's median chroma in a fashion-products thumbnail is about 8) while vivid pixels and the anchors
-themselves stay put. Chosen on rows < 3000 of fashion-products styles.csv (a flat 1.5x scored 1 point
-higher there but renamed 8 of the anchors themselves)."""
+__all__ = ["COLOR_FAMILIES", "COLOR_NAMES", "FINE_COLORS", "ColorShare", "WhiteBalance", "estimate_balance",
+           "family_of", "named_colors"]
+
 MAX_SIDE = 160
 """Images are reduced to this longest side first: a colour census needs no more, and it keeps calls ~ms."""
+MIN_KEPT = 0.05
+"""If removing the backdrop would leave less than this share of the region, everything is kept."""
 
 
 @dataclass(frozen=True)
 class ColorShare:
-    name: str  # a palette name (COLOR_NAMES)
-    fraction: float  # share of the garment's pixels, 0..1
-    rgb: tuple[int, int, int]  # mean sRGB of those pixels (the garment's actual shade, not the anchor)
+    name: str  # a fine name (COLOR_NAMES): navy, olive, cream
+    fraction: float  # share of the garment's pixels in this family (centre-weighted), 0..1
+    rgb: tuple[int, int, int]  # mean sRGB of those pixels (the garment's actual shade)
+    family: str = ""  # one of COLOR_FAMILIES; empty: the family of `name`
+
+    def __post_init__(self):
+        if not self.family:
+            object.__setattr__(self, "family", family_of(self.name) or self.name)
 
     @property
     def hex(self) -> str:
         return "#{:02x}{:02x}{:02x}".format(*self.rgb)
 
     def to_json(self) -> dict:
-        return {"name": self.name, "fraction": round(self.fraction, 4), "rgb": list(self.rgb), "hex": self.hex}
-
-
-def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """sRGB (0..255, any leading shape, last axis 3) to CIELAB under D65."""
-    c = np.asarray(rgb, dtype=np.float64) / 255.0
-    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    m = np.array([[0.4124564, 0.3575761, 0.1804375],
-                  [0.2126729, 0.7151522, 0.0721750],
-                  [0.0193339, 0.1191920, 0.9503041]])
-    xyz = linear @ m.T / np.array([0.95047, 1.0, 1.08883])
-    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
-    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], axis=-1)
-
-
-_ANCHOR_NAMES = np.array([i for i, anchors in enumerate(PALETTE.values()) for _ in anchors])
-_ANCHOR_LAB = srgb_to_lab(np.array([a for anchors in PALETTE.values() for a in anchors]))
-_WEIGHT = np.array([LIGHTNESS_WEIGHT, 1.0, 1.0])
-
-
-def palette_index(lab: np.ndarray) -> np.ndarray:
-    """Index into COLOR_NAMES of the nearest anchor for each Lab row."""
-    gain = 1 + (CHROMA_GAIN - 1) * np.exp(-np.hypot(lab[:, 1], lab[:, 2]) / CHROMA_SCALE)
-    lab = lab * np.stack([np.ones_like(gain), gain, gain], axis=1)
-    x, anchors = (lab * _WEIGHT).astype(np.float32), (_ANCHOR_LAB * _WEIGHT).astype(np.float32)
-    d = (anchors ** 2).sum(1)[None, :] - 2 * x @ anchors.T  # squared distance less |x|^2, which argmin ignores
-    return _ANCHOR_NAMES[d.argmin(1)]
-
-
-def near_white(lab: np.ndarray) -> np.ndarray:
-    return (lab[..., 0] >= 90) & (np.hypot(lab[..., 1], lab[..., 2]) <= 8)
-
-
-LUT_BITS = 6
-"""Pixels are named through a table over RGB at 6 bits per channel (262,144 cells, filled once from the Lab rules
-above at each cell's centre): a garment costs a lookup instead of per-pixel Lab arithmetic (about 3 ms less per
-image; a cell spans 4 levels of each channel, below what names a colour)."""
-
-
-@functools.cache
-def _lookup_tables() -> tuple[np.ndarray, np.ndarray]:
-    """(palette index, near-white flag) for every RGB cell."""
-    step = 1 << (8 - LUT_BITS)
-    levels = np.arange(0, 256, step) + step // 2
-    grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(-1, 3)
-    lab = srgb_to_lab(grid)
-    return palette_index(lab).astype(np.uint8), near_white(lab)
-
-
-def rgb_cells(rgb: np.ndarray) -> np.ndarray:
-    """Each uint8 RGB pixel's cell in the lookup tables."""
-    q = (rgb >> (8 - LUT_BITS)).astype(np.int32)
-    return (q[..., 0] << (2 * LUT_BITS)) | (q[..., 1] << LUT_BITS) | q[..., 2]
-
-
-def background_mask(white: np.ndarray) -> np.ndarray:
-    """True where a pixel is near-white and connected to the image border (the studio backdrop)."""
-    labels, _ = ndimage.label(white)
-    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    return np.isin(labels, border[border > 0])
-
-
-def has_white_backdrop(white: np.ndarray, share: float = 0.6) -> bool:
-    """A product photo: most of the border is near-white."""
-    ring = np.concatenate([white[0], white[-1], white[1:-1, 0], white[1:-1, -1]])
-    return bool(ring.mean() >= share)
+        return {"name": self.name, "family": self.family, "hex": self.hex, "fraction": round(self.fraction, 4),
+                "rgb": list(self.rgb)}
 
 
 def named_colors(
@@ -142,16 +57,58 @@ def named_colors(
     *,
     mask: np.ndarray | None = None,
     remove_background: bool | None = None,
+    balance: WhiteBalance | None = None,
 ) -> list[ColorShare]:
-    """The `top` palette colours covering most of the garment, largest share first.
+    """The `top` colour families covering most of the garment, largest share first, each with its fine name.
 
     `box` (x1, y1, x2, y2 in pixels) restricts the count to a detected garment. `remove_background`: None
     removes a white backdrop only when the region's border is mostly near-white (product photos); if that
-    would leave under 5% of the pixels (a white garment filling the frame) all pixels are kept. `mask` (bool,
-    the whole image's size) counts only the garment's own pixels (inside `box` if given, else inside the mask's
-    own box, so a small garment keeps its resolution), with no backdrop removal: the mask already leaves the
-    background out. An empty mask is a ValueError (the caller falls back to the box).
+    would leave under 5% of the pixels all pixels are kept. `mask` (bool, the whole image's size) counts only
+    the garment's own pixels (inside `box` if given, else inside the mask's own box), with no backdrop removal.
+    An empty mask is a ValueError (the caller falls back to the box). `balance`: the photo's light, from
+    `estimate_balance(image)`; computed here from the whole image when not given (pass it to name several
+    garments of one photo).
     """
+    if balance is None:
+        balance = estimate_balance(image)
+    rgb, keep = _region(image, box, mask)
+    if mask is None and remove_background is not False:
+        keep = _without_backdrop(rgb, force=bool(remove_background))
+    pixels = rgb[keep].reshape(-1, 3)
+    weight = centre_weights(rgb.shape[:2])[keep]
+    fine = name_table()[rgb_cells(balance.apply(pixels))]
+    families = name_families()[fine]
+    per_name = np.bincount(fine, weight, minlength=len(COLOR_NAMES))
+    totals = np.bincount(name_families(), per_name, minlength=len(COLOR_FAMILIES))
+    counts = np.bincount(families, minlength=len(COLOR_FAMILIES))
+    sums = np.stack([np.bincount(families, pixels[:, c], minlength=len(COLOR_FAMILIES)) for c in range(3)], axis=1)
+    shares = []
+    for f in np.argsort(-totals, kind="stable")[:top]:
+        if totals[f] == 0:
+            continue
+        members = np.flatnonzero(name_families() == f)
+        name = COLOR_NAMES[members[per_name[members].argmax()]]
+        shares.append(ColorShare(name, float(totals[f] / totals.sum()),
+                                 tuple(int(round(v)) for v in sums[f] / counts[f]), COLOR_FAMILIES[f]))
+    return shares
+
+
+CENTRE_SPREAD = 0.3
+"""Pixels count less away from the region's centre (a Gaussian of this share of each side): a garment fills the
+middle of its box or product photo, while a model's face and arms, or the background in a box's corners, lie at
+the edges."""
+
+
+@functools.lru_cache(maxsize=256)
+def centre_weights(shape: tuple[int, int], spread: float = CENTRE_SPREAD) -> np.ndarray:
+    h, w = shape
+    y = (np.arange(h) - (h - 1) / 2) / max(1.0, spread * h)
+    x = (np.arange(w) - (w - 1) / 2) / max(1.0, spread * w)
+    return np.exp(-0.5 * (y[:, None] ** 2 + x[None, :] ** 2))
+
+
+def _region(image: Image.Image, box, mask) -> tuple[np.ndarray, np.ndarray]:
+    """The region's pixels at the census size (uint8 RGB) and which of them are the garment's."""
     if mask is not None:
         mask = np.asarray(mask)
         if mask.shape != (image.height, image.width):
@@ -176,24 +133,19 @@ def named_colors(
     image = image.convert("RGB")
     image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.BILINEAR)  # never enlarges
     rgb = np.asarray(image, dtype=np.uint8)
-    names, whites = _lookup_tables()
-    cells = rgb_cells(rgb)
-    keep = np.ones(rgb.shape[:2], dtype=bool)
-    white = whites[cells]
-    if mask is not None:
-        keep = np.asarray(mask_image.resize(image.size, Image.Resampling.NEAREST)) > 0
-        if not keep.any():
-            raise ValueError("the mask has no pixels here (empty inside the box, or too thin for the reduced size)")
-    elif remove_background or (remove_background is None and has_white_backdrop(white)):
-        keep = ~background_mask(white)
-        if keep.mean() < 0.05:
-            keep[:] = True
-    pixels = rgb[keep].reshape(-1, 3)
-    index = names[cells[keep]]
-    counts = np.bincount(index, minlength=len(COLOR_NAMES))
-    order = np.argsort(-counts, kind="stable")[:top]
-    return [
-        ColorShare(COLOR_NAMES[i], float(counts[i] / len(index)),
-                   tuple(int(round(v)) for v in pixels[index == i].mean(0)))
-        for i in order if counts[i] > 0
-    ]
+    if mask is None:
+        return rgb, np.ones(rgb.shape[:2], dtype=bool)
+    keep = np.asarray(mask_image.resize(image.size, Image.Resampling.NEAREST)) > 0
+    if not keep.any():
+        raise ValueError("the mask has no pixels here (empty inside the box, or too thin for the reduced size)")
+    return rgb, keep
+
+
+def _without_backdrop(rgb: np.ndarray, force: bool) -> np.ndarray:
+    """Pixels that are not a studio backdrop (all of them where the region has none)."""
+    everything = np.ones(rgb.shape[:2], dtype=bool)
+    level = backdrop_lightness(srgb_to_lab(border(rgb)))
+    if level is None and not force:
+        return everything
+    keep = ~backdrop_mask(srgb_to_lab(rgb), 100.0 if level is None else level)
+    return keep if keep.mean() >= MIN_KEPT else everything

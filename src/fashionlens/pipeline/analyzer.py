@@ -25,7 +25,7 @@ from PIL import Image
 from fashionlens.classify.inference import LabelScore, top_labels
 from fashionlens.classify.model import mirrored
 from fashionlens.classify.model_io import LoadedModel, load_model
-from fashionlens.colors import named_colors
+from fashionlens.colors import WhiteBalance, estimate_balance, named_colors
 from fashionlens.defaults import SHIPPED_CLASSIFIERS
 from fashionlens.detect.crop import cut_out
 from fashionlens.detect.inference import Detector
@@ -173,7 +173,8 @@ class Analyzer:
                         disputed[row].append(Disputed(model.folder.name, task.name, said.label, said.score))
             embeddings = self.embedder.from_features(features[backbone_key(self.embedder.backbone)])
         with _timer(timings, "colors"):
-            colors = [_colours(source, box, mask) for source, box, mask in zip(sources, boxes, masks)]
+            light = {id(source): estimate_balance(source) for source in sources}  # once per photo, not per garment
+            colors = [_colours(source, box, mask, light[id(source)]) for source, box, mask in zip(sources, boxes, masks)]
         return [Description(a, c, e, source, d, k)
                 for a, (c, source), e, d, k in zip(attributes, colors, embeddings, disputed, kinds)]
 
@@ -263,14 +264,14 @@ class Analyzer:
                 garments[i].similar = result.results
 
 
-def _colours(image: Image.Image, box, mask: np.ndarray | None) -> tuple[list, str]:
+def _colours(image: Image.Image, box, mask: np.ndarray | None, light: WhiteBalance) -> tuple[list, str]:
     """Colours of the garment's own pixels, or of its box where the mask is empty (and which of the two)."""
     if mask is not None and mask.any():
         try:
-            return named_colors(image, box, mask=mask), "mask"
+            return named_colors(image, box, mask=mask, balance=light), "mask"
         except ValueError:  # a sliver that vanishes at the colour census's reduced size
             pass
-    return named_colors(image, box), "box" if box is not None else "image"
+    return named_colors(image, box, balance=light), "box" if box is not None else "image"
 
 
 def _whole_kind(outputs: list, row: int) -> str | None:

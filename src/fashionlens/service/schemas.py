@@ -22,7 +22,8 @@ class LabelScoreOut(BaseModel):
 
 
 class ColorOut(BaseModel):
-    name: str
+    name: str = Field(description="Fine colour name (navy, olive, cream...).")
+    family: str | None = Field(default=None, description="One of the 12 colour families (absent in older analyses).")
     fraction: float = Field(description="Share of the garment's pixels, 0..1.")
     rgb: list[int]
     hex: str

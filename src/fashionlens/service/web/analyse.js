@@ -232,7 +232,7 @@ function card(garment, i) {
 
 export function colourList(colours) {
   if (!colours?.length) return null;
-  return h("ul", { class: "colors", "aria-label": "Colours" }, colours.map((c) => h("li", {},
+  return h("ul", { class: "colors", "aria-label": "Colours" }, colours.map((c) => h("li", { title: c.family },
     h("span", { class: "sw", style: { background: c.hex || `rgb(${(c.rgb || []).join(",")})` }, "aria-hidden": "true" }),
     `${c.name} ${percent(c.fraction)}`)));
 }
