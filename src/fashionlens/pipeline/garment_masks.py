@@ -104,5 +104,7 @@ def garment_masks(parsed: ParsedImage, boxes: list, labels: list[str], scores: l
     out = []
     for g in garments + extra:
         mask = parsed.to_photo(g.mask)
-        out.append(GarmentMask(g.label, g.score, mask_box(mask) if g.box is None else g.box, mask, g.source))
+        box = mask_box(mask) if g.box is None else g.box
+        if box is not None:  # a split or added part thinner than the photo's pixels keeps none: dropped
+            out.append(GarmentMask(g.label, g.score, box, mask, g.source))
     return out
