@@ -97,10 +97,13 @@ def test_analyze_cli_reports_each_failure_by_name_and_goes_on(photos, tmp_path, 
         return original(self, image, **kwargs)
 
     monkeypatch.setattr(Analyzer, "analyze", failing)
-    result = runner.invoke(app, ["analyze", str(broken), str(boom), *map(str, photos), "--json", "--similar", "0"])
+    coco = tmp_path / "coco.json"
+    result = runner.invoke(app, ["analyze", str(broken), str(boom), *map(str, photos), "--json", "--similar", "0",
+                                 "--coco", str(coco)])
     assert result.exit_code == 0, result.output
     analysed = [json.loads(line)["image"] for line in result.stdout.splitlines() if line.startswith("{")]
     assert analysed == [str(p) for p in photos]
+    assert [image["file_name"] for image in json.loads(coco.read_text())["images"]] == analysed
     assert f"{broken}: not an image" in _flat(result.stderr)
     assert f"{boom}: analysis failed (RuntimeError: something inside broke)" in _flat(result.stderr)
     assert "Traceback" not in result.output

@@ -103,7 +103,7 @@ export function renderAnalysis(area, analysis, src) {
   });
   // labels stack by score, the strongest on top, whatever order the boxes stack in for pointing at them
   [...items.keys()].sort((a, b) => items[a].score - items[b].score)
-    .forEach((i, rank) => { boxes[i].firstChild.style.zIndex = String(3 + rank); });
+    .forEach((i, rank) => boxes[i].style.setProperty("--rank", String(rank)));
   const cards = items.map((garment, i) => card(garment, i));
   const { layer, fills } = maskLayer(items, analysis);
   const stage = h("div", { class: "stage", style: { "--ar": analysis.width / analysis.height, "--w": `${analysis.width}px` } },
