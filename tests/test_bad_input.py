@@ -149,17 +149,26 @@ def test_the_service_answers_each_awkward_photo_with_a_result(tmp_path):
             assert response.json()["error"]["message"]
 
 
-def test_a_thumbnail_whose_second_shoe_vanishes_at_its_size_is_analysed(analyzer, shared_datasets):
-    """fashion-products 15053 (60x80): a shoe box split in two on the parser's 256x341 grid, the second part too
-    thin to keep a pixel of the photo; it raised TypeError in `cut_out` (issue 29)."""
-    photo = shared_datasets / "fashion-products" / "images" / "15053.jpg"
-    if not photo.is_file():
-        pytest.skip(f"{photo} is absent")
-    items = analyzer.analyze(photo, similar=False).items
-    assert items
-    for g in items:
-        x1, y1, x2, y2 = g.box
-        assert 0 <= x1 < x2 <= 60 and 0 <= y1 < y2 <= 80
+# fashion-products thumbnails (60x80) that raised TypeError in `cut_out` before issue 29's fix: a shoe box split in
+# two on the parser's 256x341 grid, the second part too thin to keep one pixel of the photo
+CRASHED = ("15053.jpg", "15083.jpg", "16252.jpg")
+
+
+def test_the_thumbnails_that_crashed_are_analysed_everywhere(analyzer, shared_datasets, tmp_path):
+    photos = [shared_datasets / "fashion-products" / "images" / name for name in CRASHED]
+    if not all(p.is_file() for p in photos):
+        pytest.skip(f"fashion-products thumbnails {CRASHED} are absent")
+    for photo in photos:
+        for g in analyzer.analyze(photo, similar=False).items:
+            x1, y1, x2, y2 = g.box
+            assert 0 <= x1 < x2 <= 60 and 0 <= y1 < y2 <= 80
+    result = runner.invoke(app, ["analyze", *map(str, photos), "--json", "--similar", "0"])
+    assert result.exit_code == 0 and not result.stderr.strip(), result.output
+    assert [json.loads(line)["image"] for line in result.stdout.splitlines()] == [str(p) for p in photos]
+    with running_service(tmp_path) as client:
+        for photo in photos:
+            response = client.post("/v1/analyze", files={"file": (photo.name, photo.read_bytes(), "image/jpeg")})
+            assert response.status_code == 201, response.text[:300]
 
 
 def test_an_image_its_preparation_fails_on_is_an_item_with_a_reason(photos):
