@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from fashionlens.cli import app
 from fashionlens.detect.crop import crop_objects, padded_box
 from fashionlens.detect.detections import AnnotatedImage, DetectionDataset, Detections
-from fashionlens.detect.draw import draw_detections, draw_to_folder
+from fashionlens.detect.draw import draw_detections, draw_to_folder, drawing_order
 from fashionlens.detect.evaluate import evaluate_detections
 from fashionlens.detect.formats import write_voc
 
@@ -118,6 +118,25 @@ def test_drawing_keeps_the_size_and_changes_pixels_only_at_the_boxes():
     changed = np.abs(after - before).sum(axis=2) > 0
     assert changed[40:121, 50:151].sum() > 2 * 80  # outline and label inside the box area
     assert not changed[130:, :].any() and not changed[:, :40].any()  # nothing far from the box
+
+
+@pytest.mark.parametrize("order", [(0, 1), (1, 0)], ids=["strong-first", "weak-first"])
+def test_the_stronger_of_two_overlapping_labels_is_painted_on_top(order):
+    """Issue 29: a shoe at 0.79 showed as `pants 0.30`. The labels sit above boxes two pixels apart: the shoe's
+    label must come out exactly as it does when drawn alone."""
+    boxes, class_ids, scores = [[42, 42, 180, 140], [40, 40, 180, 140]], [2, 1], [0.79, 0.30]  # shoe, pants
+    detections = Detections([boxes[i] for i in order], [class_ids[i] for i in order], [scores[i] for i in order])
+    blank = Image.new("RGB", (200, 150), "white")
+    both = np.asarray(draw_detections(blank, detections, CLASSES))
+    alone = np.asarray(draw_detections(blank, Detections(boxes[:1], class_ids[:1], scores[:1]), CLASSES))
+    label = (alone != 255).any(axis=2)
+    label[42:] = False  # above the shoe's box: its label, not its outline
+    assert label.sum() > 200 and (both[label] == alone[label]).all()
+
+
+def test_drawing_order_is_weakest_first_and_input_order_without_scores():
+    assert drawing_order(Detections([[0, 0, 9, 9]] * 3, [0, 1, 2], [0.5, 0.9, 0.1])) == [2, 0, 1]
+    assert drawing_order(Detections([[0, 0, 9, 9]] * 3, [0, 1, 2])) == [0, 1, 2]
 
 
 def test_draw_to_folder_writes_each_image_and_reports_unreadable_ones(dataset, tmp_path):

@@ -4,6 +4,7 @@ ONNX parity, `segment`; one garment one mask (instance splits, parser-only garme
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -197,6 +198,21 @@ def test_a_garment_only_the_parser_sees_is_added_and_masks_keep_to_their_kind():
     shirt, skirt = found
     assert shirt.source == "detector" and not shirt.mask[35, 45] and shirt.mask[20, 30]
     assert skirt.label == "skirt" and skirt.source == "parser" and skirt.mask.sum() == 40 * 50
+
+
+def test_a_part_too_thin_for_a_small_photos_pixels_is_dropped_not_boxed_as_none():
+    """A 20x20 photo on a 100x100 grid keeps every fifth cell: a 2-cell-wide shoe or skirt strip keeps no pixel."""
+    classes = list(CCP_GROUPS)
+    labels = np.zeros((100, 100), np.uint8)
+    labels[80:95, 10:30] = classes.index("shoes")
+    labels[40:100, 63:65] = classes.index("shoes")  # the pair's second part: 29% of the kind's pixels
+    labels[10:90, 43:45] = classes.index("skirt")  # 1.6% of the grid: a parser-added garment
+    parsed = ParsedImage(labels, np.ones(labels.shape, np.float32), classes, (20, 20))
+    assert [g.label for g in garment_masks(replace(parsed, size=None), [(5, 35, 90, 100)], ["shoe"], [0.9])] \
+        == ["shoe", "shoe", "skirt"]  # at the grid's own size both parts are kept
+    found = garment_masks(parsed, [(1, 7, 18, 20)], ["shoe"], [0.9])
+    assert [(g.label, g.source) for g in found] == [("shoe", "detector")]
+    assert found[0].box == (1.0, 7.0, 18.0, 20.0) and found[0].mask.shape == (20, 20) and found[0].mask.any()
 
 
 @pytest.mark.parametrize("shape", ["rectangle", "ellipse", "L"])

@@ -153,6 +153,15 @@ def test_the_score_slider_hides_weak_boxes_without_a_request(page):
     assert not requests
 
 
+def test_labels_stack_by_score_the_strongest_on_top(page):
+    """Issue 29: a weaker label drawn over a stronger one hid it; boxes stack by size, so labels stack on their own."""
+    analyse_upload(page, SAMPLES / "longsleeve_1.jpg")
+    stack = page.evaluate("""() => [...document.querySelectorAll('.box')].map((el) =>
+        [Number(el.dataset.score), Number(getComputedStyle(el.firstElementChild).zIndex)])""")
+    assert len(stack) >= 2 and len({z for _, z in stack}) == len(stack)
+    assert [score for score, _ in sorted(stack, key=lambda s: s[1])] == sorted(score for score, _ in stack)
+
+
 def test_a_dropped_photo_is_analysed(page):
     import base64
 
@@ -319,7 +328,7 @@ def drawn_masks(page) -> list[dict]:
             const r = el.getBoundingClientRect();
             return {index: Number(el.dataset.index), box: [r.left - img.left, r.top - img.top, r.right - img.left,
                     r.bottom - img.top], width: img.width, fill: getComputedStyle(el).fillOpacity,
-                    shown: getComputedStyle(el.ownerSVGElement).display !== 'none'};
+                    stroke: getComputedStyle(el).strokeWidth, shown: getComputedStyle(el.ownerSVGElement).display !== 'none'};
         });
     }""")
 
@@ -336,10 +345,14 @@ def test_each_garment_mask_is_drawn_in_place_under_its_box_and_can_be_hidden(pag
         ys = [v for p in analysis["items"][i]["polygons"] for v in p[1::2]]
         expected = [min(xs) * scale, min(ys) * scale, max(xs) * scale, max(ys) * scale]
         assert masks[i]["box"] == pytest.approx(expected, abs=2.5)  # where the polygons say, on the photo
-        assert masks[i]["shown"] and 0 < float(masks[i]["fill"]) < 1  # translucent
+        # an outline: a fill would dye the garment and hide the colours its card names (issue 29)
+        assert masks[i]["shown"] and float(masks[i]["fill"]) == 0 and float(masks[i]["stroke"].rstrip("px")) >= 1
         source = page.locator(f"#card-{i} .colour-source")
         assert source.get_attribute("data-source") == analysis["items"][i]["color_source"]
     shot(page, "analyse-masks")
+    page.dispatch_event(f"#box-{with_masks[0]}", "mouseenter")  # pointed at: at most a faint tint
+    assert 0 < float({m["index"]: m for m in drawn_masks(page)}[with_masks[0]]["fill"]) <= 0.2
+    page.dispatch_event(f"#box-{with_masks[0]}", "mouseleave")
     page.locator("#show-masks").uncheck()  # boxes only
     assert not any(m["shown"] for m in drawn_masks(page)) and page.locator(".box:not([hidden])").count()
     page.locator("#show-masks").check()

@@ -18,9 +18,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from fashionlens.backbones import Backbone
 from fashionlens.cache import FeatureCache, default_cache_dir
-from fashionlens.data.samples import SkippedInput
+from fashionlens.data.samples import SkippedInput, failure_reason
 from fashionlens.fingerprints import perceptual_hash, sha256_bytes
-from fashionlens.images import ImageError, read_image_file
+from fashionlens.images import read_image_file
 from fashionlens.progress import progress_bar
 from fashionlens.runtime import OnnxRunner, export_onnx
 
@@ -65,9 +65,9 @@ class ImageFileDataset(Dataset):
     def __getitem__(self, i: int):
         try:
             data, image = read_image_file(self.paths[i], self.min_size)
-        except ImageError as exc:
-            return i, None, exc.reason
-        return i, self.prepare(i, data, image), None
+            return i, self.prepare(i, data, image), None
+        except Exception as exc:  # an unreadable file, or one `prepare` fails on
+            return i, None, failure_reason(exc, "preparation")
 
     def prepare(self, i: int, data: bytes, image):
         raise NotImplementedError

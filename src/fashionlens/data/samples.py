@@ -24,6 +24,12 @@ class SkippedInput:
     reason: str
 
 
+def failure_reason(exc: Exception, step: str) -> str:
+    """Why one input failed, for a batch that goes on without it: an `ImageError`'s own reason, else the error's
+    kind and message after `step` ("analysis failed (...)"), one line rather than a traceback."""
+    return getattr(exc, "reason", None) or f"{step} failed ({type(exc).__name__}: {exc})"
+
+
 @dataclass
 class LabeledImages:
     samples: list[Sample]

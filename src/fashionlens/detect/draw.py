@@ -18,16 +18,27 @@ def class_colour(class_id: int) -> tuple[int, int, int]:
     return ImageColor.getrgb(f"hsl({int(class_id) * 137.508 % 360:.0f}, 85%, 50%)")
 
 
+def drawing_order(detections: Detections) -> list[int]:
+    """Indices weakest first, so the strongest box and label are painted last, on top of any they overlap
+    (input order where there are no scores)."""
+    if detections.confidence is None:
+        return list(range(len(detections)))
+    return sorted(range(len(detections)), key=lambda i: float(detections.confidence[i]))
+
+
 def draw_detections(image: Image.Image, detections: Detections, classes: list[str],
                     colour: tuple[int, int, int] | None = None) -> Image.Image:
-    """A copy of `image` with each box outlined and labelled "class score"; `colour` overrides the class colours."""
+    """A copy of `image` with each box outlined and labelled "class score", the strongest on top; `colour` overrides
+    the class colours."""
     out = image.convert("RGB")
     draw = ImageDraw.Draw(out)
     short = min(out.size)
     line = max(2, round(short / 200))
     font = ImageFont.load_default(size=max(11, round(short / 35)))
     scores = detections.confidence
-    for i, (box, class_id) in enumerate(zip(detections.xyxy.tolist(), detections.class_id.tolist())):
+    boxes, class_ids = detections.xyxy.tolist(), detections.class_id.tolist()
+    for i in drawing_order(detections):
+        box, class_id = boxes[i], class_ids[i]
         rgb = colour or class_colour(class_id)
         draw.rectangle(box, outline=rgb, width=line)
         name = classes[class_id] if 0 <= class_id < len(classes) else str(class_id)

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from fashionlens.data.samples import SkippedInput
+from fashionlens.data.samples import SkippedInput, failure_reason
 from fashionlens.defaults import default_detector_dir
 from fashionlens.detect.detections import AnnotatedImage, DetectionDataset, Detections
 from fashionlens.detect.evaluate import evaluate_detections
@@ -149,12 +149,24 @@ class Detector:
                 result.failures += [SkippedInput(str(paths[i]), reason) for i, _, reason in batch if reason]
                 good = [(i, item) for i, item, reason in batch if not reason]
                 if good:
-                    images = torch.stack([item[0] for _, item in good])
-                    dets = self._decode(images, [item[1] for _, item in good], [(item[2], item[3]) for _, item in good], floor)
-                    dets = dets if point is None else [self.shown(d, point) for d in dets]
-                    result.images += [AnnotatedImage(paths[i], item[2], item[3], d) for (i, item), d in zip(good, dets)]
+                    result.images += self._detect_batch(paths, good, floor, point, result.failures)
                 advance(len(batch))
         return result
+
+    def _detect_batch(self, paths: list[Path], good: list, min_score: float, point: OperatingPoint | None,
+                      failures: list[SkippedInput]) -> list[AnnotatedImage]:
+        """One batch's detections; where the batch fails, each image alone, so an error skips only its own image."""
+        try:
+            images = torch.stack([item[0] for _, item in good])
+            dets = self._decode(images, [item[1] for _, item in good], [(item[2], item[3]) for _, item in good], min_score)
+            dets = dets if point is None else [self.shown(d, point) for d in dets]
+        except Exception as exc:
+            if len(good) > 1:
+                return [found for one in good
+                        for found in self._detect_batch(paths, [one], min_score, point, failures)]
+            failures.append(SkippedInput(str(paths[good[0][0]]), failure_reason(exc, "detection")))
+            return []
+        return [AnnotatedImage(paths[i], item[2], item[3], d) for (i, item), d in zip(good, dets)]
 
     def evaluate(self, dataset: DetectionDataset, out_dir: str | Path | None = None, *, progress: bool = False
                  ) -> tuple[dict, list[SkippedInput]]:

@@ -21,7 +21,7 @@ import numpy as np
 from fashionlens.catalog.analyses import AnalysisHistory, NewAnalysis
 from fashionlens.catalog.ingest import read_source, source_name
 from fashionlens.catalog.ray_jobs import RayJob, RayOptions, run_on_ray, workers_write
-from fashionlens.data.samples import SkippedInput
+from fashionlens.data.samples import SkippedInput, failure_reason
 from fashionlens.fetch import FetchPolicy
 from fashionlens.pipeline.analyzer import PipelineConfig
 
@@ -127,7 +127,7 @@ class _AnalysePhotos:
             try:
                 analysis = self.analyzer.analyze(bytes(batch["data"][k]), name=sources[k])
             except Exception as exc:  # one photo the pipeline cannot take never ends the job; its reason is kept
-                reasons[k] = getattr(exc, "reason", None) or f"analysis failed ({type(exc).__name__}: {exc})"
+                reasons[k] = failure_reason(exc, "analysis")
                 continue
             records.append(NewAnalysis(sha, key, sources[k], analysis.to_json()))
             places.append(k)

@@ -61,8 +61,7 @@ def analyze(
 
     from fashionlens.catalog import Catalog, CatalogError
     from fashionlens.cli_common import console, fail, image_paths, report_skipped
-    from fashionlens.data.samples import SkippedInput
-    from fashionlens.images import ImageError
+    from fashionlens.data.samples import SkippedInput, failure_reason
     from fashionlens.pipeline import Analyzer, PipelineConfig
 
     from fashionlens.runtime import small_ops_on_one_thread
@@ -95,8 +94,8 @@ def analyze(
     for path in files:
         try:
             result = analyzer.analyze(path)
-        except ImageError as exc:
-            skipped.append(SkippedInput(str(path), exc.reason))
+        except Exception as exc:  # one photo the pipeline cannot take never ends the batch; its reason is reported
+            skipped.append(SkippedInput(str(path), failure_reason(exc, "analysis")))
             continue
         if export is not None:
             export.add(path, result)

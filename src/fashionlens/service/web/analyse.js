@@ -101,6 +101,9 @@ export function renderAnalysis(area, analysis, src) {
   items.forEach((garment, i) => {  // a box inside another carries its label inside, so the two labels do not collide
     if (items.some((other, j) => j !== i && contains(other.box, garment.box))) boxes[i].classList.add("inside");
   });
+  // labels stack by score, the strongest on top, whatever order the boxes stack in for pointing at them
+  [...items.keys()].sort((a, b) => items[a].score - items[b].score)
+    .forEach((i, rank) => boxes[i].style.setProperty("--rank", String(rank)));
   const cards = items.map((garment, i) => card(garment, i));
   const { layer, fills } = maskLayer(items, analysis);
   const stage = h("div", { class: "stage", style: { "--ar": analysis.width / analysis.height, "--w": `${analysis.width}px` } },
@@ -158,7 +161,7 @@ export function renderAnalysis(area, analysis, src) {
 
 const SVG = "http://www.w3.org/2000/svg";
 
-// Each garment's polygons as one translucent path under the box outlines, in the photo's own pixels (the viewBox),
+// Each garment's polygons as one outlined path under the box outlines, in the photo's own pixels (the viewBox),
 // so they scale with the photo exactly as the boxes do. Null when no garment has a mask.
 function maskLayer(items, analysis) {
   if (!items.some((g) => g.polygons?.length)) return { layer: null, fills: [] };
