@@ -129,6 +129,10 @@ class Parser:
                            self.classes, image.size)
 
 
-def person_share(parsed: ParsedImage) -> float:
-    """The share of the photo the parser calls skin or hair: next to nothing in a product shot."""
-    return float(parsed.mask_of(("skin", "hair")).mean())
+def person_shares(parsed: ParsedImage) -> tuple[float, float]:
+    """(skin and hair as a share of all the parser sees in front of the background, hair as a share of the photo):
+    a product shot has next to none of either, whatever the frame holds; a whole person, even small in a street
+    photo, is 7% or more of the first, and shows hair."""
+    seen = parsed.labels != parsed.classes.index("null") if "null" in parsed.classes else np.ones_like(parsed.labels, bool)
+    person = parsed.mask_of(("skin", "hair")).sum() / max(int(seen.sum()), 1)
+    return float(person), float(parsed.mask_of(("hair",)).mean())
