@@ -113,3 +113,20 @@ def test_the_parser_alone_adds_only_the_kinds_the_operating_point_names():
     assert none == []
     shirts = garment_masks(parsed, [], [], [], MaskRules(added={"shirt": (0.01, 0.5)}))
     assert [(g.label, g.source) for g in shirts] == [("shirt", "parser")]
+
+
+def test_a_shirt_under_an_open_jacket_keeps_its_own_colour():
+    """Two garments, one over the other: each mask holds only its own pixels, so each is named its own colour."""
+    from PIL import Image
+
+    from fashionlens.colors import named_colors
+
+    parsed = parsed_jacket_over_shirt()
+    pixels = np.full((100, 100, 3), (120, 130, 120), np.uint8)  # a street behind
+    pixels[parsed.labels == 3] = (200, 25, 35)  # the red jacket
+    pixels[parsed.labels == 4] = (245, 245, 242)  # the white shirt
+    photo = Image.fromarray(pixels)
+    jacket, shirt = garment_masks(parsed, [(20, 10, 80, 90), (38, 14, 62, 86)], ["jacket", "shirt"], [0.9, 0.8],
+                                  MaskRules())
+    assert named_colors(photo, jacket.box, mask=jacket.mask)[0].family == "red"
+    assert named_colors(photo, shirt.box, mask=shirt.mask)[0].family == "white"
