@@ -160,5 +160,6 @@ STUDIO_SIDE = 48
 def _studio_photo(image: Image.Image) -> bool:
     """Whether the whole photo is a studio product shot (its border mostly one light neutral backdrop): a garment
     named from a box or mask on it is named with the product table."""
-    small = image.convert("RGB").resize((STUDIO_SIDE, STUDIO_SIDE), Image.Resampling.BILINEAR)
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    small = rgb.resize((STUDIO_SIDE, STUDIO_SIDE), Image.Resampling.NEAREST)  # a sample of the border: ~0.2 ms
     return backdrop_lightness(srgb_to_lab(border(np.asarray(small, dtype=np.uint8)))) is not None
