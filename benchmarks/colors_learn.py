@@ -1,5 +1,6 @@
 """Builds the shipped colour naming table (src/fashionlens/colors/names.npz) from the xkcd survey and the
-dominant shade of each fashion-products "train" photo with a one-family `baseColour`.
+dominant shade of each fashion-products "train" photo with a one-family `baseColour`: two tables from the same
+votes, one for garments in a scene and one for studio product photos (table.SCENE_PARAMS, PRODUCT_PARAMS).
 
     python benchmarks/colors_learn.py            # rebuild names.npz
     python benchmarks/colors_learn.py --check    # only report how many cells would change
@@ -22,7 +23,8 @@ from colors_products import BASE_COLOUR_FAMILIES, product_rows  # noqa: E402
 
 from fashionlens.colors import COLOR_FAMILIES  # noqa: E402
 from fashionlens.colors.backdrop import backdrop_lightness, backdrop_mask, border  # noqa: E402
-from fashionlens.colors.table import TABLE_PATH, TableParams, build_table, save_table, srgb_to_lab  # noqa: E402
+from fashionlens.colors.table import (PRODUCT_PARAMS, SCENE_PARAMS, TABLE_PATH, cell_votes, save_table,  # noqa: E402
+                                      srgb_to_lab, table_from_votes)  # noqa: E402
 from fashionlens.images import ImageError, load_image  # noqa: E402
 
 BIN = 8.0
@@ -72,12 +74,15 @@ def main() -> None:
             np.savez(args.cache, lab=lab, family=family)
     print(f"{len(lab)} product examples: " + ", ".join(
         f"{f} {(family == i).sum()}" for i, f in enumerate(COLOR_FAMILIES)))
-    table = build_table(lab, family, TableParams())
+    votes = cell_votes(lab, family, SCENE_PARAMS)  # the priors and near-neutral rules apply after the vote
+    table, product = table_from_votes(votes, SCENE_PARAMS), table_from_votes(votes, PRODUCT_PARAMS)
     if TABLE_PATH.exists():
         with np.load(TABLE_PATH) as old:
-            print(f"{(old['fine'] != table).sum()} of {len(table)} cells change")
+            for key, new in (("fine", table), ("product", product)):
+                if key in old:
+                    print(f"{key}: {(old[key] != new).sum()} of {len(new)} cells change")
     if not args.check:
-        save_table(table)
+        save_table(table, product)
         print(f"wrote {TABLE_PATH}")
 
 

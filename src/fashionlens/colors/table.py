@@ -35,6 +35,25 @@ class TableParams:
     dark_chroma: float = 8.0  # ... and this chroma a cell is black (shaded black is not navy)
     light_lightness: float = 70.0  # above this L* ...
     light_chroma: float = 6.0  # ... and below this chroma a cell is white (white in shade is not grey or pale blue)
+    family_priors: tuple[float, ...] = (1.0,) * 12  # each family's votes are multiplied by this (COLOR_FAMILIES order)
+
+
+def _priors(**by_family: float) -> tuple[float, ...]:
+    return tuple(by_family.get(f, 1.0) for f in COLOR_FAMILIES)
+
+
+SCENE_PARAMS = TableParams(dark_chroma=11.0,
+                           family_priors=_priors(black=2.0, white=1.5, grey=2.0, red=0.7, blue=0.5, purple=0.7,
+                                                 brown=0.7))
+"""The table for garments in a scene (street photos, boxes and parser masks): family priors and near-neutral
+rules chosen by coordinate search on the 182 street tuning garments the pipeline finds
+(benchmarks/colors_street.py), keeping plain mid greys grey. Shade and skylight tint dark clothes blue or purple
+and white ones blue, so the neutrals need more of the examples' votes there. The same search on one half of the
+photos gained 0 to 3 points on the other half (two random halves, both ways): expect less than the tuning gain."""
+PRODUCT_PARAMS = TableParams()
+"""The table for studio product photos (a backdrop found): no priors. The same search on fashion-products
+validation rows reached 0.702 there (from 0.682) but did not carry over: tuned on one half of the rows, the other
+half moved -1.4 to +0.2 points (two random halves, both ways); the labels are too noisy for it."""
 
 
 def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -77,6 +96,11 @@ def rgb_cells(rgb: np.ndarray) -> np.ndarray:
 
 def build_table(product_lab: np.ndarray, product_family: np.ndarray, params: TableParams = TableParams()) -> np.ndarray:
     """Fine-name index (into COLOR_NAMES) of every cell, from the survey and the product examples."""
+    return table_from_votes(cell_votes(product_lab, product_family, params), params)
+
+
+def cell_votes(product_lab: np.ndarray, product_family: np.ndarray, params: TableParams = TableParams()) -> np.ndarray:
+    """Each cell's votes for each family (cells x COLOR_FAMILIES) from its nearest named examples."""
     from scipy.spatial import cKDTree
 
     survey_lab, survey_family_index = survey_examples()
@@ -89,7 +113,15 @@ def build_table(product_lab: np.ndarray, product_family: np.ndarray, params: Tab
     votes = np.zeros((len(cells), len(COLOR_FAMILIES)))
     for j in range(params.neighbours):
         np.add.at(votes, (np.arange(len(cells)), family[nearest[:, j]]), weight[nearest[:, j]] / (1 + distance[:, j]))
-    cell_family = votes.argmax(1)
+    return votes
+
+
+def table_from_votes(votes: np.ndarray, params: TableParams = TableParams()) -> np.ndarray:
+    """Fine-name index of every cell: the family with the most (prior-weighted) votes, the fixed dark and light
+    near-neutral rules, then the family's nearest fine name."""
+    cells = srgb_to_lab(cell_centres())
+    scale = np.array([params.lightness_weight, 1.0, 1.0])
+    cell_family = (votes * np.asarray(params.family_priors)).argmax(1)
     dark = (cells[:, 0] < params.dark_lightness) & (np.hypot(cells[:, 1], cells[:, 2]) < params.dark_chroma)
     cell_family[dark] = COLOR_FAMILIES.index("black")
     light = (cells[:, 0] > params.light_lightness) & (np.hypot(cells[:, 1], cells[:, 2]) < params.light_chroma)
@@ -112,18 +144,20 @@ def fine_names(cells: np.ndarray, cell_family: np.ndarray, scale: np.ndarray) ->
     return result
 
 
-def save_table(table: np.ndarray, path: Path = TABLE_PATH) -> None:
-    np.savez_compressed(path, fine=table.astype(np.uint8), names=np.array(COLOR_NAMES))
+def save_table(table: np.ndarray, product: np.ndarray, path: Path = TABLE_PATH) -> None:
+    np.savez_compressed(path, fine=table.astype(np.uint8), product=product.astype(np.uint8),
+                        names=np.array(COLOR_NAMES))
 
 
 @functools.cache
-def name_table() -> np.ndarray:
-    """The shipped table (fine-name index per cell); it must name exactly the current vocabulary."""
+def name_table(product: bool = False) -> np.ndarray:
+    """The shipped table (fine-name index per cell) for a garment in a scene, or with `product` for a studio
+    product photo; it must name exactly the current vocabulary."""
     with np.load(TABLE_PATH) as data:
-        if tuple(data["names"]) != COLOR_NAMES:
+        if tuple(data["names"]) != COLOR_NAMES or "product" not in data:
             raise RuntimeError(f"{TABLE_PATH} was built for another colour vocabulary: rebuild it with "
                                "benchmarks/colors_learn.py")
-        return data["fine"]
+        return data["product" if product else "fine"]
 
 
 @functools.cache
