@@ -18,10 +18,15 @@ from fashionlens.masks import mask_from_polygons, mask_iou, polygons_from_mask
 from fashionlens.parse.inference import ParsedImage
 from fashionlens.parse.labels import CCP_GROUPS, source_to_class
 from fashionlens.parse.metrics import confusion, parsing_metrics
-from fashionlens.pipeline.garment_masks import garment_masks
+from fashionlens.pipeline.garment_masks import MaskRules, garment_masks
+from fashionlens.taxonomy import LABEL_OF_PARSER_CLASS
 
 runner = CliRunner()
 NAMES = ["null", "skin", "shirt", "jeans"]  # generated photos: a red shirt over blue jeans on grey
+
+# the rules before issue 29's operating point: the parser alone adds every kind from 1.5% of the photo at mean
+# confidence 0.6, and a paired kind's box over two parts is two garments
+EVERY_KIND = MaskRules(added={kind: (0.015, 0.6) for kind in set(LABEL_OF_PARSER_CLASS.values())}, split_pairs=True)
 
 
 def _photo(i: int, w: int = 48, h: int = 64) -> tuple[Image.Image, np.ndarray]:
@@ -194,7 +199,7 @@ def test_a_garment_only_the_parser_sees_is_added_and_masks_keep_to_their_kind():
     labels[10:50, 20:80] = classes.index("top")
     labels[30:45, 40:55] = classes.index("skin")  # an arm over the shirt
     labels[50:90, 25:75] = classes.index("skirt")
-    found = garment_masks(_parsed(labels), [(15, 5, 85, 55)], ["shirt"], [0.8])
+    found = garment_masks(_parsed(labels), [(15, 5, 85, 55)], ["shirt"], [0.8], EVERY_KIND)
     shirt, skirt = found
     assert shirt.source == "detector" and not shirt.mask[35, 45] and shirt.mask[20, 30]
     assert skirt.label == "skirt" and skirt.source == "parser" and skirt.mask.sum() == 40 * 50
@@ -208,9 +213,9 @@ def test_a_part_too_thin_for_a_small_photos_pixels_is_dropped_not_boxed_as_none(
     labels[40:100, 63:65] = classes.index("shoes")  # the pair's second part: 29% of the kind's pixels
     labels[10:90, 43:45] = classes.index("skirt")  # 1.6% of the grid: a parser-added garment
     parsed = ParsedImage(labels, np.ones(labels.shape, np.float32), classes, (20, 20))
-    assert [g.label for g in garment_masks(replace(parsed, size=None), [(5, 35, 90, 100)], ["shoe"], [0.9])] \
-        == ["shoe", "shoe", "skirt"]  # at the grid's own size both parts are kept
-    found = garment_masks(parsed, [(1, 7, 18, 20)], ["shoe"], [0.9])
+    assert [g.label for g in garment_masks(replace(parsed, size=None), [(5, 35, 90, 100)], ["shoe"], [0.9],
+                                           EVERY_KIND)] == ["shoe", "shoe", "skirt"]  # at the grid's size both parts are kept
+    found = garment_masks(parsed, [(1, 7, 18, 20)], ["shoe"], [0.9], EVERY_KIND)
     assert [(g.label, g.source) for g in found] == [("shoe", "detector")]
     assert found[0].box == (1.0, 7.0, 18.0, 20.0) and found[0].mask.shape == (20, 20) and found[0].mask.any()
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import SAMPLES, served
+from conftest import SAMPLES, STREET, served
 
 pytestmark = pytest.mark.browser
 
@@ -119,7 +119,7 @@ def assert_boxes_match(page, analysis: dict) -> None:
 
 
 def test_an_uploaded_photo_gets_a_box_per_garment_and_cards(page):
-    analysis = analyse_upload(page, SAMPLES / "longsleeve_1.jpg")
+    analysis = analyse_upload(page, STREET / "ccp_0486.jpg")
     assert_boxes_match(page, analysis)
     first = analysis["items"][0]
     card = page.locator("#card-0")
@@ -155,7 +155,7 @@ def test_the_score_slider_hides_weak_boxes_without_a_request(page):
 
 def test_labels_stack_by_score_the_strongest_on_top(page):
     """Issue 29: a weaker label drawn over a stronger one hid it; boxes stack by size, so labels stack on their own."""
-    analyse_upload(page, SAMPLES / "longsleeve_1.jpg")
+    analyse_upload(page, STREET / "ccp_0486.jpg")
     stack = page.evaluate("""() => [...document.querySelectorAll('.box')].map((el) =>
         [Number(el.dataset.score), Number(getComputedStyle(el.firstElementChild).zIndex)])""")
     assert len(stack) >= 2 and len({z for _, z in stack}) == len(stack)
@@ -334,7 +334,7 @@ def drawn_masks(page) -> list[dict]:
 
 
 def test_each_garment_mask_is_drawn_in_place_under_its_box_and_can_be_hidden(page):
-    analysis = analyse_upload(page, SAMPLES / "longsleeve_1.jpg")
+    analysis = analyse_upload(page, STREET / "ccp_0486.jpg")
     with_masks = [i for i, g in enumerate(analysis["items"]) if g["polygons"]]
     assert with_masks, "the shipped parser gave this photo's garments no mask"
     masks = {m["index"]: m for m in drawn_masks(page)}
