@@ -23,7 +23,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from _shared import dataset
 
@@ -34,13 +33,12 @@ from fashionlens.detect.operating_point import OperatingPoint, select
 from fashionlens.detect.train import split_dataset
 from fashionlens.detect.formats.label_masks import label_parts
 from fashionlens.images import read_image_file
-from fashionlens.masks import mask_box, mask_iou
 from fashionlens.parse import read_masks
 from fashionlens.parse.inference import Parser
 from fashionlens.parse.labels import class_lut
+from fashionlens.pipeline.evaluate import match_garments
 from fashionlens.pipeline.garment_masks import MaskRules, garment_masks
 from fashionlens.pipeline.scoring import Tally, score_photo
-from fashionlens.detect.operating_point import box_iou
 from fashionlens.progress import progress_bar
 from fashionlens.taxonomy import LABEL_OF_PARSER_CLASS
 
@@ -105,14 +103,9 @@ def score_label_maps(photos: list[dict], classes: list[str], point: OperatingPoi
     for photo in photos:
         shown, truths = items(photo, classes, point), photo["truths"]
         total += len(truths)
-        matched = set()
-        if shown and truths:
-            iou = np.maximum(box_iou(np.array([mask_box(m) for _, m in truths]), np.array([g.box for g in shown])),
-                             np.array([[mask_iou(m, g.mask) for g in shown] for _, m in truths]))
-            for t, p in zip(*linear_sum_assignment(iou, maximize=True)):
-                if iou[t, p] >= 0.4:
-                    found += 1
-                    matched.add(p)
+        _, pairs = match_garments([m for _, m in truths], shown)
+        found += len(pairs)
+        matched = {p for _, p in pairs}
         parser_classes = photo["parsed"].classes
         for p, g in enumerate(shown):
             if p in matched or not g.mask.any():

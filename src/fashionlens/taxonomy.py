@@ -37,8 +37,8 @@ FITTING: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
-KIND_OF: dict[str, dict[str, str]] = {task: {label: kind for kind, labels in table.items() for label in labels}
-                                      for task, table in FITTING.items() if task == "category"}
+KIND_OF: dict[str, dict[str, str]] = {"category": {label: kind for kind, labels in FITTING["category"].items()
+                                                   for label in labels}}
 """task -> label -> the garment kind it names: how a whole photo (a product shot) gets its kind from the
 whole-photo classifier's category."""
 

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from fashionlens.detect.detections import Detections
+from fashionlens.detect.overlaps import suppress_cross_class
 from fashionlens.taxonomy import PAIRED
 
 FALLBACK_THRESHOLD = 0.5
@@ -65,30 +66,10 @@ def select(found: Detections, classes: list[str], point: OperatingPoint) -> Dete
     limits = np.array([point.threshold(c) for c in classes], np.float32)
     found = found[found.confidence >= limits[found.class_id]]
     found = found[np.argsort(-found.confidence, kind="stable")]
-    found = _one_class_per_garment(found, point.same_garment_iou)
+    found = suppress_cross_class(found, classes, point.same_garment_iou, layered=frozenset())
     found = _parts_of_one_garment(found, classes, point.part_inside)
     found = _joined_halves(found, classes, point.merge_halves)
     return found[np.argsort(-found.confidence, kind="stable")]
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """[len(a), len(b)] IoU of xyxy boxes."""
-    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
-
-
-def _one_class_per_garment(found: Detections, iou: float) -> Detections:
-    overlap = box_iou(found.xyxy, found.xyxy)
-    keep: list[int] = []
-    for i in range(len(found)):
-        if not any(overlap[i, j] >= iou and found.class_id[i] != found.class_id[j] for j in keep):
-            keep.append(i)
-    return found[np.asarray(keep, np.int64)]
 
 
 def _inside(a: np.ndarray, b: np.ndarray) -> np.ndarray:

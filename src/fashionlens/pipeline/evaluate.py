@@ -101,13 +101,8 @@ def _draw_worst(photos: list, out_dir: Path, limit: int, classes: list[str]) -> 
 
 def _score_masks(analyzer, dataset, failures: list, progress: bool) -> dict:
     """Found (mask or box IoU >= 0.4, one to one), mask IoU, type top-1 and colour family of CCP-style garments."""
-    import torch
-    from scipy.optimize import linear_sum_assignment
-    from torchvision.ops import box_iou
-
     from fashionlens.colors import named_colors
     from fashionlens.detect.formats.label_masks import label_parts
-    from fashionlens.masks import mask_box, mask_iou
     from fashionlens.parse.labels import class_lut
     from fashionlens.taxonomy import LABEL_OF_PARSER_CLASS
     from fashionlens.taxonomy_types import type_of
@@ -138,12 +133,8 @@ def _score_masks(analyzer, dataset, failures: list, progress: bool) -> dict:
             items = analyzer.analyze(image, similar=False).items
             if not truths or not items:
                 continue
-            box = box_iou(torch.tensor([mask_box(m) for m, *_ in truths]), torch.tensor([g.box for g in items])).numpy()
-            mask = np.array([[mask_iou(m, g.mask) if g.mask is not None else 0.0 for g in items] for m, *_ in truths])
-            score = np.maximum(box, mask)
-            for t, p in zip(*linear_sum_assignment(score, maximize=True)):
-                if score[t, p] < 0.4:
-                    continue
+            mask, pairs = match_garments([m for m, *_ in truths], items)
+            for t, p in pairs:
                 (true_mask, true_type, kind), g = truths[t], items[p]
                 found += 1
                 kinds_found[kind] += 1
@@ -158,6 +149,23 @@ def _score_masks(analyzer, dataset, failures: list, progress: bool) -> dict:
             "mask_iou": float(np.mean(ious)) if ious else None, "typed": typed,
             "type_top1": type_right / max(1, typed), "colour": colour_right / max(1, found),
             "found_per_kind": {k: f"{kinds_found[k]}/{n}" for k, n in kinds.most_common()}}
+
+
+def match_garments(truths: list[np.ndarray], items) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """True garment masks paired one to one with items for the largest total of max(mask IoU, box IoU), as
+    instance-mask evaluations pair them; a pair counts as found from 0.4. Returns the mask IoUs and the pairs."""
+    import torch
+    from scipy.optimize import linear_sum_assignment
+    from torchvision.ops import box_iou
+
+    from fashionlens.masks import mask_box, mask_iou
+
+    if not truths or not items:
+        return np.zeros((len(truths), len(items))), []
+    box = box_iou(torch.tensor([mask_box(m) for m in truths]), torch.tensor([g.box for g in items])).numpy()
+    mask = np.array([[mask_iou(m, g.mask) if g.mask is not None else 0.0 for g in items] for m in truths])
+    score = np.maximum(box, mask)
+    return mask, [(t, p) for t, p in zip(*linear_sum_assignment(score, maximize=True)) if score[t, p] >= 0.4]
 
 
 def _family(colour) -> str:

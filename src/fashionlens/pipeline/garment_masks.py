@@ -13,10 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 from scipy import ndimage
+from torchvision.ops import box_iou
 
 from fashionlens.detect.crop import padded_box
-from fashionlens.detect.operating_point import box_iou
 from fashionlens.masks import mask_box
 from fashionlens.parse.inference import ParsedImage
 from fashionlens.parse.labels import NOT_GARMENT
@@ -122,7 +123,7 @@ def _on_a_shown_box(part: np.ndarray, boxes: list, iou: float = 0.5) -> bool:
     """A part whose box mostly coincides with a detected garment's would read as a second card for it."""
     if not boxes:
         return False
-    return bool((box_iou(np.array([mask_box(part)]), np.array(boxes)) >= iou).any())
+    return bool((box_iou(torch.tensor([mask_box(part)]), torch.tensor(boxes, dtype=torch.float32)) >= iou).any())
 
 
 def _exclusive(claims: list[np.ndarray], boxes: list) -> None:
