@@ -2,7 +2,8 @@
 
 Per-class score thresholds on colorful-fashion's validation part, by coordinate descent on (garments found -
 COST x wrong or duplicate items): COST 1 says a wrong card costs as much as a missed garment. Then whether a
-paired kind's box over two parts becomes two items, and, kind by kind, the least size and parser confidence of
+paired kind's box over two parts becomes two items, which pairs of kinds on one box are two layers (a dress
+under an open jacket; only while duplicates stay under 0.5% of items), and, kind by kind, the least size and parser confidence of
 a garment the parser alone may add, judged on both validation parts: colorful-fashion's boxes and CCP's label
 maps (clothing-parsing; there a true garment is a connected part covering 2% of the photo, found at mask or box
 IoU 0.4, and an item is wrong when most of its pixels are not its kind's). A setting is kept only where it
@@ -30,6 +31,7 @@ from fashionlens.detect.detections import Detections
 from fashionlens.detect.formats import read_dataset
 from fashionlens.detect.inference import Detector
 from fashionlens.detect.operating_point import OperatingPoint, select
+from fashionlens.detect.overlaps import LAYERED
 from fashionlens.detect.train import split_dataset
 from fashionlens.detect.formats.label_masks import label_parts
 from fashionlens.images import read_image_file
@@ -44,6 +46,7 @@ from fashionlens.taxonomy import LABEL_OF_PARSER_CLASS
 
 GRID = [round(float(x), 2) for x in np.arange(0.3, 0.86, 0.05)]
 MAX_ITEMS = 12
+MAX_DUPLICATES = 0.005  # share of items on a garment already shown that a layered pair may bring (target: 1%)
 
 
 def cached_photos(part: str, cache: Path) -> list[dict]:
@@ -193,6 +196,14 @@ def main() -> None:
 
     best = both(point)
     print(f"  CCP validation: found {best[2] / best[3]:.3f} of {best[3]} garments")
+    for pair in sorted(tuple(sorted(p)) for p in LAYERED):  # boxes of two kinds on one region kept as two layers
+        trial = replace(point, layered=(*point.layered, pair))
+        result = both(trial)
+        duplicates = score(photos, classes, trial, masks=True).figures()["duplicate_share"]
+        if result[0] > best[0] and duplicates <= MAX_DUPLICATES:
+            print(f"  {pair[0]} and {pair[1]} on one box kept as two layers: found {result[1] - best[1]:+d} "
+                  f"(colorful-fashion), {result[2] - best[2]:+d} (CCP); gain {result[0] - best[0]:+.0f}")
+            best, point = result, trial
     for kind in sorted(set(LABEL_OF_PARSER_CLASS.values())):
         for share in (0.015, 0.03):
             for confidence in (0.6, 0.7, 0.8, 0.9):

@@ -17,7 +17,7 @@ from fashionlens.parse.inference import ParsedImage
 from fashionlens.pipeline.garment_masks import MaskRules, garment_masks
 from fashionlens.pipeline.scoring import Tally, score_photo
 
-CLASSES = ["jacket", "shirt", "shoe", "bag"]
+CLASSES = ["jacket", "shirt", "shoe", "bag", "dress"]
 
 
 def found(*rows) -> Detections:
@@ -60,6 +60,16 @@ def test_one_garment_is_one_class():
     d = select(found(("jacket", 0.6, 0, 0, 100, 100), ("shirt", 0.9, 2, 2, 100, 98)), CLASSES,
                OperatingPoint(default_threshold=0.3))
     assert shown(d) == [("shirt", 0.9)]
+
+
+def test_a_dress_under_an_open_jacket_stays_when_the_point_names_the_layers():
+    rows = (("jacket", 0.8, 0, 0, 100, 160), ("dress", 0.7, 5, 10, 95, 170))
+    assert shown(select(found(*rows), CLASSES, OperatingPoint(default_threshold=0.3))) == [("jacket", 0.8)]
+    point = OperatingPoint(default_threshold=0.3, layered=(("dress", "jacket"),))
+    assert shown(select(found(*rows), CLASSES, point)) == [("jacket", 0.8), ("dress", 0.7)]
+    assert shown(select(found(("jacket", 0.8, 0, 0, 100, 160), ("shirt", 0.7, 5, 10, 95, 170)), CLASSES, point)) == [
+        ("jacket", 0.8)]  # only the pairs named
+    assert OperatingPoint.from_json(point.to_json(), "manifest").layered == point.layered
 
 
 def test_thresholds_are_read_from_the_detectors_manifest(tmp_path):

@@ -2,7 +2,8 @@
 manifest (`"operating_point"`), so `detect`, `analyze`, the API and the page show the same garments.
 
 One garment is one item. After each class's own score threshold: of two boxes of different classes on one
-garment (IoU >= `same_garment_iou`) the stronger stays; a box of one class lying mostly inside a larger box of
+garment (IoU >= `same_garment_iou`) the stronger stays, unless the pair is one worn in layers (`layered`: a dress
+under an open jacket, chosen on validation); a box of one class lying mostly inside a larger box of
 the same class is the same garment boxed twice, and the stronger box stays; a larger box around two of them is one
 garment (an open jacket's halves go), unless the kind is worn in pairs, where the box over two shoes goes
 instead (the data labels each shoe); two side-by-side boxes of one
@@ -28,6 +29,7 @@ class OperatingPoint:
     thresholds: dict[str, float] = field(default_factory=dict)  # class -> lowest score shown
     default_threshold: float = FALLBACK_THRESHOLD  # for classes without their own
     same_garment_iou: float = 0.7  # boxes of different classes overlapping this much are one garment
+    layered: tuple[tuple[str, str], ...] = ()  # ... except these pairs, worn one over the other
     part_inside: float = 0.8  # a same-class box with this share of its area inside a larger one is a part of it
     merge_halves: tuple[str, ...] = ("jacket",)  # kinds whose side-by-side halves are one garment (open coats)
     parser_items: dict[str, tuple[float, float]] = field(default_factory=dict)  # kind -> (least photo share, least
@@ -46,6 +48,7 @@ class OperatingPoint:
         """Plain JSON types (lists, not tuples), so a stored document equals the one just made."""
         data = asdict(self)
         data["merge_halves"] = list(self.merge_halves)
+        data["layered"] = [list(pair) for pair in self.layered]
         data["parser_items"] = {k: list(v) for k, v in self.parser_items.items()}
         return data
 
@@ -54,6 +57,8 @@ class OperatingPoint:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "source"}
         if "merge_halves" in known:
             known["merge_halves"] = tuple(known["merge_halves"])
+        if "layered" in known:
+            known["layered"] = tuple(tuple(pair) for pair in known["layered"])
         if "parser_items" in known:
             known["parser_items"] = {k: tuple(v) for k, v in known["parser_items"].items()}
         return replace(cls(**known), source=source)
@@ -66,7 +71,8 @@ def select(found: Detections, classes: list[str], point: OperatingPoint) -> Dete
     limits = np.array([point.threshold(c) for c in classes], np.float32)
     found = found[found.confidence >= limits[found.class_id]]
     found = found[np.argsort(-found.confidence, kind="stable")]
-    found = suppress_cross_class(found, classes, point.same_garment_iou, layered=frozenset())
+    found = suppress_cross_class(found, classes, point.same_garment_iou,
+                                 layered=frozenset(frozenset(pair) for pair in point.layered))
     found = _parts_of_one_garment(found, classes, point.part_inside)
     found = _joined_halves(found, classes, point.merge_halves)
     return found[np.argsort(-found.confidence, kind="stable")]
