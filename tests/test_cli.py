@@ -387,3 +387,36 @@ def test_python_m_fashionlens_is_the_command():
 
     done = subprocess.run([sys.executable, "-m", "fashionlens", "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "Usage: fashionlens" in done.stdout and "train-parser" in done.stdout
+
+
+# --------------------------------------------------------------------------- a CLI a script can trust
+
+
+def test_version_prints_the_installed_version():
+    from importlib.metadata import version
+
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.stdout.strip() == f"fashionlens {version('fashionlens')}"
+
+
+def test_predict_with_a_model_path_that_does_not_exist_fails(tmp_path):
+    typo = tmp_path / "typo" / "model"
+    result = invoke("predict", typo, SAMPLES[0])
+    assert result.exit_code == 2
+    assert flat(f"{typo}: model folder not found") in flat(result.stderr)
+    empty = tmp_path / "empty-folder"
+    empty.mkdir()
+    assert invoke("predict", empty, SAMPLES[0]).exit_code == 2  # a folder with neither a model nor images
+
+
+def test_tables_keep_their_words_when_piped():
+    from fashionlens.cli import _metrics_table
+    from fashionlens.cli_common import PIPED_WIDTH, console
+
+    assert console.width == PIPED_WIDTH  # pytest's stderr is no terminal, as a pipe's
+    metrics = {f"category-with-a-long-name-{k}": {"accuracy": 0.9, "top3": 0.99, "macro_f1": 0.88, "n": 300}
+               for k in range(3)}
+    with console.capture() as captured:
+        console.print(_metrics_table("validation", metrics))
+    text = captured.get()
+    assert "…" not in text and "macro-F1" in text and "category-with-a-long-name-2" in text

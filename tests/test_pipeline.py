@@ -121,6 +121,20 @@ def test_bad_image_names_its_source(analyzer, tmp_path):
     assert analyzer.analyze(blank).width == 8  # tiny but valid: analysed, not refused
 
 
+def test_the_sha256_is_the_encoded_files_whatever_form_the_photo_comes_in(analyzer):
+    from fashionlens.fingerprints import sha256_bytes
+    from fashionlens.images import encode_png
+
+    path = SAMPLES / "shirt_1.jpg"
+    by_path, by_bytes = analyzer.analyze(path, similar=False), analyzer.analyze(path.read_bytes(), similar=False)
+    assert by_path.sha256 == by_bytes.sha256 == sha256_bytes(path.read_bytes())
+    picture = Image.open(path)
+    by_image = analyzer.analyze(picture, similar=False)
+    assert by_image.sha256 == analyzer.analyze(picture.copy(), similar=False).sha256  # the same pixels, one hash
+    assert by_image.sha256 == sha256_bytes(encode_png(picture))  # a PIL image is its lossless PNG
+    assert [g.label for g in by_image.items] == [g.label for g in analyzer.analyze(encode_png(picture)).items]
+
+
 def test_one_garment_is_not_reported_as_two_classes(analyzer):
     for photo in STREET.glob("*.jpg"):
         items = analyzer.analyze(photo, similar=False).items

@@ -18,6 +18,20 @@ from fashionlens.cli_common import (DataArg, ImageColOpt, LabelsOpt, MapOpt, Spl
 app = typer.Typer(help="Turn fashion and product photos into structured catalogue data.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"fashionlens {version('fashionlens')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                help="Print the installed version and exit.")] = False) -> None:
+    """Turn fashion and product photos into structured catalogue data."""
+
 TtaOpt = Annotated[Optional[bool], typer.Option("--tta/--no-tta", help="Average each image with its mirror (default: as the model was trained to predict).", show_default=False)]
 
 
@@ -252,6 +266,8 @@ def predict(
     model_dir = default_classifier_dir()
     if paths and (Path(paths[0]) / MANIFEST_FILE).is_file():
         model_dir, paths = Path(paths[0]), paths[1:]
+    elif len(paths) > 1 and _names_a_model(paths[0]):
+        fail(f"{paths[0]}: model folder not found (no such folder, or no {MANIFEST_FILE} in it)")
     files = image_paths(paths, "images to predict")
     try:
         predictor = Predictor.from_model(load_model(model_dir), runtime, tta)
@@ -268,6 +284,17 @@ def predict(
     report_skipped(failures)
     if failures and not predictions:
         raise typer.Exit(1)
+
+
+def _names_a_model(argument: str) -> bool:
+    """Whether the first of several arguments can only have meant a model folder: not an image file, a glob or a
+    folder of images (a typo'd model path must not quietly fall back to the shipped model)."""
+    from fashionlens.images import IMAGE_SUFFIXES, find_files
+
+    path = Path(argument)
+    if path.suffix.lower() in IMAGE_SUFFIXES or any(c in argument for c in "*?["):
+        return False
+    return not path.exists() or (path.is_dir() and not find_files([argument])[0])
 
 
 @app.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +14,15 @@ from typing import Annotated, NoReturn, Optional
 import typer
 from rich.console import Console
 
-console = Console(stderr=True)
+PIPED_WIDTH = 200
+"""Columns of the console when stderr is not a terminal: a piped or logged table keeps its words (Rich's 80 would
+cut them to `accur…`)."""
+console = Console(stderr=True, width=None if sys.stderr.isatty() else PIPED_WIDTH)
+
+
+def stdout_console() -> Console:
+    """A console on stdout, for tables that are a command's output, as wide as `console` when piped."""
+    return Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
 
 
 def fail(message: str) -> NoReturn:

@@ -131,3 +131,11 @@ def read_image_file(path: Path, min_size: int | None = None) -> tuple[bytes, Ima
     except OSError as exc:
         raise ImageError(str(path), f"cannot read ({exc.strerror or exc})") from None
     return data, load_image(data, name=str(path), min_size=min_size)
+
+
+def encode_png(image: Image.Image) -> bytes:
+    """A PIL image as lossless PNG bytes: what a library user's in-memory image is hashed and stored as, so it has
+    one sha256 however often it is given."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

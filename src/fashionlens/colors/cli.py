@@ -29,10 +29,9 @@ def colors(
 
     An image that cannot be read or named is reported on stderr and the rest go on; the exit status is 1 only
     when every image failed."""
-    from rich.console import Console
     from rich.table import Table
 
-    from fashionlens.cli_common import console, image_paths
+    from fashionlens.cli_common import console, image_paths, stdout_console
     from fashionlens.colors import named_colors
     from fashionlens.images import ImageError, load_image
 
@@ -56,7 +55,7 @@ def colors(
             table.add_column(column)
         for s in shares:
             table.add_row(s.name, s.family, f"{s.fraction:.1%}", s.hex, f"[on {s.hex}]      [/]")
-        Console().print(table)
+        stdout_console().print(table)
     if failed == len(files):
         raise typer.Exit(1)
 

@@ -24,9 +24,7 @@ def dedup(
     """Groups of duplicate images: "exact" (byte-identical) or "near" (re-encoded, resized, cropped, flipped,
     turned, rotated or sheared a little, letterboxed, greyscale, relit, blurred). Unreadable files are listed
     and skipped. Defaults for the thresholds are the calibrated ones."""
-    from rich.console import Console
-
-    from fashionlens.cli_common import fail, report_skipped
+    from fashionlens.cli_common import fail, report_skipped, stdout_console
     from dataclasses import replace
 
     from fashionlens.dedup import CANDIDATES, DEFAULT_THRESHOLDS, find_duplicates
@@ -49,7 +47,7 @@ def dedup(
         for group in report.groups:
             print(json.dumps({"kind": group.kind, "images": group.images}))
         return
-    out = Console()
+    out = stdout_console()
     for number, group in enumerate(report.groups, 1):
         out.print(f"[bold]{number}. {group.kind}[/bold] ({len(group.images)} images)")
         for image in group.images:

@@ -33,7 +33,7 @@ from fashionlens.detect.operating_point import OperatingPoint
 from fashionlens.embeddings import Embedder, default_embedder
 from fashionlens.features import backbone_key, backbone_runner
 from fashionlens.fingerprints import sha256_bytes
-from fashionlens.images import load_image
+from fashionlens.images import encode_png, load_image
 from fashionlens.masks import mask_box
 from fashionlens.parse.inference import Parser, person_shares
 from fashionlens.parse.labels import NOT_GARMENT
@@ -197,15 +197,18 @@ class Analyzer:
 
     def analyze(self, image: Image.Image | bytes | str | Path, *, name: str | None = None,
                 similar: bool = True) -> Analysis:
-        """Describe every garment in one photo. Bytes and paths are decoded here (an `ImageError` names `name`)."""
+        """Describe every garment in one photo. Bytes and paths are decoded here (an `ImageError` names `name`).
+
+        The result's sha256 is that of the encoded file, as the service and the catalogue store it; a PIL image is
+        first encoded once, losslessly (PNG), so the same PIL image always gets the same sha256 and the same
+        answer as those PNG bytes."""
         timings: dict[str, float] = {}
         start = time.perf_counter()
         with _timer(timings, "decode"):
             if isinstance(image, Image.Image):
-                data = image.tobytes()
-            else:
-                data = image if isinstance(image, bytes) else Path(image).read_bytes()
-                image = load_image(data, name=name or (str(image) if not isinstance(image, bytes) else None))
+                image = encode_png(image)
+            data = image if isinstance(image, bytes) else Path(image).read_bytes()
+            image = load_image(data, name=name or (str(image) if not isinstance(image, bytes) else None))
             sha = sha256_bytes(data)
         boxes, labels, scores = self._detect(image, timings)
         masks, sources = [None] * len(boxes), ["detector"] * len(boxes)
