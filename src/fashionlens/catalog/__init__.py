@@ -4,7 +4,7 @@ PostgreSQL, Alembic-migrated), a FAISS index beside it, and similar-item search 
 Names are imported on first use, so `fashionlens --help` does not load FAISS or SQLAlchemy.
 """
 
-from importlib import import_module
+from fashionlens.lazy import lazy_exports
 
 _EXPORTS = {
     "AddReport": "catalog", "Catalog": "catalog", "IndexSettings": "index", "Hit": "search",
@@ -12,9 +12,4 @@ _EXPORTS = {
     "RayOptions": "ray_jobs",
 }
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'fashionlens.catalog' has no attribute {name!r}")
-    return getattr(import_module(f"fashionlens.catalog.{_EXPORTS[name]}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -1,8 +1,10 @@
-"""Garment parsing: a class per pixel (garment kinds, skin, hair, background) from street photos."""
+"""Garment parsing: a class per pixel (garment kinds, skin, hair, background) from street photos.
 
-from fashionlens.parse.dataset import MaskDataset, read_masks
-from fashionlens.parse.inference import ParsedImage, Parser
-from fashionlens.parse.model import ParserConfig
-from fashionlens.parse.train import ParserTrainConfig, train_parser
+Names are imported on first use, so `fashionlens --help` does not load PyTorch."""
 
-__all__ = ["MaskDataset", "ParsedImage", "Parser", "ParserConfig", "ParserTrainConfig", "read_masks", "train_parser"]
+from fashionlens.lazy import lazy_exports
+
+_EXPORTS = {"MaskDataset": "dataset", "read_masks": "dataset", "ParsedImage": "inference", "Parser": "inference",
+            "ParserConfig": "model", "ParserTrainConfig": "train", "train_parser": "train"}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
