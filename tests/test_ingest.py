@@ -96,6 +96,22 @@ def test_folder_ingest_and_rerun(tmp_path):
     assert (summary(again)["added"], summary(again)["already_present"]) == (0, 6)
 
 
+def test_class_folders_give_each_image_its_folder_as_the_label(tmp_path):
+    folder = tmp_path / "shop"
+    dresses, shirts = photos(folder / "dress", 2), photos(folder / "shirt", 2, start=2)
+    db = tmp_path / "c.db"
+    result = ingest(folder, "--db", db, "--json", "--no-colors", "--classifier", "none")
+    assert result.exit_code == 0, result.output
+    with Catalog.open(db) as catalog:
+        given = {Path(i.source).name: i.attributes for i in catalog.list()}
+    assert given == {**{f.name: {"category": "dress"} for f in dresses}, **{f.name: {"category": "shirt"} for f in shirts}}
+    plain = tmp_path / "plain.db"
+    assert ingest(folder, "--db", plain, "--json", "--no-colors", "--classifier", "none", "--folder-label",
+                  "none").exit_code == 0
+    with Catalog.open(plain) as catalog:
+        assert all(not i.attributes for i in catalog.list())
+
+
 def test_table_attributes_are_stored_and_filterable(tmp_path):
     files = photos(tmp_path / "img", 3)
     table = tmp_path / "items.csv"

@@ -51,6 +51,7 @@ def ingest(
     actors: Annotated[Optional[int], typer.Option("--actors", min=1, help="With --engine ray: model actors (default: one per two CPUs of the cluster).")] = None,
     actor_cpus: Annotated[float, typer.Option("--actor-cpus", min=0.1, help="With --engine ray: CPUs each model actor holds (its ONNX Runtime threads).")] = 1.0,
     task_cpus: Annotated[float, typer.Option("--task-cpus", min=0.1, help="With --engine ray: CPUs each reading and decoding task holds.")] = 1.0,
+    folder_label: Annotated[str, typer.Option("--folder-label", help="A folder of class folders (<class>/<image>, as train reads it) gives each image its folder's name as this attribute; 'none': not.")] = "category",
     json_out: JsonOpt = False,
 ) -> None:
     """Add images to the catalogue; an image already in it (same bytes) is kept once. Resumable: run the same
@@ -68,7 +69,7 @@ def ingest(
         fail("--ray-address and --actors need --engine ray")
     ray = RayOptions(ray_address, actors, actor_cpus, task_cpus) if engine == "ray" else None
     try:
-        found = expand_sources(sources, image_column)
+        found = expand_sources(sources, image_column, None if folder_label == "none" else folder_label)
     except (OSError, ValueError) as exc:
         fail(str(exc))
     for item in found.missing:

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader
 
 from fashionlens.catalog.store import NewItem
 from fashionlens.classify.model import Classifier, mirrored
+from fashionlens.data.folders import class_folder_labels
 from fashionlens.data.samples import SkippedInput
 from fashionlens.embeddings import Embedder
 from fashionlens.features import ImageFileDataset, backbone_key, backbone_runner
@@ -70,14 +71,19 @@ class Sources:
         self.attributes.append(dict(attributes))
 
 
-def expand_sources(arguments: list[str], image_column: str = "image") -> Sources:
+def expand_sources(arguments: list[str], image_column: str = "image", folder_label: str | None = "category") -> Sources:
     """URLs; folders (recursive), image files and globs; `.txt` lists of paths or URLs, one a line; CSV/TSV
     tables whose `image_column` holds paths (absolute or relative to the table) or URLs and whose other columns
-    are attributes. Raises ValueError for a table without that column."""
+    are attributes. A folder of class folders (as `train` reads them) gives each image its folder's name as the
+    attribute `folder_label` (None: not). Raises ValueError for a table without that column."""
     found, positions = Sources(), {}
     for argument in arguments:
         path = Path(argument)
-        if is_url(argument):
+        classes = class_folder_labels(path) if folder_label and path.is_dir() else None
+        if classes:
+            for file, name in sorted(classes.items()):
+                found.add(source_name(file), {folder_label: name}, positions)
+        elif is_url(argument):
             found.add(argument, {}, positions)
         elif path.is_file() and (path.suffix.lower() in TABLE_SUFFIXES or path.suffix.lower() == LIST_SUFFIX):
             rows = read_table_sources(path, image_column) if path.suffix.lower() in TABLE_SUFFIXES else read_list(path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fashionlens.data.samples import SPLIT_ALIASES, LabeledImages, Sample, SkippedInput
-from fashionlens.images import IMAGE_SUFFIXES
+from fashionlens.images import IMAGE_SUFFIXES, is_image_file
 
 
 
@@ -31,3 +31,20 @@ def read_folder(root: str | Path, task: str = "category") -> LabeledImages:
     if not samples:
         raise ValueError(f"{root}: no images found in class folders (expected {root}/<class>/<image>)")
     return LabeledImages(samples, [task], str(root), skipped)
+
+
+def class_folder_labels(root: str | Path) -> dict[Path, str] | None:
+    """Each image's class when `root` is laid out as `read_folder` reads it: images only in class folders one level
+    down (`root/<class>/<image>`, or under split folders), at least two classes. None for any other folder (photos
+    sorted by date are not classes)."""
+    root = Path(root)
+    images = [p for p in root.rglob("*") if is_image_file(p)]
+    labels: dict[Path, str] = {}
+    for path in images:
+        parts = path.relative_to(root).parts
+        if len(parts) == 3 and parts[0].lower() in SPLIT_ALIASES:
+            parts = parts[1:]
+        if len(parts) != 2:
+            return None
+        labels[path] = parts[0]
+    return labels if len(set(labels.values())) >= 2 else None
