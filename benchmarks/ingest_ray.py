@@ -78,14 +78,13 @@ def stages(paths: list[Path], db: str) -> dict[str, float]:
     import torch
     from threadpoolctl import threadpool_limits
 
+    from fashionlens.attributes import DEFAULT_MODELS, load_attribute_models
     from fashionlens.catalog import Catalog
     from fashionlens.catalog.ingest import Analyser
-    from fashionlens.classify import load_model
-    from fashionlens.defaults import default_classifier_dir
     from fashionlens.embeddings import default_embedder
 
     embedder = default_embedder()
-    analyser = Analyser(embedder, load_model(default_classifier_dir()).classifier, threads=1)
+    analyser = Analyser(embedder, load_attribute_models(DEFAULT_MODELS), threads=1)
     dataset_ = analyser.decoder.dataset(paths)
     ms: dict[str, float] = {}
     torch.set_num_threads(1)

@@ -74,16 +74,15 @@ def test_analyses_export_as_coco_with_mask_segmentations(analyzer, tmp_path):
 
 
 def test_a_bag_gets_no_category_and_a_disputed_label_is_kept():
+    from fashionlens.attributes import _fitting
     from fashionlens.classify.inference import LabelScore
 
-    analyzer = Analyzer.__new__(Analyzer)
-    analyzer.config = PipelineConfig()
     probs = np.array([0.7, 0.2, 0.1])
     classes = ["longsleeve", "skirt", "pants"]
-    assert analyzer._fitting("category", classes, probs, "bag") is None
-    kept = analyzer._fitting("category", classes, probs, "skirt")
+    assert _fitting("category", classes, probs, "bag", 3) is None
+    kept = _fitting("category", classes, probs, "skirt", 3)
     assert kept == [LabelScore("skirt", pytest.approx(0.2))]  # the model's own probability, never renormalised
-    assert [s.label for s in analyzer._fitting("category", classes, probs, None)] == classes  # a whole photo
+    assert [s.label for s in _fitting("category", classes, probs, None, 3)] == classes  # a whole photo
 
 
 def test_bytes_and_path_give_the_same_analysis(analyzer):

@@ -129,11 +129,11 @@ class Catalog:
         if ray is not None:
             from fashionlens.catalog.ray_ingest import ingest_on_ray
 
-            return ingest_on_ray(self, names, given, ray, classifier=self._classifier(classifier), colors=colors,
+            return ingest_on_ray(self, names, given, ray, models=self._attribute_models(classifier), colors=colors,
                                  batch_size=batch_size, policy=fetch_policy, progress=progress, stop=stop)
         report = AddReport()
         stopped = stop.is_set if stop is not None else lambda: False
-        analyser = functools.cache(lambda: Analyser(self.embedder, self._classifier(classifier), colors=colors,
+        analyser = functools.cache(lambda: Analyser(self.embedder, self._attribute_models(classifier), colors=colors,
                                                     batch_size=batch_size))  # made when first needed
         with progress_bar("ingest", len(names), progress) as advance:
             for chunk in prepared_chunks(names, self.store.known_sources, workers=workers, policy=fetch_policy,
@@ -435,14 +435,14 @@ class Catalog:
         return [dict(a or {}) for a in attributes]
 
     @staticmethod
-    def _classifier(classifier):
+    def _attribute_models(classifier):
+        """"default": the pipeline's attribute models (garment category and type), so an item ingested here has
+        the attributes the service gives it; a model folder: that model; None: none."""
         if classifier is None:
-            return None
-        from fashionlens.classify import load_model
-        from fashionlens.defaults import default_classifier_dir
+            return []
+        from fashionlens.attributes import DEFAULT_MODELS, load_attribute_models
 
-        folder = default_classifier_dir() if classifier == DEFAULT_CLASSIFIER else Path(classifier)
-        return load_model(folder).classifier
+        return load_attribute_models(DEFAULT_MODELS if classifier == DEFAULT_CLASSIFIER else (classifier,))
 
 
 def _top_k(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

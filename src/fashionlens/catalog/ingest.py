@@ -27,7 +27,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from fashionlens.catalog.store import NewItem
-from fashionlens.classify.model import Classifier, mirrored
+from fashionlens.attributes import read_attributes
+from fashionlens.classify.model import mirrored
+from fashionlens.classify.model_io import LoadedModel
 from fashionlens.data.folders import class_folder_labels
 from fashionlens.data.samples import SkippedInput
 from fashionlens.embeddings import Embedder
@@ -270,20 +272,23 @@ def _worker_init(_worker_id: int) -> None:
 
 
 class Analyser:
-    """The backbone sessions, transforms and classifier, made once for every chunk of a run (or per Ray actor).
-    `threads`: ONNX Runtime's threads (default: every core)."""
+    """The backbone sessions, transforms and attribute models, made once for every chunk of a run (or per Ray
+    actor). `threads`: ONNX Runtime's threads (default: every core)."""
 
-    def __init__(self, embedder: Embedder, classifier: Classifier | None = None, *, colors: bool = True,
-                 batch_size: int = 32, workers: int = 1, threads: int | None = None):
-        self.embedder, self.classifier = embedder, classifier
-        self.batch_size, self.workers = batch_size, workers
-        self.runners = [backbone_runner(b, threads=threads) for b in _backbones(embedder, classifier)]
-        self.decoder = self.decoder_for(embedder, classifier, colors)
+    def __init__(self, embedder: Embedder, models: list[LoadedModel] = (), *, colors: bool = True,
+                 batch_size: int = 32, workers: int = 1, threads: int | None = None, top_k: int = 3):
+        self.embedder, self.models = embedder, list(models)
+        self.batch_size, self.workers, self.top_k = batch_size, workers, top_k
+        backbones = _backbones(embedder, self.models)
+        self.keys = [backbone_key(b) for b in backbones]
+        self.runners = [backbone_runner(b, threads=threads) for b in backbones]
+        self.mirror_keys = {backbone_key(m.classifier.backbone_info) for m in self.models if m.classifier.tta}
+        self.decoder = self.decoder_for(embedder, self.models, colors)
 
     @staticmethod
-    def decoder_for(embedder: Embedder, classifier: Classifier | None, colors: bool) -> Decoder:
+    def decoder_for(embedder: Embedder, models: list[LoadedModel], colors: bool) -> Decoder:
         """The decoding these models need, without loading them."""
-        return Decoder(tuple(b.preprocess for b in _backbones(embedder, classifier)), colors)
+        return Decoder(tuple(b.preprocess for b in _backbones(embedder, models)), colors)
 
     def run(self, paths: list[Path], failures: list[SkippedInput], names: list[str] | None = None,
             advance: Callable[[int], None] = lambda n: None) -> Iterator[AnalysedBatch]:
@@ -301,33 +306,21 @@ class Analyser:
             advance(len(batch))
 
     def analyse(self, indices: list[int], decoded: list[tuple]) -> AnalysedBatch:
-        """One batch of decoded images (`Decoder`'s (sha256, inputs, colours) per image) through the backbones
-        and the classifier's heads."""
-        batches = [torch.stack([item[1][j] for item in decoded]) for j in range(len(self.runners))]
-        features = [runner(b.numpy())["features"] for runner, b in zip(self.runners, batches)]
-        mirror = (self.runners[-1](mirrored(batches[-1]).numpy())["features"]
-                  if self.classifier is not None and self.classifier.tta else None)
-        return AnalysedBatch(indices, [item[0] for item in decoded], self.embedder.from_features(features[0]),
-                             _predict(self.classifier, features[-1], mirror), [item[2] for item in decoded])
+        """One batch of decoded images (`Decoder`'s (sha256, inputs, colours) per image) through the backbones,
+        then the attribute models as the pipeline reads them (`fashionlens.attributes`)."""
+        batches = {key: torch.stack([item[1][j] for item in decoded]) for j, key in enumerate(self.keys)}
+        features = {key: runner(batches[key].numpy())["features"] for key, runner in zip(self.keys, self.runners,
+                                                                                          strict=True)}
+        mirrors = {key: self.runners[self.keys.index(key)](mirrored(batches[key]).numpy())["features"]
+                   for key in self.mirror_keys}
+        read = read_attributes(self.models, features, mirrors, [None] * len(decoded), self.top_k)
+        return AnalysedBatch(indices, [item[0] for item in decoded], self.embedder.from_features(features[self.keys[0]]),
+                             [a.predicted for a in read], [item[2] for item in decoded])
 
 
-def _backbones(embedder: Embedder, classifier: Classifier | None) -> list:
-    """The embedder's backbone, and the classifier's when it sits on another one."""
-    backbones = [embedder.backbone]
-    if classifier is not None and backbone_key(classifier.backbone_info) != backbone_key(embedder.backbone):
-        backbones.append(classifier.backbone_info)
-    return backbones
-
-
-def _predict(classifier: Classifier | None, features: np.ndarray, mirror: np.ndarray | None) -> list[dict[str, dict]]:
-    """The best label per task; `mirror`: the mirrored images' features, for a model saved with test-time flips."""
-    n = len(features)
-    if classifier is None:
-        return [{} for _ in range(n)]
-    probs = classifier.probabilities_from(features, mirror)
-    out: list[dict[str, dict]] = [{} for _ in range(n)]
-    for task in classifier.tasks:
-        best = probs[task.name].argmax(1)
-        for row, c in enumerate(best):
-            out[row][task.name] = {"value": task.classes[c], "score": round(float(probs[task.name][row, c]), 4)}
-    return out
+def _backbones(embedder: Embedder, models: list[LoadedModel]) -> list:
+    """The embedder's backbone first, then each other backbone the attribute models sit on."""
+    backbones = {backbone_key(embedder.backbone): embedder.backbone}
+    for model in models:
+        backbones.setdefault(backbone_key(model.classifier.backbone_info), model.classifier.backbone_info)
+    return list(backbones.values())

@@ -24,7 +24,7 @@ from fashionlens.data.samples import SkippedInput
 from fashionlens.fetch import FetchPolicy
 
 
-def ingest_on_ray(catalog, names: list[str], given: list[dict], options: RayOptions, *, classifier, colors: bool,
+def ingest_on_ray(catalog, names: list[str], given: list[dict], options: RayOptions, *, models: list, colors: bool,
                   batch_size: int, policy: FetchPolicy | None, progress: bool, stop: threading.Event | None):
     """`Catalog.ingest`'s work on Ray; the same `AddReport`."""
     from fashionlens.catalog.catalog import AddReport
@@ -38,9 +38,9 @@ def ingest_on_ray(catalog, names: list[str], given: list[dict], options: RayOpti
     def job() -> RayJob:
         embedder = catalog.embedder
         return RayJob(rows=[{"source": names[i], "attributes": json.dumps(given[i])} for i in todo],
-                      prepare=_decode, prepare_kwargs={"decoder": Analyser.decoder_for(embedder, classifier, colors),
+                      prepare=_decode, prepare_kwargs={"decoder": Analyser.decoder_for(embedder, models, colors),
                                                        "policy": policy or FetchPolicy.from_env()},
-                      actor=_Analyse, actor_kwargs={"models": (embedder, classifier, colors, batch_size),
+                      actor=_Analyse, actor_kwargs={"models": (embedder, models, colors, batch_size),
                                                     "threads": options.threads, "url": url},
                       batch_size=batch_size)
 
@@ -117,8 +117,8 @@ class _Analyse:
         from fashionlens.runtime import small_ops_on_one_thread
 
         small_ops_on_one_thread()  # ONNX Runtime has the actor's CPUs; the small ops around it take one thread
-        embedder, classifier, colors, batch_size = models
-        self.analyser = Analyser(embedder, classifier, colors=colors, batch_size=batch_size, threads=threads)
+        embedder, attribute_models, colors, batch_size = models
+        self.analyser = Analyser(embedder, attribute_models, colors=colors, batch_size=batch_size, threads=threads)
         self.key, self.dim = embedder.key, embedder.dim
         self.store = Store(url) if url else None
 

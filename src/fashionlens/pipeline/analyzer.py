@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fashionlens.classify.inference import LabelScore, top_labels
+from fashionlens.attributes import DEFAULT_MODELS, Attributes, load_attribute_models, read_attributes
+from fashionlens.classify.inference import LabelScore
 from fashionlens.classify.model import mirrored
-from fashionlens.classify.model_io import LoadedModel, load_model
+from fashionlens.classify.model_io import LoadedModel
 from fashionlens.colors import WhiteBalance, estimate_balance, named_colors
-from fashionlens.defaults import SHIPPED_CLASSIFIERS
 from fashionlens.detect.crop import cut_out
 from fashionlens.detect.inference import Detector
 from fashionlens.detect.operating_point import OperatingPoint
@@ -38,8 +38,8 @@ from fashionlens.masks import mask_box
 from fashionlens.parse.inference import Parser, person_shares
 from fashionlens.parse.labels import NOT_GARMENT
 from fashionlens.pipeline.garment_masks import MaskRules, garment_masks
-from fashionlens.pipeline.result import Analysis, Disputed, Garment
-from fashionlens.taxonomy import FITTING, KIND_OF, fitting_labels
+from fashionlens.pipeline.result import Analysis, Garment
+from fashionlens.taxonomy import FITTING
 
 DEFAULT = "default"
 
@@ -49,7 +49,7 @@ class PipelineConfig:
     detector: str | None = DEFAULT  # a detector folder, "default" (the shipped one) or None: whole photos only
     parser: str | None = DEFAULT  # a garment parser folder, "default" or None: colours from boxes, no masks
     # attribute models: folders, or the shipped "default" (garment category) and "types" (street-photo fine type)
-    classifiers: tuple[str, ...] = (DEFAULT, "types")
+    classifiers: tuple[str, ...] = DEFAULT_MODELS
     min_score: float | None = None  # every class from this score; None: the detector's per-class operating point
     operating_point: OperatingPoint | None = None  # all of it given (benchmarks compare points); overrides min_score
     max_items: int = 12  # garments described per photo, most confident first
@@ -81,7 +81,7 @@ class Description:
     @property
     def predicted(self) -> dict[str, dict]:
         """The best label per task, in the catalogue's `predicted` form."""
-        return {task: {"value": s[0].label, "score": round(s[0].score, 4)} for task, s in self.attributes.items() if s}
+        return Attributes(self.attributes, self.kind).predicted
 
 
 @dataclass
@@ -105,8 +105,7 @@ class Analyzer:
                       if self.detector is not None else None)
         self.parser = (Parser(None if self.config.parser == DEFAULT else Path(self.config.parser), threads=threads)
                        if self.config.parser and self.detector is not None else None)
-        self.classifiers: list[LoadedModel] = [
-            load_model(SHIPPED_CLASSIFIERS[c]() if c in SHIPPED_CLASSIFIERS else Path(c)) for c in self.config.classifiers]
+        self.classifiers: list[LoadedModel] = load_attribute_models(self.config.classifiers)
         tasks = [t.name for m in self.classifiers for t in m.classifier.tasks]
         if len(set(tasks)) != len(tasks):
             raise ValueError(f"attribute models predict the same task twice ({tasks}); give models with distinct tasks")
@@ -158,42 +157,13 @@ class Analyzer:
             mirror_features = {key: self._passes[key].runner(mirrored(batches[key]).numpy())["features"]
                                for key in self._mirror_keys}
         with _timer(timings, "attributes"):
-            outputs = []  # (model, task, probabilities of every row)
-            for model in self.classifiers:
-                key = backbone_key(model.classifier.backbone_info)
-                probs = model.classifier.probabilities_from(features[key],
-                                                            mirror_features[key] if model.classifier.tta else None)
-                outputs += [(model, task, probs[task.name]) for task in model.classifier.tasks]
-            kinds = [kind if kind is not None else _whole_kind(outputs, row) for row, kind in enumerate(kinds)]
-            attributes: list[dict[str, list[LabelScore]]] = [{} for _ in crops]
-            disputed: list[list[Disputed]] = [[] for _ in crops]
-            for model, task, probs in outputs:
-                for row, p in enumerate(probs):
-                    labels = self._fitting(task.name, task.classes, p, kinds[row])
-                    if labels is None:
-                        continue
-                    attributes[row][task.name] = labels
-                    said = top_labels(task.classes, p, 1)[0]
-                    if said.label != labels[0].label:
-                        disputed[row].append(Disputed(model.folder.name, task.name, said.label, said.score))
+            read = read_attributes(self.classifiers, features, mirror_features, kinds, self.config.top_k)
             embeddings = self.embedder.from_features(features[backbone_key(self.embedder.backbone)])
         with _timer(timings, "colors"):
             light = {id(source): estimate_balance(source) for source in sources}  # once per photo, not per garment
             colors = [_colours(source, box, mask, light[id(source)]) for source, box, mask in zip(sources, boxes, masks)]
-        return [Description(a, c, e, source, d, k)
-                for a, (c, source), e, d, k in zip(attributes, colors, embeddings, disputed, kinds)]
-
-    def _fitting(self, task: str, classes: list[str], probs: np.ndarray, kind: str | None) -> list[LabelScore] | None:
-        """The top labels among those that fit the garment's kind, each with the model's own probability (never
-        renormalised over the fitting few, which would claim certainty the model does not have); None where none
-        fit."""
-        allowed = fitting_labels(task, kind)
-        if allowed is None:
-            return top_labels(classes, probs, self.config.top_k)
-        index = [i for i, c in enumerate(classes) if c in allowed]
-        if not index:
-            return None
-        return top_labels([classes[i] for i in index], probs[index], self.config.top_k)
+        return [Description(a.labels, c, e, source, a.disputed, a.kind)
+                for a, (c, source), e in zip(read, colors, embeddings, strict=True)]
 
     def analyze(self, image: Image.Image | bytes | str | Path, *, name: str | None = None,
                 similar: bool = True) -> Analysis:
@@ -293,14 +263,6 @@ def _product_pixels(parsed) -> np.ndarray | None:
     least 5% of the photo (a backdrop, a floor or a hanger is then left out of its colours)."""
     pixels = ~parsed.mask_of(NOT_GARMENT)
     return parsed.to_photo(pixels) if pixels.mean() >= 0.05 else None
-
-
-def _whole_kind(outputs: list, row: int) -> str | None:
-    """A whole photo's kind: the garment its category names (a product shot of a T-shirt is a shirt)."""
-    for _, task, probs in outputs:
-        if task.name in KIND_OF:
-            return KIND_OF[task.name].get(task.classes[int(np.argmax(probs[row]))])
-    return None
 
 
 @contextlib.contextmanager

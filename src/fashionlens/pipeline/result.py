@@ -10,23 +10,11 @@ from functools import cached_property
 
 import numpy as np
 
+from fashionlens.attributes import Disputed
 from fashionlens.catalog.search import Hit
 from fashionlens.classify.inference import LabelScore
 from fashionlens.colors import ColorShare
 from fashionlens.masks import polygons_from_mask
-
-
-@dataclass(frozen=True)
-class Disputed:
-    """A model's own best label that does not fit the garment's kind, kept so the result says who said what."""
-
-    model: str
-    task: str
-    label: str
-    score: float
-
-    def to_json(self) -> dict:
-        return {"model": self.model, "task": self.task, "label": self.label, "score": round(self.score, 4)}
 
 
 @dataclass

@@ -1,0 +1,94 @@
+"""What the attribute models say of an image or a crop, as every entry point shows it: each task's top labels
+among those that fit the garment's kind, with the model's own probabilities, and what a model said that does not
+fit. The pipeline, the service's catalogue items and ingest (local and on Ray) all call `read_attributes` on
+features of one backbone pass, so one photo gets one answer everywhere."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fashionlens.classify.inference import LabelScore, top_labels
+from fashionlens.classify.model_io import LoadedModel, load_model
+from fashionlens.defaults import SHIPPED_CLASSIFIERS
+from fashionlens.features import backbone_key
+from fashionlens.taxonomy import KIND_OF, fitting_labels
+
+DEFAULT_MODELS = ("default", "types")
+"""The shipped attribute models every entry point uses by default: the garment classifier and its type head."""
+
+
+@dataclass(frozen=True)
+class Disputed:
+    """A model's own best label that does not fit the garment's kind, kept so the result says who said what."""
+
+    model: str
+    task: str
+    label: str
+    score: float
+
+    def to_json(self) -> dict:
+        return {"model": self.model, "task": self.task, "label": self.label, "score": round(self.score, 4)}
+
+
+@dataclass
+class Attributes:
+    labels: dict[str, list[LabelScore]]  # task -> best labels first
+    kind: str | None  # the garment's kind: the detector's label, or for a whole photo the one its category names
+    disputed: list[Disputed] = field(default_factory=list)
+
+    @property
+    def predicted(self) -> dict[str, dict]:
+        """The best label per task, in the catalogue's `predicted` form."""
+        return {task: {"value": s[0].label, "score": round(s[0].score, 4)} for task, s in self.labels.items() if s}
+
+
+def load_attribute_models(names) -> list[LoadedModel]:
+    """Model folders, or the shipped ones by name ("default": the garment classifier, "types": its type head)."""
+    return [load_model(SHIPPED_CLASSIFIERS[n]() if n in SHIPPED_CLASSIFIERS else Path(n)) for n in names]
+
+
+def read_attributes(models: list[LoadedModel], features: dict[str, np.ndarray], mirrors: dict[str, np.ndarray],
+                    kinds: list[str | None], top_k: int) -> list[Attributes]:
+    """Per row of `features` (backbone key -> [n, dim]; `mirrors`: those of the mirrored images, for models saved
+    with test-time flips): the attributes. `kinds`: each row's garment label, None for a whole photo."""
+    outputs = []  # (model, task, probabilities of every row)
+    for model in models:
+        key = backbone_key(model.classifier.backbone_info)
+        probs = model.classifier.probabilities_from(features[key], mirrors.get(key) if model.classifier.tta else None)
+        outputs += [(model, task, probs[task.name]) for task in model.classifier.tasks]
+    kinds = [kind if kind is not None else _whole_kind(outputs, row) for row, kind in enumerate(kinds)]
+    found = [Attributes({}, kind) for kind in kinds]
+    for model, task, probs in outputs:
+        for row, p in enumerate(probs):
+            labels = _fitting(task.name, task.classes, p, kinds[row], top_k)
+            if labels is None:
+                continue
+            found[row].labels[task.name] = labels
+            said = top_labels(task.classes, p, 1)[0]
+            if said.label != labels[0].label:
+                found[row].disputed.append(Disputed(model.folder.name, task.name, said.label, said.score))
+    return found
+
+
+def _fitting(task: str, classes: list[str], probs: np.ndarray, kind: str | None, top_k: int) -> list[LabelScore] | None:
+    """The top labels among those that fit the garment's kind, each with the model's own probability (never
+    renormalised over the fitting few, which would claim certainty the model does not have); None where none
+    fit."""
+    allowed = fitting_labels(task, kind)
+    if allowed is None:
+        return top_labels(classes, probs, top_k)
+    index = [i for i, c in enumerate(classes) if c in allowed]
+    if not index:
+        return None
+    return top_labels([classes[i] for i in index], probs[index], top_k)
+
+
+def _whole_kind(outputs: list, row: int) -> str | None:
+    """A whole photo's kind: the garment its category names (a product shot of a T-shirt is a shirt)."""
+    for _, task, probs in outputs:
+        if task.name in KIND_OF:
+            return KIND_OF[task.name].get(task.classes[int(np.argmax(probs[row]))])
+    return None
