@@ -90,12 +90,11 @@ def cached_label_maps(part: str, cache: Path) -> list[dict]:
     return photos
 
 
-def items(photo: dict, classes: list[str], point: OperatingPoint):
+def items(photo: dict, classes: list[str], point: OperatingPoint) -> Detections:
     shown = select(photo["found"], classes, point)[:MAX_ITEMS]
     rules = MaskRules(added=point.parser_items, split_pairs=point.split_pairs)
-    found = garment_masks(photo["parsed"], shown.xyxy.tolist(), [classes[c] for c in shown.class_id],
-                          shown.confidence.tolist(), rules)
-    return sorted(found, key=lambda g: -g.score)[:MAX_ITEMS]
+    found = garment_masks(photo["parsed"], shown, classes, rules)
+    return found[np.argsort(-found.confidence, kind="stable")][:MAX_ITEMS]
 
 
 def score_label_maps(photos: list[dict], classes: list[str], point: OperatingPoint) -> tuple[int, int, int]:
@@ -106,15 +105,15 @@ def score_label_maps(photos: list[dict], classes: list[str], point: OperatingPoi
     for photo in photos:
         shown, truths = items(photo, classes, point), photo["truths"]
         total += len(truths)
-        _, pairs = match_garments([m for _, m in truths], shown)
+        _, pairs = match_garments([m for _, m in truths], shown.xyxy, list(shown.mask))
         found += len(pairs)
         matched = {p for _, p in pairs}
         parser_classes = photo["parsed"].classes
-        for p, g in enumerate(shown):
-            if p in matched or not g.mask.any():
+        for p, (label, mask) in enumerate(zip(shown.data["class_name"], shown.mask, strict=True)):
+            if p in matched or not mask.any():
                 continue
-            own = [parser_classes.index(c) for c in PARSER_CLASSES.get(g.label, (g.label,)) if c in parser_classes]
-            wrong += np.isin(photo["labels"][g.mask], own).mean() < 0.5
+            own = [parser_classes.index(c) for c in PARSER_CLASSES.get(label, (label,)) if c in parser_classes]
+            wrong += np.isin(photo["labels"][mask], own).mean() < 0.5
     return total, found, wrong
 
 
@@ -124,10 +123,11 @@ def score(photos: list[dict], classes: list[str], point: OperatingPoint, masks: 
     for photo in photos:
         if masks:
             shown = items(photo, classes, point)
-            labels, scores, boxes = [g.label for g in shown], [g.score for g in shown], [g.box for g in shown]
+            labels = list(shown.data["class_name"])
         else:
             shown = select(photo["found"], classes, point)[:MAX_ITEMS]
-            labels, scores, boxes = [classes[c] for c in shown.class_id], shown.confidence.tolist(), shown.xyxy.tolist()
+            labels = [classes[c] for c in shown.class_id]
+        scores, boxes = shown.confidence.tolist(), shown.xyxy.tolist()
         tally.add(score_photo(labels, scores, boxes, *reversed(photo["truth"]), set(classes)))
     return tally
 
@@ -161,8 +161,8 @@ def line(name: str, tally: Tally) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cost", type=float, default=1.0, help="a wrong or duplicate item, in missed garments")
-    ap.add_argument("--cache", type=Path, default=Path("build/operating-point/validation.pkl"))
-    ap.add_argument("--ccp-cache", type=Path, default=Path("build/operating-point/ccp-validation.pkl"))
+    ap.add_argument("--cache", type=Path, default=Path("build/operating-point/v2/validation.pkl"))
+    ap.add_argument("--ccp-cache", type=Path, default=Path("build/operating-point/v2/ccp-validation.pkl"))
     ap.add_argument("--write", type=Path, help="store the chosen point in this detector folder's manifest.json")
     args = ap.parse_args()
     classes = Detector().classes

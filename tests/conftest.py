@@ -115,3 +115,15 @@ def served(tmp_path: Path, *args: str, env: dict | None = None, timeout: float =
         yield base, server
     finally:
         stop_server(server)
+
+
+def garments_in(parsed, boxes: list, labels: list[str], scores: list[float], rules=None):
+    """`garment_masks` on boxes given as lists with their kinds' names, as the pipeline's stages call it."""
+    import numpy as np
+
+    from fashionlens.detect.detections import Detections
+    from fashionlens.pipeline.garment_masks import MaskRules, garment_masks
+
+    classes = list(dict.fromkeys(labels))
+    found = Detections(np.asarray(boxes, np.float32).reshape(-1, 4), [classes.index(k) for k in labels], scores)
+    return garment_masks(parsed, found, classes, rules or MaskRules())

@@ -362,3 +362,13 @@ def test_coco_rle_and_broken_segmentations_become_masks_or_reports(tmp_path):
     assert np.array_equal(detections.mask[0], mask.astype(bool)) and not detections.mask[1].any()
     assert "(annotation 2): segmentation not usable" in sources(result) and "box kept" in sources(result)
     assert "unknown class" in sources(result)
+
+
+def test_per_object_data_travels_with_every_selection():
+    found = Detections(np.array([[0, 0, 10, 10], [5, 5, 20, 20], [1, 1, 2, 2]], np.float32), [0, 1, 0], [0.9, 0.5, 0.7],
+                       data={"class_name": ["shirt", "bag", "shirt"], "source": ["detector", "parser", "detector"]})
+    strongest = found[np.argsort(-found.confidence)][:2]
+    assert list(strongest.data["class_name"]) == ["shirt", "shirt"] and list(strongest.data["source"]) == ["detector"] * 2
+    assert list(found[found.confidence > 0.6].data["class_name"]) == ["shirt", "shirt"]
+    with pytest.raises(ValueError, match=r"data\['source'\] has 1 values for 3 boxes"):
+        Detections(found.xyxy, found.class_id, data={"source": ["parser"]})

@@ -9,12 +9,13 @@ import shutil
 import numpy as np
 import pytest
 
+from conftest import garments_in
 from fashionlens.defaults import default_detector_dir
 from fashionlens.detect.detections import Detections
 from fashionlens.detect.inference import Detector
 from fashionlens.detect.operating_point import OperatingPoint, select
 from fashionlens.parse.inference import ParsedImage
-from fashionlens.pipeline.garment_masks import MaskRules, garment_masks
+from fashionlens.pipeline.garment_masks import MaskRules
 from fashionlens.pipeline.scoring import Tally, score_photo
 
 CLASSES = ["jacket", "shirt", "shoe", "bag", "dress"]
@@ -112,17 +113,16 @@ def parsed_jacket_over_shirt() -> ParsedImage:
 def test_no_pixel_is_in_two_masks():
     parsed = parsed_jacket_over_shirt()
     boxes, labels = [(20, 10, 80, 90), (38, 14, 62, 86)], ["jacket", "unknown-kind"]  # the second claims any garment
-    masks = garment_masks(parsed, boxes, labels, [0.9, 0.8], MaskRules())
-    assert not (masks[0].mask & masks[1].mask).any()
-    assert masks[1].mask[50, 50] and not masks[0].mask[50, 50]  # the inner layer keeps what lies inside its box
+    masks = garments_in(parsed, boxes, labels, [0.9, 0.8]).mask
+    assert not (masks[0] & masks[1]).any()
+    assert masks[1][50, 50] and not masks[0][50, 50]  # the inner layer keeps what lies inside its box
 
 
 def test_the_parser_alone_adds_only_the_kinds_the_operating_point_names():
     parsed = parsed_jacket_over_shirt()
-    none = garment_masks(parsed, [], [], [], MaskRules())
-    assert none == []
-    shirts = garment_masks(parsed, [], [], [], MaskRules(added={"shirt": (0.01, 0.5)}))
-    assert [(g.label, g.source) for g in shirts] == [("shirt", "parser")]
+    assert len(garments_in(parsed, [], [], [])) == 0
+    shirts = garments_in(parsed, [], [], [], MaskRules(added={"shirt": (0.01, 0.5)}))
+    assert list(zip(shirts.data["class_name"], shirts.data["source"])) == [("shirt", "parser")]
 
 
 def test_a_shirt_under_an_open_jacket_keeps_its_own_colour():
@@ -136,7 +136,7 @@ def test_a_shirt_under_an_open_jacket_keeps_its_own_colour():
     pixels[parsed.labels == 3] = (200, 25, 35)  # the red jacket
     pixels[parsed.labels == 4] = (245, 245, 242)  # the white shirt
     photo = Image.fromarray(pixels)
-    jacket, shirt = garment_masks(parsed, [(20, 10, 80, 90), (38, 14, 62, 86)], ["jacket", "shirt"], [0.9, 0.8],
-                                  MaskRules())
-    assert named_colors(photo, jacket.box, mask=jacket.mask)[0].family == "red"
-    assert named_colors(photo, shirt.box, mask=shirt.mask)[0].family == "white"
+    found = garments_in(parsed, [(20, 10, 80, 90), (38, 14, 62, 86)], ["jacket", "shirt"], [0.9, 0.8])
+    (jacket_box, shirt_box), (jacket, shirt) = found.xyxy.tolist(), found.mask
+    assert named_colors(photo, jacket_box, mask=jacket)[0].family == "red"
+    assert named_colors(photo, shirt_box, mask=shirt)[0].family == "white"

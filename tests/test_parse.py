@@ -12,13 +12,14 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from conftest import garments_in
 from fashionlens.cli import app
 from fashionlens.data.label_maps import read_mask_layout
 from fashionlens.masks import mask_from_polygons, mask_iou, polygons_from_mask
 from fashionlens.parse.inference import ParsedImage
 from fashionlens.parse.labels import CCP_GROUPS, source_to_class
 from fashionlens.parse.metrics import confusion, parsing_metrics
-from fashionlens.pipeline.garment_masks import MaskRules, garment_masks
+from fashionlens.pipeline.garment_masks import MaskRules
 from fashionlens.taxonomy import LABEL_OF_PARSER_CLASS
 
 runner = CliRunner()
@@ -185,12 +186,12 @@ def test_two_shoes_in_one_box_are_two_garments_and_boxes_share_no_pixel():
     labels = np.zeros((100, 100), np.uint8)
     labels[80:95, 10:30] = shoes
     labels[80:95, 60:85] = shoes
-    one = garment_masks(_parsed(labels), [(5, 75, 90, 98)], ["shoe"], [0.9])
-    assert [g.label for g in one] == ["shoe", "shoe"]
-    assert one[0].mask.sum() + one[1].mask.sum() == (labels == shoes).sum()
-    two = garment_masks(_parsed(labels), [(5, 75, 70, 98), (40, 75, 90, 98)], ["shoe", "shoe"], [0.9, 0.8])
-    assert len(two) == 2 and not (two[0].mask & two[1].mask).any()
-    assert two[0].mask[85, 20] and two[1].mask[85, 70]
+    one = garments_in(_parsed(labels), [(5, 75, 90, 98)], ["shoe"], [0.9])
+    assert list(one.data["class_name"]) == ["shoe", "shoe"]
+    assert one.mask[0].sum() + one.mask[1].sum() == (labels == shoes).sum()
+    two = garments_in(_parsed(labels), [(5, 75, 70, 98), (40, 75, 90, 98)], ["shoe", "shoe"], [0.9, 0.8])
+    assert len(two) == 2 and not (two.mask[0] & two.mask[1]).any()
+    assert two.mask[0][85, 20] and two.mask[1][85, 70]
 
 
 def test_a_garment_only_the_parser_sees_is_added_and_masks_keep_to_their_kind():
@@ -199,10 +200,10 @@ def test_a_garment_only_the_parser_sees_is_added_and_masks_keep_to_their_kind():
     labels[10:50, 20:80] = classes.index("top")
     labels[30:45, 40:55] = classes.index("skin")  # an arm over the shirt
     labels[50:90, 25:75] = classes.index("skirt")
-    found = garment_masks(_parsed(labels), [(15, 5, 85, 55)], ["shirt"], [0.8], EVERY_KIND)
-    shirt, skirt = found
-    assert shirt.source == "detector" and not shirt.mask[35, 45] and shirt.mask[20, 30]
-    assert skirt.label == "skirt" and skirt.source == "parser" and skirt.mask.sum() == 40 * 50
+    found = garments_in(_parsed(labels), [(15, 5, 85, 55)], ["shirt"], [0.8], EVERY_KIND)
+    (shirt, skirt), sources = found.mask, list(found.data["source"])
+    assert sources == ["detector", "parser"] and not shirt[35, 45] and shirt[20, 30]
+    assert found.data["class_name"][1] == "skirt" and skirt.sum() == 40 * 50
 
 
 def test_a_part_too_thin_for_a_small_photos_pixels_is_dropped_not_boxed_as_none():
@@ -213,11 +214,11 @@ def test_a_part_too_thin_for_a_small_photos_pixels_is_dropped_not_boxed_as_none(
     labels[40:100, 63:65] = classes.index("shoes")  # the pair's second part: 29% of the kind's pixels
     labels[10:90, 43:45] = classes.index("skirt")  # 1.6% of the grid: a parser-added garment
     parsed = ParsedImage(labels, np.ones(labels.shape, np.float32), classes, (20, 20))
-    assert [g.label for g in garment_masks(replace(parsed, size=None), [(5, 35, 90, 100)], ["shoe"], [0.9],
-                                           EVERY_KIND)] == ["shoe", "shoe", "skirt"]  # at the grid's size both parts are kept
-    found = garment_masks(parsed, [(1, 7, 18, 20)], ["shoe"], [0.9], EVERY_KIND)
-    assert [(g.label, g.source) for g in found] == [("shoe", "detector")]
-    assert found[0].box == (1.0, 7.0, 18.0, 20.0) and found[0].mask.shape == (20, 20) and found[0].mask.any()
+    grid = garments_in(replace(parsed, size=None), [(5, 35, 90, 100)], ["shoe"], [0.9], EVERY_KIND)
+    assert list(grid.data["class_name"]) == ["shoe", "shoe", "skirt"]  # at the grid's size both parts are kept
+    found = garments_in(parsed, [(1, 7, 18, 20)], ["shoe"], [0.9], EVERY_KIND)
+    assert list(zip(found.data["class_name"], found.data["source"])) == [("shoe", "detector")]
+    assert found.xyxy[0].tolist() == [1.0, 7.0, 18.0, 20.0] and found.mask.shape == (1, 20, 20) and found.mask[0].any()
 
 
 @pytest.mark.parametrize("shape", ["rectangle", "ellipse", "L"])

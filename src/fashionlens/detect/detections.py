@@ -16,13 +16,16 @@ class Detections:
 
     `mask`, when given, is each object's own pixels: bool [n, height, width] over the whole image, so crops,
     colours, drawing and export all read one array. An all-False row means that object has no mask (e.g. a COCO
-    annotation with only a bbox next to ones with polygons).
+    annotation with only a bbox next to ones with polygons). `data` holds more per-object arrays of length n, as
+    supervision's does: the pipeline keeps each garment's `class_name` and `source` there, so the stages pass one
+    object instead of parallel lists.
     """
 
     xyxy: np.ndarray  # float32 [n, 4]
     class_id: np.ndarray  # int64 [n], index into the dataset's or model's class list
     confidence: np.ndarray | None = None  # float32 [n]
     mask: np.ndarray | None = None  # bool [n, height, width]
+    data: dict[str, np.ndarray] = field(default_factory=dict)  # name -> [n] per-object values
 
     def __post_init__(self) -> None:
         self.xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
@@ -34,6 +37,10 @@ class Detections:
                              f"{None if self.confidence is None else len(self.confidence)} scores")
         if self.mask is not None:
             self.mask = _bool_masks(self.mask, len(self.xyxy))
+        self.data = {k: np.asarray(v) if len(v) else np.asarray(v, dtype=object) for k, v in self.data.items()}
+        for key, values in self.data.items():
+            if len(values) != len(self.xyxy):
+                raise ValueError(f"Detections: data[{key!r}] has {len(values)} values for {len(self.xyxy)} boxes")
 
     @classmethod
     def empty(cls, with_confidence: bool = False, mask_size: tuple[int, int] | None = None) -> Detections:
@@ -52,7 +59,8 @@ class Detections:
             index = [index]  # keeps the mask's [n, H, W] shape
         return Detections(self.xyxy[index], self.class_id[index],
                           None if self.confidence is None else self.confidence[index],
-                          None if self.mask is None else self.mask[index])
+                          None if self.mask is None else self.mask[index],
+                          {k: v[index] for k, v in self.data.items()})
 
     @property
     def area(self) -> np.ndarray:

@@ -123,5 +123,5 @@ def _joined_halves(found: Detections, classes: list[str], kinds: tuple[str, ...]
             if rows >= 0.6 and gap <= 0.15 * width and overlap_x <= 0.5:
                 boxes[k] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
                 keep[m] = False
-    joined = Detections(boxes, found.class_id, found.confidence)
+    joined = Detections(boxes, found.class_id, found.confidence, found.mask, found.data)
     return joined[keep]

@@ -28,6 +28,7 @@ from fashionlens.classify.model import mirrored
 from fashionlens.classify.model_io import LoadedModel
 from fashionlens.colors import WhiteBalance, estimate_balance, named_colors
 from fashionlens.detect.crop import cut_out
+from fashionlens.detect.detections import Detections
 from fashionlens.detect.inference import Detector
 from fashionlens.detect.operating_point import OperatingPoint
 from fashionlens.embeddings import Embedder, default_embedder
@@ -180,36 +181,38 @@ class Analyzer:
             data = image if isinstance(image, bytes) else Path(image).read_bytes()
             image = load_image(data, name=name or (str(image) if not isinstance(image, bytes) else None))
             sha = sha256_bytes(data)
-        boxes, labels, scores = self._detect(image, timings)
-        masks, sources = [None] * len(boxes), ["detector"] * len(boxes)
+        found = self._detect(image, timings)
         product = None  # a product shot's own pixels, where the parser sees them
         if self.parser is not None:
             with _timer(timings, "parse"):
                 parsed = self.parser.parse_image(image)
             with _timer(timings, "masks"):
                 rules = MaskRules(added=self.point.parser_items, split_pairs=self.point.split_pairs)
-                found = sorted(garment_masks(parsed, boxes, labels, scores, rules), key=lambda g: -g.score)
+                found = garment_masks(parsed, found, self.detector.classes, rules)
+                found = found[np.argsort(-found.confidence, kind="stable")]
                 person, hair = person_shares(parsed)
                 if person < self.config.product_shot_person or (hair < 0.001 and
                                                                 person < self.config.product_shot_hairless):
                     # a product shot, one item: a bag keeps the detector's box (the classifier names no bags), any
                     # other kind is the whole-photo classifier's
-                    found = [g for g in found[:1] if g.label not in FITTING["category"]]
+                    found = found[:1]
+                    found = found[[name not in FITTING["category"] for name in found.data["class_name"]]]
                     product = _product_pixels(parsed)
                 found = found[:self.config.max_items]
-            boxes, labels, scores = [g.box for g in found], [g.label for g in found], [g.score for g in found]
-            masks, sources = [g.mask for g in found], [g.source for g in found]
+        labels = [str(name) for name in found.data["class_name"]]
+        boxes = [tuple(b) for b in found.xyxy.tolist()]
+        masks = list(found.mask) if found.mask is not None else [None] * len(found)
         with _timer(timings, "crop"):
             crops = [cut_out(image, b, self.config.crop_padding, square=self.config.crop_square) for b in boxes]
         whole = not crops
         if whole:  # classified whole, as the classifier was trained; colours and mask from the product's pixels
-            crops, masks, sources = [image], [product], ["classifier"]
+            crops, masks, labels = [image], [product], [None]
             boxes = [mask_box(product) if product is not None else None]
-        described = self._describe(crops, boxes, [image] * len(crops), masks, labels if not whole else [None],
-                                   timings)
+        described = self._describe(crops, boxes, [image] * len(crops), masks, labels, timings)
+        sources = [str(v) for v in found.data.get("source", ["detector"] * len(found))] if not whole else ["classifier"]
+        scores = found.confidence.tolist() if not whole else [None]
         garments = []
-        for box, label, score, mask, source, d in zip(boxes, labels or [None], scores or [None], masks, sources,
-                                                      described):
+        for box, label, score, mask, source, d in zip(boxes, labels, scores, masks, sources, described, strict=True):
             if whole:  # the kind its category names, with the classifier's own probability
                 first = next(iter(d.attributes.values()), [LabelScore("item", 1.0)])[0]
                 label, score = d.kind or first.label, first.score
@@ -223,13 +226,14 @@ class Analyzer:
         timings["total"] = (time.perf_counter() - start) * 1000
         return Analysis(sha, image.width, image.height, garments, self.models, timings)
 
-    def _detect(self, image: Image.Image, timings: dict[str, float]) -> tuple[list, list, list]:
+    def _detect(self, image: Image.Image, timings: dict[str, float]) -> Detections:
+        """The garments the operating point shows, strongest first, their kinds in `data["class_name"]`."""
         if self.detector is None:
-            return [], [], []
+            return Detections(np.zeros((0, 4), np.float32), [], [], data={"class_name": []})
         with _timer(timings, "detect"):
             found = self.detector.garments(image, self.point)[:self.config.max_items]
-        return ([tuple(box) for box in found.xyxy.tolist()], [self.detector.classes[c] for c in found.class_id],
-                found.confidence.tolist())
+        found.data["class_name"] = np.asarray([self.detector.classes[c] for c in found.class_id], dtype=object)
+        return found
 
     def _similar(self, garments: list[Garment]) -> None:
         """Top-k catalogue items per garment, among items sharing its `similar_filter` label; one search per label."""

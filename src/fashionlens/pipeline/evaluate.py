@@ -133,7 +133,7 @@ def _score_masks(analyzer, dataset, failures: list, progress: bool) -> dict:
             items = analyzer.analyze(image, similar=False).items
             if not truths or not items:
                 continue
-            mask, pairs = match_garments([m for m, *_ in truths], items)
+            mask, pairs = match_garments([m for m, *_ in truths], [g.box for g in items], [g.mask for g in items])
             for t, p in pairs:
                 (true_mask, true_type, kind), g = truths[t], items[p]
                 found += 1
@@ -151,19 +151,21 @@ def _score_masks(analyzer, dataset, failures: list, progress: bool) -> dict:
             "found_per_kind": {k: f"{kinds_found[k]}/{n}" for k, n in kinds.most_common()}}
 
 
-def match_garments(truths: list[np.ndarray], items) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """True garment masks paired one to one with items for the largest total of max(mask IoU, box IoU), as
-    instance-mask evaluations pair them; a pair counts as found from 0.4. Returns the mask IoUs and the pairs."""
+def match_garments(truths: list[np.ndarray], boxes, masks) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """True garment masks paired one to one with items (their `boxes` and `masks`, None where an item has none)
+    for the largest total of max(mask IoU, box IoU), as instance-mask evaluations pair them; a pair counts as
+    found from 0.4. Returns the mask IoUs and the pairs."""
     import torch
     from scipy.optimize import linear_sum_assignment
     from torchvision.ops import box_iou
 
     from fashionlens.masks import mask_box, mask_iou
 
-    if not truths or not items:
-        return np.zeros((len(truths), len(items))), []
-    box = box_iou(torch.tensor([mask_box(m) for m in truths]), torch.tensor([g.box for g in items])).numpy()
-    mask = np.array([[mask_iou(m, g.mask) if g.mask is not None else 0.0 for g in items] for m in truths])
+    if not truths or not len(boxes):
+        return np.zeros((len(truths), len(boxes))), []
+    box = box_iou(torch.tensor([mask_box(m) for m in truths]),
+                  torch.tensor(np.asarray(boxes, np.float32).reshape(-1, 4))).numpy()
+    mask = np.array([[mask_iou(m, item) if item is not None else 0.0 for item in masks] for m in truths])
     score = np.maximum(box, mask)
     return mask, [(t, p) for t, p in zip(*linear_sum_assignment(score, maximize=True)) if score[t, p] >= 0.4]
 

@@ -18,6 +18,7 @@ from scipy import ndimage
 from torchvision.ops import box_iou
 
 from fashionlens.detect.crop import padded_box
+from fashionlens.detect.detections import Detections
 from fashionlens.masks import mask_box
 from fashionlens.parse.inference import ParsedImage
 from fashionlens.parse.labels import NOT_GARMENT
@@ -25,11 +26,13 @@ from fashionlens.taxonomy import LABEL_OF_PARSER_CLASS, PAIRED, PARSER_CLASSES
 
 
 @dataclass
-class GarmentMask:
-    label: str
+class _Garment:
+    """One garment while its mask is worked out on the parser's grid (the stage's own working record)."""
+
+    class_id: int
     score: float
-    box: tuple[float, float, float, float]
-    mask: np.ndarray  # bool [H, W] (the photo's pixels once returned by `garment_masks`)
+    box: tuple[float, float, float, float] | None  # in the photo's pixels; None: its mask's box, once returned
+    mask: np.ndarray  # bool, on the parser's grid
     source: str  # "detector" or "parser"
 
 
@@ -46,7 +49,7 @@ def _kind_classes(label: str, parsed: ParsedImage) -> list[str]:
     return list(PARSER_CLASSES.get(label, [c for c in parsed.classes if c not in NOT_GARMENT]))
 
 
-def _split_pair(g: GarmentMask, rules: MaskRules) -> list[GarmentMask]:
+def _split_pair(g: _Garment, rules: MaskRules) -> list[_Garment]:
     parts, n = ndimage.label(g.mask)
     if n < 2:
         return [g]
@@ -56,19 +59,27 @@ def _split_pair(g: GarmentMask, rules: MaskRules) -> list[GarmentMask]:
         return [g]
     first = parts == big[0] + 1
     second = g.mask & ~first  # the rest, so no pixel is lost
-    return [GarmentMask(g.label, g.score, None, m, g.source) for m in (first, second)]  # boxes from the masks
+    return [_Garment(g.class_id, g.score, None, m, g.source) for m in (first, second)]  # boxes from the masks
 
 
-def garment_masks(parsed: ParsedImage, boxes: list, labels: list[str], scores: list[float],
-                  rules: MaskRules = MaskRules()) -> list[GarmentMask]:
-    """Masks of the detected garments (input order, a split pair's second part after them), then the added ones.
+def item_classes(classes: list[str]) -> list[str]:
+    """The class list of `garment_masks`' result: the detector's, then the parser's kinds it does not have."""
+    return [*classes, *sorted(set(LABEL_OF_PARSER_CLASS.values()) - set(classes))]
 
-    `boxes` are in the photo's pixels, as are the masks returned; a split or added garment's box is its mask's."""
+
+def garment_masks(parsed: ParsedImage, found: Detections, classes: list[str],
+                  rules: MaskRules = MaskRules()) -> Detections:
+    """The garments of the shown detections `found` (boxes in the photo's pixels, `class_id` into `classes`), each
+    with its mask in the photo's pixels: the detected ones in input order (a split pair's second part after
+    them), then the added ones. Their `class_id` indexes `item_classes(classes)`; `data` holds each one's
+    `class_name` and `source` ("detector" or "parser"); a split or added garment's box is its mask's."""
     height, width = parsed.labels.shape
     sx, sy = parsed.scale
-    photo_boxes, boxes = boxes, [(b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy) for b in boxes]  # into the grid
+    labels = [classes[c] for c in found.class_id]
+    photo_boxes = found.xyxy.tolist()
+    boxes = [(b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy) for b in photo_boxes]  # into the grid
     claims = []
-    for box, label in zip(boxes, labels):
+    for box, label in zip(boxes, labels, strict=True):
         x1, y1, x2, y2 = padded_box(box, rules.box_padding, width, height)
         region = np.zeros((height, width), bool)
         region[y1:y2, x1:x2] = True
@@ -85,15 +96,17 @@ def garment_masks(parsed: ParsedImage, boxes: list, labels: list[str], scores: l
             for k, i in enumerate(same):
                 claims[i][ys, xs] = nearest == k
     _exclusive(claims, boxes)
-    garments = [GarmentMask(lab, float(s), tuple(float(v) for v in b), m, "detector")
-                for b, lab, s, m in zip(photo_boxes, labels, scores, claims)]
+    scores = found.confidence if found.confidence is not None else np.ones(len(found), np.float32)
+    garments = [_Garment(int(c), float(s), tuple(b), m, "detector")
+                for c, s, b, m in zip(found.class_id, scores, photo_boxes, claims, strict=True)]
     extra = []
     for i, g in enumerate(garments):
-        if rules.split_pairs and g.label in PAIRED and labels.count(g.label) == 1 and g.mask.any():
+        if rules.split_pairs and labels[i] in PAIRED and labels.count(labels[i]) == 1 and g.mask.any():
             first, *rest = _split_pair(g, rules)
-            garments[i] = GarmentMask(g.label, g.score, g.box, first.mask, g.source)
+            garments[i] = _Garment(g.class_id, g.score, g.box, first.mask, g.source)
             extra += rest
     covered = np.any([g.mask for g in garments + extra], axis=0) if garments else np.zeros((height, width), bool)
+    names = item_classes(classes)
     for name, label in LABEL_OF_PARSER_CLASS.items():
         if label not in rules.added:
             continue
@@ -109,14 +122,19 @@ def garment_masks(parsed: ParsedImage, boxes: list, labels: list[str], scores: l
                 continue
             confidence = float(parsed.confidence[part].mean())
             if confidence >= min_confidence and not _on_a_shown_box(part, boxes):
-                extra.append(GarmentMask(label, confidence, None, part, "parser"))
-    out = []
+                extra.append(_Garment(names.index(label), confidence, None, part, "parser"))
+    kept, masks, out_boxes = [], [], []
     for g in garments + extra:
         mask = parsed.to_photo(g.mask)
         box = mask_box(mask) if g.box is None else g.box
         if box is not None:  # a part too thin to survive the return to the photo's pixels is no garment
-            out.append(GarmentMask(g.label, g.score, box, mask, g.source))
-    return out
+            kept.append(g)
+            masks.append(mask)
+            out_boxes.append(box)
+    photo_width, photo_height = parsed.photo_size
+    return Detections(np.asarray(out_boxes, np.float32).reshape(-1, 4), [g.class_id for g in kept],
+                      [g.score for g in kept], np.asarray(masks, bool).reshape(-1, photo_height, photo_width),
+                      {"class_name": [names[g.class_id] for g in kept], "source": [g.source for g in kept]})
 
 
 def _on_a_shown_box(part: np.ndarray, boxes: list, iou: float = 0.5) -> bool:
