@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--postgres", help="SQLAlchemy URL of a PostgreSQL database (a schema is made and dropped)")
     args = parser.parse_args()
-    from fashionlens.catalog import RayOptions
+    from fashionlens.ray_jobs import RayOptions
 
     every = sorted(dataset("clothing-small").glob("train/*/*.jpg"))
     paths = every[::max(1, len(every) // args.images)][:args.images]  # all classes, not the first folder's

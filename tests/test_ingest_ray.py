@@ -18,7 +18,8 @@ import pytest
 from databases import PG_DSN, db, drop_schema, postgres_url  # noqa: F401 (db: a fixture)
 from test_ingest import LOCAL, ingest, photos, server  # noqa: F401 (a fixture)
 
-from fashionlens.catalog import Catalog, CatalogError, RayOptions
+from fashionlens.catalog import Catalog, CatalogError
+from fashionlens.ray_jobs import RayOptions
 
 ray = pytest.importorskip("ray")
 

@@ -9,7 +9,6 @@ from fashionlens.lazy import lazy_exports
 _EXPORTS = {
     "AddReport": "catalog", "Catalog": "catalog", "IndexSettings": "index", "Hit": "search",
     "QueryResult": "search", "CatalogError": "store", "StoredItem": "store", "database_url": "store",
-    "RayOptions": "ray_jobs",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)

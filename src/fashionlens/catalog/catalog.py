@@ -24,7 +24,7 @@ from fashionlens.data.samples import SkippedInput
 from fashionlens.progress import progress_bar
 
 if TYPE_CHECKING:
-    from fashionlens.catalog.ray_jobs import RayOptions
+    from fashionlens.ray_jobs import RayOptions
 
 DEFAULT_CLASSIFIER = "default"
 
@@ -121,16 +121,22 @@ class Catalog:
 
         `ray` (`RayOptions`): run on a Ray cluster instead (`ray_ingest.py`), with the same steps and results;
         `workers` then does not apply."""
-        from fashionlens.catalog.ingest import Analyser, prepared_chunks, source_name
+        from fashionlens.catalog.ingest import Analyser
+        from fashionlens.sources import prepared_chunks, source_name
 
         names = [source_name(s) for s in sources]
         given = self._given_attributes(names, attributes)
         self._check_space()
         if ray is not None:
             from fashionlens.catalog.ray_ingest import ingest_on_ray
+            from fashionlens.ray_jobs import RayJobError
 
-            return ingest_on_ray(self, names, given, ray, models=self._attribute_models(classifier), colors=colors,
-                                 batch_size=batch_size, policy=fetch_policy, progress=progress, stop=stop)
+            try:
+                return ingest_on_ray(self, names, given, ray, models=self._attribute_models(classifier),
+                                     colors=colors, batch_size=batch_size, policy=fetch_policy, progress=progress,
+                                     stop=stop)
+            except RayJobError as exc:
+                raise CatalogError(str(exc)) from None
         report = AddReport()
         stopped = stop.is_set if stop is not None else lambda: False
         analyser = functools.cache(lambda: Analyser(self.embedder, self._attribute_models(classifier), colors=colors,
@@ -423,7 +429,7 @@ class Catalog:
 
     @staticmethod
     def _given_attributes(names: list[str], attributes) -> list[dict]:
-        from fashionlens.catalog.ingest import source_name
+        from fashionlens.sources import source_name
 
         if attributes is None:
             return [{} for _ in names]

@@ -58,8 +58,8 @@ def ingest(
     command again after a crash or Ctrl-C and only what is missing is added (URLs via $FASHIONLENS_FETCH_ALLOW).
     With --engine ray and a PostgreSQL --db, Ray's workers write to the database themselves."""
     from fashionlens.catalog import CatalogError
-    from fashionlens.catalog.ingest import expand_sources
-    from fashionlens.catalog.ray_jobs import RayOptions
+    from fashionlens.sources import expand_sources
+    from fashionlens.ray_jobs import RayOptions
     from fashionlens.classify import ModelError
     from fashionlens.cli_common import console, fail, print_batch_report, stop_on_interrupt
 

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fashionlens.catalog.ingest import Analyser, Decoder, read_source
-from fashionlens.catalog.ray_jobs import RayJob, RayOptions, run_on_ray, workers_write
+from fashionlens.catalog.ingest import Analyser, Decoder
+from fashionlens.sources import read_source
+from fashionlens.ray_jobs import RayJob, RayOptions, run_on_ray, workers_write
 from fashionlens.catalog.store import NewItem, Store
 from fashionlens.data.samples import SkippedInput
 from fashionlens.fetch import FetchPolicy

@@ -1,5 +1,5 @@
 """`fashionlens analyze --engine ray`: the photo pipeline on a Ray cluster, every result kept in the analyses
-history (the table `POST /v1/analyze` fills), with the Ray machinery of the Ray ingest (`catalog/ray_jobs.py`).
+history (the table `POST /v1/analyze` fills), with the Ray machinery of the Ray ingest (`fashionlens/ray_jobs.py`).
 
 Tasks read or download and hash each photo (`read_source`, as the ingest does); an actor pool runs `Analyzer`,
 its models loaded once per actor with ONNX Runtime on the actor's CPUs, and the catalogue open for the similar
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from fashionlens.catalog.analyses import AnalysisHistory, NewAnalysis
-from fashionlens.catalog.ingest import read_source, source_name
-from fashionlens.catalog.ray_jobs import RayJob, RayOptions, run_on_ray, workers_write
+from fashionlens.sources import read_source, source_name
+from fashionlens.ray_jobs import RayJob, RayOptions, run_on_ray, workers_write
 from fashionlens.data.samples import SkippedInput, failure_reason
 from fashionlens.fetch import FetchPolicy
 from fashionlens.pipeline.analyzer import PipelineConfig

@@ -75,7 +75,7 @@ def analyze(
     files = image_paths(images, "photos")
     config = replace(PipelineConfig(), min_score=min_score, similar_k=similar)
     if engine == "ray":
-        from fashionlens.catalog import RayOptions
+        from fashionlens.ray_jobs import RayOptions
 
         _analyze_on_ray(files, db, config, RayOptions(ray_address, actors, actor_cpus, task_cpus), batch_size, as_json)
         return

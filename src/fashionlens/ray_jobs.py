@@ -16,8 +16,12 @@ from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 
-from fashionlens.catalog.store import CatalogError
 from fashionlens.progress import progress_bar
+
+
+class RayJobError(ValueError):
+    """A Ray job that cannot start as asked: no cluster there, no CPU left to decode, a database its workers
+    cannot reach."""
 
 DEFAULT_RAY_PORT = 6379
 DECODE_MEMORY = 2**30  # a decoding task's worker: Python with torch (~600 MiB measured) and a batch in flight
@@ -41,11 +45,11 @@ class RayOptions:
     runtime_env: dict | None = None
 
     def actor_count(self, cpus: float) -> int:
-        """The model actors on a cluster of `cpus` CPUs; a CatalogError when they would leave no CPU to decode
+        """The model actors on a cluster of `cpus` CPUs; a RayJobError when they would leave no CPU to decode
         (Ray would wait for one forever)."""
         actors = self.actors or max(1, int(cpus // 2))
         if actors * self.actor_cpus + self.task_cpus > cpus:
-            raise CatalogError(f"{actors} model actors of {self.actor_cpus:g} CPUs and a decoding task of "
+            raise RayJobError(f"{actors} model actors of {self.actor_cpus:g} CPUs and a decoding task of "
                                f"{self.task_cpus:g} need {actors * self.actor_cpus + self.task_cpus:g} CPUs; the Ray "
                                f"cluster has {cpus:g}: use fewer --actors or smaller --actor-cpus/--task-cpus")
         return actors
@@ -154,7 +158,7 @@ def connect(address: str | None) -> bool:
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise CatalogError(f"--ray-address {address}: cannot join the Ray cluster ({exc})") from None
+        raise RayJobError(f"--ray-address {address}: cannot join the Ray cluster ({exc})") from None
     return True
 
 
@@ -167,7 +171,7 @@ def _check_listening(address: str) -> None:
         with socket.create_connection((host, int(port)), timeout=5):
             pass
     except (OSError, ValueError) as exc:
-        raise CatalogError(f"--ray-address {address}: no Ray cluster answers there ({exc}); start one with "
+        raise RayJobError(f"--ray-address {address}: no Ray cluster answers there ({exc}); start one with "
                            f"`ray start --head`, or leave the option out for a local Ray") from None
 
 
@@ -184,5 +188,5 @@ def check_workers_reach(url: str, runtime_env: dict | None) -> None:
                        .remote(url) for node in nodes], timeout=REACH_TIMEOUT)
     for node, answer in zip(nodes, answers):
         if answer is not None:
-            raise CatalogError(f"the Ray workers cannot reach the database {make_url(url)!r} (node "
+            raise RayJobError(f"the Ray workers cannot reach the database {make_url(url)!r} (node "
                                f"{node[:12]}): {answer}; nothing was done")
