@@ -8,17 +8,19 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from fashionlens.service.access import require_read, require_write
 from fashionlens.service.core import Service, clean_attributes
 from fashionlens.service.deps import (ERRORS, MAX_ID, ImageSize, ImageVersion, Limit, Offset, RowId, Text, body_schema,
-                                      content_type, fetch, get_service, image_input, image_response, parse_json,
-                                      require_token)
+                                      content_type, fetch, get_service, image_input, image_response, parse_json)
 from fashionlens.service.errors import ApiError
+from fashionlens.service.limits import limit_rate
 from fashionlens.service.schemas import AddItemUrl, FacetsOut, ItemOut, ItemPage, SearchOut, SearchRequest
 
-router = APIRouter(tags=["catalogue"], responses=ERRORS)
+router = APIRouter(tags=["catalogue"], responses=ERRORS, dependencies=[Depends(require_read)])
+WRITE = [Depends(require_write), Depends(limit_rate)]
 
 
-@router.post("/v1/items", response_model=ItemOut, status_code=201, dependencies=[Depends(require_token)],
+@router.post("/v1/items", response_model=ItemOut, status_code=201, dependencies=WRITE,
              openapi_extra=body_schema(AddItemUrl, {"attributes": {"type": "string", "description": "JSON object"}}))
 async def add_item(request: Request, response: Response, svc: Service = Depends(get_service)):
     """Add a catalogue item from an upload (with `attributes` as a JSON object string) or a URL. An image already
@@ -73,7 +75,7 @@ def item_image(request: Request, item_id: RowId, size: ImageSize = None, v: Imag
     return image_response(request, svc.media, item.sha256, original, f"item {item_id}", size, v)
 
 
-@router.delete("/v1/items/{item_id}", status_code=204, dependencies=[Depends(require_token)])
+@router.delete("/v1/items/{item_id}", status_code=204, dependencies=WRITE)
 def delete_item(item_id: RowId, svc: Service = Depends(get_service)):
     svc.remove_item(item_id)
     return Response(status_code=204)
