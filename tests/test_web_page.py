@@ -392,3 +392,30 @@ def test_each_garment_mask_is_drawn_in_place_under_its_box_and_can_be_hidden(pag
     assert not any(m["shown"] for m in drawn_masks(page)) and page.locator(".box:not([hidden])").count()
     page.locator("#show-masks").check()
     assert all(m["shown"] for m in drawn_masks(page))
+
+
+def test_the_api_docs_render_with_the_network_off(browser, server):
+    """Every request but those to the service itself is cut: Swagger UI comes from the package, not a CDN."""
+    context = browser.new_context(base_url=server)
+    outside: list[str] = []
+
+    def only_the_service(route):
+        if route.request.url.startswith(server):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_the_service)
+    page = context.new_page()
+    try:
+        page.goto("/docs")
+        page.wait_for_selector(".swagger-ui .opblock-summary-path")
+        paths = page.eval_on_selector_all(".opblock-summary-path", "(els) => els.map((e) => e.textContent)")
+        assert any("/v1/analyze" in p for p in paths) and any("/v1/ready" in p for p in paths)
+        assert not outside, outside
+        page.goto("/redoc")  # ReDoc renders too; only its "powered by" logo is asked of its CDN, and cut
+        page.get_by_text("/v1/analyze").first.wait_for()
+        assert all(url.startswith("https://cdn.redoc.ly/") for url in outside), outside
+    finally:
+        context.close()

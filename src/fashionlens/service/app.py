@@ -3,7 +3,8 @@
 `create_app(settings)` builds the app; the models load and the database migrates in its lifespan, so a test
 client or `uvicorn` gets a ready service. Routes are `async` only to read the request body; the work itself runs
 in the thread pool. Each group of routes lives in its own module (`routes_*.py`); access in `access.py`, limits in
-`limits.py`, metrics and access logs in `observe.py`, the offline API docs in `docs.py`.
+`limits.py`, metrics and access logs in `observe.py`. The API docs (`/docs`, `/redoc`) are FastAPIOffline's: their
+assets are served from the pinned `fastapi-offline` package, not a CDN, so they work without internet.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request, Response
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from fashionlens import __version__
-from fashionlens.service import docs, routes_analyses, routes_catalog, routes_web
+from fashionlens.service import routes_analyses, routes_catalog, routes_web
 from fashionlens.service.access import Tokens
 from fashionlens.service.core import Service
 from fashionlens.service.deps import get_service
@@ -43,7 +45,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         yield
         await run_in_threadpool(service.close)
 
-    app = FastAPI(title="fashionlens", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+    app = FastAPIOffline(title="fashionlens", version=__version__, lifespan=lifespan, static_url="/docs-assets",
                   description="Find the garments in a photo, name their category, colours and attributes, and "
                               "find similar items in the catalogue.")
     app.state.settings, app.state.tokens, app.state.metrics = settings, tokens, metrics
@@ -55,7 +57,6 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.include_router(routes_catalog.router)
     app.include_router(routes_web.router)
     app.mount("/ui", routes_web.page_files(), name="ui")
-    docs.install(app)
 
     @app.get("/v1/health", response_model=HealthOut, tags=["system"])
     def health(svc: Service = Depends(get_service)):
