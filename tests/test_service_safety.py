@@ -351,6 +351,13 @@ CASES = [
     Bad("offset-negative", "GET", "/v1/items?offset=-1", nothing, 422, "invalid_request"),
     Bad("since-not-a-date", "GET", "/v1/analyses?since=not-a-date", nothing, 422, "invalid_request"),
     Bad("where-without-equals", "GET", "/v1/items?where=category", nothing, 422, "invalid_filter"),
+    Bad("where-unknown-key", "GET", "/v1/items?where=label=shoes", nothing, 422, "unknown_filter"),
+    Bad("items-unknown-parameter", "GET", "/v1/items?label=shoes", nothing, 422, "unknown_filter"),
+    Bad("analyses-unknown-parameter", "GET", "/v1/analyses?category=dress", nothing, 422, "unknown_filter"),
+    Bad("search-unknown-filter-key", "POST", "/v1/search", document({"item_id": 1, "filters": {"label": "shoes"}}),
+        422, "unknown_filter"),
+    Bad("search-upload-unknown-filter-key", "POST", "/v1/search", upload(JPEG, filters='{"label": "shoes"}'), 422,
+        "unknown_filter"),
     Bad("unknown-route", "GET", "/v1/nothing-here", nothing, 404, "not_found"),
     Bad("wrong-method", "PUT", "/v1/health", nothing, 405, "method_not_allowed"),
     Bad("wrong-method-on-analyze", "GET", "/v1/analyze", nothing, 405, "method_not_allowed"),
@@ -519,6 +526,15 @@ def test_either_write_token_writes(client):
     assert client.get(f"/v1/items/{item_id}/image", headers=AUTH).content == PHOTO
     assert client.delete(f"/v1/items/{item_id}", headers={"Authorization": "Bearer other-token"}).status_code == 204
     assert client.delete(f"/v1/items/{item_id}", headers=AUTH).status_code == 404
+
+
+def test_an_unknown_filter_key_names_the_known_ones(client):
+    answer = client.get("/v1/items", params={"where": "label=shoes"}, headers=READ)
+    assert answer.status_code == 422
+    message = answer.json()["error"]["message"]
+    assert "label" in message and "category" in message and "color" in message
+    assert "takes category, color, where, limit, offset" in client.get("/v1/items?label=shoes", headers=READ).text
+    assert client.get("/v1/items", params={"where": "category=dress"}, headers=READ).status_code == 200
 
 
 def test_fetching_from_the_allow_listed_origin_works(client, origin):

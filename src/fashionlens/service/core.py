@@ -124,13 +124,17 @@ class Service:
 
     def items_page(self, where: dict, limit: int, offset: int) -> tuple[int, list[StoredItem]]:
         """Items matching every filter, newest first."""
+        where = normalise_where(where)
         with self.catalog_lock:
-            ids = self.catalog.store.ids_where(normalise_where(where)) if where else self.catalog.store.ids()
+            self.catalog.check_filters(where)
+            ids = self.catalog.store.ids_where(where) if where else self.catalog.store.ids()
             page = ids[::-1][offset:offset + limit].tolist()
             found = self.catalog.items(page)
         return len(ids), [found[i] for i in page if i in found]
 
     def search_image(self, data: bytes, source: str, top_k: int, where: dict) -> list[Hit]:
+        with self.catalog_lock:
+            self.catalog.check_filters(where)  # before the models run
         image = load_image(data, name=source)
         with self.queue.slot(), self.model_lock:
             vector = self.analyzer.describe([image])[0].embedding
@@ -145,6 +149,7 @@ class Service:
 
     def _search(self, vector: np.ndarray, top_k: int, where: dict) -> list[Hit]:
         with self.catalog_lock:
+            self.catalog.check_filters(where)
             return self.catalog.search(vector[None], top_k, normalise_where(where))[0].results
 
     # status

@@ -38,6 +38,19 @@ def get_service(request: Request) -> Service:
     return request.app.state.service
 
 
+def only_query(*names: str) -> Callable[[Request], None]:
+    """A dependency refusing query parameters the route does not take: `?label=shoes` on items is a mistake to
+    name (422), not a filter to ignore."""
+
+    def check(request: Request) -> None:
+        unknown = sorted(set(request.query_params) - set(names))
+        if unknown:
+            raise ApiError(422, "unknown_filter", f"unknown query parameter {', '.join(unknown)}: this route takes "
+                                                  f"{', '.join(names)}")
+
+    return check
+
+
 def body_schema(json_model: type, fields: dict) -> dict:
     """OpenAPI for a route that takes either an image upload (multipart) or a JSON document."""
     return {"requestBody": {"required": True, "content": {

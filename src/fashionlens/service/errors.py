@@ -15,6 +15,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fashionlens.catalog.search import UnknownFilterKey
 from fashionlens.fetch import FetchError
 from fashionlens.images import ImageError
 
@@ -89,6 +90,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FetchError)
     async def fetch_error(_request: Request, exc: FetchError):
         return _response(FETCH_STATUS.get(exc.code, 422), exc.code, str(exc))
+
+    @app.exception_handler(UnknownFilterKey)
+    async def unknown_filter(_request: Request, exc: UnknownFilterKey):
+        return _response(422, "unknown_filter", str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError):

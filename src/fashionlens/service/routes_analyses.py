@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from fashionlens.service.access import require_read, require_write
 from fashionlens.service.core import Service
 from fashionlens.service.deps import (ERRORS, ImageSize, ImageVersion, Limit, Offset, RowId, Text, body_schema,
-                                      get_service, image_input, image_response)
+                                      get_service, image_input, image_response, only_query)
 from fashionlens.service.errors import ApiError
 from fashionlens.service.limits import limit_rate
 from fashionlens.service.schemas import AnalysisOut, AnalysisPage, AnalyzeUrl
@@ -40,7 +40,8 @@ def get_analysis(analysis_id: RowId, svc: Service = Depends(get_service)):
     return found.to_json()
 
 
-@router.get("/v1/analyses", response_model=AnalysisPage)
+@router.get("/v1/analyses", response_model=AnalysisPage,
+            dependencies=[Depends(only_query("label", "color", "since", "until", "limit", "offset"))])
 def list_analyses(svc: Service = Depends(get_service), label: Text = None, color: Text = None,
                   since: datetime | None = None, until: datetime | None = None, limit: Limit = 20, offset: Offset = 0):
     """Past analyses, newest first; `label` and `color` match any garment in them, `since`/`until` the time."""
