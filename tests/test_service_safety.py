@@ -173,7 +173,7 @@ def media(tmp_path_factory) -> Path:
 def client(media, origin):
     policy = FetchPolicy(allow=(f"{ORIGIN_HOST}/32",), total_timeout=FETCH_SECONDS, max_bytes=FETCH_LIMIT)
     with running_service(media, api_token=f"other-token,{TOKEN}", read_tokens=READ_TOKEN,
-                         max_upload_bytes=UPLOAD_LIMIT, fetch=policy) as client:
+                         max_upload_bytes=UPLOAD_LIMIT, fetch=policy, rate_limit=10_000) as client:
         yield client
 
 

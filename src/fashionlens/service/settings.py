@@ -26,8 +26,8 @@ class ServiceSettings:
     api_token: str | None = None  # read-write tokens, comma separated: "Authorization: Bearer <token>"
     read_tokens: str | None = None  # read-only tokens, comma separated
     token_file: Path | None = None  # more tokens, one a line: "read <token>" or "write <token>"
-    rate_limit: int = 120  # analyses and writes a client (token, else address) may make a minute; bursts up to it
-    max_queue: int = 8  # model requests (analyse, add, search by image) running or waiting; past it: 503
+    rate_limit: int = 60  # analyses and writes a client (token, else address) may make a minute; bursts up to it
+    max_queue: int = 4  # model requests (analyse, add, search by image) running or waiting; past it: 503
     max_upload_bytes: int = 20 * 2**20  # request bodies (uploads) over this are refused with 413
     media_dir: Path | None = None  # where uploaded and fetched photos are kept; default: beside the database
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
