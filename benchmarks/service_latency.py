@@ -99,12 +99,13 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def running_service(seed: list[Path], db: str | None = None, token: str | None = None, folder: Path | None = None,
-                    log_level: str = "warning", timeout_s: float = 900):
+                    log_level: str = "warning", timeout_s: float = 900, env: dict[str, str] | None = None):
     """`fashionlens serve` in a subprocess on a free port, with its catalogue seeded, until the block ends.
 
     `db`: a SQLAlchemy URL (default: a SQLite file in `folder`). `folder` holds that file, the kept photos and the
     log; default: a temporary folder removed afterwards (give one to read the database once the server stopped).
-    Stopped with SIGTERM, so uvicorn shuts down cleanly and the database is complete when the block ends."""
+    `env`: more environment variables (limits, a shared media folder). Stopped with SIGTERM, so uvicorn shuts down
+    cleanly and the database is complete when the block ends."""
     with contextlib.ExitStack() as stack:
         folder = Path(folder or stack.enter_context(tempfile.TemporaryDirectory(prefix="fashionlens-serve-")))
         db = db or f"sqlite:///{folder}/catalog.db"
@@ -113,10 +114,13 @@ def running_service(seed: list[Path], db: str | None = None, token: str | None =
                    "--log-level", log_level]
         for path in seed:
             command += ["--seed", str(path)]
+        extra = env or {}
         env = {**os.environ, "FASHIONLENS_MEDIA_DIR": str(folder / "media")}
-        env.pop("FASHIONLENS_API_TOKEN", None)
+        for name in ("FASHIONLENS_API_TOKEN", "FASHIONLENS_READ_TOKENS", "FASHIONLENS_TOKEN_FILE"):
+            env.pop(name, None)
         if token:
             env["FASHIONLENS_API_TOKEN"] = token
+        env.update(extra)
         log = folder / "server.log"
         start = time.perf_counter()
         with open(log, "wb") as out:

@@ -4,22 +4,30 @@ is checked against what the API answered.
 Mix: ~25% `POST /v1/analyze` (a pool of --photos distinct street photos, so some come again and are answered from
 the history), ~24% `POST /v1/search` (half by `item_id`, half by upload), ~49% reads (`GET /v1/analyses/{id}`,
 `GET /v1/analyses?label=`, `GET /v1/items?category=`, `GET /v1/items/{id}`, `/v1/health`) and ~2% `POST /v1/items`
-of new catalogue photos (with the API token the server was started with). Prints requests/s, p50/p95/p99 per kind
-and overall, and the status codes; any 5xx or transport error fails the run (exit code 1).
+of new catalogue photos. Every request carries the read-write token the servers were started with (reads need
+one too). Prints requests/s, p50/p95/p99 per kind and overall, and the status codes; any 5xx or transport error
+fails the run (exit code 1).
+
+`--replicas 2` starts two `serve` processes on the one database (PostgreSQL: `--db`) with one shared media folder;
+the clients alternate between them. The rate limit and the model queue are set past what the run can reach
+(FASHIONLENS_RATE_LIMIT, FASHIONLENS_MAX_QUEUE = 2 x clients): this run checks correctness under concurrency, and
+`service_backpressure.py` measures the limits themselves.
 
 Integrity, read from the database after the server stopped: one analyses row per distinct photo analysed, none
 duplicated by (sha256, models_key), every analysis id the API returned present with that photo's sha256, each
 photo created (201) exactly once; items = seeded + created, every item id returned present with its sha256.
 
-    .venv/bin/python benchmarks/service_load.py [--requests 2000] [--clients 32] [--items 200]
-        [--db postgresql+psycopg://postgres@127.0.0.1:5432/test]
+    .venv/bin/python benchmarks/service_load.py [--requests 2000] [--clients 32] [--items 200] [--replicas 2]
+        [--db postgresql+psycopg://postgres@127.0.0.1:5432/test] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
+import json
 import random
 import secrets
 import sys
@@ -27,7 +35,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,16 +88,16 @@ def plan(n: int, seed: int) -> list[str]:
     return kinds
 
 
-async def run_load(url: str, kinds: list[str], clients: int, token: str | None, analyze_pool: list[Photo],
+async def run_load(urls: list[str], kinds: list[str], clients: int, token: str, analyze_pool: list[Photo],
                    search_pool: list[Photo], new_items: list[Photo], item_ids: list[int],
                    seed: int) -> tuple[Outcome, float]:
-    """`clients` workers take the next request kind from `kinds` until none is left; (what they saw, wall seconds)."""
+    """`clients` workers take the next request kind from `kinds` until none is left, worker i on replica
+    i mod len(urls); (what they saw, wall seconds)."""
     outcome = Outcome()
     rng = random.Random(seed)
     queue = iter(kinds)
     new_items = list(new_items)
     analysis_ids: list[int] = []
-    auth = {"Authorization": f"Bearer {token}"} if token else {}
 
     async def one(client: httpx.AsyncClient, kind: str) -> tuple[str, httpx.Response]:
         """(the kind actually sent, its response): reads of analyses fall back to a list before any exists."""
@@ -114,7 +122,7 @@ async def run_load(url: str, kinds: list[str], clients: int, token: str | None, 
             return kind, await client.get(f"/v1/items/{rng.choice(item_ids)}")
         if kind == "add_item" and new_items:
             photo = new_items.pop()
-            response = await client.post("/v1/items", files=photo.upload(), headers=auth,
+            response = await client.post("/v1/items", files=photo.upload(),
                                          data={"attributes": '{"origin": "load-test"}'})
             if response.status_code in (200, 201):
                 item_ids.append(response.json()["id"])
@@ -137,15 +145,18 @@ async def run_load(url: str, kinds: list[str], clients: int, token: str | None, 
             outcome.requests.append((kind, status, time.perf_counter() - start))
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
+    auth = {"Authorization": f"Bearer {token}"}
+    async with contextlib.AsyncExitStack() as stack:
+        pool = [await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=600, limits=limits,
+                                                                  headers=auth)) for url in urls]
         start = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(clients)))
+        await asyncio.gather(*(worker(pool[i % len(pool)]) for i in range(clients)))
         return outcome, time.perf_counter() - start
 
 
-def seeded_item_ids(url: str) -> list[int]:
+def seeded_item_ids(url: str, token: str) -> list[int]:
     ids, offset = [], 0
-    with httpx.Client(base_url=url, timeout=60) as client:
+    with httpx.Client(base_url=url, timeout=60, headers={"Authorization": f"Bearer {token}"}) as client:
         while True:
             page = client.get("/v1/items", params={"limit": 100, "offset": offset}).json()
             ids += [i["id"] for i in page["items"]]
@@ -253,9 +264,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--items", type=int, default=200, help="catalogue items seeded (clothing-small train)")
     parser.add_argument("--photos", type=int, default=150, help="distinct photos the analyze requests draw from")
+    parser.add_argument("--replicas", type=int, default=1, help="serve processes on the one database")
     parser.add_argument("--db", help="a PostgreSQL URL (a fresh schema is created in it and dropped); "
                                      "default: a temporary SQLite file")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if not DATASETS.is_dir():
         sys.exit(f"{DATASETS} not found: the load test needs ../shared/datasets beside the repository")
@@ -265,19 +278,36 @@ def main() -> None:
     new_items = [Photo.read(p) for p in catalogue_images(kinds.count("add_item"), skip=args.items)]
     token = secrets.token_urlsafe(16)
     print(f"{load_note()} at the start")
-    with tempfile.TemporaryDirectory(prefix="fashionlens-load-") as tmp, database(args.db) as db:
-        with running_service(catalogue_images(args.items), db=db, token=token, folder=Path(tmp)) as service:
-            item_ids = seeded_item_ids(service.url)
-            print(f"service started and seeded with {len(item_ids)} items in {service.startup_s:.1f} s "
-                  f"({make_url(service.db).get_backend_name()}); {args.clients} clients, {args.requests} requests: "
-                  f"{dict(Counter(kinds))}")
-            outcome, wall_s = asyncio.run(run_load(service.url, kinds, args.clients, token, analyze_pool,
-                                                   search_pool, new_items, list(item_ids), args.seed))
-            print(f"{load_note()} at the end")
+    with tempfile.TemporaryDirectory(prefix="fashionlens-load-") as tmp, database(args.db) as db, ExitStack() as stack:
+        env = {"FASHIONLENS_MEDIA_DIR": str(Path(tmp) / "media"), "FASHIONLENS_RATE_LIMIT": str(10**9),
+               "FASHIONLENS_MAX_QUEUE": str(2 * args.clients)}
+        for i in range(args.replicas):
+            (Path(tmp) / f"replica{i}").mkdir()
+        first = stack.enter_context(running_service(catalogue_images(args.items), db=db, token=token,
+                                                    folder=Path(tmp) / "replica0", env=env))
+        services = [first] + [stack.enter_context(running_service([], db=first.db, token=token,
+                                                                  folder=Path(tmp) / f"replica{i}", env=env))
+                              for i in range(1, args.replicas)]
+        item_ids = seeded_item_ids(first.url, token)
+        print(f"{len(services)} service(s) started, seeded with {len(item_ids)} items in {first.startup_s:.1f} s "
+              f"({make_url(first.db).get_backend_name()}); {args.clients} clients, {args.requests} requests: "
+              f"{dict(Counter(kinds))}")
+        outcome, wall_s = asyncio.run(run_load([s.url for s in services], kinds, args.clients, token, analyze_pool,
+                                               search_pool, new_items, list(item_ids), args.seed))
+        print(f"{load_note()} at the end")
+        stack.close()  # the servers stop here: nothing more is written
         served = report_latency(outcome, wall_s)
         if not served:
-            print(f"\nserver log (last lines):\n{service.log_tail()}")
-        intact = check_integrity(service.db, outcome, len(item_ids))  # the server has stopped: nothing more to write
+            for service in services:
+                print(f"\nserver log {service.url} (last lines):\n{service.log_tail()}")
+        intact = check_integrity(first.db, outcome, len(item_ids))
+        if args.json:
+            statuses = Counter(str(status) for _, status, _ in outcome.requests)
+            args.json.write_text(json.dumps({
+                "database": make_url(first.db).get_backend_name(), "replicas": args.replicas,
+                "clients": args.clients, "requests": len(outcome.requests), "wall_s": round(wall_s, 2),
+                "requests_per_s": round(len(outcome.requests) / wall_s, 2), "statuses": dict(statuses),
+                "served_without_5xx": served, "rows_exact": intact}, indent=2))
     sys.exit(0 if served and intact else 1)
 
 

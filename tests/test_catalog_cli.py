@@ -113,6 +113,9 @@ def test_search_filters_by_colour_and_attribute(catalogue, images):
     assert all(h["attributes"]["category"] == "skirt" for h in hits)
     result = invoke("search", images / "red_0.jpg", "--db", db, "--where", "category")
     assert result.exit_code == 2 and "COLUMN=VALUE" in result.output
+    result = invoke("search", images / "red_0.jpg", "--db", db, "--where", "label=skirt")  # a typo for category
+    assert result.exit_code == 2 and "unknown filter key label" in result.output
+    assert "brand" in result.output and "category" in result.output  # the known keys are named
 
 
 def test_search_reports_unusable_queries(catalogue, images):

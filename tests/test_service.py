@@ -160,7 +160,7 @@ def test_analyze_and_add_by_url_when_allow_listed(tmp_path, image_server):
 
 def test_concurrent_requests_for_one_new_image_store_one_row(tmp_path):
     data = reencoded(PHOTO, 80)
-    with running_service(tmp_path) as client:
+    with running_service(tmp_path, max_queue=8) as client:  # all 8 queue for the models (a smaller bound: 503s)
         def send(_):
             return client.post("/v1/analyze", files={"file": ("x.jpg", data, "image/jpeg")})
 

@@ -20,6 +20,8 @@ pytestmark = pytest.mark.browser
 CHROMIUM = Path(os.environ.get("FASHIONLENS_CHROMIUM", "/usr/bin/chromium"))
 SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 TOKEN = "web-test-token"
+READ_TOKEN = "web-read-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 
@@ -32,7 +34,7 @@ def _unavailable(reason: str):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with served(tmp_path_factory.mktemp("web"), "--seed", str(SAMPLES), env={"FASHIONLENS_API_TOKEN": TOKEN}) as (base, _):
+    with served(tmp_path_factory.mktemp("web"), "--seed", str(SAMPLES), env={"FASHIONLENS_API_TOKEN": TOKEN, "FASHIONLENS_READ_TOKENS": READ_TOKEN}) as (base, _):
         yield base
 
 
@@ -58,10 +60,18 @@ def page(browser, server):
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.set_default_timeout(30_000)
     page.goto("/")
+    give_token(page, TOKEN)
     page.wait_for_selector("#photo-file")
     yield page
     context.close()
     assert not errors, f"the page raised: {errors}"
+
+
+def give_token(page, token: str) -> None:
+    """The page asks for the token it needs (the server says so in /v1/health); type it in."""
+    page.wait_for_selector("#token-form:not([hidden])")
+    page.fill("#token-input", token)
+    page.click("#token-form button[type=submit]")
 
 
 def shot(page, name: str) -> None:
@@ -211,7 +221,7 @@ def test_the_catalogue_filters_and_pages(page, server):
     page.wait_for_selector("#catalog-grid .tile")
     assert page.locator("#catalog-grid .tile").count() == 24  # 30 seeded items, 24 a page
     page.wait_for_selector("#filter-category option[value='dress']", state="attached")
-    expected = httpx.get(f"{server}/v1/items", params={"category": "dress", "limit": 100}).json()
+    expected = httpx.get(f"{server}/v1/items", params={"category": "dress", "limit": 100}, headers=AUTH).json()
     page.select_option("#filter-category", "dress")
     page.wait_for_url(re.compile(r"category=dress"))
     wait_until(page, f"document.querySelector('#catalog-summary')?.dataset.total === '{expected['total']}'")
@@ -233,7 +243,7 @@ def test_the_history_opens_a_past_analysis_as_it_was(page, server):
     assert page.locator("#history-list a").first.get_attribute("data-id") == str(analysis["id"])  # newest first
     shot(page, "history")
     label = analysis["items"][0]["label"]
-    total = httpx.get(f"{server}/v1/analyses", params={"label": label}).json()["total"]
+    total = httpx.get(f"{server}/v1/analyses", params={"label": label}, headers=AUTH).json()["total"]
     page.fill("#history-label", label)
     page.click("form[aria-label='Filter the history'] button[type=submit]")
     page.wait_for_url(re.compile(f"label={label}"))
@@ -269,35 +279,59 @@ def test_a_refused_url_and_an_unreachable_server_are_said_in_words(page):
     page.unroute("**/v1/**")
 
 
-def refused_then_sent_with_the_token(page, field: str, button: str, error: str) -> None:
-    """Click without a token: the error asks for it; then type the token and click again."""
-    page.fill(field, "")
-    page.click(button)
-    wait_until(page, f"document.querySelector('{error}').textContent.length > 0")
-    assert "needs the API token" in page.inner_text(error)
-    page.fill(field, TOKEN)
-    page.click(button)
-
-
-def test_adding_and_deleting_need_the_token(page, server, tmp_path):
+def test_adding_and_deleting_need_a_read_write_token(page, server, tmp_path):
+    """With a read token the page browses and says why it cannot change anything; with the read-write token it can."""
     from PIL import Image
 
+    page.click("#token-button")
+    give_token(page, READ_TOKEN)
     page.goto("/#/catalog")
-    page.click(".add summary")
+    page.wait_for_selector(".tile img")
+    wait_until(page, IMAGES_LOADED.format("main"))  # images need the token too: fetched with it, shown as blobs
     photo = tmp_path / "new-item.png"
     Image.open(SAMPLES / "hat_3.jpg").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(photo)
-    page.set_input_files("#add-file", str(photo))
-    page.fill("#add-attributes", "category=hat\nbrand=Acme")
-    refused_then_sent_with_the_token(page, "#add-token", "#add-form button[type=submit]", "#add-form .error")
+
+    def add() -> None:
+        page.click(".add summary")
+        page.set_input_files("#add-file", str(photo))
+        page.fill("#add-attributes", "category=hat\nbrand=Acme")
+        page.click("#add-form button[type=submit]")
+
+    add()
+    wait_until(page, "document.querySelector('#add-form .error').textContent.length > 0")
+    assert "can only read" in page.inner_text("#add-form .error")
+    page.click("#token-button")
+    give_token(page, TOKEN)  # the view is shown again with the new token
+    page.wait_for_selector(".tile img")
+    add()
     page.wait_for_selector("#add-form .notice a")
     item_id = page.get_attribute("#add-form .notice a", "href").rsplit("/", 1)[1]
-    assert httpx.get(f"{server}/v1/items/{item_id}").json()["given"] == {"category": "hat", "brand": "Acme"}
+    assert httpx.get(f"{server}/v1/items/{item_id}", headers=AUTH).json()["given"] == {"category": "hat", "brand": "Acme"}
     page.click("#add-form .notice a")
     page.wait_for_selector("#delete-item")
     page.on("dialog", lambda dialog: dialog.accept())
-    refused_then_sent_with_the_token(page, "#delete-token", "#delete-item", ".item .error")
+    page.click("#delete-item")
     page.wait_for_url(re.compile(r"#/catalog$"))
-    assert httpx.get(f"{server}/v1/items/{item_id}").status_code == 404
+    assert httpx.get(f"{server}/v1/items/{item_id}", headers=AUTH).status_code == 404
+
+
+def test_a_refused_token_is_asked_for_again_and_kept_for_the_tab_only(browser, server):
+    context = browser.new_context(base_url=server)
+    page = context.new_page()
+    try:
+        page.goto("/#/history")
+        give_token(page, "not-the-token")
+        page.wait_for_selector("#token-form:not([hidden])")  # the history's request got 401: asked again
+        assert "refused" in page.inner_text("#token-note")
+        give_token(page, TOKEN)
+        page.wait_for_selector("main section")
+        assert page.evaluate("sessionStorage.getItem('fashionlens-token')") == TOKEN
+        assert page.evaluate("localStorage.length") == 0 and not context.cookies()
+        other = context.new_page()  # another tab has its own session: it asks again
+        other.goto("/")
+        other.wait_for_selector("#token-form:not([hidden])")
+    finally:
+        context.close()
 
 
 def test_the_page_fits_a_phone(browser, server):
@@ -306,6 +340,7 @@ def test_the_page_fits_a_phone(browser, server):
     page = context.new_page()
     try:
         page.goto("/")
+        give_token(page, TOKEN)
         page.wait_for_selector("#photo-file")
         analysis = analyse_upload(page, SAMPLES / "outwear_1.jpg")
         wait_until(page, IMAGES_LOADED.format(".stage"))
@@ -357,3 +392,30 @@ def test_each_garment_mask_is_drawn_in_place_under_its_box_and_can_be_hidden(pag
     assert not any(m["shown"] for m in drawn_masks(page)) and page.locator(".box:not([hidden])").count()
     page.locator("#show-masks").check()
     assert all(m["shown"] for m in drawn_masks(page))
+
+
+def test_the_api_docs_render_with_the_network_off(browser, server):
+    """Every request but those to the service itself is cut: Swagger UI comes from the package, not a CDN."""
+    context = browser.new_context(base_url=server)
+    outside: list[str] = []
+
+    def only_the_service(route):
+        if route.request.url.startswith(server):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_the_service)
+    page = context.new_page()
+    try:
+        page.goto("/docs")
+        page.wait_for_selector(".swagger-ui .opblock-summary-path")
+        paths = page.eval_on_selector_all(".opblock-summary-path", "(els) => els.map((e) => e.textContent)")
+        assert any("/v1/analyze" in p for p in paths) and any("/v1/ready" in p for p in paths)
+        assert not outside, outside
+        page.goto("/redoc")  # ReDoc renders too; only its "powered by" logo is asked of its CDN, and cut
+        page.get_by_text("/v1/analyze").first.wait_for()
+        assert all(url.startswith("https://cdn.redoc.ly/") for url in outside), outside
+    finally:
+        context.close()

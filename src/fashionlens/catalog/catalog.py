@@ -18,7 +18,7 @@ import numpy as np
 
 from fashionlens.cache import default_cache_dir
 from fashionlens.catalog.index import IndexSettings, Selection, VectorIndex
-from fashionlens.catalog.search import Hit, QueryResult, Where, normalise_where
+from fashionlens.catalog.search import Hit, QueryResult, Where, check_filter_keys, normalise_where
 from fashionlens.catalog.store import CatalogError, NewItem, StoredItem, Store, database_url
 from fashionlens.data.samples import SkippedInput
 from fashionlens.progress import progress_bar
@@ -235,6 +235,13 @@ class Catalog:
             self._catch_up()
 
     # searching
+
+    def check_filters(self, where: dict | None) -> None:
+        """Raise UnknownFilterKey, naming the known keys, for a filter on a key no item has. The CLI and the
+        service check what a person typed; `search` itself stays quiet (a pipeline's filter may find nothing)."""
+        where = normalise_where(where)
+        if where:
+            check_filter_keys(where, self.store.filter_keys())
 
     def search(self, queries: list[str | Path] | np.ndarray, top_k: int = 10, where: dict | None = None, *,
                nprobe: int | None = None, progress: bool = False) -> list[QueryResult]:

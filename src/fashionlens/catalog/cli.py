@@ -120,6 +120,7 @@ def search(
         fail(str(exc))
     catalog = _open(db, model)
     try:
+        catalog.check_filters(filters)
         results = catalog.search(files, top_k=top_k, where=filters, progress=not json_out and sys.stderr.isatty())
     except (CatalogError, ValueError) as exc:
         fail(str(exc))

@@ -33,6 +33,22 @@ class QueryResult:
 Where = dict[str, set[str]]
 
 
+ALWAYS_FILTERABLE = frozenset({"category", "color"})  # keys every item can have, even in an empty catalogue
+
+
+class UnknownFilterKey(ValueError):
+    """A filter on a key no item has: an error naming the known keys, not a quietly empty answer (a typo such
+    as `label=shoes` for `category=shoes` would otherwise look like "nothing matches")."""
+
+
+def check_filter_keys(where: Where, known: set[str]) -> None:
+    unknown = sorted(set(where) - known - ALWAYS_FILTERABLE)
+    if unknown:
+        keys = ", ".join(sorted(known | ALWAYS_FILTERABLE))
+        raise UnknownFilterKey(f"unknown filter key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: "
+                               f"the catalogue's keys are {keys}")
+
+
 def normalise_where(where: dict | None) -> Where:
     """{"category": "dress", "color": ["red", "pink"]} -> {"category": {"dress"}, "color": {"red", "pink"}}:
     every key must match, any of its values (case-insensitive)."""

@@ -291,6 +291,11 @@ class Store:
                 result = ids if result is None else np.intersect1d(result, ids, assume_unique=True)
         return result if result is not None else self.ids()
 
+    def filter_keys(self) -> set[str]:
+        """Every key some item can be filtered by (given, predicted, colour)."""
+        with self.engine.connect() as conn:
+            return set(conn.scalars(select(ItemLabel.key).distinct()))
+
     def label_counts(self) -> dict[str, dict[str, int]]:
         query = select(ItemLabel.key, ItemLabel.value, func.count()).group_by(ItemLabel.key, ItemLabel.value)
         counts: dict[str, dict[str, int]] = {}

@@ -18,25 +18,38 @@ def serve(
     port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
     seed: Annotated[Optional[list[str]], typer.Option("--seed", help="Images or folders added to the catalogue on start (already present ones are skipped).")] = None,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
+    insecure: Annotated[bool, typer.Option("--insecure", help="Serve a non-loopback --host with no API token (anyone who can reach it can read and change everything).")] = False,
 ) -> None:
     """Run the HTTP API and its web page (at /; API docs at /docs): analyse photos, browse the history, manage and
-    search the catalogue."""
+    search the catalogue. Access logs are JSON lines on stderr."""
+    import logging
+
     import uvicorn
 
     from fashionlens.catalog import CatalogError
     from fashionlens.cli_common import console, fail
+    from fashionlens.service.access import Tokens, is_loopback
     from fashionlens.service.app import create_app
     from fashionlens.service.settings import ServiceSettings
 
     try:
         settings = ServiceSettings.from_env(db=db, seed=tuple(seed or ()))
+        tokens = Tokens.from_settings(settings.api_token, settings.read_tokens, settings.token_file)
+        if not tokens.required and not is_loopback(host) and not insecure:
+            fail(f"--host {host} is reachable from other machines, and no API token is set, so anyone there could "
+                 "read every photo and change the catalogue. Set FASHIONLENS_API_TOKEN (and FASHIONLENS_READ_TOKENS "
+                 "or FASHIONLENS_TOKEN_FILE), or pass --insecure to serve it open anyway.")
         app = create_app(settings)
     except (CatalogError, ValueError) as exc:
         fail(str(exc))
+    access = logging.getLogger("fashionlens.access")
+    access.addHandler(logging.StreamHandler(sys.stderr))
+    access.setLevel(logging.INFO if log_level.lower() in ("info", "debug", "trace") else logging.WARNING)
+    access.propagate = False
     shown = f"[{host}]" if ":" in host else host
     console.print(f"fashionlens: loading models, then serving on [bold]http://{shown}:{port}/[/bold] "
                   f"(the web page; API docs at http://{shown}:{port}/docs)", highlight=False)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)  # ours: JSON, with request ids
 
 
 def analyze(

@@ -2,7 +2,7 @@
 lets many request threads share them.
 
 Model inference runs one request at a time (the two cores are already used by ONNX Runtime's own threads, so
-parallel requests would only contend); the catalogue's in-memory index is changed and searched under one lock.
+parallel requests would only contend), and at most `max_queue` wait for it (the rest get 503); the catalogue's in-memory index is changed and searched under one lock.
 Every result is written to the database before it is returned. Several replicas can share one PostgreSQL: the
 store is the truth (an image is stored once, whichever replica wins the race), and each replica's index catches
 up with the store's revision before it is searched.
@@ -24,6 +24,7 @@ from fashionlens.images import load_image
 from fashionlens.pipeline import Analyzer
 from fashionlens.runtime import small_ops_on_one_thread
 from fashionlens.service.errors import ApiError
+from fashionlens.service.limits import ModelQueue
 from fashionlens.service.media import MediaStore
 from fashionlens.service.settings import ServiceSettings
 
@@ -58,6 +59,7 @@ class Service:
         self.catalog = Catalog.open(settings.db)
         self.catalog_lock = threading.RLock()
         self.model_lock = threading.Lock()
+        self.queue = ModelQueue(settings.max_queue)  # bounds the requests waiting for model_lock
         self.analyzer = Analyzer(settings.pipeline, catalog=self.catalog, catalog_lock=self.catalog_lock)
         self.history = AnalysisHistory(self.catalog.store.engine)
         self.media = MediaStore(settings.media_dir or _default_media_dir(self.catalog))
@@ -74,7 +76,7 @@ class Service:
         found = self.history.find(sha, self.analyzer.models_key)
         if found is not None:
             return found, False
-        with self.model_lock:
+        with self.queue.slot(), self.model_lock:
             found = self.history.find(sha, self.analyzer.models_key)  # stored while this request waited
             if found is not None:
                 return found, False
@@ -93,7 +95,7 @@ class Service:
         if sha in known:
             return self.item(known[sha]), False
         image = load_image(data, name=source)
-        with self.model_lock:
+        with self.queue.slot(), self.model_lock:
             with self.catalog_lock:
                 known = self.catalog.store.known([sha])  # added while this request waited
             if sha in known:
@@ -122,15 +124,19 @@ class Service:
 
     def items_page(self, where: dict, limit: int, offset: int) -> tuple[int, list[StoredItem]]:
         """Items matching every filter, newest first."""
+        where = normalise_where(where)
         with self.catalog_lock:
-            ids = self.catalog.store.ids_where(normalise_where(where)) if where else self.catalog.store.ids()
+            self.catalog.check_filters(where)
+            ids = self.catalog.store.ids_where(where) if where else self.catalog.store.ids()
             page = ids[::-1][offset:offset + limit].tolist()
             found = self.catalog.items(page)
         return len(ids), [found[i] for i in page if i in found]
 
     def search_image(self, data: bytes, source: str, top_k: int, where: dict) -> list[Hit]:
+        with self.catalog_lock:
+            self.catalog.check_filters(where)  # before the models run
         image = load_image(data, name=source)
-        with self.model_lock:
+        with self.queue.slot(), self.model_lock:
             vector = self.analyzer.describe([image])[0].embedding
         return self._search(vector, top_k, where)
 
@@ -143,6 +149,7 @@ class Service:
 
     def _search(self, vector: np.ndarray, top_k: int, where: dict) -> list[Hit]:
         with self.catalog_lock:
+            self.catalog.check_filters(where)
             return self.catalog.search(vector[None], top_k, normalise_where(where))[0].results
 
     # status
@@ -155,6 +162,10 @@ class Service:
         return {"status": "ok", "items": len(self.catalog), "analyses": self.history.count(),
                 "database": self.catalog.store.engine.dialect.name, "revision": self.catalog.store.revision(),
                 "index_revision": index_revision}
+
+    def ready(self) -> None:
+        """Raise unless the database answers (the models are loaded once this object exists)."""
+        self.catalog.store.revision()
 
     def models(self) -> dict:
         state = self.catalog.store.state()

@@ -1,9 +1,8 @@
-"""What every route shares: the service, the token check, typed path and query values, and reading an image from
-a request (a multipart upload or a JSON document with a URL)."""
+"""What every route shares: the service, typed path and query values, and reading an image from a request (a
+multipart upload or a JSON document with a URL)."""
 
 from __future__ import annotations
 
-import hmac
 import io
 import json
 from collections.abc import Callable
@@ -30,7 +29,7 @@ ImageSize = Annotated[int | None, Query(description="A resized JPEG whose longer
 ImageVersion = Annotated[str | None, Query(alias="v", min_length=8, max_length=64, pattern="^[0-9a-f]+$",
                                            description="The image's sha256 (or its first 8+ characters): the answer "
                                                        "is then cached as immutable.")]
-ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 415, 422)}
+ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 415, 422, 429, 503)}
 IMAGE_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif", "BMP": "image/bmp",
                "MPO": "image/jpeg"}
 
@@ -39,15 +38,17 @@ def get_service(request: Request) -> Service:
     return request.app.state.service
 
 
-def require_token(request: Request) -> None:
-    """Catalogue writes need `Authorization: Bearer <token>` when the service has a token."""
-    token = request.app.state.settings.api_token
-    if not token:
-        return
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise ApiError(401, "unauthorized", "this endpoint needs the header 'Authorization: Bearer <token>' "
-                                            "with the service's API token")
+def only_query(*names: str) -> Callable[[Request], None]:
+    """A dependency refusing query parameters the route does not take: `?label=shoes` on items is a mistake to
+    name (422), not a filter to ignore."""
+
+    def check(request: Request) -> None:
+        unknown = sorted(set(request.query_params) - set(names))
+        if unknown:
+            raise ApiError(422, "unknown_filter", f"unknown query parameter {', '.join(unknown)}: this route takes "
+                                                  f"{', '.join(names)}")
+
+    return check
 
 
 def body_schema(json_model: type, fields: dict) -> dict:

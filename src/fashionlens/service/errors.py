@@ -15,6 +15,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fashionlens.catalog.search import UnknownFilterKey
 from fashionlens.fetch import FetchError
 from fashionlens.images import ImageError
 
@@ -25,13 +26,13 @@ FETCH_STATUS = {"url_invalid": 400, "url_forbidden": 403, "too_large": 413, "fet
                 "fetch_failed": 422, "http_status": 422}
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
               406: "not_acceptable", 413: "too_large", 415: "unsupported_media_type", 422: "invalid_request",
-              429: "too_many_requests"}
+              429: "too_many_requests", 503: "busy"}
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
 
 def error_body(code: str, message: str, **extra) -> dict:
@@ -79,7 +80,7 @@ class BodyLimit:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError):
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer", **exc.headers} if exc.status == 401 else exc.headers
         return _response(exc.status, exc.code, exc.message, headers)
 
     @app.exception_handler(ImageError)
@@ -89,6 +90,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FetchError)
     async def fetch_error(_request: Request, exc: FetchError):
         return _response(FETCH_STATUS.get(exc.code, 422), exc.code, str(exc))
+
+    @app.exception_handler(UnknownFilterKey)
+    async def unknown_filter(_request: Request, exc: UnknownFilterKey):
+        return _response(422, "unknown_filter", str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError):

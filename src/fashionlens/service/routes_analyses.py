@@ -7,21 +7,27 @@ from datetime import datetime, timezone
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from fashionlens.service.access import require_read, require_write
 from fashionlens.service.core import Service
 from fashionlens.service.deps import (ERRORS, ImageSize, ImageVersion, Limit, Offset, RowId, Text, body_schema,
-                                      get_service, image_input, image_response)
+                                      get_service, image_input, image_response, only_query)
 from fashionlens.service.errors import ApiError
+from fashionlens.service.limits import limit_rate
 from fashionlens.service.schemas import AnalysisOut, AnalysisPage, AnalyzeUrl
 
-router = APIRouter(tags=["analyses"], responses=ERRORS)
+router = APIRouter(tags=["analyses"], responses=ERRORS, dependencies=[Depends(require_read)])
 
 
-@router.post("/v1/analyze", response_model=AnalysisOut, status_code=201, openapi_extra=body_schema(AnalyzeUrl, {}))
+@router.post("/v1/analyze", response_model=AnalysisOut, status_code=201, openapi_extra=body_schema(AnalyzeUrl, {}),
+             dependencies=[Depends(require_write), Depends(limit_rate)])
 async def analyze(request: Request, response: Response, svc: Service = Depends(get_service)):
     """Analyse a photo (upload or URL): garments with boxes, attributes, colours and similar items. The result is
-    stored; the same image under the same models returns its stored analysis (200 instead of 201)."""
+    stored, so it needs a read-write token when the service has tokens; the same image under the same models
+    returns its stored analysis (200 instead of 201)."""
     data, source, _ = await image_input(request)
     stored, created = await run_in_threadpool(svc.analyze, data, source)
+    if created:
+        request.app.state.metrics.observe_stages(stored.document.get("timings_ms", {}))
     response.status_code = 201 if created else 200
     return stored.to_json()
 
@@ -34,7 +40,8 @@ def get_analysis(analysis_id: RowId, svc: Service = Depends(get_service)):
     return found.to_json()
 
 
-@router.get("/v1/analyses", response_model=AnalysisPage)
+@router.get("/v1/analyses", response_model=AnalysisPage,
+            dependencies=[Depends(only_query("label", "color", "since", "until", "limit", "offset"))])
 def list_analyses(svc: Service = Depends(get_service), label: Text = None, color: Text = None,
                   since: datetime | None = None, until: datetime | None = None, limit: Limit = 20, offset: Offset = 0):
     """Past analyses, newest first; `label` and `color` match any garment in them, `since`/`until` the time."""

@@ -8,17 +8,20 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from fashionlens.service.access import require_read, require_write
 from fashionlens.service.core import Service, clean_attributes
 from fashionlens.service.deps import (ERRORS, MAX_ID, ImageSize, ImageVersion, Limit, Offset, RowId, Text, body_schema,
-                                      content_type, fetch, get_service, image_input, image_response, parse_json,
-                                      require_token)
+                                      content_type, fetch, get_service, image_input, image_response, only_query,
+                                      parse_json)
 from fashionlens.service.errors import ApiError
+from fashionlens.service.limits import limit_rate
 from fashionlens.service.schemas import AddItemUrl, FacetsOut, ItemOut, ItemPage, SearchOut, SearchRequest
 
-router = APIRouter(tags=["catalogue"], responses=ERRORS)
+router = APIRouter(tags=["catalogue"], responses=ERRORS, dependencies=[Depends(require_read)])
+WRITE = [Depends(require_write), Depends(limit_rate)]
 
 
-@router.post("/v1/items", response_model=ItemOut, status_code=201, dependencies=[Depends(require_token)],
+@router.post("/v1/items", response_model=ItemOut, status_code=201, dependencies=WRITE,
              openapi_extra=body_schema(AddItemUrl, {"attributes": {"type": "string", "description": "JSON object"}}))
 async def add_item(request: Request, response: Response, svc: Service = Depends(get_service)):
     """Add a catalogue item from an upload (with `attributes` as a JSON object string) or a URL. An image already
@@ -32,11 +35,13 @@ async def add_item(request: Request, response: Response, svc: Service = Depends(
     return item.to_json()
 
 
-@router.get("/v1/items", response_model=ItemPage)
+@router.get("/v1/items", response_model=ItemPage,
+            dependencies=[Depends(only_query("category", "color", "where", "limit", "offset"))])
 def list_items(svc: Service = Depends(get_service), category: Text = None, color: Text = None,
                where: Annotated[list[str], Query(description="KEY=VALUE, any attribute; repeatable")] = [],
                limit: Limit = 20, offset: Offset = 0):
-    """Catalogue items, newest first, matching every filter given."""
+    """Catalogue items, newest first, matching every filter given; a filter on a key no item has is a 422 that
+    names the known keys (see /v1/facets)."""
     filters = _where(where) | {k: v for k, v in (("category", category), ("color", color)) if v}
     total, page = svc.items_page(filters, limit, offset)
     return {"items": [i.to_json() for i in page], "total": total, "limit": limit, "offset": offset}
@@ -73,7 +78,7 @@ def item_image(request: Request, item_id: RowId, size: ImageSize = None, v: Imag
     return image_response(request, svc.media, item.sha256, original, f"item {item_id}", size, v)
 
 
-@router.delete("/v1/items/{item_id}", status_code=204, dependencies=[Depends(require_token)])
+@router.delete("/v1/items/{item_id}", status_code=204, dependencies=WRITE)
 def delete_item(item_id: RowId, svc: Service = Depends(get_service)):
     svc.remove_item(item_id)
     return Response(status_code=204)

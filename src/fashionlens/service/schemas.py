@@ -144,3 +144,10 @@ class HealthOut(BaseModel):
     database: str
     revision: int  # the store's: bumped by every change, through any replica
     index_revision: int  # what this replica's search index has caught up to (-1: not loaded yet)
+    token_required: bool  # whether the other routes need "Authorization: Bearer <token>"
+
+
+class ReadyOut(BaseModel):
+    status: str
+    models: bool
+    database: bool

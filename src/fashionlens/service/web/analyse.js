@@ -1,7 +1,7 @@
 // Analyse: a photo in (dropped, chosen, pasted or by URL), its garments out as boxes over the photo and cards
 // beside it. `renderAnalysis` also draws stored analyses opened from the history.
 
-import { api, explain, imageUrl } from "./api.js";
+import { api, explain, imageUrl, showImage } from "./api.js";
 import { busy, classColour, formatTime, h, percent, replace, score } from "./dom.js";
 
 export function analyseView(main) {
@@ -95,8 +95,8 @@ export function renderAnalysis(area, analysis, src) {
   const shown = h("output", { for: "min-score", id: "min-score-value" }, score(0));
   const count = h("span", { class: "count", id: "garment-count", "aria-live": "polite" });
   const names = items.map((g) => g.label).join(", ");
-  const img = h("img", { src, alt: items.length ? `Analysed photo with ${items.length} garments: ${names}` : "Analysed photo: nothing found",
-                          width: analysis.width, height: analysis.height });
+  const img = showImage(h("img", { alt: items.length ? `Analysed photo with ${items.length} garments: ${names}` : "Analysed photo: nothing found",
+                                    width: analysis.width, height: analysis.height }), src);
   const boxes = items.map((garment, i) => box(garment, i, analysis));
   items.forEach((garment, i) => {  // a box inside another carries its label inside, so the two labels do not collide
     if (items.some((other, j) => j !== i && contains(other.box, garment.box))) boxes[i].classList.add("inside");
@@ -228,8 +228,8 @@ function card(garment, i) {
     garment.similar?.length ? [h("h4", {}, "Similar in the catalogue"),
       h("ul", { class: "similar" }, garment.similar.map((hit) => h("li", {},
         h("a", { href: `#/items/${hit.id}`, title: `item ${hit.id}, similarity ${score(hit.score)}` },
-          h("img", { src: imageUrl("items", hit.id, hit.sha256, 128), loading: "lazy", width: 72, height: 72,
-                     alt: `${hit.attributes?.category || "item"} (item ${hit.id})` }),
+          showImage(h("img", { loading: "lazy", width: 72, height: 72, alt: `${hit.attributes?.category || "item"} (item ${hit.id})` }),
+            imageUrl("items", hit.id, hit.sha256, 128)),
           score(hit.score)))))] : null);
 }
 

@@ -11,13 +11,17 @@ export class ApiError extends Error {
   }
 }
 
+// The API token, kept for this tab's session only (sessionStorage: gone when the tab closes, never sent to another
+// site). Every request carries it; a 401 asks the page for a new one ("fashionlens:token-needed").
 export const token = {
   get: () => sessionStorage.getItem(TOKEN_KEY) || "",
   set: (value) => (value ? sessionStorage.setItem(TOKEN_KEY, value) : sessionStorage.removeItem(TOKEN_KEY)),
 };
 
-export async function api(path, { method = "GET", json, form, auth = false, signal } = {}) {
-  const headers = { Accept: "application/json" };
+const authHeaders = () => (token.get() ? { Authorization: `Bearer ${token.get()}` } : {});
+
+export async function api(path, { method = "GET", json, form, signal } = {}) {
+  const headers = { Accept: "application/json", ...authHeaders() };
   let body;
   if (json !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -25,7 +29,6 @@ export async function api(path, { method = "GET", json, form, auth = false, sign
   } else if (form) {
     body = form;
   }
-  if (auth && token.get()) headers.Authorization = `Bearer ${token.get()}`;
   const timeout = AbortSignal.timeout(TIMEOUT_MS);
   let response;
   try {
@@ -44,6 +47,7 @@ export async function api(path, { method = "GET", json, form, auth = false, sign
   }
   if (!response.ok) {
     const error = document?.error || {};
+    if (response.status === 401) window.dispatchEvent(new Event("fashionlens:token-needed"));
     throw new ApiError(response.status, error.code || `http_${response.status}`, error.message || `The server answered ${response.status}.`);
   }
   return document;
@@ -62,7 +66,10 @@ export function explain(error) {
     fetch_failed: "The image at that URL could not be fetched.",
     fetch_timeout: "Fetching that URL took too long.",
     http_status: "The site at that URL answered with an error.",
-    unauthorized: "This needs the API token: enter it in the token field and try again.",
+    unauthorized: "This needs the API token: enter it in the token prompt at the top and try again.",
+    forbidden: "This token can only read: analysing and changing the catalogue need a read-write token.",
+    too_many_requests: "Too many requests from you in a short time: wait a moment.",
+    busy: "The server is busy with other photos: try again in a few seconds.",
     not_found: "That no longer exists.",
   }[error.code];
   if (error.code === "unreachable" || error.code === "timeout" || error.code === "bad_response") return error.message;
@@ -74,4 +81,20 @@ export function imageUrl(kind, id, sha256, size) {
   if (size) query.set("size", size);
   if (sha256) query.set("v", sha256.slice(0, 16));
   return `/v1/${kind}/${id}/image?${query}`;
+}
+
+// An <img> cannot send the token: with one, the image is fetched with it and shown from a blob URL.
+export function showImage(img, url) {
+  if (!token.get() || !url.startsWith("/v1/")) {
+    img.src = url;
+    return img;
+  }
+  fetch(url, { headers: authHeaders() })
+    .then((response) => (response.ok ? response.blob() : Promise.reject(new Error(`HTTP ${response.status}`))))
+    .then((blob) => {
+      img.addEventListener("load", () => URL.revokeObjectURL(img.src), { once: true });
+      img.src = URL.createObjectURL(blob);
+    })
+    .catch(() => img.classList.add("broken"));
+  return img;
 }

@@ -1,7 +1,7 @@
-// The page's entry point: a hash router over the views, the service's status in the header, and a banner when
-// the server cannot be reached.
+// The page's entry point: a hash router over the views, the service's status in the header, a banner when
+// the server cannot be reached, and the token prompt when the server needs a token.
 
-import { api } from "./api.js";
+import { api, token } from "./api.js";
 import { analyseView, storedAnalysisView } from "./analyse.js";
 import { catalogView, itemView } from "./catalog.js";
 import { parseHash, setClassOrder } from "./dom.js";
@@ -10,6 +10,10 @@ import { historyView } from "./history.js";
 const main = document.getElementById("main");
 const status = document.getElementById("status");
 const banner = document.getElementById("banner");
+const tokenForm = document.getElementById("token-form");
+const tokenInput = document.getElementById("token-input");
+const tokenNote = document.getElementById("token-note");
+const tokenButton = document.getElementById("token-button");
 let leave = null;
 
 const routes = [
@@ -36,9 +40,33 @@ function route() {
   if (typeof result === "function") leave = result;
 }
 
+function askForToken(note) {
+  tokenNote.textContent = note;
+  tokenForm.hidden = false;
+  tokenInput.focus();
+}
+
+tokenForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  token.set(tokenInput.value.trim());
+  tokenInput.value = "";
+  tokenForm.hidden = true;
+  route();
+});
+document.getElementById("token-forget").addEventListener("click", () => {
+  token.set("");
+  tokenInput.value = "";
+  askForToken("Forgotten. Enter a token to go on.");
+});
+tokenButton.addEventListener("click", () => askForToken("Kept in this tab only, until you close it."));
+window.addEventListener("fashionlens:token-needed", () =>
+  askForToken(token.get() ? "The server refused this token: enter another." : "Kept in this tab only, until you close it."));
+
 async function checkHealth() {
   try {
     const health = await api("/v1/health");
+    tokenButton.hidden = !health.token_required;
+    if (health.token_required && !token.get() && tokenForm.hidden) askForToken("Kept in this tab only, until you close it.");
     status.textContent = `${health.items} items · ${health.analyses} analyses · ${health.database}`;
     status.classList.remove("down");
     banner.hidden = true;

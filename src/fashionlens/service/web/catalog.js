@@ -1,7 +1,7 @@
 // Catalogue: a filtered, paged grid of items; one item with its attributes and its own similar items; adding
-// (upload with metadata) and deleting with the API token.
+// (upload with metadata) and deleting, which need a read-write token when the server has tokens.
 
-import { api, explain, imageUrl, token } from "./api.js";
+import { api, explain, imageUrl, showImage } from "./api.js";
 import { colourList } from "./analyse.js";
 import { busy, h, hashFor, pagerButtons, replace, score } from "./dom.js";
 
@@ -11,12 +11,6 @@ let facetsCache = null;
 async function facets(refresh = false) {
   if (!facetsCache || refresh) facetsCache = api("/v1/facets?limit=200").then((d) => d.facets).catch((e) => { facetsCache = null; throw e; });
   return facetsCache;
-}
-
-function tokenField(id) {
-  const input = h("input", { type: "password", id, autocomplete: "off", value: token.get(), placeholder: "only if the server has one" });
-  input.addEventListener("input", () => token.set(input.value.trim()));
-  return h("div", { class: "field" }, h("label", { for: id }, "API token"), input);
 }
 
 function options(values, current, none) {
@@ -110,8 +104,8 @@ function tile(item, detail) {
   const title = category || "item";
   const colours = colourNames(item).join(", ");
   return h("li", {}, h("a", { class: "tile", href: `#/items/${item.id}`, dataset: { id: item.id, category } },
-    h("img", { src: imageUrl("items", item.id, item.sha256, 256), loading: "lazy", width: 256, height: 256,
-               alt: `${title}${colours ? `, ${colours}` : ""} (item ${item.id})` }),
+    showImage(h("img", { loading: "lazy", width: 256, height: 256, alt: `${title}${colours ? `, ${colours}` : ""} (item ${item.id})` }),
+      imageUrl("items", item.id, item.sha256, 256)),
     h("span", { class: "cap" }, title),
     h("span", { class: "sub" }, `#${item.id}${detail ? ` · ${detail}` : ""}`)));
 }
@@ -125,7 +119,7 @@ function addForm() {
   const form = h("form", { id: "add-form" },
     h("div", { class: "field" }, h("label", { for: "add-file" }, "Photo"), file),
     h("div", { class: "field" }, h("label", { for: "add-attributes" }, "Attributes, one name=value per line (optional)"), attributes),
-    tokenField("add-token"), h("div", {}, submit), error, done);
+    h("div", {}, submit), error, done);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     replace(error);
@@ -142,7 +136,7 @@ function addForm() {
     body.append("attributes", JSON.stringify(parsed));
     submit.disabled = true;
     try {
-      const item = await api("/v1/items", { method: "POST", form: body, auth: true });
+      const item = await api("/v1/items", { method: "POST", form: body });
       facetsCache = null;
       window.dispatchEvent(new Event("fashionlens:changed"));
       replace(done, "Added: ", h("a", { href: `#/items/${item.id}` }, `item ${item.id}`));
@@ -153,7 +147,7 @@ function addForm() {
       submit.disabled = false;
     }
   });
-  return h("details", { class: "add panel", open: token.get() ? true : undefined }, h("summary", {}, "Add an item"), form);
+  return h("details", { class: "add panel" }, h("summary", {}, "Add an item"), form);
 }
 
 export async function itemView(main, id) {
@@ -174,7 +168,7 @@ export async function itemView(main, id) {
     replace(error);
     remove.disabled = true;
     try {
-      await api(`/v1/items/${item.id}`, { method: "DELETE", auth: true });
+      await api(`/v1/items/${item.id}`, { method: "DELETE" });
       facetsCache = null;
       window.dispatchEvent(new Event("fashionlens:changed"));
       location.hash = "#/catalog";
@@ -192,13 +186,13 @@ export async function itemView(main, id) {
   const similar = h("ul", { class: "grid small", id: "item-similar", "aria-label": "Similar items" }, busy("Finding similar items…"));
   replace(body,
     h("div", { class: "item-layout" },
-      h("img", { src: imageUrl("items", item.id, item.sha256, 512), alt: `${a.category || "item"} (item ${item.id})` }),
+      showImage(h("img", { alt: `${a.category || "item"} (item ${item.id})` }), imageUrl("items", item.id, item.sha256, 512)),
       h("div", {},
         h("h1", {}, `${a.category || "Item"} `, h("span", { class: "muted" }, `item ${item.id}`)),
         h("table", { class: "kv" }, h("tbody", {}, rows)),
         h("h4", {}, "Colours"), colourList(item.colors) || h("p", { class: "muted" }, "none recorded"),
         h("p", { class: "muted" }, `From ${item.image}`),
-        h("div", { class: "row" }, tokenField("delete-token"), remove), error)),
+        h("div", { class: "row" }, remove), error)),
     h("h2", {}, "Similar items"), similar);
   try {
     const found = await api("/v1/search", { method: "POST", json: { item_id: item.id, top_k: 12 } });

@@ -1,6 +1,6 @@
 // History: past analyses, newest first, filtered by a garment's label or colour; each opens as in Analyse.
 
-import { api, explain, imageUrl } from "./api.js";
+import { api, explain, imageUrl, showImage } from "./api.js";
 import { busy, formatTime, h, hashFor, pagerButtons, replace } from "./dom.js";
 
 const PAGE = 20;
@@ -39,7 +39,7 @@ export async function historyView(main, params) {
     replace(list, page.items.map((a) => {
       const labels = [...new Set(a.items.map((g) => g.label))];
       return h("li", {}, h("a", { href: `#/analyses/${a.id}`, dataset: { id: a.id } },
-        h("img", { src: imageUrl("analyses", a.id, a.sha256, 128), loading: "lazy", width: 72, height: 72, alt: "" }),
+        showImage(h("img", { loading: "lazy", width: 72, height: 72, alt: "" }), imageUrl("analyses", a.id, a.sha256, 128)),
         h("div", {}, h("strong", {}, labels.length ? labels.join(", ") : "nothing found"),
           h("div", { class: "meta" }, `#${a.id} · ${a.source} · ${formatTime(a.created_at)} · ${a.items.length} garment${a.items.length === 1 ? "" : "s"}`))));
     }));
