@@ -61,7 +61,7 @@ def product_rows(part: str) -> list[dict]:
 
 def main_item_colour(analyzer, image) -> str | None:
     """The first colour family of the largest item the pipeline reports."""
-    items = analyzer.analyze(image, similar=False).items
+    items = analyzer.analyze(image).items
     if not items:
         return None
     main = max(items, key=lambda g: (g.box[2] - g.box[0]) * (g.box[3] - g.box[1]))

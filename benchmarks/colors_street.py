@@ -71,7 +71,7 @@ def main() -> None:
     photos = sorted({g.file for g in garments})
     for file in photos:
         image = load_image(root / file)
-        items = analyzer.analyze(image, similar=False).items
+        items = analyzer.analyze(image).items
         balance = estimate_balance(image)
         for g in (g for g in garments if g.file == file):
             box_first = named_colors(image, g.box, top=1, balance=balance)[0].family

@@ -80,7 +80,7 @@ def main() -> None:
         source = dataset.load_mask(item, image.size)
         truth = lut[source]
         start = time.perf_counter()
-        result = analyzer.analyze(image, similar=False)
+        result = analyzer.analyze(image)
         times.append((time.perf_counter() - start) * 1000)
         garments = true_garments(truth, source, parser.classes, dataset.names, args.min_share)
         for name, *_ in garments:

@@ -42,7 +42,7 @@ def run(analyzer: Analyzer, photos: list[tuple[Path, str]], title: str) -> dict:
             except ImageError:
                 counts["unreadable"] += 1
                 continue
-            items = analyzer.analyze(image, similar=False).items
+            items = analyzer.analyze(image).items
             counts["photos"] += 1
             counts["one item"] += len(items) == 1
             counts["one item, right kind"] += len(items) == 1 and items[0].label == kind

@@ -14,6 +14,7 @@ from test_ingest import runner
 
 from fashionlens.catalog import Catalog
 from fashionlens.catalog.analyses import AnalysisHistory
+from fashionlens.catalog.similar import add_similar
 from fashionlens.cli import app
 from fashionlens.pipeline import Analyzer, PipelineConfig
 
@@ -53,11 +54,13 @@ def test_ray_analysis_is_stored_as_the_single_process_one(local_ray, db, tmp_pat
     assert report["failures"] == [{"source": str(folder / "broken.jpg"), "reason": "not an image (unrecognised content)"}]
 
     with Catalog.open(db) as catalog:
-        analyzer = Analyzer(PipelineConfig(), catalog=catalog)
+        analyzer = Analyzer(PipelineConfig(), embedder=catalog.embedder)
         history = AnalysisHistory(catalog.store.engine)
         assert history.count() == 2
         for photo in photos:
-            want = analyzer.analyze(photo).to_json()
+            analysis = analyzer.analyze(photo)
+            add_similar(analysis, catalog, analyzer.config.similar_k, analyzer.config.similar_filter)
+            want = analysis.to_json()
             stored = history.find(want["sha256"], analyzer.models_key)
             assert stored is not None and stored.source in (str(photo), str(folder / "copy.jpg"))
             same_answer(stored.document, want)

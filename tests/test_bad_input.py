@@ -75,7 +75,7 @@ def photos(tmp_path_factory) -> list[Path]:
 @pytest.mark.parametrize("name", list(CASES))
 def test_every_awkward_photo_is_analysed_with_boxes_and_masks_inside_it(analyzer, name):
     size = Image.open(io.BytesIO(_bytes(name))).size
-    result = analyzer.analyze(_bytes(name), name=name, similar=False)
+    result = analyzer.analyze(_bytes(name), name=name)
     assert (result.width, result.height) == size
     assert result.items, "a photo where nothing is found is described whole"
     for g in result.items:
@@ -159,7 +159,7 @@ def test_the_thumbnails_that_crashed_are_analysed_everywhere(analyzer, shared_da
     if not all(p.is_file() for p in photos):
         pytest.skip(f"fashion-products thumbnails {CRASHED} are absent")
     for photo in photos:
-        for g in analyzer.analyze(photo, similar=False).items:
+        for g in analyzer.analyze(photo).items:
             x1, y1, x2, y2 = g.box
             assert 0 <= x1 < x2 <= 60 and 0 <= y1 < y2 <= 80
     result = runner.invoke(app, ["analyze", *map(str, photos), "--json", "--similar", "0"])

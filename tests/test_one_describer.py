@@ -29,7 +29,7 @@ def test_the_service_ingest_and_analyze_describe_one_photo_alike(service_client,
     assert by_ingest.predicted == by_service["predicted"]
     assert [c["name"] for c in by_ingest.colors] == [c["name"] for c in by_service["colors"]]
 
-    analysis = Analyzer(PipelineConfig(similar_k=0)).analyze(PHOTO, similar=False)
+    analysis = Analyzer(PipelineConfig(similar_k=0)).analyze(PHOTO)
     (whole,) = analysis.items
     assert analysis.sha256 == by_ingest.sha256
     assert {task: labels[0].label for task, labels in whole.attributes.items()} == {

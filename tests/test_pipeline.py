@@ -14,6 +14,7 @@ from torchvision.ops import box_iou
 
 from conftest import SAMPLES, STREET
 from fashionlens.catalog import Catalog
+from fashionlens.catalog.similar import add_similar
 from fashionlens.classify import Predictor, load_model
 from fashionlens.defaults import default_classifier_dir
 from fashionlens.images import ImageError, load_image
@@ -57,7 +58,7 @@ def test_analyses_export_as_coco_with_mask_segmentations(analyzer, tmp_path):
     export = CocoExport(analyzer.detector.classes)
     results = {}
     for name in ("ccp_0034.jpg", "ccp_0486.jpg"):
-        results[name] = analyzer.analyze(STREET / name, similar=False)
+        results[name] = analyzer.analyze(STREET / name)
         export.add(name, results[name])
     data = export.to_dict()
     garments = [g for r in results.values() for g in r.items if not g.whole_image]
@@ -105,8 +106,11 @@ def test_a_photo_without_detections_is_described_whole():
 def test_similar_items_share_the_garments_category(tmp_path):
     with Catalog.open(tmp_path / "c.db") as catalog:
         catalog.ingest(sorted(SAMPLES.glob("*.jpg")))
-        analyzer = Analyzer(PipelineConfig(detector=None, similar_k=3), catalog=catalog)
-        garment = analyzer.analyze(SAMPLES / "skirt_1.jpg").items[0]
+        analyzer = Analyzer(PipelineConfig(detector=None), embedder=catalog.embedder)
+        analysis = analyzer.analyze(SAMPLES / "skirt_1.jpg")
+        assert analysis.items[0].similar == []  # the pipeline knows no catalogue
+        add_similar(analysis, catalog, 3, "category")
+        garment = analysis.items[0]
     assert len(garment.similar) == 3
     assert garment.similar[0].image.endswith("skirt_1.jpg") and garment.similar[0].score > 0.95
     assert {h.attributes["category"] for h in garment.similar} == {garment.attributes["category"][0].label}
@@ -125,18 +129,18 @@ def test_the_sha256_is_the_encoded_files_whatever_form_the_photo_comes_in(analyz
     from fashionlens.images import encode_png
 
     path = SAMPLES / "shirt_1.jpg"
-    by_path, by_bytes = analyzer.analyze(path, similar=False), analyzer.analyze(path.read_bytes(), similar=False)
+    by_path, by_bytes = analyzer.analyze(path), analyzer.analyze(path.read_bytes())
     assert by_path.sha256 == by_bytes.sha256 == sha256_bytes(path.read_bytes())
     picture = Image.open(path)
-    by_image = analyzer.analyze(picture, similar=False)
-    assert by_image.sha256 == analyzer.analyze(picture.copy(), similar=False).sha256  # the same pixels, one hash
+    by_image = analyzer.analyze(picture)
+    assert by_image.sha256 == analyzer.analyze(picture.copy()).sha256  # the same pixels, one hash
     assert by_image.sha256 == sha256_bytes(encode_png(picture))  # a PIL image is its lossless PNG
     assert [g.label for g in by_image.items] == [g.label for g in analyzer.analyze(encode_png(picture)).items]
 
 
 def test_one_garment_is_not_reported_as_two_classes(analyzer):
     for photo in STREET.glob("*.jpg"):
-        items = analyzer.analyze(photo, similar=False).items
+        items = analyzer.analyze(photo).items
         boxes = torch.tensor([g.box for g in items])
         overlap = box_iou(boxes, boxes).fill_diagonal_(0)
         layers = {frozenset(pair) for pair in analyzer.point.layered}
@@ -149,7 +153,7 @@ def test_one_garment_is_not_reported_as_two_classes(analyzer):
 def test_a_product_shot_is_one_item_of_the_kind_its_category_names(analyzer):
     """shirt_1.jpg, a short-sleeved shirt laid flat: the detector calls it a jacket (and pants), the whole-photo
     classifier a shirt; with no person in the photo the pipeline believes the classifier."""
-    result = analyzer.analyze(SAMPLES / "shirt_1.jpg", similar=False)
+    result = analyzer.analyze(SAMPLES / "shirt_1.jpg")
     assert len(result.items) == 1
     item = result.items[0]
     assert item.whole_image and item.label == "shirt" and item.source == "classifier"
@@ -164,7 +168,7 @@ def test_a_generated_product_shot_is_one_item(analyzer):
     draw = ImageDraw.Draw(picture)
     draw.polygon([(60, 60), (100, 45), (140, 45), (180, 60), (215, 110), (185, 130), (170, 110), (170, 280),
                   (70, 280), (70, 110), (55, 130), (25, 110)], fill=(40, 70, 160), outline=(20, 30, 80))
-    result = analyzer.analyze(picture, similar=False)
+    result = analyzer.analyze(picture)
     assert len(result.items) == 1 and result.items[0].whole_image
 
 

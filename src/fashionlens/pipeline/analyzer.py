@@ -4,7 +4,8 @@ Flow: decode -> detect (the detector's operating point: per-class thresholds, on
 photo once -> each garment's own mask (its kind's parsed pixels in its box, no pixel in two masks; garments the
 parser alone sees are added for the kinds validation chose) -> crop each garment -> one backbone pass per backbone over all
 crops (ONNX Runtime) -> attribute heads (only labels that fit the garment's kind) and the embedding from those
-same features -> colours from each garment's mask -> similar catalogue items of the same category. A photo in
+same features -> colours from each garment's mask (similar catalogue items are added by the layer that holds a
+catalogue: `fashionlens.catalog.similar`). A photo in
 which nothing is found, or which shows no person (a product shot), is described whole, as one item of the kind
 its category names.
 """
@@ -64,7 +65,7 @@ class PipelineConfig:
     crop_padding: float = 0.05  # each box grown by this share of its size before cropping
     crop_square: bool = True  # pad each crop to a square on white, so the centre crop keeps the whole garment
     top_k: int = 3  # labels returned per attribute task
-    similar_k: int = 5  # similar catalogue items per garment (0: none)
+    similar_k: int = 5  # similar catalogue items per garment (0: none), where a catalogue adds them
     similar_filter: str | None = "category"  # the attribute whose best label the similar items must share
 
 
@@ -95,11 +96,9 @@ class Analyzer:
     """Loads the models once; `analyze` is safe to call from several threads (ONNX Runtime sessions are).
     `threads`: each ONNX Runtime session's (default: one per core; a Ray actor gives the CPUs it holds)."""
 
-    def __init__(self, config: PipelineConfig | None = None, *, catalog=None, catalog_lock=None,
-                 embedder: Embedder | None = None, threads: int | None = None):
+    def __init__(self, config: PipelineConfig | None = None, *, embedder: Embedder | None = None,
+                 threads: int | None = None):
         self.config = config or PipelineConfig()
-        self.catalog = catalog
-        self._catalog_lock = catalog_lock or contextlib.nullcontext()
         self.detector = (Detector(None if self.config.detector == DEFAULT else Path(self.config.detector),
                                   threads=threads) if self.config.detector else None)
         self.point = (self.config.operating_point or self.detector.point_for(self.config.min_score)
@@ -110,7 +109,7 @@ class Analyzer:
         tasks = [t.name for m in self.classifiers for t in m.classifier.tasks]
         if len(set(tasks)) != len(tasks):
             raise ValueError(f"attribute models predict the same task twice ({tasks}); give models with distinct tasks")
-        self.embedder = embedder or (catalog.embedder if catalog is not None else default_embedder())
+        self.embedder = embedder or default_embedder()
         self._passes: dict[str, _BackbonePass] = {}
         for backbone in [self.embedder.backbone] + [m.classifier.backbone_info for m in self.classifiers]:
             key = backbone_key(backbone)
@@ -166,8 +165,7 @@ class Analyzer:
         return [Description(a.labels, c, e, source, a.disputed, a.kind)
                 for a, (c, source), e in zip(read, colors, embeddings, strict=True)]
 
-    def analyze(self, image: Image.Image | bytes | str | Path, *, name: str | None = None,
-                similar: bool = True) -> Analysis:
+    def analyze(self, image: Image.Image | bytes | str | Path, *, name: str | None = None) -> Analysis:
         """Describe every garment in one photo. Bytes and paths are decoded here (an `ImageError` names `name`).
 
         The result's sha256 is that of the encoded file, as the service and the catalogue store it; a PIL image is
@@ -220,9 +218,6 @@ class Analyzer:
             garments.append(Garment(label, float(score), tuple(float(v) for v in box), d.attributes, d.colors,
                                     d.embedding, whole_image=whole, mask=mask, source=source,
                                     color_source=d.color_source, disputed=d.disputed or []))
-        if similar:
-            with _timer(timings, "search"):
-                self._similar(garments)
         timings["total"] = (time.perf_counter() - start) * 1000
         return Analysis(sha, image.width, image.height, garments, self.models, timings)
 
@@ -234,23 +229,6 @@ class Analyzer:
             found = self.detector.garments(image, self.point)[:self.config.max_items]
         found.data["class_name"] = np.asarray([self.detector.classes[c] for c in found.class_id], dtype=object)
         return found
-
-    def _similar(self, garments: list[Garment]) -> None:
-        """Top-k catalogue items per garment, among items sharing its `similar_filter` label; one search per label."""
-        if self.catalog is None or not self.config.similar_k or not garments:
-            return
-        groups: dict[str | None, list[int]] = {}
-        for i, g in enumerate(garments):
-            best = g.attributes.get(self.config.similar_filter or "", [])
-            groups.setdefault(best[0].label if best else None, []).append(i)
-        for value, members in groups.items():
-            where = {self.config.similar_filter: value} if value is not None else None
-            with self._catalog_lock:
-                results = self.catalog.search(np.stack([garments[i].embedding for i in members]),
-                                              self.config.similar_k, where)
-            for i, result in zip(members, results):
-                garments[i].similar = result.results
-
 
 def _colours(image: Image.Image, box, mask: np.ndarray | None, light: WhiteBalance) -> tuple[list, str]:
     """Colours of the garment's own pixels, or of its box where the mask is empty (and which of the two)."""

@@ -62,7 +62,7 @@ def _score_boxes(analyzer, dataset: DetectionDataset, failures: list, out_dir, w
         for image in dataset.images:
             try:
                 _, picture = read_image_file(image.path)
-                result = analyzer.analyze(picture, similar=False)
+                result = analyzer.analyze(picture)
             except ImageError as exc:
                 failures.append(SkippedInput(str(image.path), exc.reason))
                 advance(1)
@@ -130,7 +130,7 @@ def _score_masks(analyzer, dataset, failures: list, progress: bool) -> dict:
                     truths.append((part, type_of(dataset.names[int(np.bincount(source[part]).argmax())]), name))
                     kinds[name] += 1
             total += len(truths)
-            items = analyzer.analyze(image, similar=False).items
+            items = analyzer.analyze(image).items
             if not truths or not items:
                 continue
             mask, pairs = match_garments([m for m, *_ in truths], [g.box for g in items], [g.mask for g in items])

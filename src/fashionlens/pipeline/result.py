@@ -11,7 +11,6 @@ from functools import cached_property
 import numpy as np
 
 from fashionlens.attributes import Disputed
-from fashionlens.catalog.search import Hit
 from fashionlens.classify.inference import LabelScore
 from fashionlens.colors import ColorShare
 from fashionlens.masks import polygons_from_mask
@@ -25,7 +24,7 @@ class Garment:
     attributes: dict[str, list[LabelScore]]  # task -> best labels first
     colors: list[ColorShare]
     embedding: np.ndarray  # unit length, in the catalogue's embedding space
-    similar: list[Hit] = field(default_factory=list)
+    similar: list = field(default_factory=list)  # catalogue hits (`catalog.search.Hit`), added where a catalogue is
     whole_image: bool = False  # nothing was detected: the photo was analysed as one item
     mask: np.ndarray | None = None  # bool [H, W]: the garment's own pixels (None without a parser)
     source: str = "detector"  # who found it: "detector", "parser", or "classifier" for a whole photo

@@ -73,6 +73,7 @@ def analyze(
     from dataclasses import replace
 
     from fashionlens.catalog import Catalog, CatalogError
+    from fashionlens.catalog.similar import add_similar
     from fashionlens.cli_common import console, fail, image_paths, report_skipped
     from fashionlens.data.samples import SkippedInput, failure_reason
     from fashionlens.pipeline import Analyzer, PipelineConfig
@@ -95,7 +96,7 @@ def analyze(
     small_ops_on_one_thread()
     try:
         catalog = Catalog.open(db) if db else None
-        analyzer = Analyzer(config, catalog=catalog)
+        analyzer = Analyzer(config, embedder=catalog.embedder if catalog is not None else None)
     except (CatalogError, ValueError) as exc:
         fail(str(exc))
     skipped = []
@@ -107,6 +108,7 @@ def analyze(
     for path in files:
         try:
             result = analyzer.analyze(path)
+            add_similar(result, catalog, config.similar_k, config.similar_filter)
         except Exception as exc:  # one photo the pipeline cannot take never ends the batch; its reason is reported
             skipped.append(SkippedInput(str(path), failure_reason(exc, "analysis")))
             continue
@@ -141,7 +143,7 @@ def _analyze_on_ray(files: list[Path], db: str, config, options, batch_size: int
 
     from fashionlens.catalog import CatalogError
     from fashionlens.cli_common import fail, print_batch_report, stop_on_interrupt
-    from fashionlens.pipeline.ray_analyze import analyze_on_ray
+    from fashionlens.catalog.ray_analyze import analyze_on_ray
 
     stop = threading.Event()
     try:

@@ -21,6 +21,7 @@ from fashionlens.catalog.search import Hit, normalise_where
 from fashionlens.catalog.store import StoredItem
 from fashionlens.fingerprints import sha256_bytes
 from fashionlens.images import load_image
+from fashionlens.catalog.similar import add_similar
 from fashionlens.pipeline import Analyzer
 from fashionlens.runtime import small_ops_on_one_thread
 from fashionlens.service.errors import ApiError
@@ -60,7 +61,7 @@ class Service:
         self.catalog_lock = threading.RLock()
         self.model_lock = threading.Lock()
         self.queue = ModelQueue(settings.max_queue)  # bounds the requests waiting for model_lock
-        self.analyzer = Analyzer(settings.pipeline, catalog=self.catalog, catalog_lock=self.catalog_lock)
+        self.analyzer = Analyzer(settings.pipeline, embedder=self.catalog.embedder)
         self.history = AnalysisHistory(self.catalog.store.engine)
         self.media = MediaStore(settings.media_dir or _default_media_dir(self.catalog))
 
@@ -81,6 +82,8 @@ class Service:
             if found is not None:
                 return found, False
             analysis = self.analyzer.analyze(data, name=source)
+            config = self.analyzer.config
+            add_similar(analysis, self.catalog, config.similar_k, config.similar_filter, self.catalog_lock)
         self.media.put(sha, data)
         document = analysis.to_json()
         return self.history.save(sha, self.analyzer.models_key, source, document)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from fashionlens.catalog.analyses import AnalysisHistory, NewAnalysis
+from fashionlens.catalog.similar import add_similar
 from fashionlens.sources import read_source, source_name
 from fashionlens.ray_jobs import RayJob, RayOptions, run_on_ray, workers_write
 from fashionlens.data.samples import SkippedInput, failure_reason
@@ -107,7 +108,7 @@ class _AnalysePhotos:
 
         small_ops_on_one_thread()  # ONNX Runtime has the actor's CPUs; the small ops around it take one thread
         self.catalog = Catalog.open(url)
-        self.analyzer = Analyzer(config, catalog=self.catalog, threads=threads)
+        self.analyzer = Analyzer(config, embedder=self.catalog.embedder, threads=threads)
         self.history = AnalysisHistory(self.catalog.store.engine)
         self.writes = writes
 
@@ -126,6 +127,7 @@ class _AnalysePhotos:
                 continue
             try:
                 analysis = self.analyzer.analyze(bytes(batch["data"][k]), name=sources[k])
+                add_similar(analysis, self.catalog, self.analyzer.config.similar_k, self.analyzer.config.similar_filter)
             except Exception as exc:  # one photo the pipeline cannot take never ends the job; its reason is kept
                 reasons[k] = failure_reason(exc, "analysis")
                 continue
