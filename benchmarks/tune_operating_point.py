@@ -219,7 +219,7 @@ def main() -> None:
     chosen = {**point.to_json(), "source": None}
     chosen.pop("source")
     chosen["chosen_on"] = {"data": "validation parts (sha1 of file name, 10%): colorful-fashion (thresholds, pairs, "
-                                   "parser items), clothing-parsing (parser items)",
+                                   "layers, parser items), clothing-parsing (layers, parser items)",
                            "photos": len(photos), "label_map_photos": len(ccp), "cost_of_a_wrong_item": args.cost,
                            "command": "python benchmarks/tune_operating_point.py --write FOLDER"}
     print(json.dumps(chosen))
