@@ -54,11 +54,6 @@ def type_of(name: str) -> str | None:
     return TYPE_MERGES.get(name, name)
 
 
-def type_names_map(names: list[str]) -> dict[str, str]:
-    """`names_map` for `read_label_masks`: every source name to its type (ignored names are left to `ignore`)."""
-    return {name: type_of(name) for name in names if type_of(name) is not None}
-
-
 def merge_type_folders(crops: str | Path) -> dict[str, int]:
     """Fold a `fashionlens crop` output (one folder per source label) into type folders, in place: merged
     labels' crops move into their type's folder, ignored labels' folders are removed. Returns crops per type.

@@ -94,11 +94,6 @@ def rgb_cells(rgb: np.ndarray) -> np.ndarray:
     return (q[..., 0] << (2 * LUT_BITS)) | (q[..., 1] << LUT_BITS) | q[..., 2]
 
 
-def build_table(product_lab: np.ndarray, product_family: np.ndarray, params: TableParams = TableParams()) -> np.ndarray:
-    """Fine-name index (into COLOR_NAMES) of every cell, from the survey and the product examples."""
-    return table_from_votes(cell_votes(product_lab, product_family, params), params)
-
-
 def cell_votes(product_lab: np.ndarray, product_family: np.ndarray, params: TableParams = TableParams()) -> np.ndarray:
     """Each cell's votes for each family (cells x COLOR_FAMILIES) from its nearest named examples."""
     from scipy.spatial import cKDTree
