@@ -6,13 +6,12 @@ features of one backbone pass, so one photo gets one answer everywhere."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from fashionlens.classify.inference import LabelScore, top_labels
 from fashionlens.classify.model_io import LoadedModel, load_model
-from fashionlens.defaults import SHIPPED_CLASSIFIERS
+from fashionlens.defaults import resolve_model
 from fashionlens.features import backbone_key
 from fashionlens.taxonomy import KIND_OF, fitting_labels
 
@@ -47,7 +46,7 @@ class Attributes:
 
 def load_attribute_models(names) -> list[LoadedModel]:
     """Model folders, or the shipped ones by name ("default": the garment classifier, "types": its type head)."""
-    return [load_model(SHIPPED_CLASSIFIERS[n]() if n in SHIPPED_CLASSIFIERS else Path(n)) for n in names]
+    return [load_model(resolve_model(n, "classifier")) for n in names]
 
 
 def read_attributes(models: list[LoadedModel], features: dict[str, np.ndarray], mirrors: dict[str, np.ndarray],

@@ -23,5 +23,18 @@ def default_type_classifier_dir() -> Path:
     return Path(str(files("fashionlens") / "assets" / "garment-types"))
 
 
-SHIPPED_CLASSIFIERS = {"default": default_classifier_dir, "types": default_type_classifier_dir}
-"""Names a pipeline may give instead of a classifier folder."""
+SHIPPED: dict[str, dict[str, callable]] = {
+    "classifier": {"default": default_classifier_dir, "types": default_type_classifier_dir},
+    "detector": {"default": default_detector_dir},
+    "parser": {"default": default_parser_dir},
+}
+"""Names a caller may give instead of a model folder, per kind of model."""
+
+
+def resolve_model(name: str | Path | None, kind: str) -> Path:
+    """The model folder a name stands for: None or a shipped model's name ("default"; a classifier's "types"),
+    else the path given. The one place shipped names are read, so every entry point means the same by them."""
+    shipped = SHIPPED[kind]
+    if name is None:
+        return shipped["default"]()
+    return shipped[name]() if isinstance(name, str) and name in shipped else Path(name)

@@ -28,6 +28,7 @@ from fashionlens.classify.inference import LabelScore
 from fashionlens.classify.model import mirrored
 from fashionlens.classify.model_io import LoadedModel
 from fashionlens.colors import WhiteBalance, estimate_balance, named_colors
+from fashionlens.defaults import resolve_model
 from fashionlens.detect.crop import cut_out
 from fashionlens.detect.detections import Detections
 from fashionlens.detect.inference import Detector
@@ -99,11 +100,11 @@ class Analyzer:
     def __init__(self, config: PipelineConfig | None = None, *, embedder: Embedder | None = None,
                  threads: int | None = None):
         self.config = config or PipelineConfig()
-        self.detector = (Detector(None if self.config.detector == DEFAULT else Path(self.config.detector),
+        self.detector = (Detector(resolve_model(self.config.detector, "detector"),
                                   threads=threads) if self.config.detector else None)
         self.point = (self.config.operating_point or self.detector.point_for(self.config.min_score)
                       if self.detector is not None else None)
-        self.parser = (Parser(None if self.config.parser == DEFAULT else Path(self.config.parser), threads=threads)
+        self.parser = (Parser(resolve_model(self.config.parser, "parser"), threads=threads)
                        if self.config.parser and self.detector is not None else None)
         self.classifiers: list[LoadedModel] = load_attribute_models(self.config.classifiers)
         tasks = [t.name for m in self.classifiers for t in m.classifier.tasks]
