@@ -26,7 +26,8 @@ from fashionlens.images import read_image_file
 from fashionlens.letterbox import to_tensor
 from fashionlens.parse import Parser, read_masks
 from fashionlens.parse.labels import CCP_GROUPS, class_lut
-from fashionlens.parse.metrics import IGNORE, confusion, parsing_metrics
+from fashionlens.parse.labels import IGNORE
+from fashionlens.parse.metrics import confusion, parsing_metrics
 from fashionlens.parse.train import class_weights, make_view
 
 CLASSES = list(CCP_GROUPS)

@@ -6,7 +6,9 @@ import json
 import platform
 import time
 from importlib.metadata import PackageNotFoundError, version
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 from fashionlens.atomic import atomic_path, write_text_atomic
 from fashionlens.fingerprints import sha256_file
@@ -107,6 +109,46 @@ def load_network(folder: str | Path, fmt: str, format_version: int, section: str
     except RuntimeError as exc:
         raise ModelError(f"{weights}: tensors do not fit the manifest's {section}: {exc}") from None
     return manifest, config, network.eval()
+
+
+@dataclass
+class LoadedNetwork:
+    """A whole network's model folder, loaded (a detector or a garment parser): the network, its config, the
+    preprocessing that travels with its weights, and its manifest."""
+
+    folder: Path
+    model: Any
+    config: Any
+    preprocess: Any  # PreprocessConfig
+    manifest: dict
+
+    @property
+    def weights_sha256(self) -> str:
+        return self.manifest["weights"]["sha256"]
+
+
+@dataclass(frozen=True)
+class NetworkFormat:
+    """One kind of whole-network model folder: its format name and version, the manifest section holding its
+    config, and how to rebuild the network from that config; `save` and `load` are the folder's only readers and
+    writers."""
+
+    name: str
+    version: int
+    section: str
+    config_from_dict: Callable
+    build: Callable
+
+    def save(self, model, config, backbone, folder: str | Path, info: dict | None = None) -> Path:
+        return save_network(model.state_dict(), folder, self.name, self.version,
+                            {self.section: config.to_dict(), **letterbox_sections(backbone, config.input_size),
+                             **(info or {})})
+
+    def load(self, folder: str | Path) -> LoadedNetwork:
+        """Rebuild the network from the manifest and load the weights it names; refuse anything that differs."""
+        manifest, config, model = load_network(folder, self.name, self.version, self.section, self.config_from_dict,
+                                               self.build)
+        return LoadedNetwork(Path(folder), model, config, letterbox_preprocess(manifest), manifest)
 
 
 def letterbox_preprocess(manifest: dict):

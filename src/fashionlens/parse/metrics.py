@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fashionlens.parse.labels import IGNORE, SCORE_GROUPS
+from fashionlens.parse.labels import SCORE_GROUPS
 
 
 def confusion(truth: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:

@@ -28,7 +28,8 @@ from fashionlens.holdout import PARTS
 from fashionlens.letterbox import letterbox, letterbox_labels, to_tensor
 from fashionlens.parse.dataset import MaskDataset, MaskedImage
 from fashionlens.parse.labels import class_lut
-from fashionlens.parse.metrics import IGNORE, confusion, parsing_metrics
+from fashionlens.parse.labels import IGNORE
+from fashionlens.parse.metrics import confusion, parsing_metrics
 from fashionlens.parse.model import ParserConfig, build_parser
 from fashionlens.parse.model_io import save_parser
 from fashionlens.progress import progress_bar
