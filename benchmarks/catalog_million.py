@@ -188,7 +188,7 @@ def main() -> None:
     start = time.perf_counter()
     new = catalog.add_vectors(x, sha256s=[f"added-{i}" for i in range(10_000)],
                               sources=[f"added://{i}" for i in range(10_000)],
-                              attributes=[{"category": CATEGORIES[c], "color": COLOURS[k]} for c, k in zip(cats, cols)])
+                              attributes=[{"category": CATEGORIES[c], "color": COLOURS[k]} for c, k in zip(cats, cols, strict=True)])
     add_s = time.perf_counter() - start
     hit = catalog.search(x[:1], 1)[0].results[0].id
     start = time.perf_counter()

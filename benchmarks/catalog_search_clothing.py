@@ -115,7 +115,7 @@ def main() -> None:
         start = time.perf_counter()
         hits = catalog.search(q_paths, top_k=args.k)
         search_s = time.perf_counter() - start
-        precision = np.mean([[r.attributes.get("label") == y for r in h.results] for h, y in zip(hits, q_y)])
+        precision = np.mean([[r.attributes.get("label") == y for r in h.results] for h, y in zip(hits, q_y, strict=True)])
         print(f"\ncatalog (default embedding): added {len(report.added)} in {add_s:.1f} s "
               f"({len(report.added) / add_s:.1f} images/s, with category and colours); "
               f"{len(q_paths)} queries in {search_s:.1f} s; precision@{args.k} {precision:.4f}")

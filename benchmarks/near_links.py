@@ -57,7 +57,7 @@ def judged_links(images: Path) -> JudgedLinks:
     paths = [images / name for name in files]
     pairs = np.sort(np.array([(position[r["image_a"]], position[r["image_b"]]) for r in rows], np.int64), axis=1)
     return JudgedLinks(paths, [sha256_bytes(p.read_bytes()) for p in paths], pairs,
-                       {tuple(p): r["verdict"] for p, r in zip(pairs.tolist(), rows)})
+                       {tuple(p): r["verdict"] for p, r in zip(pairs.tolist(), rows, strict=True)})
 
 
 def linked_verdicts(links: JudgedLinks, rule: CopyRule) -> Counter:

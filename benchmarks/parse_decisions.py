@@ -39,7 +39,7 @@ def probabilities(parser: Parser, part) -> list[np.ndarray]:
 def scores(probs: list[np.ndarray], truths: list[np.ndarray], classes: list[str], decide) -> dict:
     n = len(classes)
     cm = np.zeros((n, n), np.int64)
-    for p, t in zip(probs, truths):
+    for p, t in zip(probs, truths, strict=True):
         grid = Image.fromarray(decide(p).astype(np.uint8))
         cm += confusion(t, np.asarray(grid.resize((t.shape[1], t.shape[0]), Image.Resampling.NEAREST)), n)
     return parsing_metrics(cm, classes)
@@ -48,7 +48,7 @@ def scores(probs: list[np.ndarray], truths: list[np.ndarray], classes: list[str]
 def tune_offsets(probs, truths, classes) -> np.ndarray:
     """Per-class log-probability offsets that raise validation group mIoU (plus a quarter of mIoU)."""
     small = [np.asarray(Image.fromarray(t).resize((p.shape[2], p.shape[1]), Image.Resampling.NEAREST))
-             for p, t in zip(probs, truths)]
+             for p, t in zip(probs, truths, strict=True)]
     logs = [np.log(p + 1e-6) for p in probs]
     offsets = np.zeros(len(classes), np.float32)
 
@@ -89,7 +89,7 @@ def main() -> None:
               for name, part in parts.items()}
     probs = {name: probabilities(parser, part) for name, part in parts.items()}
     offsets = tune_offsets(probs["validation"], truths["validation"], classes)
-    print("offsets tuned on validation: " + ", ".join(f"{c} {o:+.2f}" for c, o in zip(classes, offsets) if o))
+    print("offsets tuned on validation: " + ", ".join(f"{c} {o:+.2f}" for c, o in zip(classes, offsets, strict=True) if o))
 
     def group_first(p):
         mass = np.stack([p[g].sum(0) for g in groups])
@@ -107,7 +107,7 @@ def main() -> None:
         for rule, decide in rules.items():
             print(line(rule, scores(probs[name], truths[name], classes, decide)))
         if second is not None:
-            mean = [(a + b) / 2 for a, b in zip(probs[name], probabilities(second, part))]
+            mean = [(a + b) / 2 for a, b in zip(probs[name], probabilities(second, part), strict=True)]
             print(line("mean of the two parsers", scores(mean, truths[name], classes, lambda p: p.argmax(0))))
 
 

@@ -48,7 +48,7 @@ class Head(nn.Module):
 
     def forward(self, s1, p3, p4, p5):
         x = self.s1(s1)
-        for conv, f in zip(self.levels, (p3, p4, p5)):
+        for conv, f in zip(self.levels, (p3, p4, p5), strict=True):
             x = x + F.interpolate(conv(f), size=x.shape[-2:], mode="bilinear", align_corners=False)
         return F.interpolate(self.classify(self.fuse(x)), size=self.size, mode="bilinear", align_corners=False)
 
@@ -90,7 +90,7 @@ def main() -> None:
         for _, made in views_of(part, views, size):
             with torch.no_grad():
                 out = pyramid(torch.stack([to_tensor(b, (0.5,) * 3, (0.5,) * 3) for b, _ in made]))
-            for key, value in zip(LEVELS, (stage1["s1"], out["0"], out["1"], out["2"])):
+            for key, value in zip(LEVELS, (stage1["s1"], out["0"], out["1"], out["2"]), strict=True):
                 x[key].append(value.half())
             y += [t for _, t in made]
         return {k: torch.cat(v) for k, v in x.items()}, torch.from_numpy(np.stack(y).astype(np.int64))

@@ -87,7 +87,7 @@ def main() -> None:
             total[name] += 1
         iou = match_scores([mask for _, mask, _ in garments], result.items)
         loose += int((iou.max(axis=1) >= 0.4).sum()) if iou.size else 0
-        for t, p in zip(*linear_sum_assignment(iou, maximize=True)):
+        for t, p in zip(*linear_sum_assignment(iou, maximize=True), strict=True):
             if iou[t, p] < 0.4:
                 continue
             (name, mask, true_type), g = garments[t], result.items[p]

@@ -72,7 +72,7 @@ def percentiles_ms(seconds: list[float], ps: tuple[int, ...]) -> str:
     if not seconds:
         return "no samples"
     values = np.percentile(np.array(seconds) * 1000, ps)
-    return "  ".join(f"p{p} {v:7.1f} ms" for p, v in zip(ps, values))
+    return "  ".join(f"p{p} {v:7.1f} ms" for p, v in zip(ps, values, strict=True))
 
 
 def load_note() -> str:
@@ -200,7 +200,7 @@ def measure(url: str, photos: list[Path], warmup: Path, repeats: int) -> None:
     for stage in stages:
         values = [s[stage] for s in server if stage in s]
         print(f"  {stage:<12}{np.median(values):8.1f} ms  (p90 {np.percentile(values, 90):7.1f}, n {len(values)})")
-    overhead = [c * 1000 - s["total"] for c, s in zip(latencies, server)]
+    overhead = [c * 1000 - s["total"] for c, s in zip(latencies, server, strict=True)]
     print(f"  client minus server total (HTTP, multipart, hashing, history lookup and write, JSON): "
           f"median {np.median(overhead):.1f} ms")
     counts = Counter(garments)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -10,6 +13,7 @@ from pathlib import Path
 import pytest
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+pytest_plugins = ["databases"]  # the `db` fixture: each catalogue test on SQLite and on PostgreSQL
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -127,3 +131,26 @@ def garments_in(parsed, boxes: list, labels: list[str], scores: list[float], rul
     classes = list(dict.fromkeys(labels))
     found = Detections(np.asarray(boxes, np.float32).reshape(-1, 4), [classes.index(k) for k in labels], scores)
     return garment_masks(parsed, found, classes, rules or MaskRules())
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A local HTTP server over `tmp_path / "www"`, counting the requests for each path (the ingest tests)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    hits: dict[str, int] = {}
+
+    class Handler(SimpleHTTPRequestHandler):
+        def do_GET(self):
+            hits[self.path] = hits.get(self.path, 0) + 1
+            super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(root)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}", hits
+    httpd.shutdown()
+    httpd.server_close()

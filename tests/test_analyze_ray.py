@@ -9,7 +9,6 @@ import shutil
 
 import pytest
 from conftest import SAMPLES
-from databases import db  # noqa: F401 (a fixture)
 from test_ingest import runner
 
 from fashionlens.catalog import Catalog
@@ -26,7 +25,7 @@ def same_answer(got: dict, want: dict) -> None:
     assert (got["sha256"], got["width"], got["height"], got["models"]) == (
         want["sha256"], want["width"], want["height"], want["models"])
     assert [g["label"] for g in got["items"]] == [g["label"] for g in want["items"]]
-    for g, w in zip(got["items"], want["items"]):
+    for g, w in zip(got["items"], want["items"], strict=True):
         assert g["score"] == pytest.approx(w["score"], abs=2e-3)
         assert g["box"] == pytest.approx(w["box"], abs=1.0)
         assert {t: [s["label"] for s in v] for t, v in g["attributes"].items()} == \

@@ -8,7 +8,6 @@ import subprocess
 import numpy as np
 import pytest
 
-from databases import db  # noqa: F401 (a fixture)
 from fashionlens.catalog import Catalog, CatalogError, IndexSettings, database_url
 
 DIM = 32
@@ -84,11 +83,11 @@ def test_approximate_index_above_the_flat_limit_never_starves_a_filter(db, tmp_p
         got = catalog.search(queries, top_k=10, where={"category": "hat", "color": "black"})
         truth = brute_force(vectors[rare], ids[rare], queries, 10)
         assert all(len(r.results) == 10 for r in got)
-        recall = np.mean([len({h.id for h in r.results} & set(t)) / 10 for r, t in zip(got, truth)])
+        recall = np.mean([len({h.id for h in r.results} & set(t)) / 10 for r, t in zip(got, truth, strict=True)])
         assert recall >= 0.9
         unfiltered = catalog.search(queries, top_k=10)
         truth = brute_force(vectors, ids, queries, 10)
-        assert np.mean([len({h.id for h in r.results} & set(t)) / 10 for r, t in zip(unfiltered, truth)]) >= 0.9
+        assert np.mean([len({h.id for h in r.results} & set(t)) / 10 for r, t in zip(unfiltered, truth, strict=True)]) >= 0.9
 
 
 def test_rare_filter_on_the_approximate_index_is_exact(tmp_path):

@@ -711,7 +711,7 @@ def test_freeze_norm_keeps_batch_norm_statistics(freeze_norm):
     before = [m.running_mean.clone() for m in norms]
     _set_train_mode(classifier, freeze_norm)
     classifier(torch.randn(2, 3, 64, 64))
-    unchanged = all(torch.equal(b, m.running_mean) for b, m in zip(before, norms))
+    unchanged = all(torch.equal(b, m.running_mean) for b, m in zip(before, norms, strict=True))
     assert unchanged is freeze_norm
     assert classifier.heads.training and norms[0].weight.requires_grad  # scale and shift still train
 

@@ -30,7 +30,7 @@ def dataset(tmp_path) -> DetectionDataset:
         Detections([[20, 30, 40, 50], [41, 30, 61, 50], [1, 1, 79, 119]], [2, 2, 0]),
     ]
     images = []
-    for i, (name, detections) in enumerate(zip(["a.jpg", "sub/b.png", "c.jpg"], boxes)):
+    for i, (name, detections) in enumerate(zip(["a.jpg", "sub/b.png", "c.jpg"], boxes, strict=True)):
         path = tmp_path / "src" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (W, H), (40 * i, 90, 200)).save(path)
@@ -140,7 +140,7 @@ def test_kfashion_style_json_polygons_become_boxes_per_garment_part(tmp_path):
     result = read_polygons(tmp_path)
     assert result.classes == sorted(["상의", "아우터"])
     image = result.images[0]
-    boxes = dict(zip((result.classes[c] for c in image.detections.class_id), image.detections.xyxy.tolist()))
+    boxes = dict(zip((result.classes[c] for c in image.detections.class_id), image.detections.xyxy.tolist(), strict=True))
     assert boxes == {"상의": [12, 10, 58, 48], "아우터": [5, 30, 70, 110]}
 
 
@@ -269,7 +269,7 @@ def test_colorful_fashion_reads_every_image_and_the_ten_classes(shared_datasets,
     assert counts.sum() >= 8298 - len(result.skipped) and counts.min() > 200
     subset = result.subset(range(20))
     again = read_dataset(write_coco(subset, tmp_path / "coco", link_images=True))
-    for a, b in zip(subset.images, again.images):
+    for a, b in zip(subset.images, again.images, strict=True):
         np.testing.assert_allclose(a.detections.xyxy, b.detections.xyxy)
 
 
@@ -288,7 +288,7 @@ def test_coco_results_carry_segmentation_that_reads_back_as_the_mask():
     with_masks = Detections([[15, 10, 65, 70], [10, 80, 50, 110]], [0, 1], [0.9, 0.6], mask=masks)
     results = to_coco_results([with_masks, Detections.empty(True)])
     assert [r["category_id"] for r in results] == [1, 2]
-    for record, mask in zip(results, masks):
+    for record, mask in zip(results, masks, strict=True):
         assert record["area"] == int(mask.sum()) and isinstance(record["segmentation"], list)
         assert mask_iou(mask_from_polygons(record["segmentation"], H, W), mask) > 0.9
     assert results[1]["bbox"] == [10, 80, 40, 30] and results[0]["score"] == 0.9

@@ -120,7 +120,7 @@ def test_save_load_round_trip_and_onnx_parity(trained, scenes, tmp_path):
     paths = [im.path for im in scenes.images[:6]]
     eager = Detector(loaded, runtime="torch").detect(paths, min_score=0.2, raw=True)
     fast = Detector(load_detector(trained), runtime="onnx").detect(paths, min_score=0.2, raw=True)
-    for a, b in zip(eager.images, fast.images):
+    for a, b in zip(eager.images, fast.images, strict=True):
         assert len(a.detections) == len(b.detections)
         np.testing.assert_allclose(a.detections.xyxy, b.detections.xyxy, atol=0.5)
     one = Detector(loaded, runtime="onnx").detect_image(Image.open(paths[0]).convert("RGB"), min_score=0.2)

@@ -11,10 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -58,29 +55,6 @@ def photos(folder: Path, n: int, start: int = 0) -> list[Path]:
 def item_rows(db: Path) -> list[tuple[str, str]]:
     with sqlite3.connect(db) as conn:
         return conn.execute("SELECT source, sha256 FROM items").fetchall()
-
-
-@pytest.fixture
-def server(tmp_path):
-    """A local HTTP server over `tmp_path / "www"`, counting the requests for each path."""
-    root = tmp_path / "www"
-    root.mkdir()
-    hits: dict[str, int] = {}
-
-    class Handler(SimpleHTTPRequestHandler):
-        def do_GET(self):
-            hits[self.path] = hits.get(self.path, 0) + 1
-            super().do_GET()
-
-        def log_message(self, *args):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(root)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{httpd.server_address[1]}", hits
-    httpd.shutdown()
-    httpd.server_close()
 
 
 def test_folder_ingest_and_rerun(tmp_path):

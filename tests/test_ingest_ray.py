@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from databases import PG_DSN, db, drop_schema, postgres_url  # noqa: F401 (db: a fixture)
-from test_ingest import LOCAL, ingest, photos, server  # noqa: F401 (a fixture)
+from databases import PG_DSN, drop_schema, postgres_url
+from test_ingest import LOCAL, ingest, photos
 
 from fashionlens.catalog import Catalog, CatalogError
 from fashionlens.ray_jobs import RayOptions
@@ -26,7 +26,7 @@ ray = pytest.importorskip("ray")
 
 def by_hash(catalog: Catalog) -> dict[str, tuple]:
     """sha256 -> (item, embedding) of every item."""
-    vectors = {int(i): v for ids, vs in catalog.store.embeddings() for i, v in zip(ids, vs)}
+    vectors = {int(i): v for ids, vs in catalog.store.embeddings() for i, v in zip(ids, vs, strict=True)}
     items = catalog.items(list(vectors))
     return {item.sha256: (item, vectors[i]) for i, item in items.items()}
 

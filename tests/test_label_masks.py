@@ -50,7 +50,7 @@ def test_two_separate_shoes_are_two_boxes_and_an_arm_split_jacket_one(tmp_path):
     assert ds.classes == ["jacket", "shoes", "top"] and not ds.skipped
     d = ds.images[0].detections
     boxes = {ds.classes[c]: [] for c in range(len(ds.classes))}
-    for box, c in zip(d.xyxy.tolist(), d.class_id.tolist()):
+    for box, c in zip(d.xyxy.tolist(), d.class_id.tolist(), strict=True):
         boxes[ds.classes[c]].append(box)
     assert boxes["jacket"] == [[10, 10, 50, 40]]  # one box over both halves
     assert sorted(boxes["shoes"]) == [[12, 70, 24, 78], [27, 70, 39, 78]]  # the floor keeps them apart
@@ -81,7 +81,7 @@ def test_masks_names_map_ignore_and_small_parts(tmp_path):
     assert counts == {"jacket": 2, "shoes": 3}  # the top is a jacket now (its own part); the speck is dropped
     d = ds.images[0].detections
     assert d.mask.shape == (5, H, W) and d.mask.dtype == bool
-    for box, mask in zip(d.xyxy.astype(int).tolist(), d.mask):  # each part's own pixels, inside its box
+    for box, mask in zip(d.xyxy.astype(int).tolist(), d.mask, strict=True):  # each part's own pixels, inside its box
         ys, xs = np.nonzero(mask)
         assert [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] == box
     assert read_label_masks(root).images[0].detections.mask is None  # masks only when asked

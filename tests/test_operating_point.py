@@ -28,7 +28,7 @@ def found(*rows) -> Detections:
 
 
 def shown(d: Detections) -> list[tuple[str, float]]:
-    return [(CLASSES[c], round(float(s), 2)) for c, s in zip(d.class_id, d.confidence)]
+    return [(CLASSES[c], round(float(s), 2)) for c, s in zip(d.class_id, d.confidence, strict=True)]
 
 
 def test_each_class_keeps_its_own_threshold():
@@ -122,7 +122,7 @@ def test_the_parser_alone_adds_only_the_kinds_the_operating_point_names():
     parsed = parsed_jacket_over_shirt()
     assert len(garments_in(parsed, [], [], [])) == 0
     shirts = garments_in(parsed, [], [], [], MaskRules(added={"shirt": (0.01, 0.5)}))
-    assert list(zip(shirts.data["class_name"], shirts.data["source"])) == [("shirt", "parser")]
+    assert list(zip(shirts.data["class_name"], shirts.data["source"], strict=True)) == [("shirt", "parser")]
 
 
 def test_a_shirt_under_an_open_jacket_keeps_its_own_colour():

@@ -217,7 +217,7 @@ def test_a_part_too_thin_for_a_small_photos_pixels_is_dropped_not_boxed_as_none(
     grid = garments_in(replace(parsed, size=None), [(5, 35, 90, 100)], ["shoe"], [0.9], EVERY_KIND)
     assert list(grid.data["class_name"]) == ["shoe", "shoe", "skirt"]  # at the grid's size both parts are kept
     found = garments_in(parsed, [(1, 7, 18, 20)], ["shoe"], [0.9], EVERY_KIND)
-    assert list(zip(found.data["class_name"], found.data["source"])) == [("shoe", "detector")]
+    assert list(zip(found.data["class_name"], found.data["source"], strict=True)) == [("shoe", "detector")]
     assert found.xyxy[0].tolist() == [1.0, 7.0, 18.0, 20.0] and found.mask.shape == (1, 20, 20) and found.mask[0].any()
 
 

@@ -66,7 +66,7 @@ def test_analyses_export_as_coco_with_mask_segmentations(analyzer, tmp_path):
     coco = COCO()
     coco.dataset = data
     coco.createIndex()
-    for ann, g in zip(data["annotations"], garments):
+    for ann, g in zip(data["annotations"], garments, strict=True):
         image = coco.imgs[ann["image_id"]]
         assert coco.cats[ann["category_id"]]["name"] == g.label and ann["score"] == pytest.approx(g.score, abs=1e-4)
         if g.mask is not None and g.mask.any():
@@ -144,7 +144,7 @@ def test_one_garment_is_not_reported_as_two_classes(analyzer):
         boxes = torch.tensor([g.box for g in items])
         overlap = box_iou(boxes, boxes).fill_diagonal_(0)
         layers = {frozenset(pair) for pair in analyzer.point.layered}
-        for i, j in zip(*np.nonzero(overlap.numpy() >= analyzer.point.same_garment_iou)):
+        for i, j in zip(*np.nonzero(overlap.numpy() >= analyzer.point.same_garment_iou), strict=True):
             assert frozenset((items[i].label, items[j].label)) in layers  # a dress under an open jacket, say
         masks = np.stack([g.mask for g in items])
         assert masks.sum(axis=0).max() <= 1  # no pixel is in two garments

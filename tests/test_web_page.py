@@ -122,7 +122,7 @@ def assert_boxes_match(page, analysis: dict) -> None:
     boxes = sorted(drawn_boxes(page), key=lambda b: b["index"])  # drawn largest first, smaller ones on top
     assert len(boxes) == len(analysis["items"]) > 0
     scale = boxes[0]["width"] / analysis["width"]
-    for drawn, item in zip(boxes, analysis["items"]):
+    for drawn, item in zip(boxes, analysis["items"], strict=True):
         assert drawn["label"] == item["label"] and drawn["score"] == pytest.approx(item["score"])
         assert drawn["box"] == pytest.approx([v * scale for v in item["box"]], abs=2.5)
     assert page.locator(".card").count() == len(analysis["items"])

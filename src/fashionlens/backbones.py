@@ -184,7 +184,7 @@ def _load_by_position(model: torch.nn.Module, state: dict[str, torch.Tensor], so
     if len(state) != len(target):
         raise BackboneError(f"{source}: {len(state)} tensors, the model expects {len(target)}")
     mapped = {}
-    for (key, tensor), (theirs, value) in zip(target.items(), state.items()):
+    for (key, tensor), (theirs, value) in zip(target.items(), state.items(), strict=True):
         if tensor.shape != value.shape:
             raise BackboneError(f"{source}: tensor {theirs} has shape {tuple(value.shape)}, {key} needs {tuple(tensor.shape)}")
         mapped[key] = value

@@ -93,7 +93,7 @@ class Embedder:
                 return l2_normalize(np.hstack(parts))
             inputs = self.heads.inputs(x)
             parts = [head[:3](inputs) if spec.hidden else x  # Dropout, Linear, GELU: the hidden activations
-                     for spec, head in zip(self.heads.tasks, self.heads.by_task.values())]
+                     for spec, head in zip(self.heads.tasks, self.heads.by_task.values(), strict=True)]
         return l2_normalize(torch.cat(parts, dim=1).numpy())
 
 

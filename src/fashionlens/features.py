@@ -156,10 +156,10 @@ def extract_features(
                                      workers=workers, progress=progress, description=f"features ({backbone.name})"):
             images = torch.flip(batch.images, dims=(-1,)) if mirror else batch.images
             out = runner(images.numpy())["features"]
-            for j, sha, ph, vec in zip(batch.indices, batch.sha256, batch.phash, out):
+            for j, sha, ph, vec in zip(batch.indices, batch.sha256, batch.phash, out, strict=True):
                 vectors[todo[j]], digests[todo[j]] = vec, (sha, ph)
             if cache:
-                cache.put(key, list(zip(batch.sha256, batch.phash, out)))
+                cache.put(key, list(zip(batch.sha256, batch.phash, out, strict=True)))
     order = sorted(vectors)
     dim = backbone.feature_dim
     return Features(

@@ -79,7 +79,7 @@ def _outset(points: np.ndarray, width: int, height: int) -> np.ndarray:
     sign = 1.0 if twice_area >= 0 else -1.0  # a 2-point contour has no area: either side is outside
     n_in, n_out = sign * np.stack([d_in[:, 1], -d_in[:, 0]], 1), sign * np.stack([d_out[:, 1], -d_out[:, 0]], 1)
     out = []
-    for v, a, b, t_in, t_out in zip(p, n_in, n_out, d_in, d_out):
+    for v, a, b, t_in, t_out in zip(p, n_in, n_out, d_in, d_out, strict=True):
         denom = 1.0 + float(a @ b)
         if denom >= _SHARP:
             out.append(v + _HALF * (a + b) / denom)

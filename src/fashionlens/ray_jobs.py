@@ -186,7 +186,7 @@ def check_workers_reach(url: str, runtime_env: dict | None) -> None:
     answers = ray.get([reach.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
                                      runtime_env=runtime_env)
                        .remote(url) for node in nodes], timeout=REACH_TIMEOUT)
-    for node, answer in zip(nodes, answers):
+    for node, answer in zip(nodes, answers, strict=True):
         if answer is not None:
             raise RayJobError(f"the Ray workers cannot reach the database {make_url(url)!r} (node "
                                f"{node[:12]}): {answer}; nothing was done")

@@ -49,7 +49,7 @@ class OnnxRunner:
 
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
         outputs = self.session.run(None, {"image": np.ascontiguousarray(images, dtype=np.float32)})
-        return dict(zip(self.output_names, outputs))
+        return dict(zip(self.output_names, outputs, strict=True))
 
 
 def onnx_parity(module: torch.nn.Module, onnx_file: str | Path, input_size: tuple[int, int], output_names: list[str],
@@ -60,7 +60,7 @@ def onnx_parity(module: torch.nn.Module, onnx_file: str | Path, input_size: tupl
     with torch.inference_mode():
         reference = module.eval()(images)
     outputs = OnnxRunner(onnx_file)(images.numpy())
-    return max(float(np.abs(outputs[name] - ref.numpy()).max()) for name, ref in zip(output_names, reference))
+    return max(float(np.abs(outputs[name] - ref.numpy()).max()) for name, ref in zip(output_names, reference, strict=True))
 
 
 def small_ops_on_one_thread() -> None:

@@ -172,7 +172,7 @@ def prepared_chunks(
                             return
                     results.append(result)
                 pending = submit(start) if start < len(sources) else None
-                ok = [(i, r) for i, r in zip(todo, results) if not isinstance(r, SkippedInput)]
+                ok = [(i, r) for i, r in zip(todo, results, strict=True) if not isinstance(r, SkippedInput)]
                 yield PreparedChunk([i for i, _ in ok], [r[0] for _, r in ok], [r[1] for _, r in ok], stored,
                                     [r for r in results if isinstance(r, SkippedInput)])
                 for i, (path, _) in ok:

@@ -88,11 +88,11 @@ class AnalysisHistory:
                                             [{"sha256": r.sha256, "models_key": r.models_key,
                                               "source": r.source[:2000], "document": r.document}
                                              for r in fresh.values()]))
-                    labels = [{"analysis_id": i, "key": k, "value": v} for i, r in zip(ids, fresh.values())
+                    labels = [{"analysis_id": i, "key": k, "value": v} for i, r in zip(ids, fresh.values(), strict=True)
                               for k, v in sorted(history_labels(r.document))]
                     if labels:
                         conn.execute(insert(AnalysisLabel), labels)
-                    new = dict(zip(fresh, ids))
+                    new = dict(zip(fresh, ids, strict=True))
                 else:
                     new = {}
         except IntegrityError:

@@ -277,10 +277,10 @@ class Catalog:
                                           nprobe or self.settings.nprobe, threads)[1]
                 scores, ids = self._rerank(vectors, candidates, top_k)
         items = self.store.items([int(i) for i in np.unique(ids) if i >= 0])
-        for row, score_row, id_row in zip(rows, scores, ids):
+        for row, score_row, id_row in zip(rows, scores, ids, strict=True):
             results[row].results = [Hit(int(i), items[i].source, float(s), items[i].labels,
                                         items[i].colors, items[i].sha256)
-                                    for s, i in zip(score_row, id_row) if i >= 0 and i in items]
+                                    for s, i in zip(score_row, id_row, strict=True) if i >= 0 and i in items]
         return results
 
     def _rerank(self, queries: np.ndarray, candidates: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -288,10 +288,10 @@ class Catalog:
         codes find the neighbourhood, the stored embeddings order it."""
         stored: dict[int, np.ndarray] = {}
         for batch_ids, vectors in self.store.embeddings(np.unique(candidates[candidates >= 0])):
-            stored.update(zip(batch_ids.tolist(), vectors))
+            stored.update(zip(batch_ids.tolist(), vectors, strict=True))
         scores = np.full((len(queries), top_k), -np.inf, np.float32)
         ids = np.full((len(queries), top_k), -1, np.int64)
-        for row, (query, found) in enumerate(zip(queries, candidates)):
+        for row, (query, found) in enumerate(zip(queries, candidates, strict=True)):
             found = np.array([i for i in found.tolist() if i in stored], dtype=np.int64)
             if len(found):
                 exact = np.stack([stored[i] for i in found]) @ query
@@ -311,7 +311,7 @@ class Catalog:
             selection = Selection.of(self.store.ids_where(where))
             index = self._ready_index()
             if index is not None and not index.exact and len(selection.ids) <= self.settings.exact_filter_limit:
-                stored = dict(pair for ids, vecs in self.store.embeddings(selection.ids) for pair in zip(ids.tolist(), vecs))
+                stored = dict(pair for ids, vecs in self.store.embeddings(selection.ids) for pair in zip(ids.tolist(), vecs, strict=True))
                 selection.ids = np.array([i for i in selection.ids.tolist() if i in stored], dtype=np.int64)
                 selection.vectors = np.stack([stored[i] for i in selection.ids]) if stored else None
             self._selections[key] = selection

@@ -48,7 +48,7 @@ class AnalysedBatch:
         """What the store keeps of each image; `sources` and `attributes` are indexed like `indices`."""
         return [NewItem(sha, sources[i], vector, attributes[i], predicted, cols)
                 for i, sha, vector, predicted, cols in zip(self.indices, self.sha256, self.embeddings,
-                                                          self.predicted, self.colors)]
+                                                          self.predicted, self.colors, strict=True)]
 
 
 @dataclass(frozen=True)

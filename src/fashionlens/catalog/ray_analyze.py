@@ -69,9 +69,9 @@ def _collect(history: AnalysisHistory, batch: dict, report: AnalyzeReport) -> No
         rows = [k for k, status in enumerate(statuses) if status == "analysed"]
         records = [NewAnalysis(str(batch["sha256"][k]), str(batch["models_key"][k]), str(batch["source"][k]),
                                json.loads(batch["document"][k])) for k in rows]
-        for k, (analysis_id, created) in zip(rows, history.save_many(records)):
+        for k, (analysis_id, created) in zip(rows, history.save_many(records), strict=True):
             statuses[k], ids[k] = "added" if created else "present", analysis_id
-    for source, status, analysis_id, reason in zip(batch["source"], statuses, ids, batch["reason"]):
+    for source, status, analysis_id, reason in zip(batch["source"], statuses, ids, batch["reason"], strict=True):
         if status == "added":
             report.analysed[str(source)] = analysis_id
         elif status == "present":
@@ -116,7 +116,7 @@ class _AnalysePhotos:
         n, key = len(batch["source"]), self.analyzer.models_key
         sources, reasons = [str(s) for s in batch["source"]], [str(r) for r in batch["reason"]]
         status, ids = np.array(["failed"] * n, dtype=object), np.full(n, -1, np.int64)
-        known = self.history.known([str(s) for s, r in zip(batch["sha256"], reasons) if not r], key)
+        known = self.history.known([str(s) for s, r in zip(batch["sha256"], reasons, strict=True) if not r], key)
         records, places = [], []
         for k in range(n):
             sha = str(batch["sha256"][k])
@@ -136,10 +136,10 @@ class _AnalysePhotos:
         out = {"source": batch["source"], "sha256": batch["sha256"], "reason": np.array(reasons, dtype=object),
                "status": status, "analysis_id": ids, "models_key": np.array([key] * n, dtype=object)}
         if self.writes:
-            for k, (analysis_id, created) in zip(places, self.history.save_many(records)):
+            for k, (analysis_id, created) in zip(places, self.history.save_many(records), strict=True):
                 status[k], ids[k] = "added" if created else "present", analysis_id
         else:
             out["document"] = np.array([""] * n, dtype=object)
-            for k, record in zip(places, records):
+            for k, record in zip(places, records, strict=True):
                 status[k], out["document"][k] = "analysed", json.dumps(record.document)
         return out

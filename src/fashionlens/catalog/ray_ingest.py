@@ -61,9 +61,9 @@ def _collect(catalog, batch: dict, key: str, report) -> None:
                          json.loads(batch["attributes"][k]), json.loads(batch["predicted"][k]),
                          json.loads(batch["colors"][k])) for k in rows]
         added, existing = catalog._add(items, key)
-        for k, (status, item_id) in zip(rows, stored_outcomes(items, added, existing)):
+        for k, (status, item_id) in zip(rows, stored_outcomes(items, added, existing), strict=True):
             statuses[k], ids[k] = status, item_id
-    for source, status, item_id, reason in zip(batch["source"], statuses, ids, batch["reason"]):
+    for source, status, item_id, reason in zip(batch["source"], statuses, ids, batch["reason"], strict=True):
         if status == "added":
             report.added.append(int(item_id))
         elif status == "present":
@@ -140,7 +140,7 @@ class _Analyse:
         items = analysed.items([str(s) for s in batch["source"]], [json.loads(a) for a in batch["attributes"]])
         if self.store is not None:
             added, existing, _ = self.store.add(items, self.key, self.dim)
-            for k, (status, item_id) in zip(ok, stored_outcomes(items, added, existing)):
+            for k, (status, item_id) in zip(ok, stored_outcomes(items, added, existing), strict=True):
                 out["status"][k], out["item_id"][k] = status, item_id
             return out
         out["status"][ok] = "analysed"

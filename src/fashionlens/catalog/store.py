@@ -204,12 +204,12 @@ class Store:
                     for i in fresh.values()]
             ids = list(conn.scalars(insert(Item).returning(Item.id, sort_by_parameter_order=True), rows))
             labels = [{"item_id": item_id, "key": k, "value": v}
-                      for item_id, i in zip(ids, fresh.values())
+                      for item_id, i in zip(ids, fresh.values(), strict=True)
                       for k, v in sorted(filter_labels(i.attributes, i.predicted, i.colors))]
             if labels:
                 conn.execute(insert(ItemLabel), labels)
             revision = self._bump(conn)
-        return dict(zip(fresh, ids)), existing, revision
+        return dict(zip(fresh, ids, strict=True)), existing, revision
 
     def remove(self, ids: list[int]) -> tuple[list[int], int]:
         """Delete these items (and their labels); returns the ids that existed and the new revision."""

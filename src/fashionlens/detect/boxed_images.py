@@ -31,7 +31,7 @@ def readable_images(pairs: list[tuple], skipped: list[SkippedInput], description
     image, or one whose size differs from its annotation, goes to `skipped`."""
     names = relative_names([path for path, *_ in pairs])
     with progress_bar(description, len(pairs), enabled=progress) as advance:
-        for (path, detections, size), name in zip(pairs, names):
+        for (path, detections, size), name in zip(pairs, names, strict=True):
             advance()
             try:
                 image = load_image(path)

@@ -107,7 +107,7 @@ def detect(
     for item in result.images:
         d = item.detections
         found = [{"label": detector.classes[c], "score": round(float(s), 4), "box": [round(float(v), 1) for v in box]}
-                 for box, c, s in zip(d.xyxy, d.class_id, d.confidence)]
+                 for box, c, s in zip(d.xyxy, d.class_id, d.confidence, strict=True)]
         if json_out:
             print(json.dumps({"image": str(item.path), "width": item.width, "height": item.height, "detections": found}))
         else:

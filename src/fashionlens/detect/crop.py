@@ -98,7 +98,7 @@ def crop_objects(data: Items, out_dir: str | Path,
     counts: Counter[str] = Counter()
     for path, image, detections, name in readable_images(pairs, report.skipped, "cropping objects", progress):
         stem = name.with_suffix("").as_posix().replace("/", "__")
-        for n, (box, class_id) in enumerate(zip(detections.xyxy.tolist(), detections.class_id.tolist()), 1):
+        for n, (box, class_id) in enumerate(zip(detections.xyxy.tolist(), detections.class_id.tolist(), strict=True), 1):
             if not 0 <= class_id < len(classes):
                 report.skipped.append(SkippedInput(f"{path} (box {n})", f"class id {class_id} outside the {len(classes)} classes"))
                 continue

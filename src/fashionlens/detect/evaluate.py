@@ -87,11 +87,11 @@ def _misses(evaluator, score_threshold: float) -> list[ImageMisses]:
             entry = evaluator.evalImgs[k * n_areas * n_images + i]  # area range 0 = "all"
             if entry is None:
                 continue
-            score = dict(zip(entry["dtIds"], entry["dtScores"]))
-            for gt_id, matched in zip(entry["gtIds"], entry["gtMatches"][0]):
+            score = dict(zip(entry["dtIds"], entry["dtScores"], strict=True))
+            for gt_id, matched in zip(entry["gtIds"], entry["gtMatches"][0], strict=True):
                 if matched == 0 or score.get(int(matched), 0.0) < score_threshold:
                     missed.append(gt_position[gt_id])
-            for dt_id, matched in zip(entry["dtIds"], entry["dtMatches"][0]):
+            for dt_id, matched in zip(entry["dtIds"], entry["dtMatches"][0], strict=True):
                 if matched == 0 and score[dt_id] >= score_threshold:
                     false_positives.append(dt_position[dt_id])
         misses.append(ImageMisses(i, np.array(sorted(missed), np.int64), np.array(sorted(false_positives), np.int64)))

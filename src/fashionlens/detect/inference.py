@@ -105,13 +105,13 @@ class Detector:
         if self._onnx is not None:
             return {k: torch.from_numpy(v) for k, v in self._onnx(images.numpy()).items()}
         with torch.inference_mode():
-            return dict(zip(OUTPUTS, RawDetector(self.model.model)(images)))
+            return dict(zip(OUTPUTS, RawDetector(self.model.model)(images), strict=True))
 
     def _decode(self, images: torch.Tensor, scales: list[float], sizes: list[tuple[int, int]], min_score: float) -> list[Detections]:
         with torch.inference_mode():
             decoded = decode(self.model.model, self._raw(images), self.input_size, self._shapes)
         out = []
-        for det, scale, (width, height) in zip(decoded, scales, sizes):
+        for det, scale, (width, height) in zip(decoded, scales, sizes, strict=True):
             keep = det["scores"] >= min_score
             boxes = (det["boxes"][keep] / scale).numpy()
             boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
@@ -166,7 +166,7 @@ class Detector:
                         for found in self._detect_batch(paths, [one], min_score, point, failures)]
             failures.append(SkippedInput(str(paths[good[0][0]]), failure_reason(exc, "detection")))
             return []
-        return [AnnotatedImage(paths[i], item[2], item[3], d) for (i, item), d in zip(good, dets)]
+        return [AnnotatedImage(paths[i], item[2], item[3], d) for (i, item), d in zip(good, dets, strict=True)]
 
     def evaluate(self, dataset: DetectionDataset, out_dir: str | Path | None = None, *, progress: bool = False
                  ) -> tuple[dict, list[SkippedInput]]:

@@ -216,7 +216,7 @@ def predict_cached(model, cache: StemCache, views: int, input_size, batch_size: 
         stems = as_channels_last(cache.stems[batch])
         features = list(model.backbone.deep(stems).values())
         shapes = [tuple(f.shape[-2:]) for f in features]
-        for row, det in zip(batch, decode(model, model.head(features), input_size, shapes)):
+        for row, det in zip(batch, decode(model, model.head(features), input_size, shapes), strict=True):
             scale = cache.scales[row]
             results.append(Detections(det["boxes"].numpy() / scale, det["labels"].numpy(), det["scores"].numpy()))
     return results

@@ -67,7 +67,7 @@ def evaluate_parser(parser: Parser, dataset: MaskDataset, out_dir: str | Path | 
         with open(out / "confusion.csv", "w", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(["truth \\ predicted", *parser.classes])
-            writer.writerows([name, *row] for name, row in zip(parser.classes, total.tolist()))
+            writer.writerows([name, *row] for name, row in zip(parser.classes, total.tolist(), strict=True))
         worst = sorted(scored, key=lambda s: s[0])[:WORST]
         rows = []
         for score, item, image, truth in worst:

@@ -56,7 +56,7 @@ class SegmentationHead(nn.Module):
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         size = features[0].shape[-2:]
         x = self.refine[0](features[0])
-        for conv, f in zip(self.refine[1:], features[1:]):
+        for conv, f in zip(self.refine[1:], features[1:], strict=True):
             x = x + F.interpolate(conv(f), size=size, mode="bilinear", align_corners=False)
         return self.classify(self.fuse(x))
 

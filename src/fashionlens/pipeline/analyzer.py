@@ -162,7 +162,7 @@ class Analyzer:
             embeddings = self.embedder.from_features(features[backbone_key(self.embedder.backbone)])
         with _timer(timings, "colors"):
             light = {id(source): estimate_balance(source) for source in sources}  # once per photo, not per garment
-            colors = [_colours(source, box, mask, light[id(source)]) for source, box, mask in zip(sources, boxes, masks)]
+            colors = [_colours(source, box, mask, light[id(source)]) for source, box, mask in zip(sources, boxes, masks, strict=True)]
         return [Description(a.labels, c, e, source, a.disputed, a.kind)
                 for a, (c, source), e in zip(read, colors, embeddings, strict=True)]
 

@@ -167,7 +167,7 @@ def match_garments(truths: list[np.ndarray], boxes, masks) -> tuple[np.ndarray, 
                   torch.tensor(np.asarray(boxes, np.float32).reshape(-1, 4))).numpy()
     mask = np.array([[mask_iou(m, item) if item is not None else 0.0 for item in masks] for m in truths])
     score = np.maximum(box, mask)
-    return mask, [(t, p) for t, p in zip(*linear_sum_assignment(score, maximize=True)) if score[t, p] >= 0.4]
+    return mask, [(t, p) for t, p in zip(*linear_sum_assignment(score, maximize=True), strict=True) if score[t, p] >= 0.4]
 
 
 def _family(colour) -> str:

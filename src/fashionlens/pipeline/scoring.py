@@ -81,7 +81,7 @@ class Tally:
         self.photos += 1
         for item in photo.items:
             getattr(self, item.outcome)[item.label] += 1
-        for kind, hit in zip(photo.truth, photo.found):
+        for kind, hit in zip(photo.truth, photo.found, strict=True):
             self.truth[kind] += 1
             self.found[kind] += hit
 

@@ -161,7 +161,7 @@ def detections_to_coco(detections: Detections, image_id: int) -> list[dict]:
     xywh = detections.xyxy.astype(np.float64).copy()
     xywh[:, 2:] -= xywh[:, :2]
     records = []
-    for i, (box, class_id) in enumerate(zip(xywh.tolist(), detections.class_id.tolist())):
+    for i, (box, class_id) in enumerate(zip(xywh.tolist(), detections.class_id.tolist(), strict=True)):
         record = {"image_id": image_id, "category_id": class_id + 1, "bbox": [round(v, 3) for v in box]}
         if detections.confidence is not None:
             record["score"] = round(float(detections.confidence[i]), 5)
@@ -195,7 +195,7 @@ def coco_dict(dataset: DetectionDataset, file_names: Sequence[str] | None = None
     """The dataset as a COCO dict (ids: position + 1, class index + 1), e.g. for pycocotools' `COCO`."""
     file_names = file_names or [str(image.path) for image in dataset.images]
     images, annotations = [], []
-    for position, (image, file_name) in enumerate(zip(dataset.images, file_names)):
+    for position, (image, file_name) in enumerate(zip(dataset.images, file_names, strict=True)):
         images.append({"id": position + 1, "file_name": file_name, "width": image.width, "height": image.height})
         annotations += annotation_records(image.detections, position + 1, len(annotations) + 1)
     categories = [{"id": i + 1, "name": name} for i, name in enumerate(dataset.classes)]
@@ -206,7 +206,7 @@ def write_coco(dataset: DetectionDataset, out_dir: str | Path, link_images: bool
     """Write `out_dir/annotations.json` and the images under `out_dir/images/`; returns the JSON path."""
     out_dir = Path(out_dir)
     names = relative_names([i.path for i in dataset.images])
-    for image, name in zip(dataset.images, names):
+    for image, name in zip(dataset.images, names, strict=True):
         place_image(image.path, out_dir / "images" / name, link_images)
     path = out_dir / ANNOTATION_FILE
     write_text_atomic(path, json.dumps(coco_dict(dataset, [n.as_posix() for n in names]), indent=1))

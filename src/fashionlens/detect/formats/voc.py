@@ -125,12 +125,12 @@ def voc_xml(image: AnnotatedImage, classes: list[str], filename: str) -> str:
     size = ET.SubElement(root, "size")
     for tag, value in (("width", image.width), ("height", image.height), ("depth", 3)):
         ET.SubElement(size, tag).text = str(value)
-    for box, class_id in zip(image.detections.xyxy.tolist(), image.detections.class_id.tolist()):
+    for box, class_id in zip(image.detections.xyxy.tolist(), image.detections.class_id.tolist(), strict=True):
         obj = ET.SubElement(root, "object")
         ET.SubElement(obj, "name").text = classes[class_id]
         ET.SubElement(obj, "difficult").text = "0"
         bndbox = ET.SubElement(obj, "bndbox")
-        for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), box):
+        for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), box, strict=True):
             ET.SubElement(bndbox, tag).text = f"{value:g}"
     ET.indent(root)
     return ET.tostring(root, encoding="unicode") + "\n"
@@ -139,7 +139,7 @@ def voc_xml(image: AnnotatedImage, classes: list[str], filename: str) -> str:
 def write_voc(dataset: DetectionDataset, out_dir: str | Path, link_images: bool = False) -> Path:
     """Write `out_dir/Annotations`, `JPEGImages` (copies, or symlinks) and `labels.txt`; returns `out_dir`."""
     out_dir = Path(out_dir)
-    for image, name in zip(dataset.images, relative_names([i.path for i in dataset.images])):
+    for image, name in zip(dataset.images, relative_names([i.path for i in dataset.images]), strict=True):
         place_image(image.path, out_dir / "JPEGImages" / name, link_images)
         write_text_atomic(out_dir / "Annotations" / name.with_suffix(".xml"), voc_xml(image, dataset.classes, name.name))
     write_text_atomic(out_dir / "labels.txt", "".join(f"{c}\n" for c in dataset.classes))

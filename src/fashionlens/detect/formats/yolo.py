@@ -110,7 +110,7 @@ def read_yolo(root: str | Path, classes: list[str] | None = None, progress: bool
 def yolo_lines(detections: Detections, width: int, height: int) -> str:
     """One image's boxes as YOLO label text (normalised centre, size)."""
     lines = []
-    for (x1, y1, x2, y2), class_id in zip(detections.xyxy.tolist(), detections.class_id.tolist()):
+    for (x1, y1, x2, y2), class_id in zip(detections.xyxy.tolist(), detections.class_id.tolist(), strict=True):
         cx, cy, w, h = (x1 + x2) / 2 / width, (y1 + y2) / 2 / height, (x2 - x1) / width, (y2 - y1) / height
         lines.append(f"{class_id} {cx:.7f} {cy:.7f} {w:.7f} {h:.7f}\n")
     return "".join(lines)
@@ -119,7 +119,7 @@ def yolo_lines(detections: Detections, width: int, height: int) -> str:
 def write_yolo(dataset: DetectionDataset, out_dir: str | Path, link_images: bool = False) -> Path:
     """Write `out_dir/images`, `labels`, `classes.txt` and a `data.yaml` that Ultralytics-style tools read."""
     out_dir = Path(out_dir)
-    for image, name in zip(dataset.images, relative_names([i.path for i in dataset.images])):
+    for image, name in zip(dataset.images, relative_names([i.path for i in dataset.images]), strict=True):
         place_image(image.path, out_dir / "images" / name, link_images)
         write_text_atomic(out_dir / "labels" / name.with_suffix(".txt"), yolo_lines(image.detections, image.width, image.height))
     write_text_atomic(out_dir / "classes.txt", "".join(f"{c}\n" for c in dataset.classes))
