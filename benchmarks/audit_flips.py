@@ -58,17 +58,15 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--images", type=int, default=None, help="a random subset of this many images (default: all)")
-    parser.add_argument("--logistic-below", type=int, default=None, help="HeadSettings.logistic_below (default: its own)")
     args = parser.parse_args()
-    from fashionlens.audit import AuditConfig, HeadSettings, audit
+    from fashionlens.audit import AuditConfig, audit
     from fashionlens.data import read_folder
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         flipped, planted = build(root, args.rate, args.copies, args.seed, args.images)
-        heads = HeadSettings() if args.logistic_below is None else HeadSettings(logistic_below=args.logistic_below)
         started = time.perf_counter()
-        report = audit(read_folder(root), AuditConfig(seed=args.seed, heads=heads))
+        report = audit(read_folder(root), AuditConfig(seed=args.seed))
         seconds = time.perf_counter() - started
         planted_images = {p for pair in planted for p in pair}
         flagged = {Path(f.image) for f in report.of("label")} - planted_images
