@@ -3,7 +3,8 @@ as mean ± standard deviation over the folds, and one pooled report.
 
 On a few hundred images one test split is too small to tell settings apart (57 images: one image is 1.8
 points); K folds score all of them. The folds are `splits.make_folds`'s, the ones `train --fold i/K` uses,
-and each fold trains exactly as `train` does, on features computed (or read from the cache) once.
+and each fold trains exactly as `train` does, on features computed (or read from the cache) once. With
+`config.recipe` "auto", each fold chooses its recipe on its own training rows (`recipe.choose_recipe`).
 """
 
 from __future__ import annotations
@@ -107,7 +108,8 @@ def cross_validate(data: LabeledImages, config: TrainConfig | None = None, *, fo
         raise ValueError("cross-validation holds out each fold in turn: give neither a fold nor a test fraction")
     started = time.time()
     sets = FeatureSets(data)
-    splits = folds_of(sets(split_config(config)), split_config(config), folds, scored)
+    splitting = split_config(config, len(data))
+    splits = folds_of(sets(splitting), splitting, folds, scored)
     budget = config.time_budget or default_time_budget(len(data))
     per_fold: list[list[TaskPredictions]] = []
     recipes: list[RecipeChoice] = []

@@ -219,9 +219,9 @@ def pick_recipe(sets: FeatureSets, config: TrainConfig, rows: list[int], budget_
     return configs[choice.recipe], choice
 
 
-def split_config(config: TrainConfig) -> TrainConfig:
+def split_config(config: TrainConfig, n_images: int) -> TrainConfig:
     """The config that splits: every candidate of a recipe shares its validation fraction."""
-    return next(iter(candidate_configs(config, 0).values()))
+    return next(iter(candidate_configs(config, n_images).values()))
 
 
 def folds_of(lf: LabelledFeatures, config: TrainConfig, folds: int, scored: list[bool] | None = None) -> list[Split]:
@@ -316,7 +316,8 @@ def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = Non
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sets = FeatureSets(data)
-    split = split_rows(sets(split_config(config)), split_config(config), scored)
+    splitting = split_config(config, len(data))
+    split = split_rows(sets(splitting), splitting, scored)
     config, choice = pick_recipe(sets, config, split.train)
     lf = sets(config)
     classifier, info = fit_classifier(lf, recipe_split(split, config), config, out)
