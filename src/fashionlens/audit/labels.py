@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from fashionlens.classify.heads import LABEL_SMOOTHING, fit_heads, fit_logistic_heads
+from fashionlens.classify.heads import LABEL_SMOOTHING, fit_heads
 from fashionlens.classify.model import TaskSpec
 from fashionlens.splits import make_folds
 
@@ -36,8 +36,6 @@ class HeadSettings:
     patience: int = 10  # epochs without a better validation accuracy, with a validation part
     balance: bool = False  # plain probabilities; cleanlab's per-class thresholds already allow for imbalance
     label_smoothing: float = LABEL_SMOOTHING
-    logistic_below: int = 0  # folds with fewer training images fit L2 logistic heads (the recipes' heads) instead
-    c: float = 0.1  # those heads' inverse penalty, on standardised features
 
 
 def out_of_fold_probabilities(features: np.ndarray, y: np.ndarray, tasks: list[TaskSpec], sha256: list[str],
@@ -53,24 +51,15 @@ def out_of_fold_probabilities(features: np.ndarray, y: np.ndarray, tasks: list[T
     splits = make_folds([str(label) for label in y[:, 0]], sha256, phash, folds, validation=heads.validation,
                         seed=seed, copies=copies)
     for split in splits:
-        fold_heads = _fold_heads(features, y, tasks, split, heads, seed)
-        held = split.test
+        fitted, val, held = split.train, split.validation, split.test
+        epochs = max(heads.epochs, -(-heads.min_steps // -(-len(fitted) // heads.batch_size)))
+        fold_heads, _ = fit_heads(features[fitted], y[fitted], features[val], y[val], tasks, epochs=epochs,
+                                  lr=heads.lr, patience=heads.patience, batch_size=heads.batch_size,
+                                  balance=heads.balance, label_smoothing=heads.label_smoothing, seed=seed)
         for name, p in fold_heads.probabilities(features[held]).items():
             probs[name][held] = p
         advance()
     return probs
-
-
-def _fold_heads(features: np.ndarray, y: np.ndarray, tasks: list[TaskSpec], split, heads: HeadSettings, seed: int):
-    """One fold's heads: logistic regressions on a small fold, else the short AdamW schedule."""
-    fitted, val = split.train, split.validation
-    if len(fitted) < heads.logistic_below:
-        return fit_logistic_heads(features[fitted], y[fitted], tasks, c=heads.c, balance=heads.balance,
-                                  standardize=True)[0]
-    epochs = max(heads.epochs, -(-heads.min_steps // -(-len(fitted) // heads.batch_size)))
-    return fit_heads(features[fitted], y[fitted], features[val], y[val], tasks, epochs=epochs, lr=heads.lr,
-                     patience=heads.patience, batch_size=heads.batch_size, balance=heads.balance,
-                     label_smoothing=heads.label_smoothing, seed=seed)[0]
 
 
 @dataclass(frozen=True)
