@@ -113,6 +113,8 @@ class RecipeChoice:
 
     def describe(self) -> str:
         """One line for the terminal."""
+        if not self.inner_folds:
+            return f"recipe {self.recipe} (not compared: {self.candidates[0].note})"
         scores = ", ".join(f"{c.recipe} {c.score:.3f}" if c.score is not None else f"{c.recipe} ({c.note})"
                            for c in self.candidates)
         return f"recipe {self.recipe} (inner {self.inner_folds}-fold accuracy on {self.images} training images: {scores})"
