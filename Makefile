@@ -31,7 +31,7 @@ test: $(STAMP) browser
 
 # Retrains the shipped garment classifier from ../shared/datasets/clothing-small (about 3 minutes).
 default-model: $(STAMP)
-	$(VENV)/bin/fashionlens train ../shared/datasets/clothing-small/train --out src/fashionlens/assets/garment-classifier --task category --seed 0
+	$(VENV)/bin/fashionlens train ../shared/datasets/clothing-small/train --out src/fashionlens/assets/garment-classifier --task category --seed 0 --recipe classic
 
 # Retrains the shipped garment detector from ../shared/datasets/colorful-fashion (at most 70 minutes of
 # epochs on 2 cores; rerun to resume), then copies only its weights and manifest into the package.

@@ -5,7 +5,7 @@ re-encoded copies (JPEG quality 70, 80% size) of other images are filed under an
 label-issue precision and recall on the flipped images (the planted copies and their originals are left out of
 both: they are the conflict target's), and how many planted copies come back as a conflict.
 
-    .venv/bin/python benchmarks/audit_flips.py [--rate 0.07] [--copies 40] [--seed 0]
+    .venv/bin/python benchmarks/audit_flips.py [--rate 0.07] [--copies 40] [--seed 0] [--images 350]
 """
 
 from __future__ import annotations
@@ -20,12 +20,16 @@ from _shared import dataset
 from PIL import Image
 
 
-def build(root: Path, rate: float, copies: int, seed: int) -> tuple[set[Path], list[tuple[Path, Path]]]:
-    """Symlinks in class folders, some under a wrong class; returns (flipped links, [(original, copy)])."""
+def build(root: Path, rate: float, copies: int, seed: int, size: int | None = None
+          ) -> tuple[set[Path], list[tuple[Path, Path]]]:
+    """Symlinks in class folders, some under a wrong class; returns (flipped links, [(original, copy)]).
+    `size`: a random subset of that many images (a small shop's set)."""
     source = dataset("clothing-small")
     images = sorted((p, p.parent.name) for split in ("train", "validation") for p in (source / split).glob("*/*.jpg"))
     classes = sorted({c for _, c in images})
     rng = random.Random(seed)
+    if size:
+        images = sorted(rng.sample(images, size))
     order = list(range(len(images)))
     rng.shuffle(order)
     flip = set(order[: round(rate * len(images))])
@@ -53,13 +57,14 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.07)
     parser.add_argument("--copies", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--images", type=int, default=None, help="a random subset of this many images (default: all)")
     args = parser.parse_args()
     from fashionlens.audit import AuditConfig, audit
     from fashionlens.data import read_folder
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        flipped, planted = build(root, args.rate, args.copies, args.seed)
+        flipped, planted = build(root, args.rate, args.copies, args.seed, args.images)
         started = time.perf_counter()
         report = audit(read_folder(root), AuditConfig(seed=args.seed))
         seconds = time.perf_counter() - started

@@ -222,3 +222,51 @@ def test_one_neighbour_search_matches_exact_search():
     expected = _vector_pairs(x, 0.6)
     expected = np.unique(np.sort(expected[expected[:, 0] != expected[:, 1]], axis=1), axis=0)
     assert len(expected) > 10 and np.array_equal(np.unique(found.pairs, axis=0), expected)
+
+
+NEAR_COLOURS = {"red": (190, 50, 45), "orange": (200, 110, 40), "olive": (120, 125, 50), "green": (50, 140, 70),
+                "teal": (45, 125, 130), "blue": (55, 70, 170)}
+
+
+@pytest.fixture(scope="module")
+def small_planted(tmp_path_factory):
+    """A shop-sized set: 300 swatches of six neighbouring colours, 21 (7%) filed under another class, and 5
+    re-encoded copies filed under another class."""
+    root = tmp_path_factory.mktemp("audit-small")
+    rng = np.random.default_rng(1)
+    names = list(NEAR_COLOURS)
+    images = [(name, i) for name in names for i in range(50)]
+    flipped = {images[j] for j in rng.choice(len(images), 21, replace=False)}
+    paths, flips, copies = {}, [], []
+    for name, i in images:
+        target = names[(names.index(name) + int(rng.integers(1, len(names)))) % len(names)] if (name, i) in flipped else name
+        path = root / target / f"{name}_{i:02d}.jpg"
+        path.parent.mkdir(exist_ok=True)
+        swatch(NEAR_COLOURS[name], rng).save(path, quality=92)
+        paths[name, i] = path
+        if (name, i) in flipped:
+            flips.append(path)
+    originals = [(name, i) for name, i in images if (name, i) not in flipped][::50][:5]
+    for name, i in originals:
+        copy = root / names[(names.index(name) + 3) % len(names)] / f"copy_of_{name}_{i:02d}.jpg"
+        with Image.open(paths[name, i]) as image:
+            image.save(copy, quality=70)  # re-encoded (resized copies: benchmarks/audit_flips.py)
+        copies.append((paths[name, i], copy))
+    return audit(read_folder(root), CONFIG), flips, copies
+
+
+def test_a_300_image_set_finds_planted_flips_and_every_copy_conflict(small_planted):
+    report, flips, copies = small_planted
+    planted_copies = {p for pair in copies for p in pair}
+    flagged = {Path(f.image) for f in report.of("label")} - planted_copies
+    hits = flagged & set(flips) - planted_copies
+    flips = set(flips) - planted_copies
+    assert len(hits) >= 0.8 * len(flips), (len(hits), len(flips))
+    assert len(hits) >= 0.6 * len(flagged), (len(hits), len(flagged))
+    conflicts = [set(map(Path, g.images)) for g in report.of("duplicates") if g.conflict]
+    in_conflict = [any({original, copy} <= group for group in conflicts) for original, copy in copies]
+    # dedup's verification misses one of these 80-pixel re-encodes (at 128 pixels it confirms all five; README);
+    # every copy is still reported, the missed one as a label issue
+    assert sum(in_conflict) >= 4, in_conflict
+    labelled = {Path(f.image) for f in report.of("label")}
+    assert all(found or copy in labelled for found, (_, copy) in zip(in_conflict, copies))

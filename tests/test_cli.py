@@ -349,7 +349,7 @@ def test_train_fold_holds_out_the_cross_validation_fold(data_dir, tmp_path):
     from fashionlens.data import read_folder
 
     data = read_folder(data_dir)
-    config = TrainConfig(backbone=BACKBONE, progress=False, workers=0)
+    config = TrainConfig(backbone=BACKBONE, recipe="auto", progress=False, workers=0)  # the CLI default
     folds = cross_validate(data, config, folds=3).splits
     result = invoke("train", data_dir, "--out", tmp_path / "m", "--backbone", BACKBONE, "--fold", "2/3")
     assert result.exit_code == 0, result.output

@@ -55,22 +55,24 @@ def _training_options(
     map: MapOpt = None,
     split_column: SplitColOpt = None,
     score_where: ScoreWhereOpt = None,
+    recipe: Annotated[str, typer.Option(help="auto: pick the settings by 3-fold cross-validation inside the training images (printed, saved in the manifest and the report); or a named recipe: classic (AdamW linear heads on the last stage, stopped early), logistic, colour-logistic, colour-mlp. Flags given explicitly override the recipe's.")] = "auto",
+    time_budget: Annotated[Optional[float], typer.Option(help="Seconds for auto's search (default: 60 + 0.05 per image); candidates not started by then are skipped.")] = None,
     mode: Annotated[str, typer.Option(help="linear: heads on cached frozen features; finetune: last blocks train too.")] = "linear",
     backbone: Annotated[str, typer.Option(help="Registry name (efficientnet_lite0/1/2) or any timm model name.")] = "efficientnet_lite1",
     weights: Annotated[Optional[Path], typer.Option(help="Local .safetensors backbone weights.")] = None,
-    pool_stages: Annotated[str, typer.Option(help="Also pool these backbone feature stages, e.g. 1,2,3,4 (helps colour).")] = "",
-    colour_bins: Annotated[int, typer.Option(help="Append a foreground colour histogram, N bins per channel (e.g. 8).")] = 0,
-    colour_space: Annotated[str, typer.Option(help="Colour histogram channels: rgb or hsv.")] = "rgb",
-    colour_sqrt: Annotated[bool, typer.Option(help="Square roots of the colour histogram's shares: a small patch of a telling colour weighs more against the background's.")] = False,
+    pool_stages: Annotated[Optional[str], typer.Option(help="Also pool these backbone feature stages, e.g. 1,2,3,4 (helps colour); '' for none. Default: the recipe's.")] = None,
+    colour_bins: Annotated[Optional[int], typer.Option(help="Append a foreground colour histogram, N bins per channel (e.g. 8; 0: none). Default: the recipe's.")] = None,
+    colour_space: Annotated[Optional[str], typer.Option(help="Colour histogram channels: rgb or hsv. Default: the recipe's.")] = None,
+    colour_sqrt: Annotated[Optional[bool], typer.Option("--colour-sqrt/--no-colour-sqrt", help="Square roots of the colour histogram's shares: a small patch of a telling colour weighs more against the background's. Default: the recipe's.", show_default=False)] = None,
     resize: Annotated[str, typer.Option(help="crop (centre crop) or pad (letterbox on white, for product photos).")] = "crop",
     image_size: Annotated[Optional[int], typer.Option(help="Square input size in pixels instead of the backbone's (e.g. 128 for small thumbnails, 280); saved with the model.")] = None,
-    hidden: Annotated[int, typer.Option(help="Hidden width of each head (0: linear head).")] = 0,
-    head_fit: Annotated[str, typer.Option(help="adamw: heads trained for --epochs with dropout; logistic: each linear head solved as an L2 logistic regression (small data sets: more accurate, a fraction of the CPU).")] = "adamw",
+    hidden: Annotated[Optional[int], typer.Option(help="Hidden width of each head (0: linear head). Default: the recipe's.")] = None,
+    head_fit: Annotated[Optional[str], typer.Option(help="adamw: heads trained for --epochs with dropout; logistic: each linear head solved as an L2 logistic regression (small data sets: more accurate, a fraction of the CPU). Default: the recipe's.")] = None,
     head_c: Annotated[float, typer.Option(help="Inverse L2 penalty of --head-fit logistic (smaller: stronger).")] = 0.1,
-    standardize: Annotated[bool, typer.Option(help="Heads see each feature standardised by its training mean and deviation (helps with --pool-stages and --colour-bins, whose scales differ).")] = False,
+    standardize: Annotated[Optional[bool], typer.Option("--standardize/--no-standardize", help="Heads see each feature standardised by its training mean and deviation (helps with --pool-stages and --colour-bins, whose scales differ). Default: the recipe's.", show_default=False)] = None,
     dropout: Annotated[float, typer.Option(help="Dropout on the hidden layer of each head.")] = 0.5,
     input_dropout: Annotated[float, typer.Option(help="Dropout on the features going into each head.")] = 0.2,
-    epochs: Annotated[Optional[int], typer.Option(help="Of the mode's own training. Default: 300 (linear), 6 (finetune, whose warm-start heads keep the linear defaults).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Of the mode's own training. Default: the recipe's, else 300 (linear), 6 (finetune, whose warm-start heads keep the linear defaults).")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Default: 2e-3 (linear), 3e-4 (finetune).")] = None,
     patience: Annotated[Optional[int], typer.Option(min=1, help="Epochs without a better validation score before stopping. Default: 30 (linear), 3 (finetune).")] = None,
     batch_size: Annotated[int, typer.Option()] = 32,
@@ -79,7 +81,7 @@ def _training_options(
     freeze_norm: Annotated[bool, typer.Option(help="Finetune mode: keep batch-norm statistics fixed (their scale and shift still train), so the warm-started heads keep their features.")] = False,
     colour_jitter: Annotated[float, typer.Option(help="Finetune mode: brightness/contrast/saturation jitter; 0 when a task is the colour.")] = 0.2,
     tta: Annotated[bool, typer.Option(help="Test-time flips: the model predicts on each image averaged with its mirror (saved with it; also picks the best fine-tuning epoch). The report adds the scores without them.")] = False,
-    validation: Annotated[float, typer.Option(help="Validation fraction when the data has no validation split; 0: linear heads train all their epochs and keep the last.")] = 0.15,
+    validation: Annotated[Optional[float], typer.Option(help="Validation fraction when the data has no validation split; 0: linear heads train all their epochs and keep the last. Default: 0 with a recipe (its heads fit on every training image; a given validation split is only scored), 0.15 with --recipe classic.")] = None,
     min_class_count: Annotated[int, typer.Option(help="Drop classes with fewer images.")] = 2,
     balance: Annotated[bool, typer.Option(help="Balanced class weights (macro recall); --no-balance favours plain accuracy.")] = True,
     find_copies: Annotated[bool, typer.Option(help="Also keep verified copies together in the split (turned, rotated, letterboxed, greyscale versions of one photo), not only equal hashes.")] = True,
@@ -110,6 +112,7 @@ def _data_and_config(data: Path, options: dict, **extra):
     """(the data, which of its images may be held out and scored, or None for all, the TrainConfig) from the
     shared options."""
     from fashionlens.classify import TrainConfig
+    from fashionlens.classify.recipe import RECIPE_FIELDS
 
     data_options = [options.pop(k) for k in _DATA_OPTIONS]
     dataset = load_data(data, *data_options)
@@ -123,12 +126,15 @@ def _data_and_config(data: Path, options: dict, **extra):
         scored = [s.path in keep for s in dataset.samples]
     stages = options.pop("pool_stages")
     try:
-        options["pool_stages"] = tuple(int(v) for v in stages.split(",") if v.strip())
+        options["pool_stages"] = None if stages is None else tuple(int(v) for v in stages.split(",") if v.strip())
     except ValueError:
         fail(f"--pool-stages {stages!r}: expected stage numbers such as 1,2,3,4")
     weights = options.pop("weights")
+    given = {k: v for k, v in options.items() if k in RECIPE_FIELDS and v is not None}
+    options = {k: v for k, v in options.items() if k not in RECIPE_FIELDS}
     try:
-        config = TrainConfig(weights=str(weights) if weights else None, **options, **extra)
+        config = TrainConfig(weights=str(weights) if weights else None, fixed=tuple(sorted(given)), **given,
+                             **options, **extra)
     except ValueError as exc:
         fail(str(exc))
     return dataset, scored, config
@@ -171,6 +177,7 @@ def train(
     for name, dropped in result.dropped_classes.items():
         if dropped:
             console.print(f"task {name}: dropped {len(dropped)} class(es) under {min_class_count} images: {', '.join(dropped[:10])}")
+    console.print(result.recipe.describe(), highlight=False)
     for split_name, metrics in result.metrics.items():
         console.print(_metrics_table(f"{split_name} ({result.seconds:.0f} s)", metrics))
     console.print(f"model written to [bold]{out}[/bold]; report: {out / 'report'}")
@@ -196,6 +203,8 @@ def cross_validate(
     except (ValueError, BackboneError) as exc:
         fail(str(exc))
     report_skipped(result.skipped)
+    for k, choice in enumerate(result.recipes, start=1):  # stderr: --json keeps stdout to one line per task
+        console.print(f"fold {k}: {choice.describe()}", highlight=False)
     if json_out:
         for scores in result.tasks:
             print(json.dumps(scores.to_json(), ensure_ascii=False))

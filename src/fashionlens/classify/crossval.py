@@ -3,7 +3,8 @@ as mean ± standard deviation over the folds, and one pooled report.
 
 On a few hundred images one test split is too small to tell settings apart (57 images: one image is 1.8
 points); K folds score all of them. The folds are `splits.make_folds`'s, the ones `train --fold i/K` uses,
-and each fold trains exactly as `train` does, on features computed (or read from the cache) once.
+and each fold trains exactly as `train` does, on features computed (or read from the cache) once. With
+`config.recipe` "auto", each fold chooses its recipe on its own training rows (`recipe.choose_recipe`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import numpy as np
 
 from fashionlens.atomic import write_text_atomic
 from fashionlens.classify.report import TaskPredictions, task_metrics, write_report
-from fashionlens.classify.train import TrainConfig, fit_classifier, folds_of, labelled_features, predictions
+from fashionlens.classify.recipe import RecipeChoice, default_time_budget
+from fashionlens.classify.train import (FeatureSets, TrainConfig, fit_classifier, folds_of, pick_recipe, predictions,
+                                        recipe_rows, split_config)
 from fashionlens.data.samples import LabeledImages, SkippedInput
 from fashionlens.progress import progress_bar
 from fashionlens.splits import Split
@@ -58,6 +61,7 @@ class CrossValidation:
     skipped: list[SkippedInput] = field(default_factory=list)
     dropped_classes: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
+    recipes: list[RecipeChoice] = field(default_factory=list)  # each fold's, chosen on that fold's training rows
 
 
 def _mean_std(values: list[float | None]) -> tuple[float | None, float | None]:
@@ -85,6 +89,13 @@ def _fold_table(scores: list[TaskScores]) -> tuple[str, list[str], list[list[str
     return f"{k} folds", ["task", "score", *[f"fold {i}" for i in range(1, k + 1)], "mean ± std"], rows
 
 
+def _fit_split(split: Split, config: TrainConfig) -> Split:
+    """A recipe other than `classic` fits on every training row of the fold, as its inner folds scored it."""
+    if config.recipe == "classic":
+        return split
+    return replace(split, train=sorted(split.train + split.validation), validation=[])
+
+
 def cross_validate(data: LabeledImages, config: TrainConfig | None = None, *, folds: int = 5,
                    out: str | Path | None = None, scored: list[bool] | None = None) -> CrossValidation:
     """Train `folds` times as `train` would with `config`, each time holding out one fold, and score every
@@ -96,16 +107,22 @@ def cross_validate(data: LabeledImages, config: TrainConfig | None = None, *, fo
     if config.fold is not None or config.test:
         raise ValueError("cross-validation holds out each fold in turn: give neither a fold nor a test fraction")
     started = time.time()
-    lf = labelled_features(data, config)
-    splits = folds_of(lf, config, folds, scored)
+    sets = FeatureSets(data)
+    splitting = split_config(config, len(data))
+    splits = folds_of(sets(splitting), splitting, folds, scored)
+    budget = config.time_budget or default_time_budget(len(data))
     per_fold: list[list[TaskPredictions]] = []
+    recipes: list[RecipeChoice] = []
     with tempfile.TemporaryDirectory(prefix="fashionlens-cv-") as scratch:
         work = Path(out) / "folds" if out is not None else Path(scratch)
         with progress_bar(f"{folds}-fold cross-validation", folds, config.progress) as advance:
             for k, split in enumerate(splits, start=1):
-                fold_config = replace(config, fold=(k, folds), progress=False)
-                classifier, _ = fit_classifier(lf, split, fold_config, work / str(k))
+                fold_config, choice = pick_recipe(sets, replace(config, fold=(k, folds), progress=False),
+                                                  split.train + split.validation, budget / folds)
+                lf = sets(fold_config)
+                classifier, _ = fit_classifier(lf, _fit_split(split, fold_config), fold_config, work / str(k))
                 per_fold.append(predictions(classifier, lf, split.test, config.tta))
+                recipes.append(choice)
                 advance()
     tasks, pooled = [], []
     for t, task in enumerate(lf.tasks):
@@ -116,12 +133,19 @@ def cross_validate(data: LabeledImages, config: TrainConfig | None = None, *, fo
                                       [image for p in fold_preds for image in p.images]))
     report_dir = Path(out) if out is not None else None
     if report_dir is not None:
+        chosen = [r.to_json() for r in recipes]
         summary = {"folds": folds, "tasks": [s.to_json() for s in tasks], "splits": [s.summary() for s in splits],
-                   "training": asdict(config), "data": data.summary(), "dropped_classes": lf.dropped}
+                   "training": asdict(config), "recipes": chosen, "data": data.summary(), "dropped_classes": lf.dropped}
+        tables = [_fold_table(tasks), *[_fold_recipe(k, r) for k, r in enumerate(recipes, start=1)]]
         metrics = write_report(pooled, report_dir, title=f"{data.source}: {folds}-fold cross-validation (pooled)",
-                               extra={"folds": folds, "training": asdict(config)}, tables=[_fold_table(tasks)])
+                               extra={"folds": folds, "training": asdict(config), "recipes": chosen}, tables=tables)
         write_text_atomic(report_dir / SUMMARY_FILE, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     else:
         metrics = {p.task: task_metrics(p) for p in pooled}
     return CrossValidation(tasks, metrics, splits, report_dir, data.skipped + lf.features.failures, lf.dropped,
-                           time.time() - started)
+                           time.time() - started, recipes)
+
+
+def _fold_recipe(k: int, choice: RecipeChoice) -> tuple[str, list[str], list[list[str]]]:
+    heading, columns, rows = recipe_rows(choice)
+    return f"fold {k}: {heading}", columns, rows

@@ -19,12 +19,14 @@ from fashionlens.classify.heads import HEAD_FITS, LABEL_SMOOTHING, fit_heads, fi
 from fashionlens.classify.inference import Predictor
 from fashionlens.classify.model import Classifier, TaskSpec
 from fashionlens.classify.model_io import save_model
+from fashionlens.classify.recipe import (RECIPE_NAMES, RecipeChoice, candidate_configs, choose_recipe,
+                                         default_time_budget)
 from fashionlens.classify.report import TaskPredictions, write_report
 from fashionlens.data.samples import LabeledImages, Sample, SkippedInput
 from fashionlens.dedup import dataset_copy_pairs
 from fashionlens.epoch_log import EpochLog
 from fashionlens.features import Features, extract_features
-from fashionlens.splits import Split, make_folds, make_split
+from fashionlens.splits import Split, copy_groups, make_folds, make_split
 
 MODES = ("linear", "finetune")
 
@@ -71,8 +73,13 @@ class TrainConfig:
     seed: int = 0
     workers: int = 1
     progress: bool = True
+    recipe: str = "classic"  # "auto" or a name of recipe.RECIPES: fills the settings not in `fixed`
+    fixed: tuple[str, ...] | None = None  # settings the user gave (None: those that differ from the defaults)
+    time_budget: float | None = None  # seconds for auto's search (None: recipe.default_time_budget)
 
     def __post_init__(self):
+        if self.recipe not in RECIPE_NAMES:
+            raise ValueError(f"recipe must be one of {', '.join(RECIPE_NAMES)}, not {self.recipe!r}")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         if self.head_fit not in HEAD_FITS:
@@ -102,6 +109,7 @@ class TrainResult:
     skipped: list[SkippedInput] = field(default_factory=list)
     dropped_classes: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
+    recipe: RecipeChoice | None = None  # the recipe trained, and the candidates auto compared
 
 
 def label_matrix(samples, tasks: list[TaskSpec]) -> np.ndarray:
@@ -126,6 +134,7 @@ class LabelledFeatures:
     tasks: list[TaskSpec]
     y: np.ndarray
     dropped: dict[str, list[str]]
+    copies: dict = field(default_factory=dict)  # {"pairs": verified copy pairs}, found once (`_copies`), shared by copies
 
 
 def labelled_features(data: LabeledImages, config: TrainConfig) -> LabelledFeatures:
@@ -163,8 +172,56 @@ def _copies(lf: LabelledFeatures, config: TrainConfig) -> np.ndarray | None:
     """Verified copy pairs (positions in `lf.samples`) to keep together, beside equal hashes."""
     if not config.find_copies:
         return None
-    return dataset_copy_pairs([s.path for s in lf.samples], lf.features.sha256, lf.features.phash, lf.cache,
-                              progress=config.progress)
+    if "pairs" not in lf.copies:
+        lf.copies["pairs"] = dataset_copy_pairs([s.path for s in lf.samples], lf.features.sha256, lf.features.phash,
+                                                lf.cache, progress=config.progress)
+    return lf.copies["pairs"]
+
+
+FEATURE_FIELDS = ("backbone", "weights", "pool_stages", "colour_bins", "colour_space", "colour_sqrt", "resize",
+                  "image_size")
+
+
+class FeatureSets:
+    """Each recipe's `LabelledFeatures`, read once per feature setting; the copy pairs are found once for all
+    (they depend on the images, not on the features)."""
+
+    def __init__(self, data: LabeledImages):
+        self.data = data
+        self.by_key: dict[tuple, LabelledFeatures] = {}
+
+    def __call__(self, config: TrainConfig) -> LabelledFeatures:
+        key = tuple(getattr(config, name) for name in FEATURE_FIELDS)
+        if key not in self.by_key:
+            lf = labelled_features(self.data, config)
+            known = next(iter(self.by_key.values()), None)
+            if known is not None:
+                lf.copies = known.copies
+            self.by_key[key] = lf
+        lf = self.by_key[key]
+        tasks = [replace(t, hidden=config.hidden, dropout=config.dropout, input_dropout=config.input_dropout)
+                 for t in lf.tasks]
+        return replace(lf, tasks=tasks)
+
+
+def groups_of(lf: LabelledFeatures, config: TrainConfig) -> np.ndarray:
+    """The copy group of each row, as the splits keep them together (inner folds keep them too)."""
+    return copy_groups(lf.features.sha256, lf.features.phash, _copies(lf, config))
+
+
+def pick_recipe(sets: FeatureSets, config: TrainConfig, rows: list[int], budget_s: float | None = None
+                ) -> tuple[TrainConfig, RecipeChoice]:
+    """The config of `config.recipe`, with `auto` choosing on inner folds of `rows` (training rows only)."""
+    configs = candidate_configs(config, len(sets.data))
+    lf = sets(next(iter(configs.values())))
+    budget = budget_s if budget_s is not None else config.time_budget or default_time_budget(len(rows))
+    choice = choose_recipe(configs, sets, rows, groups_of(lf, config), fit_classifier, seed=config.seed, budget_s=budget)
+    return configs[choice.recipe], choice
+
+
+def split_config(config: TrainConfig, n_images: int) -> TrainConfig:
+    """The config that splits: every candidate of a recipe shares its validation fraction."""
+    return next(iter(candidate_configs(config, n_images).values()))
 
 
 def folds_of(lf: LabelledFeatures, config: TrainConfig, folds: int, scored: list[bool] | None = None) -> list[Split]:
@@ -244,17 +301,28 @@ def predictions(classifier: Classifier, lf: LabelledFeatures, rows: list[int], t
     return [TaskPredictions(t.name, list(t.classes), lf.y[rows, i], probs[t.name], images) for i, t in enumerate(lf.tasks)]
 
 
+def recipe_split(split: Split, config: TrainConfig) -> Split:
+    """The rows a recipe's heads fit on: a recipe other than `classic` fits on the training rows alone, as its
+    inner folds scored it, and never stops early on the validation rows (they are only scored)."""
+    return split if config.recipe == "classic" else replace(split, validation=[])
+
+
 def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = None, *,
           scored: list[bool] | None = None) -> TrainResult:
-    """`scored` (one per image of `data`): only these may be held out for validation and test."""
+    """`scored` (one per image of `data`): only these may be held out for validation and test. With a recipe
+    (`config.recipe`), `auto` chooses on inner folds of the training rows, never on the held-out ones."""
     config = config or TrainConfig()
     started = time.time()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    lf = labelled_features(data, config)
-    split = split_rows(lf, config, scored)
-    classifier, info = fit_classifier(lf, split, config, out)
+    sets = FeatureSets(data)
+    splitting = split_config(config, len(data))
+    split = split_rows(sets(splitting), splitting, scored)
+    config, choice = pick_recipe(sets, config, split.train)
+    lf = sets(config)
+    classifier, info = fit_classifier(lf, recipe_split(split, config), config, out)
     metrics = {}
+    recipe_table = [recipe_rows(choice)]
     # with test-time flips, the report also shows the same model without them: what the flips add
     for split_name, rows in (("validation", split.validation), ("test", split.test)):
         for tta in (config.tta, False) if config.tta else (False,):
@@ -262,13 +330,23 @@ def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = Non
                 continue
             name = split_name if tta == config.tta else f"{split_name}_no_tta"
             metrics[name] = write_report(predictions(classifier, lf, rows, tta), out / "report" / name,
-                                         title=f"{out.name}: {name.replace('_no_tta', ' (no test-time flips)')}")
+                                         title=f"{out.name}: {name.replace('_no_tta', ' (no test-time flips)')}",
+                                         extra={"recipe": choice.to_json()}, tables=recipe_table)
     result = TrainResult(out, metrics, split, [str(s.path) for s in lf.samples],
-                         data.skipped + lf.features.failures, lf.dropped, time.time() - started)
+                         data.skipped + lf.features.failures, lf.dropped, time.time() - started, choice)
     save_model(classifier, out, store_backbone=config.mode == "finetune", info={
         "training": {**asdict(config), **info, "seconds": round(result.seconds, 1)},
+        "recipe": choice.to_json(),
         "data": {**data.summary(), "unreadable": len(lf.features.failures), "split": split.summary(),
                  "dropped_classes": lf.dropped},
         "metrics": metrics,
     })
     return result
+
+
+def recipe_rows(choice: RecipeChoice) -> tuple[str, list[str], list[list[str]]]:
+    """The report page's table of the recipes compared: each one's inner score and seconds."""
+    rows = [[c.recipe + (" (chosen)" if c.recipe == choice.recipe else ""),
+             "–" if c.score is None else f"{c.score:.3f}", f"{c.seconds:.1f}", c.note] for c in choice.candidates]
+    return (f"recipe: {choice.recipe} (inner {choice.inner_folds}-fold accuracy on {choice.images} training images)",
+            ["recipe", "inner accuracy", "seconds", "note"], rows)
