@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser demo test bench default-model default-detector default-parser default-types
+.PHONY: setup browser demo test test-fast lint bench default-model default-detector default-parser default-types
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ demo: $(STAMP)
 
 test: $(STAMP) browser
 	$(PY) -m pytest -q -ra
+
+# The tests that take under a second each (no model training, no server, no shared data, no browser): a minute.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow and not integration and not browser"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
 
 # Retrains the shipped garment classifier from ../shared/datasets/clothing-small (about 3 minutes).
 default-model: $(STAMP)

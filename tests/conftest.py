@@ -154,3 +154,19 @@ def server(tmp_path):
     yield root, f"http://127.0.0.1:{httpd.server_address[1]}", hits
     httpd.shutdown()
     httpd.server_close()
+
+
+SLOW_MODULES = {
+    "test_analyze_ray", "test_audit", "test_bad_input", "test_catalog_cli", "test_classify", "test_cli",
+    "test_detect_model", "test_ingest", "test_ingest_ray", "test_integration", "test_one_describer", "test_parse",
+    "test_pipeline", "test_recipe", "test_service", "test_service_operations", "test_service_replicas",
+    "test_service_schema", "test_web_api", "test_web_page",
+}
+"""Modules whose tests train models, start services or analyse photos (most take a second or more, measured with
+`pytest --durations=0`); single slow tests elsewhere carry `@pytest.mark.slow` themselves."""
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__ in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)

@@ -368,7 +368,7 @@ def test_cross_validate_score_where_trains_on_all_and_scores_the_matching_rows(d
     images = sorted(data_dir.rglob("*.jpg"))
     kinds = ["product" if i % 3 else "pattern" for i in range(len(images))]
     table.write_text("image,category,kind\n" + "".join(
-        f"{p.relative_to(data_dir).as_posix()},{p.parent.name},{k}\n" for p, k in zip(images, kinds)))
+        f"{p.relative_to(data_dir).as_posix()},{p.parent.name},{k}\n" for p, k in zip(images, kinds, strict=True)))
     args = ("cross-validate", data_dir, "--labels", table, "--task", "category", "--folds", "3", "--backbone", BACKBONE,
             "--json", "--validation", "0")
     result = invoke(*args, "--score-where", "kind=product")

@@ -217,6 +217,7 @@ def test_redirect_to_another_scheme_is_invalid(server):
     assert _error(f"{server}/to-file", LOCAL).code == "url_invalid"
 
 
+@pytest.mark.slow
 def test_slow_drip_body_is_stopped_by_total_timeout(server):
     start = time.monotonic()
     error = _error(f"{server}/drip", FetchPolicy(allow=LOCAL.allow, total_timeout=1.0))
@@ -224,6 +225,7 @@ def test_slow_drip_body_is_stopped_by_total_timeout(server):
     assert time.monotonic() - start < 2.0
 
 
+@pytest.mark.slow
 def test_slow_drip_headers_are_stopped_by_total_timeout(server):
     start = time.monotonic()
     error = _error(f"{server}/drip-headers", FetchPolicy(allow=LOCAL.allow, total_timeout=1.0))

@@ -387,6 +387,7 @@ def _make_file(tmp_path: Path, kind: str) -> Path:
     return tmp_path / "cut.jpg"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["png", "gif", "tiff", "bomb", "too_big", "truncated"])
 def test_no_file_left_open(tmp_path, kind):
     """Neither a good file (including multi-frame GIF) nor a refused one leaves its file handle open:

@@ -73,6 +73,7 @@ def test_a_dress_under_an_open_jacket_stays_when_the_point_names_the_layers():
     assert OperatingPoint.from_json(point.to_json(), "manifest").layered == point.layered
 
 
+@pytest.mark.slow
 def test_thresholds_are_read_from_the_detectors_manifest(tmp_path):
     shipped = Detector().operating_point
     assert shipped.source == "manifest" and set(shipped.thresholds) == set(Detector().classes)

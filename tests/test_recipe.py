@@ -87,7 +87,7 @@ def test_auto_never_chooses_on_the_scored_fold(colour_dir, monkeypatch):
     result = cross_validate(read_folder(colour_dir), TrainConfig(backbone=BACKBONE, recipe="auto", progress=False,
                                                                  workers=0), folds=3)
     assert len(spy.calls) == 3 and len(result.recipes) == 3
-    for split, (rows, touched) in zip(result.splits, spy.calls):
+    for split, (rows, touched) in zip(result.splits, spy.calls, strict=True):
         assert touched, "the inner folds ran"
         assert touched == rows == set(split.train + split.validation)
         assert not touched & set(split.test), "a scored image was used to choose the recipe"

@@ -172,7 +172,7 @@ def train(
     if s.leaks:
         console.print(f"{len(s.leaks)} groups of copies straddle the given splits (their training images were dropped):")
         for leak in s.leaks:
-            console.print("  " + ", ".join(f"{result.images[i]} ({name})" for i, name in zip(leak.members, leak.splits)),
+            console.print("  " + ", ".join(f"{result.images[i]} ({name})" for i, name in zip(leak.members, leak.splits, strict=True)),
                           highlight=False)
     for name, dropped in result.dropped_classes.items():
         if dropped:

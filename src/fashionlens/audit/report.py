@@ -95,7 +95,7 @@ def _html(report: AuditReport, thumbs: _Thumbnails) -> str:
         flags = [name for name, on in (("conflict", group.conflict), ("leak", group.leak)) if on]
         out.append(f'<div class="group"><b>{"near" if group.near else "exact"} copies</b> '
                    f'<span class="flag">{e(" ".join(flags))}</span><div class="grid">')
-        for image, label, split in zip(group.images, group.labels, group.splits):
+        for image, label, split in zip(group.images, group.labels, group.splits, strict=True):
             text = label if isinstance(label, str) or label is None else ", ".join(f"{k}={v}" for k, v in label.items())
             out.append(_figure(thumbs, image, f"{e(str(text))}" + (f" ({e(split)})" if split else "")))
         out.append("</div></div>")

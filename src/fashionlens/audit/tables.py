@@ -59,7 +59,7 @@ def mapping_issues(table: TableRows) -> list[TableIssue]:
     named = _named_pairs(categorical)
     issues = []
     for a, b in itertools.combinations(categorical, 2):
-        pairs = Counter((x, y) for x, y in zip(values[a], values[b]) if x and y)
+        pairs = Counter((x, y) for x, y in zip(values[a], values[b], strict=True) if x and y)
         if not pairs:
             continue
         both = sum(pairs.values())
@@ -71,7 +71,7 @@ def mapping_issues(table: TableRows) -> list[TableIssue]:
         if (a, b) not in named and (b, a) not in named and not (bijective and forward / both >= MIN_AGREEMENT):
             continue
         lines = defaultdict(list)
-        for (line, _), x, y in zip(table.rows, values[a], values[b]):
+        for (line, _), x, y in zip(table.rows, values[a], values[b], strict=True):
             if x and y:
                 lines[x, y].append(line)
         flipped = Counter({(y, x): k for (x, y), k in pairs.items()})
