@@ -39,6 +39,7 @@ CHROMATIC, ACHROMATIC = 18.0, 8.0  # Lab chroma of a clearly coloured pixel, of 
 COLOURED_CHROMA = 10.0  # a picture whose 99th-percentile chroma reaches this has colours worth comparing
 DESATURATED_CHROMA = 1.5  # ... and one below this has no colour at all: a greyscale file or export
 HUE_DEGREES = 35.0  # hue difference at which a coloured pixel counts as another colour
+HUE_TURN = 50.0  # hue turn of the whole picture that an export's versions may differ by (two turns of up to 25)
 FILL_L = 5.0  # Lab lightness under which a pixel is pure black
 LOCAL_GRID = 4  # cells per side of the grid the aligned overlap is also compared in
 FINE_GRID = 8  # cells per side of the finer grid the grey pictures are compared in once more
@@ -48,7 +49,10 @@ BLUR = 1.0  # Gaussian sigma (half-scale pixels) before pictures are compared, w
 # resampling noise do not survive a copy's rotation or rescaling, a garment's print and seams do
 BLUR_REACH = 2 * int(np.ceil(2 * BLUR)) + 1  # pixels across which the blur carries an edge's or a clipped pixel's value
 CLIPPED = 4.0  # grey levels from pure black or white at which a pixel counts as clipped
+OCCLUDER_WINDOW = 3  # half-scale pixels across which a pixel and its neighbours must all be black (or white) to
+# count as an occluder: a cutout box or a wedge is flat, a dark garment has texture and JPEG noise
 ECC_STEPS, ECC_EPSILON = 50, 1e-4
+ECC_REACH = 3.0  # half-scale pixels by which ECC may move a corner of the keypoints' placement
 
 
 @dataclass(frozen=True)
@@ -192,16 +196,43 @@ def _plausible(transform: np.ndarray) -> bool:
 
 def _refine(a: Picture, b: Picture, transform: np.ndarray) -> np.ndarray:
     """The keypoints' transform at half scale, refined by ECC on the half-scale grey pictures: on a thumbnail
-    scaled up, keypoints place it a pixel or two off, which the per-cell comparison would take for a change."""
+    scaled up, keypoints place it a pixel or two off, which the per-cell comparison would take for a change.
+    Occluders (flat black or white in either picture) are masked out of ECC, and a refinement that moves the
+    picture by more than a few pixels is dropped: cutout boxes pull ECC towards a wrong scale, and a pixel or
+    two is all the keypoints can be off."""
     half = np.concatenate([transform[:, :2], transform[:, 2:] / 2], axis=1).astype(np.float32)
+    inverse = cv2.invertAffineTransform(half)  # ECC finds the warp from a's pixels to b's, the inverse of ours
+    h, w = b.half_grey.shape
+    a_flat = cv2.warpAffine(_flat(a.half_grey).astype(np.uint8), inverse, (w, h), flags=cv2.INTER_NEAREST)
+    valid = ((a_flat == 0) & ~_flat(b.half_grey)).astype(np.uint8)
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, ECC_STEPS, ECC_EPSILON)
-    try:  # ECC finds the warp from a's pixels to b's, the inverse of ours
-        _, warp = cv2.findTransformECC(a.half_grey, b.half_grey, cv2.invertAffineTransform(half), cv2.MOTION_AFFINE,
-                                       criteria, None, 3)
+    try:
+        _, warp = cv2.findTransformECC(a.half_grey, b.half_grey, inverse.copy(), cv2.MOTION_AFFINE, criteria, valid, 3)
     except cv2.error:  # did not converge: the keypoints' transform stands
         return half
     refined = cv2.invertAffineTransform(warp)
-    return refined if _plausible(refined) else half
+    h, w = a.half_grey.shape
+    corners = np.float32([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]])
+    moved = float(np.abs(corners @ (refined - half).T).max())
+    return refined if _plausible(refined) and moved <= ECC_REACH else half
+
+
+def _flat(grey: np.ndarray) -> np.ndarray:
+    """Pixels flat black or flat white with all their neighbours: an occluder, not a photo's dark or light part."""
+    window = np.ones((OCCLUDER_WINDOW, OCCLUDER_WINDOW), np.uint8)
+    return ((cv2.dilate(grey, window, borderType=cv2.BORDER_REPLICATE) <= CLIPPED)
+            | (cv2.erode(grey, window, borderType=cv2.BORDER_REPLICATE) >= 255 - CLIPPED))
+
+
+def _occluded(a: Picture, b: Picture, transform: np.ndarray) -> np.ndarray:
+    """Pixels of a where a or b warped onto it (`transform`), but not both, is flat black or flat white, with the
+    reach of the blur around them: what a cutout box, a rotation's wedge or a pasted bar hides is no evidence
+    against a copy. Each picture is judged in its own frame (the warp blurs a box's edges)."""
+    h, w = a.half_grey.shape
+    warped = cv2.warpAffine(_flat(b.half_grey).astype(np.uint8), transform, (w, h), flags=cv2.INTER_NEAREST)
+    one_only = (_flat(a.half_grey) ^ (warped > 0)).astype(np.uint8)
+    reach = OCCLUDER_WINDOW + BLUR_REACH  # the window shrank the flat area by half of it on each side
+    return cv2.dilate(one_only, np.ones((reach, reach), np.uint8)) > 0
 
 
 def _correlation(x: np.ndarray, y: np.ndarray) -> float:
@@ -234,12 +265,13 @@ def _cells(cover: np.ndarray, grid: int = LOCAL_GRID, min_share: float = 0.5):
 
 
 def _colour_residual(x: np.ndarray, y: np.ndarray, cover: np.ndarray, shift: bool = False) -> tuple[float, float]:
-    """The largest mean residual of a cell (root mean square over the channels) once x ~ gain * y + offset, one
-    gain and offset for all channels, is fitted over the cover: relighting and contrast change the whole picture
-    alike, another garment only its own cells. Clipped pixels are left out (a brightened copy burns its
-    highlights, a rotated one fills its corners with black). With `shift`, also the most that line departs from
-    x = y over the grey levels y has there (2nd to 98th percentile; else 0): none for a greyscale copy, which keeps
-    the luma of the picture it was made from (ITU-R 601 in OpenCV, Pillow and the rest)."""
+    """The largest mean residual of a cell (root mean square over the channels) once one affine colour map,
+    x ~ y @ matrix + offset, is fitted over the cover: relighting, exposure, contrast, saturation, a small hue
+    turn and greyscale change the whole picture alike, another garment only its own cells. Clipped pixels are
+    left out (a brightened copy burns its highlights, a rotated one fills its corners with black). With `shift`
+    (grey pictures), also the most that line departs from x = y over the grey levels y has there (2nd to 98th
+    percentile; else 0): none for a greyscale copy, which keeps the luma of the picture it was made from (ITU-R
+    601 in OpenCV, Pillow and the rest)."""
     clipped = ((_per_pixel(np.minimum, np.minimum(x, y)) <= CLIPPED)
                | (_per_pixel(np.maximum, np.maximum(x, y)) >= 255 - CLIPPED))
     unclipped = cover & ~clipped
@@ -250,8 +282,8 @@ def _colour_residual(x: np.ndarray, y: np.ndarray, cover: np.ndarray, shift: boo
         return 0.0, 0.0
     fitted = cover
     for _ in range(2):  # fitted again on the pixels the first fit explains: another garment must not bend it
-        gain, offset = _line(y[fitted].reshape(-1), x[fitted].reshape(-1))
-        residual = x - (gain * y + offset)
+        matrix = _affine(y[fitted], x[fitted])
+        residual = x - _apply(matrix, y)
         error = _per_pixel(np.add, np.abs(residual)) / x.shape[2]
         fitted = cover & (error <= max(3 * float(np.median(error[cover])), 2.0))
     # a tenth of a cell is enough: a lipstick or a mascara on white leaves few unclipped pixels in any cell
@@ -260,6 +292,7 @@ def _colour_residual(x: np.ndarray, y: np.ndarray, cover: np.ndarray, shift: boo
     if not shift:
         return worst, 0.0
     levels = np.percentile(y[fitted], (2, 98)) if fitted.any() else np.zeros(2)
+    gain, offset = float(matrix[0, 0]), float(matrix[1, 0])
     return worst, float(np.abs((gain - 1) * levels + offset).max())
 
 
@@ -268,13 +301,29 @@ def _per_pixel(op, image: np.ndarray) -> np.ndarray:
     return reduce(op, [image[..., c] for c in range(image.shape[2])])
 
 
-def _line(y: np.ndarray, x: np.ndarray) -> tuple[float, float]:
-    """Least-squares gain and offset of x ~ gain * y + offset (np.polyfit's degree-1 fit, without its
-    Vandermonde matrix and SVD: a third of the verification's time went there)."""
-    y_mean, x_mean = float(y.mean()), float(x.mean())
-    dy = y - y_mean
-    gain = float((dy * (x - x_mean)).sum() / max(float((dy * dy).sum()), 1e-9))
-    return gain, x_mean - gain * y_mean
+def _affine(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Least-squares affine map of colours [n, c] y onto x: (c + 1, c), the last row the offset. Solved by the
+    normal equations on a (c + 1)-square matrix: a general least-squares solver's SVD of the [n, c + 1] design
+    took a third of the verification's time."""
+    design = np.concatenate([y, np.ones((len(y), 1), y.dtype)], axis=1).astype(np.float64)
+    gram = design.T @ design + 1e-6 * np.eye(design.shape[1])
+    return np.linalg.solve(gram, design.T @ x.astype(np.float64))
+
+
+def _apply(matrix: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The affine colour map of `_affine` applied to an image [h, w, c]."""
+    return (y @ matrix[:-1] + matrix[-1]).astype(np.float32)
+
+
+def _hue_change(turn: np.ndarray, coloured: np.ndarray) -> np.ndarray:
+    """Each pixel's hue difference (degrees, 0 to 180) once the whole picture's turn, the median over the
+    `coloured` pixels, is taken off: an export turns every hue alike, by up to HUE_TURN, while another garment
+    turns its own. A larger whole-picture turn is another product: its pixels keep their full difference."""
+    def wrapped(degrees: np.ndarray) -> np.ndarray:
+        return np.abs((degrees + 180) % 360 - 180)
+
+    shared = float(np.median((turn[coloured] + 180) % 360 - 180)) if coloured.any() else 0.0
+    return wrapped(turn) if abs(shared) > HUE_TURN else wrapped(turn - shared)
 
 
 def _compare(a: Picture, b: Picture, transform: np.ndarray, inliers: int, mirrored: bool) -> Verification:
@@ -282,7 +331,7 @@ def _compare(a: Picture, b: Picture, transform: np.ndarray, inliers: int, mirror
     h, w = a.half_grey.shape
     warped_grey = cv2.warpAffine(b.half_grey, transform, (w, h), flags=cv2.INTER_LINEAR)
     cover = cv2.warpAffine(np.full(b.half_grey.shape, 255, np.uint8), transform, (w, h), flags=cv2.INTER_NEAREST)
-    cover = cv2.erode(cover, np.ones((3, 3), np.uint8)) > 0
+    cover = (cv2.erode(cover, np.ones((3, 3), np.uint8)) > 0) & ~_occluded(a, b, transform)
     if cover.sum() < 0.25 * h * w:
         return replace(NO_MATCH, inliers=inliers, mirrored=mirrored)
     blur = (0, 0)
@@ -307,8 +356,8 @@ def _compare(a: Picture, b: Picture, transform: np.ndarray, inliers: int, mirror
     lab_a = cv2.GaussianBlur(own_lab, blur, BLUR)[compared]
     lab_b = cv2.GaussianBlur(warped_lab, blur, BLUR)[compared]
     chroma_a, chroma_b = np.hypot(lab_a[:, 1], lab_a[:, 2]), np.hypot(lab_b[:, 1], lab_b[:, 2])
-    hue = np.degrees(np.abs(np.arctan2(lab_a[:, 2], lab_a[:, 1]) - np.arctan2(lab_b[:, 2], lab_b[:, 1])))
-    hue = np.minimum(hue, 360 - hue)
+    hue = np.degrees(np.arctan2(lab_a[:, 2], lab_a[:, 1]) - np.arctan2(lab_b[:, 2], lab_b[:, 1]))
+    hue = _hue_change(hue, (chroma_a >= CHROMATIC) & (chroma_b >= CHROMATIC))
     both = (chroma_a >= CHROMATIC) & (chroma_b >= CHROMATIC)
     one = ((chroma_a >= CHROMATIC) & (chroma_b < ACHROMATIC)) | ((chroma_b >= CHROMATIC) & (chroma_a < ACHROMATIC))
     changed = (both & (hue > HUE_DEGREES)) | one
