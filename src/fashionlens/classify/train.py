@@ -164,7 +164,7 @@ def _copies(lf: LabelledFeatures, config: TrainConfig) -> np.ndarray | None:
     if not config.find_copies:
         return None
     return dataset_copy_pairs([s.path for s in lf.samples], lf.features.sha256, lf.features.phash, lf.cache,
-                              progress=config.progress)
+                              vectors=lf.features.vectors, progress=config.progress)
 
 
 def folds_of(lf: LabelledFeatures, config: TrainConfig, folds: int, scored: list[bool] | None = None) -> list[Split]:

@@ -20,7 +20,7 @@ embedding space needs its own cosine threshold.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -44,7 +44,7 @@ class Thresholds:
     max_hamming: int = 6
     """Perceptual-hash bits (of 64) that may differ, the flipped hash included."""
     min_cosine: float = 0.87
-    """Embedding cosine at or above which two images are the same picture."""
+    """Embedding cosine at or above which two images are the same picture (above 1: not used)."""
     min_signature: float = 2.0
     """Signature inner product at or above which a pair is a candidate (above 1: the signature is not used)."""
     neighbours: int = 8
@@ -156,7 +156,8 @@ def near_pairs(fingerprints: Fingerprints, thresholds: Thresholds = DEFAULT_THRE
     if fp.phash_flipped is not None:
         found.append(_hash_pairs(fp.phash, fp.phash_flipped, thresholds.max_hamming))
     if fp.vectors is not None and len(fp.vectors):
-        found.append(_vector_pairs(fp.vectors, thresholds.min_cosine))
+        if thresholds.min_cosine <= 1:
+            found.append(_vector_pairs(fp.vectors, thresholds.min_cosine))
         if thresholds.vector_neighbours:
             found.append(_neighbour_pairs(fp.vectors, thresholds.vector_neighbours, thresholds.min_neighbour_cosine))
     if fp.signatures is not None and len(fp.signatures) and thresholds.min_signature <= 1:
@@ -425,13 +426,20 @@ def _bits_hex(bits: np.ndarray) -> str:
 
 
 def dataset_copy_pairs(paths: list[Path], sha256s: list[str], phashes: list[str | None], cache, *,
-                       progress: bool = True) -> np.ndarray:
+                       vectors: np.ndarray | None = None, progress: bool = True) -> np.ndarray:
     """Verified copies among a training set's images, whose sha256 and perceptual hash the feature cache
     already holds; signatures and verifications are cached there too, so a second run reads no image. The
-    candidates are the hashes and signatures (mirrored copies come through the signature, which ignores a mirror)."""
+    candidates are the hashes and signatures (mirrored copies come through the signature, which ignores a
+    mirror) and, given the training features (`vectors`, one row per path), each image's nearest neighbours
+    among them: an export's half crop keeps its original among its nearest. The neighbours only, not dedup's
+    cosine threshold, which holds for its own backbone."""
     rows, fingerprints, _ = cached_fingerprints(paths, sha256s, phashes, cache, progress=progress)
     fingerprints.phash_flipped = None
-    pairs = copy_pairs([paths[i] for i in rows], fingerprints, progress=progress, cache=cache)
+    if vectors is not None and rows:
+        chosen = np.asarray(vectors, np.float32)[rows]
+        fingerprints.vectors = chosen / np.maximum(np.linalg.norm(chosen, axis=1, keepdims=True), 1e-12)
+    thresholds = replace(CANDIDATES, min_cosine=2.0)
+    pairs = copy_pairs([paths[i] for i in rows], fingerprints, thresholds, progress=progress, cache=cache)
     return np.asarray(rows, np.int64)[pairs] if len(pairs) else pairs
 
 

@@ -6,9 +6,10 @@ aligned comparison tells them apart: the brightness pattern of the whole overlap
 blind to relighting and blur), the same correlation in each cell of a grid over it (one model in one pose
 wearing another shirt matches on the face, the arms and the white around them, and differs only where the
 shirt is: the worst cell catches it where the whole-overlap figure cannot) and its colours (a colour variant of
-one product is another product): the share of the overlap whose hue differs, and what is left of each cell's
-colour once one gain and offset, the same for all three channels, map one picture onto the other (relighting
-and contrast change every channel and every cell alike; a maroon polo where the copy has a red one, or a light
+one product is another product): the share of the overlap whose hue differs once the whole picture's turn (an
+export turns every hue alike, by up to 25 degrees) is taken off, and what is left of each cell's colour once one
+affine colour map fitted over the whole overlap takes one picture onto the other (relighting, exposure, contrast,
+saturation and a small hue turn change every cell alike; a maroon polo where the copy has a red one, or a light
 blue shirt where it has a white one, on the same skin and floor, leaves a difference behind). The cells are
 compared again on a finer grid: a catalogue's 60x80 thumbnails of two men in white shirts on white agree in
 every quarter of the frame and differ in the face, the collar or the belt. Between two nearly colourless
@@ -16,6 +17,10 @@ pictures only the grey levels count. A desaturated picture (no colour at all: a 
 by its grey levels too, which must be the other picture's own: a greyscale copy keeps the luma of what it was
 made from, while a grey product shot on the set of a red one keeps its own greys (and, having some colour
 left, is compared by its colours, which differ). Mirrored copies are tried with the mirror's keypoints.
+
+What an export hides is no evidence against a copy: pixels flat black or flat white in one picture only (a
+cutout box, a rotation's wedge) are left out of the comparison and of the ECC refinement. A crop or zoom is an
+affine transform like any other; its comparison covers the part of the picture both show.
 """
 
 from __future__ import annotations
@@ -51,8 +56,8 @@ BLUR_REACH = 2 * int(np.ceil(2 * BLUR)) + 1  # pixels across which the blur carr
 CLIPPED = 4.0  # grey levels from pure black or white at which a pixel counts as clipped
 OCCLUDER_WINDOW = 3  # half-scale pixels across which a pixel and its neighbours must all be black (or white) to
 # count as an occluder: a cutout box or a wedge is flat, a dark garment has texture and JPEG noise
+OCCLUDER_CONTRAST = 24.0  # grey levels from black (white) the other picture must keep where one is an occluder
 ECC_STEPS, ECC_EPSILON = 50, 1e-4
-ECC_REACH = 3.0  # half-scale pixels by which ECC may move a corner of the keypoints' placement
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ class CopyRule:
     min_similarity: float = 0.95
     max_colour_change: float = 0.05
     min_local_similarity: float = 0.7
-    max_colour_residual: float = 10.0  # grey levels (of 255) a cell keeps after one gain and offset for all channels
+    max_colour_residual: float = 10.0  # grey levels (of 255) a cell keeps after one affine colour map for the picture
     min_fine_similarity: float = 0.6
     max_grey_shift: float = 10.0  # grey levels a desaturated picture may depart from the coloured one's grey levels
     # a plain product has few keypoints: down to MIN_FIT inliers, a pair whose aligned pictures agree this closely
@@ -92,7 +97,7 @@ class Verification:
     colour_change: float  # fraction of the overlap whose colour differs (0 where only grey levels are compared)
     mirrored: bool  # the match needed one picture mirrored
     local_similarity: float  # the lowest correlation of a grid cell of the overlap with detail in it (1: none has)
-    colour_residual: float = 0.0  # the most a cell's colour differs once one gain and offset map b onto a
+    colour_residual: float = 0.0  # the most a cell's colour differs once one affine colour map takes b onto a
     fine_similarity: float = 1.0  # local_similarity on the FINE_GRID
     grey_shift: float = 0.0  # a desaturated picture against a coloured one: the most its greys depart from the other's
 
@@ -197,42 +202,45 @@ def _plausible(transform: np.ndarray) -> bool:
 def _refine(a: Picture, b: Picture, transform: np.ndarray) -> np.ndarray:
     """The keypoints' transform at half scale, refined by ECC on the half-scale grey pictures: on a thumbnail
     scaled up, keypoints place it a pixel or two off, which the per-cell comparison would take for a change.
-    Occluders (flat black or white in either picture) are masked out of ECC, and a refinement that moves the
-    picture by more than a few pixels is dropped: cutout boxes pull ECC towards a wrong scale, and a pixel or
-    two is all the keypoints can be off."""
+    Occluders (flat black or white in either picture) are masked out of ECC: cutout boxes would pull it
+    towards a wrong scale."""
     half = np.concatenate([transform[:, :2], transform[:, 2:] / 2], axis=1).astype(np.float32)
     inverse = cv2.invertAffineTransform(half)  # ECC finds the warp from a's pixels to b's, the inverse of ours
     h, w = b.half_grey.shape
-    a_flat = cv2.warpAffine(_flat(a.half_grey).astype(np.uint8), inverse, (w, h), flags=cv2.INTER_NEAREST)
-    valid = ((a_flat == 0) & ~_flat(b.half_grey)).astype(np.uint8)
+    a_flat = cv2.warpAffine(np.logical_or(*_flat(a.half_grey)).astype(np.uint8), inverse, (w, h),
+                            flags=cv2.INTER_NEAREST)
+    valid = ((a_flat == 0) & ~np.logical_or(*_flat(b.half_grey))).astype(np.uint8)
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, ECC_STEPS, ECC_EPSILON)
     try:
         _, warp = cv2.findTransformECC(a.half_grey, b.half_grey, inverse.copy(), cv2.MOTION_AFFINE, criteria, valid, 3)
     except cv2.error:  # did not converge: the keypoints' transform stands
         return half
     refined = cv2.invertAffineTransform(warp)
-    h, w = a.half_grey.shape
-    corners = np.float32([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]])
-    moved = float(np.abs(corners @ (refined - half).T).max())
-    return refined if _plausible(refined) and moved <= ECC_REACH else half
+    return refined if _plausible(refined) else half
 
 
-def _flat(grey: np.ndarray) -> np.ndarray:
-    """Pixels flat black or flat white with all their neighbours: an occluder, not a photo's dark or light part."""
+def _flat(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(flat black, flat white): pixels near black (white) with all their neighbours, as an occluder is."""
     window = np.ones((OCCLUDER_WINDOW, OCCLUDER_WINDOW), np.uint8)
-    return ((cv2.dilate(grey, window, borderType=cv2.BORDER_REPLICATE) <= CLIPPED)
-            | (cv2.erode(grey, window, borderType=cv2.BORDER_REPLICATE) >= 255 - CLIPPED))
+    return (cv2.dilate(grey, window, borderType=cv2.BORDER_REPLICATE) <= CLIPPED,
+            cv2.erode(grey, window, borderType=cv2.BORDER_REPLICATE) >= 255 - CLIPPED)
 
 
 def _occluded(a: Picture, b: Picture, transform: np.ndarray) -> np.ndarray:
-    """Pixels of a where a or b warped onto it (`transform`), but not both, is flat black or flat white, with the
-    reach of the blur around them: what a cutout box, a rotation's wedge or a pasted bar hides is no evidence
-    against a copy. Each picture is judged in its own frame (the warp blurs a box's edges)."""
+    """Pixels of a where a or b warped onto it (`transform`) is flat black (white) and the other clearly is not,
+    with the reach of the blur around them: what a cutout box, a rotation's wedge or a pasted bar hides is no
+    evidence against a copy, while a white floor a few grey levels from white in one picture and clipped in the
+    other is no occluder. Flatness is judged in each picture's own frame (the warp blurs a box's edges)."""
     h, w = a.half_grey.shape
-    warped = cv2.warpAffine(_flat(b.half_grey).astype(np.uint8), transform, (w, h), flags=cv2.INTER_NEAREST)
-    one_only = (_flat(a.half_grey) ^ (warped > 0)).astype(np.uint8)
+    grey_b = cv2.warpAffine(b.half_grey, transform, (w, h), flags=cv2.INTER_LINEAR)
+    black_a, white_a = _flat(a.half_grey)
+    black_b, white_b = (cv2.warpAffine(f.astype(np.uint8), transform, (w, h), flags=cv2.INTER_NEAREST) > 0
+                        for f in _flat(b.half_grey))
+    light = 255 - OCCLUDER_CONTRAST
+    one_only = ((black_a & (grey_b > OCCLUDER_CONTRAST)) | (black_b & (a.half_grey > OCCLUDER_CONTRAST))
+                | (white_a & (grey_b < light)) | (white_b & (a.half_grey < light)))
     reach = OCCLUDER_WINDOW + BLUR_REACH  # the window shrank the flat area by half of it on each side
-    return cv2.dilate(one_only, np.ones((reach, reach), np.uint8)) > 0
+    return cv2.dilate(one_only.astype(np.uint8), np.ones((reach, reach), np.uint8)) > 0
 
 
 def _correlation(x: np.ndarray, y: np.ndarray) -> float:
@@ -265,13 +273,15 @@ def _cells(cover: np.ndarray, grid: int = LOCAL_GRID, min_share: float = 0.5):
 
 
 def _colour_residual(x: np.ndarray, y: np.ndarray, cover: np.ndarray, shift: bool = False) -> tuple[float, float]:
-    """The largest mean residual of a cell (root mean square over the channels) once one affine colour map,
-    x ~ y @ matrix + offset, is fitted over the cover: relighting, exposure, contrast, saturation, a small hue
-    turn and greyscale change the whole picture alike, another garment only its own cells. Clipped pixels are
-    left out (a brightened copy burns its highlights, a rotated one fills its corners with black). With `shift`
-    (grey pictures), also the most that line departs from x = y over the grey levels y has there (2nd to 98th
-    percentile; else 0): none for a greyscale copy, which keeps the luma of the picture it was made from (ITU-R
-    601 in OpenCV, Pillow and the rest)."""
+    """The largest mean residual of a cell (root mean square over the channels, grey levels) once the colour
+    change an export makes of a whole picture is fitted over the cover and taken off: a gain and offset of the
+    luma (relighting, exposure, contrast) and one scale and turn of the chroma (saturation, a hue turn; zero for
+    greyscale). Such a change keeps greys grey, so it cannot turn a white shirt pale blue or a red one brown on
+    the same skin and floor; another garment changes only its own cells. x and y are RGB, or grey with one
+    channel (then only the luma). Clipped pixels are left out (a brightened copy burns its highlights, a rotated
+    one fills its corners with black). With `shift` (grey pictures), also the most the luma line departs from
+    x = y over the grey levels y has there (2nd to 98th percentile; else 0): none for a greyscale copy, which
+    keeps the luma of the picture it was made from (ITU-R 601 in OpenCV, Pillow and the rest)."""
     clipped = ((_per_pixel(np.minimum, np.minimum(x, y)) <= CLIPPED)
                | (_per_pixel(np.maximum, np.maximum(x, y)) >= 255 - CLIPPED))
     unclipped = cover & ~clipped
@@ -280,10 +290,11 @@ def _colour_residual(x: np.ndarray, y: np.ndarray, cover: np.ndarray, shift: boo
         cover = unclipped
     if cover.sum() < MIN_SIDE:
         return 0.0, 0.0
+    x, y = _luma_chroma(x), _luma_chroma(y)
     fitted = cover
     for _ in range(2):  # fitted again on the pixels the first fit explains: another garment must not bend it
-        matrix = _affine(y[fitted], x[fitted])
-        residual = x - _apply(matrix, y)
+        gain, offset, turn = _export_change(y[fitted], x[fitted])
+        residual = x - _changed(y, gain, offset, turn)
         error = _per_pixel(np.add, np.abs(residual)) / x.shape[2]
         fitted = cover & (error <= max(3 * float(np.median(error[cover])), 2.0))
     # a tenth of a cell is enough: a lipstick or a mascara on white leaves few unclipped pixels in any cell
@@ -291,8 +302,7 @@ def _colour_residual(x: np.ndarray, y: np.ndarray, cover: np.ndarray, shift: boo
     worst = max(float(np.sqrt((residual[cell][inside].mean(0) ** 2).mean())) for cell, inside in cells)
     if not shift:
         return worst, 0.0
-    levels = np.percentile(y[fitted], (2, 98)) if fitted.any() else np.zeros(2)
-    gain, offset = float(matrix[0, 0]), float(matrix[1, 0])
+    levels = np.percentile(y[..., 0][fitted], (2, 98)) if fitted.any() else np.zeros(2)
     return worst, float(np.abs((gain - 1) * levels + offset).max())
 
 
@@ -301,18 +311,44 @@ def _per_pixel(op, image: np.ndarray) -> np.ndarray:
     return reduce(op, [image[..., c] for c in range(image.shape[2])])
 
 
-def _affine(y: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Least-squares affine map of colours [n, c] y onto x: (c + 1, c), the last row the offset. Solved by the
-    normal equations on a (c + 1)-square matrix: a general least-squares solver's SVD of the [n, c + 1] design
-    took a third of the verification's time."""
-    design = np.concatenate([y, np.ones((len(y), 1), y.dtype)], axis=1).astype(np.float64)
-    gram = design.T @ design + 1e-6 * np.eye(design.shape[1])
-    return np.linalg.solve(gram, design.T @ x.astype(np.float64))
+def _luma_chroma(image: np.ndarray) -> np.ndarray:
+    """RGB (0..255) as luma and two chroma channels centred on grey (OpenCV's YCrCb); a grey picture as is."""
+    if image.shape[2] == 1:
+        return image
+    converted = cv2.cvtColor(np.ascontiguousarray(image, np.float32) / 255, cv2.COLOR_RGB2YCrCb) * 255
+    converted[..., 1:] -= 127.5
+    return converted
 
 
-def _apply(matrix: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """The affine colour map of `_affine` applied to an image [h, w, c]."""
-    return (y @ matrix[:-1] + matrix[-1]).astype(np.float32)
+def _export_change(y: np.ndarray, x: np.ndarray) -> tuple[float, float, complex]:
+    """Least-squares luma gain and offset, and chroma scale and turn (one complex factor), taking the pixels
+    [n, c] of y onto x."""
+    gain, offset = _line(y[:, 0], x[:, 0])
+    if y.shape[1] == 1:
+        return gain, offset, 0j
+    chroma_y = y[:, 1].astype(np.float64) + 1j * y[:, 2]
+    chroma_x = x[:, 1].astype(np.float64) + 1j * x[:, 2]
+    turn = complex((np.conj(chroma_y) * chroma_x).sum() / max(float((np.abs(chroma_y) ** 2).sum()), 1e-9))
+    return gain, offset, turn
+
+
+def _changed(y: np.ndarray, gain: float, offset: float, turn: complex) -> np.ndarray:
+    """y [h, w, c] with `_export_change`'s change applied."""
+    out = np.empty_like(y)
+    out[..., 0] = gain * y[..., 0] + offset
+    if y.shape[2] == 3:
+        out[..., 1] = turn.real * y[..., 1] - turn.imag * y[..., 2]
+        out[..., 2] = turn.imag * y[..., 1] + turn.real * y[..., 2]
+    return out
+
+
+def _line(y: np.ndarray, x: np.ndarray) -> tuple[float, float]:
+    """Least-squares gain and offset of x ~ gain * y + offset (np.polyfit's degree-1 fit, without its
+    Vandermonde matrix and SVD: a third of the verification's time went there)."""
+    y_mean, x_mean = float(y.mean()), float(x.mean())
+    dy = y - y_mean
+    gain = float((dy * (x - x_mean)).sum() / max(float((dy * dy).sum()), 1e-9))
+    return gain, x_mean - gain * y_mean
 
 
 def _hue_change(turn: np.ndarray, coloured: np.ndarray) -> np.ndarray:
