@@ -222,3 +222,18 @@ def test_one_neighbour_search_matches_exact_search():
     expected = _vector_pairs(x, 0.6)
     expected = np.unique(np.sort(expected[expected[:, 0] != expected[:, 1]], axis=1), axis=0)
     assert len(expected) > 10 and np.array_equal(np.unique(found.pairs, axis=0), expected)
+
+
+def test_shared_search_gives_dedup_its_neighbour_candidates():
+    """From the audit's one search, dedup gets the same embedding candidates its own search makes: the pairs
+    above its cosine and each image's nearest neighbours above its floor."""
+    from fashionlens.audit import neighbours
+    from fashionlens.audit.run import _candidate_pairs
+    from fashionlens.dedup import CANDIDATES, Fingerprints, near_pairs
+
+    rng = np.random.default_rng(2)
+    x = neighbours.unit_rows(rng.normal(size=(200, 8)).astype(np.float32))
+    found = _candidate_pairs(neighbours.nearest_neighbours(x, 10, CANDIDATES.min_cosine))
+    only_vectors = Fingerprints([f"{i}" for i in range(200)], [None] * 200, vectors=x)
+    expected = near_pairs(only_vectors, CANDIDATES)
+    assert len(expected) > 200 and np.array_equal(found, expected)
