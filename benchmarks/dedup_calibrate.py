@@ -229,7 +229,8 @@ def make_set(workdir: Path, name: str, originals: int, distractors: int, seed: i
     rng = random.Random(seed)
     files, family, kind = [], [], []
     for source in sources:
-        pool = sorted(p for p in dataset(source).rglob("*") if is_image_file(p))
+        pool = sorted(p for p in dataset(source).rglob("*") if is_image_file(p) and "masks" not in p.parts)  # Clothing
+        # Co-Parsing's label masks are PNGs too
         if name in LOOKALIKE_SETS:
             chosen = lookalikes(pool, originals, distractors, rng)
         else:
@@ -590,6 +591,7 @@ def main() -> None:
         candidate_table(sets, rule)
         limit_table(sets, DEFAULT_RULE, "max_colour_residual", (6.0, 8.0, 10.0, 12.0, 15.0, 255.0))
         limit_table(sets, DEFAULT_RULE, "min_fine_similarity", (-1.0, 0.4, 0.5, 0.55, 0.6, 0.7))
+        limit_table(sets, DEFAULT_RULE, "max_grey_shift", (10.0, 20.0, 40.0, 255.0))
         images = sum(len(m.files) for m in sets)
         cheap = sum(m.cheap_seconds for m in sets)
         parallel = sum(m.cheap_parallel_seconds for m in sets)
