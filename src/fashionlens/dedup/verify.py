@@ -202,21 +202,38 @@ def _plausible(transform: np.ndarray) -> bool:
 def _refine(a: Picture, b: Picture, transform: np.ndarray) -> np.ndarray:
     """The keypoints' transform at half scale, refined by ECC on the half-scale grey pictures: on a thumbnail
     scaled up, keypoints place it a pixel or two off, which the per-cell comparison would take for a change.
-    Occluders (flat black or white in either picture) are masked out of ECC: cutout boxes would pull it
-    towards a wrong scale."""
+    Where one picture has occluders (flat black or white where the other is not), ECC also runs with them
+    masked out, and the refinement under which the pictures agree better outside the occluders is kept: cutout
+    boxes can pull ECC towards a wrong scale, while on a catalogue's thumbnails the mask moves ECC off a fit
+    that was right."""
     half = np.concatenate([transform[:, :2], transform[:, 2:] / 2], axis=1).astype(np.float32)
     inverse = cv2.invertAffineTransform(half)  # ECC finds the warp from a's pixels to b's, the inverse of ours
-    h, w = b.half_grey.shape
-    a_flat = cv2.warpAffine(np.logical_or(*_flat(a.half_grey)).astype(np.uint8), inverse, (w, h),
-                            flags=cv2.INTER_NEAREST)
-    valid = ((a_flat == 0) & ~np.logical_or(*_flat(b.half_grey))).astype(np.uint8)
+    occluded = _occluded(b, a, inverse)  # in b's frame, where ECC takes its mask
+    masks = [None] + ([(~occluded).astype(np.uint8)] if occluded.any() else [])
+    refined = [found for mask in masks if (found := _ecc(a, b, inverse, mask)) is not None] or [half]
+    if len(refined) == 1:
+        return refined[0]
+    return max(refined, key=lambda warp: _agreement(a, b, warp))
+
+
+def _ecc(a: Picture, b: Picture, inverse: np.ndarray, mask: np.ndarray | None) -> np.ndarray | None:
+    """ECC's refinement of the warp from b to a (given as its `inverse`), or None where it fails or collapses."""
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, ECC_STEPS, ECC_EPSILON)
     try:
-        _, warp = cv2.findTransformECC(a.half_grey, b.half_grey, inverse.copy(), cv2.MOTION_AFFINE, criteria, valid, 3)
-    except cv2.error:  # did not converge: the keypoints' transform stands
-        return half
+        _, warp = cv2.findTransformECC(a.half_grey, b.half_grey, inverse.copy(), cv2.MOTION_AFFINE, criteria, mask, 3)
+    except cv2.error:  # did not converge
+        return None
     refined = cv2.invertAffineTransform(warp)
-    return refined if _plausible(refined) else half
+    return refined if _plausible(refined) else None
+
+
+def _agreement(a: Picture, b: Picture, transform: np.ndarray) -> float:
+    """Correlation of a and b warped onto it, over what b covers outside the occluders."""
+    h, w = a.half_grey.shape
+    warped = cv2.warpAffine(b.half_grey, transform, (w, h), flags=cv2.INTER_LINEAR)
+    cover = cv2.warpAffine(np.full(b.half_grey.shape, 255, np.uint8), transform, (w, h), flags=cv2.INTER_NEAREST)
+    cover = (cv2.erode(cover, np.ones((3, 3), np.uint8)) > 0) & ~_occluded(a, b, transform)
+    return _correlation(a.half_grey[cover], warped[cover]) if cover.any() else -1.0
 
 
 def _flat(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -273,15 +290,12 @@ def _cells(cover: np.ndarray, grid: int = LOCAL_GRID, min_share: float = 0.5):
 
 
 def _colour_residual(x: np.ndarray, y: np.ndarray, cover: np.ndarray, shift: bool = False) -> tuple[float, float]:
-    """The largest mean residual of a cell (root mean square over the channels, grey levels) once the colour
-    change an export makes of a whole picture is fitted over the cover and taken off: a gain and offset of the
-    luma (relighting, exposure, contrast) and one scale and turn of the chroma (saturation, a hue turn; zero for
-    greyscale). Such a change keeps greys grey, so it cannot turn a white shirt pale blue or a red one brown on
-    the same skin and floor; another garment changes only its own cells. x and y are RGB, or grey with one
-    channel (then only the luma). Clipped pixels are left out (a brightened copy burns its highlights, a rotated
-    one fills its corners with black). With `shift` (grey pictures), also the most the luma line departs from
-    x = y over the grey levels y has there (2nd to 98th percentile; else 0): none for a greyscale copy, which
-    keeps the luma of the picture it was made from (ITU-R 601 in OpenCV, Pillow and the rest)."""
+    """The largest mean residual of a cell (root mean square over the channels) once x ~ gain * y + offset, one
+    gain and offset for all channels, is fitted over the cover: relighting and contrast change the whole picture
+    alike, another garment only its own cells. Clipped pixels are left out (a brightened copy burns its
+    highlights, a rotated one fills its corners with black). With `shift`, also the most that line departs from
+    x = y over the grey levels y has there (2nd to 98th percentile; else 0): none for a greyscale copy, which keeps
+    the luma of the picture it was made from (ITU-R 601 in OpenCV, Pillow and the rest)."""
     clipped = ((_per_pixel(np.minimum, np.minimum(x, y)) <= CLIPPED)
                | (_per_pixel(np.maximum, np.maximum(x, y)) >= 255 - CLIPPED))
     unclipped = cover & ~clipped
@@ -290,11 +304,10 @@ def _colour_residual(x: np.ndarray, y: np.ndarray, cover: np.ndarray, shift: boo
         cover = unclipped
     if cover.sum() < MIN_SIDE:
         return 0.0, 0.0
-    x, y = _luma_chroma(x), _luma_chroma(y)
     fitted = cover
     for _ in range(2):  # fitted again on the pixels the first fit explains: another garment must not bend it
-        gain, offset, turn = _export_change(y[fitted], x[fitted])
-        residual = x - _changed(y, gain, offset, turn)
+        gain, offset = _line(y[fitted].reshape(-1), x[fitted].reshape(-1))
+        residual = x - (gain * y + offset)
         error = _per_pixel(np.add, np.abs(residual)) / x.shape[2]
         fitted = cover & (error <= max(3 * float(np.median(error[cover])), 2.0))
     # a tenth of a cell is enough: a lipstick or a mascara on white leaves few unclipped pixels in any cell
@@ -302,44 +315,13 @@ def _colour_residual(x: np.ndarray, y: np.ndarray, cover: np.ndarray, shift: boo
     worst = max(float(np.sqrt((residual[cell][inside].mean(0) ** 2).mean())) for cell, inside in cells)
     if not shift:
         return worst, 0.0
-    levels = np.percentile(y[..., 0][fitted], (2, 98)) if fitted.any() else np.zeros(2)
+    levels = np.percentile(y[fitted], (2, 98)) if fitted.any() else np.zeros(2)
     return worst, float(np.abs((gain - 1) * levels + offset).max())
 
 
 def _per_pixel(op, image: np.ndarray) -> np.ndarray:
     """`op` folded over the channels, plane by plane (numpy reduces a last axis of 3 slowly)."""
     return reduce(op, [image[..., c] for c in range(image.shape[2])])
-
-
-def _luma_chroma(image: np.ndarray) -> np.ndarray:
-    """RGB (0..255) as luma and two chroma channels centred on grey (OpenCV's YCrCb); a grey picture as is."""
-    if image.shape[2] == 1:
-        return image
-    converted = cv2.cvtColor(np.ascontiguousarray(image, np.float32) / 255, cv2.COLOR_RGB2YCrCb) * 255
-    converted[..., 1:] -= 127.5
-    return converted
-
-
-def _export_change(y: np.ndarray, x: np.ndarray) -> tuple[float, float, complex]:
-    """Least-squares luma gain and offset, and chroma scale and turn (one complex factor), taking the pixels
-    [n, c] of y onto x."""
-    gain, offset = _line(y[:, 0], x[:, 0])
-    if y.shape[1] == 1:
-        return gain, offset, 0j
-    chroma_y = y[:, 1].astype(np.float64) + 1j * y[:, 2]
-    chroma_x = x[:, 1].astype(np.float64) + 1j * x[:, 2]
-    turn = complex((np.conj(chroma_y) * chroma_x).sum() / max(float((np.abs(chroma_y) ** 2).sum()), 1e-9))
-    return gain, offset, turn
-
-
-def _changed(y: np.ndarray, gain: float, offset: float, turn: complex) -> np.ndarray:
-    """y [h, w, c] with `_export_change`'s change applied."""
-    out = np.empty_like(y)
-    out[..., 0] = gain * y[..., 0] + offset
-    if y.shape[2] == 3:
-        out[..., 1] = turn.real * y[..., 1] - turn.imag * y[..., 2]
-        out[..., 2] = turn.imag * y[..., 1] + turn.real * y[..., 2]
-    return out
 
 
 def _line(y: np.ndarray, x: np.ndarray) -> tuple[float, float]:
