@@ -287,7 +287,8 @@ def hash_images(paths: list[Path], *, progress: bool = True,
 
 
 VERIFICATION_CACHE_KEY = "copy-verification-v6"  # per pair of sha256s: what verify_pair measured, rule applied on read
-# (v6: occluders left out and an affine colour map, so a pair that earlier rows reject may now pass: none is reused)
+# (v6: occluders left out and the whole picture's hue turn taken off, so a pair that earlier rows reject may now
+# pass: none is reused)
 
 
 def verified_pairs(paths: list[Path], candidates: np.ndarray, rule: CopyRule = DEFAULT_RULE, *,

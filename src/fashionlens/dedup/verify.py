@@ -8,9 +8,10 @@ wearing another shirt matches on the face, the arms and the white around them, a
 shirt is: the worst cell catches it where the whole-overlap figure cannot) and its colours (a colour variant of
 one product is another product): the share of the overlap whose hue differs once the whole picture's turn (an
 export turns every hue alike, by up to 25 degrees) is taken off, and what is left of each cell's colour once one
-affine colour map fitted over the whole overlap takes one picture onto the other (relighting, exposure, contrast,
-saturation and a small hue turn change every cell alike; a maroon polo where the copy has a red one, or a light
-blue shirt where it has a white one, on the same skin and floor, leaves a difference behind). The cells are
+gain and offset, the same for all three channels, map one picture onto the other (relighting and contrast change
+every channel and every cell alike; a maroon polo where the copy has a red one, or a light blue shirt where it
+has a white one, on the same skin and floor, leaves a difference behind; a fit that also takes off a saturation
+change and a hue turn took a catalogue's other shades of one product for copies). The cells are
 compared again on a finer grid: a catalogue's 60x80 thumbnails of two men in white shirts on white agree in
 every quarter of the frame and differ in the face, the collar or the belt. Between two nearly colourless
 pictures only the grey levels count. A desaturated picture (no colour at all: a greyscale export) is compared
@@ -68,7 +69,7 @@ class CopyRule:
     min_similarity: float = 0.95
     max_colour_change: float = 0.05
     min_local_similarity: float = 0.7
-    max_colour_residual: float = 10.0  # grey levels (of 255) a cell keeps after one affine colour map for the picture
+    max_colour_residual: float = 10.0  # grey levels (of 255) a cell keeps after one gain and offset for all channels
     min_fine_similarity: float = 0.6
     max_grey_shift: float = 10.0  # grey levels a desaturated picture may depart from the coloured one's grey levels
     # a plain product has few keypoints: down to MIN_FIT inliers, a pair whose aligned pictures agree this closely
@@ -97,7 +98,7 @@ class Verification:
     colour_change: float  # fraction of the overlap whose colour differs (0 where only grey levels are compared)
     mirrored: bool  # the match needed one picture mirrored
     local_similarity: float  # the lowest correlation of a grid cell of the overlap with detail in it (1: none has)
-    colour_residual: float = 0.0  # the most a cell's colour differs once one affine colour map takes b onto a
+    colour_residual: float = 0.0  # the most a cell's colour differs once one gain and offset map b onto a
     fine_similarity: float = 1.0  # local_similarity on the FINE_GRID
     grey_shift: float = 0.0  # a desaturated picture against a coloured one: the most its greys depart from the other's
 
