@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
+import json
 import math
 import random
 import shutil
@@ -137,10 +138,71 @@ AUGMENTED_COPIES = {
     "rotate + letterbox white": (lambda im, r: _letterbox(_rotate(im, r), (255, 255, 255)), "JPEG", 80),
 }
 
+def _export_transforms(height: int, width: int) -> dict[str, object]:
+    """What an annotation tool's export applies (albumentations, which those tools' transforms mirror), each at
+    the strengths such a tool offers, for a photo of this size: name -> transform applied with p=1."""
+    import albumentations as A
+    import cv2
+
+    black = {"border_mode": cv2.BORDER_CONSTANT, "fill": 0}
+    return {
+        "flip": A.HorizontalFlip(p=1),
+        "turn 90/180": A.RandomRotate90(p=1),
+        "crop 50-100%": A.RandomResizedCrop(size=(height, width), scale=(0.5, 1.0),
+                                              ratio=(0.75 * width / height, 1.33 * width / height), p=1),
+        "rotate 25": A.Affine(rotate=(-25, 25), p=1, **black),
+        "shear 15": A.Affine(shear=(-15, 15), p=1, **black),
+        "greyscale": A.ToGray(num_output_channels=3, p=1),
+        "hue/saturation 25%": A.HueSaturationValue(hue_shift_limit=12, sat_shift_limit=64, val_shift_limit=0, p=1),
+        "brightness 25%": A.RandomBrightnessContrast(brightness_limit=0.25, contrast_limit=0, p=1),
+        "exposure 25%": A.RandomGamma(gamma_limit=(75, 125), p=1),
+        "blur 2.5 px": A.GaussianBlur(sigma_limit=(0.5, 2.5), p=1),
+        "noise": A.GaussNoise(std_range=(0.02, 0.08), p=1),
+        "cutout": A.CoarseDropout(num_holes_range=(1, 5), hole_height_range=(0.05, 0.2),
+                                  hole_width_range=(0.05, 0.2), fill=0, p=1),
+        "letterbox": A.Sequential([A.LongestMaxSize(max_size=640), A.PadIfNeeded(
+            640, 640, position="center", border_mode=cv2.BORDER_CONSTANT, fill=(0, 0, 0))], p=1),
+    }
+
+
+def export_versions(image: Image.Image, rng: random.Random) -> list[tuple[str, Image.Image]]:
+    """3 to 12 versions of one photo, each made by 2 to 4 of the export's transforms at once (in the tool's
+    order: geometry, then colour, then occluders and letterboxing): (names joined by " + ", version)."""
+    import albumentations as A
+
+    transforms = _export_transforms(image.height, image.width)
+    order = list(transforms)
+    versions = []
+    for _ in range(rng.randint(3, 12)):
+        chosen = sorted(rng.sample(order, rng.randint(2, 4)), key=order.index)
+        pipeline = A.Compose([transforms[name] for name in chosen], seed=rng.randrange(2 ** 31))
+        versions.append((" + ".join(chosen), Image.fromarray(pipeline(image=np.asarray(image))["image"])))
+    return versions
+
+
+def _garment_recoloured(image: Image.Image, mask: Path, rng: random.Random) -> Image.Image | None:
+    """The same person in a garment of another colour: the hue of the largest garment's pixels (Clothing
+    Co-Parsing's masks) turned by 70 to 290 degrees; None where that garment is nearly colourless."""
+    labels = np.asarray(Image.open(mask))
+    garments = labels[(labels > 0)]
+    names = (dataset("clothing-parsing") / "labels.txt").read_text().split()
+    kinds = [k for k in np.unique(garments) if names[k] not in ("skin", "hair")]
+    if not kinds:
+        return None
+    largest = max(kinds, key=lambda k: int((garments == k).sum()))
+    hsv = np.asarray(image.convert("HSV")).copy()
+    where = labels == largest
+    if float((hsv[..., 1][where] > 60).mean()) < 0.5:
+        return None
+    hsv[..., 0][where] = (hsv[..., 0][where].astype(int) + rng.randint(50, 206)) % 256
+    return Image.fromarray(hsv, "HSV").convert("RGB")
+
+
 SETS = {  # name -> (datasets of the originals and distractors, copies, colour variants among the distractors)
     "near": (("clothing-small", "fashion-products"), NEAR_COPIES, False),
     "augmented": (("clothing-small", "colorful-fashion"), AUGMENTED_COPIES, True),
     "models": (("fashion-products",), NEAR_COPIES, False),
+    "export": (("colorful-fashion", "clothing-parsing"), None, True),  # versions from export_versions
 }
 LOOKALIKE_SETS = {"models"}  # distractors: the originals' candidates among all the dataset's photos
 
@@ -151,6 +213,15 @@ def _colourful(image: Image.Image) -> bool:
     return float(((hsv[..., 1] > 90) & (hsv[..., 2] > 60)).mean()) > 0.15
 
 
+def _colour_variant(image: Image.Image, src: Path, rng: random.Random) -> Image.Image | None:
+    """Another product that looks like `image`: for a Clothing Co-Parsing photo, the same person with the
+    largest garment recoloured; otherwise the whole photo with its hue turned. None where too little is coloured."""
+    mask = src.parent.parent / "masks" / f"{src.stem}.png"
+    if src.parent.parent.name == "clothing-parsing" and mask.exists():
+        return _garment_recoloured(image, mask, rng)
+    return _hue(image, rng.randint(50, 206)) if _colourful(image) else None
+
+
 def make_set(workdir: Path, name: str, originals: int, distractors: int, seed: int):
     """Files, their family id (-1: an original distractor of its own) and what each is ("original", a copy
     name, "distractor", "colour variant"). Families are numbered from 0 within the set."""
@@ -158,7 +229,8 @@ def make_set(workdir: Path, name: str, originals: int, distractors: int, seed: i
     rng = random.Random(seed)
     files, family, kind = [], [], []
     for source in sources:
-        pool = sorted(p for p in dataset(source).rglob("*") if is_image_file(p))
+        pool = sorted(p for p in dataset(source).rglob("*") if is_image_file(p) and "masks" not in p.parts)  # Clothing
+        # Co-Parsing's label masks are PNGs too
         if name in LOOKALIKE_SETS:
             chosen = lookalikes(pool, originals, distractors, rng)
         else:
@@ -174,9 +246,10 @@ def make_set(workdir: Path, name: str, originals: int, distractors: int, seed: i
             if fam < 0:
                 if variants and made_variants < distractors // 8:
                     image = load_image(src)
-                    if _colourful(image):
+                    variant = _colour_variant(image, src, rng)
+                    if variant is not None:
                         dst = out / f"{k}_variant.jpg"
-                        _hue(image, rng.randint(50, 206)).save(dst, "JPEG", quality=90)
+                        variant.save(dst, "JPEG", quality=90)
                         files.append(dst)
                         family.append(-1)
                         kind.append("colour variant")
@@ -190,6 +263,14 @@ def make_set(workdir: Path, name: str, originals: int, distractors: int, seed: i
                 files.append(dst)
                 family.append(fam)
                 kind.append("byte copy")
+            if copies is None:
+                for c, (copy_name, version) in enumerate(export_versions(image, copy_rng)):
+                    dst = out / f"{k}_{c}.jpg"
+                    version.save(dst, "JPEG", quality=90)
+                    files.append(dst)
+                    family.append(fam)
+                    kind.append(copy_name)
+                continue
             for c, (copy_name, (transform, fmt, quality)) in enumerate(copies.items()):
                 dst = out / f"{k}_{c}.{fmt.lower()}"
                 params = {"quality": quality} if quality else {}
@@ -328,9 +409,9 @@ class Measured:
         hit = int((picked & self.is_true).sum()) + sha  # byte copies are always true pairs
         return hit / max(1, int(picked.sum()) + sha), hit / max(1, len(self.truth[half]))
 
-    def groups(self, half: str, linked: np.ndarray, how: str = "star") -> set[tuple[int, int]]:
-        """Pairs inside the groups made of one half's links: "star" (dedup's report), "components" (train's
-        splits) or "cover" (the audit's report)."""
+    def groups(self, half: str, linked: np.ndarray, how: str = "components") -> set[tuple[int, int]]:
+        """Pairs inside the groups made of one half's links: "components" (dedup's report and train's splits)
+        or "cover" (the audit's report)."""
         members = self.halves[half]
         local = {int(g): i for i, g in enumerate(members)}
         pairs = [(local[a], local[b]) for a, b in self.candidates[linked].tolist() if a in local and b in local]
@@ -338,7 +419,7 @@ class Measured:
         if how == "cover":
             found = [g.members for g in covering_groups(fp, pairs)]
         else:
-            labels = group_labels(fp, transitive=how == "components", pairs=pairs)
+            labels = group_labels(fp, transitive=True, pairs=pairs)
             order = np.argsort(labels, kind="stable")
             found = np.split(order, np.flatnonzero(np.diff(labels[order])) + 1)
         return grouped_pairs([[int(members[i]) for i in group] for group in found])
@@ -391,20 +472,34 @@ def choose_rule(sets: list[Measured], floor: float) -> tuple[CopyRule, float]:
     pairs inside the groups dedup reports (what a user sees); among rules as good (to 3 decimals), the most
     precise, then the strictest, which leaves the widest margin."""
     feasible, fallback = [], []
-    for inliers, similarity, colour, local, residual in itertools.product(
-            (10, 15, 20, 25), (0.8, 0.85, 0.9, 0.95), (0.02, 0.05, 0.1), (-1.0, 0.6, 0.7, 0.8, 0.85, 0.9), (10.0, 255.0)):
-        rule = CopyRule(inliers, similarity, colour, local, residual)
+    for inliers, similarity, colour, local, residual, grey in itertools.product(
+            (10, 15, 20), (0.85, 0.9, 0.95), (0.05, 0.1, 0.2), (0.6, 0.7, 0.8), (10.0, 20.0, 255.0), (10.0, 255.0)):
+        rule = CopyRule(inliers, similarity, colour, local, residual, max_grey_shift=grey)
         results = [scores(m.groups("A", m.passed(rule)), m.truth["A"]) for m in sets]
         precision, recall = min(p for p, _ in results), min(r for _, r in results)
-        row = (round(recall, 3), round(precision, 3), similarity, local, inliers, -colour, -residual, recall, rule)
+        row = (round(recall, 3), round(precision, 3), similarity, local, inliers, -colour, -residual, -grey, recall, rule)
         (feasible if precision >= floor else fallback).append(row)
     if not feasible:  # report the most precise rule rather than nothing
         best = max(fallback, key=lambda row: (row[1], row[0]))
         print(f"NOTE: no verification rule reaches precision {floor} on every half A; the most precise one "
               f"({best[1]:.3f}) is reported")
         return best[-1], best[-2]
-    best = max(feasible, key=lambda row: row[:7])
+    best = max(feasible, key=lambda row: row[:8])
     return best[-1], best[-2]
+
+
+def half_b_figures(m: Measured, rule: CopyRule) -> dict[str, object]:
+    """What the README's table holds for one set's half B under `rule` (written to --json)."""
+    linked, truth, inside = m.passed(rule), m.truth["B"], m.in_half["B"]
+    candidates = {(a, b) for a, b in pair_set(m.candidates) | pair_set(m.sha_pairs) if inside[a] and inside[b]}
+    figures: dict[str, object] = {"images": len(m.halves["B"]), "true_pairs": len(truth),
+                                  "candidate_recall": len(candidates & truth) / max(1, len(truth)),
+                                  "direct": m.direct("B", linked)}
+    for how in ("components", "cover"):
+        figures[how] = scores(m.groups("B", linked, how), truth)
+    figures["unverified_before"] = scores({(a, b) for a, b in pair_set(m.unverified) if inside[a] and inside[b]}, truth)
+    figures["verified_pairs_per_second"] = len(m.candidates) / max(m.verify_seconds, 1e-9)
+    return figures
 
 
 def report(m: Measured, rule: CopyRule) -> None:
@@ -419,8 +514,8 @@ def report(m: Measured, rule: CopyRule) -> None:
           f"{'':>10}{len(candidate_pairs & truth) / max(1, len(truth)):>8.4f}")
     p, r = m.direct("B", linked)
     print(f"{'verified copies, direct links':<64}{p:>10.4f}{r:>8.4f}")
-    for how, name in (("star", "star groups (dedup's report)"), ("cover", "every link's star (the audit's report)"),
-                      ("components", "connected components (train's splits)")):
+    for how, name in (("components", "connected components (dedup's report, train's splits)"),
+                      ("cover", "every link's star (the audit's report)")):
         p, r = scores(m.groups("B", linked, how), truth)
         print(f"{'pairs inside groups, ' + name:<64}{p:>10.4f}{r:>8.4f}")
     old = {(a, b) for a, b in pair_set(m.unverified) if inside[a] and inside[b]}
@@ -430,8 +525,10 @@ def report(m: Measured, rule: CopyRule) -> None:
     origin = {int(m.family[i]): int(i) for i in held if m.kind[i] == "original"}
     direct = pair_set(m.candidates[linked])
     print("per copy kind (half B): linked to its original directly / in its original's connected group")
-    for name in dict.fromkeys(k for k in m.kind if k not in ("original", "distractor", "colour variant")):
-        copies = [int(i) for i in held if m.kind[i] == name]
+    combined = SETS[m.name][1] is None  # an export's versions: each transform over every version it is part of
+    applied = [k.split(" + ") if combined else [k] for k in m.kind]
+    for name in dict.fromkeys(n for k in applied for n in k if k[0] not in ("original", "distractor", "colour variant")):
+        copies = [int(i) for i in held if name in applied[i]]
         keys = [tuple(sorted((origin[int(m.family[i])], i))) for i in copies]
         found = sum(k in direct or m.fp.sha256[k[0]] == m.fp.sha256[k[1]] for k in keys)
         together = sum(k in components for k in keys)
@@ -472,6 +569,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="worker processes of the cheap stage, measured too")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=None, help="keep the generated copies here (default: temp)")
+    parser.add_argument("--json", type=Path, default=None, help="write the shipped rule's half-B figures here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or Path(tmp)
@@ -486,9 +584,14 @@ def main() -> None:
             print(f"\n===== the {name} rule: {each}")
             for m in sets:
                 report(m, each)
+        if args.json:
+            args.json.write_text(json.dumps({"command": " ".join(sys.argv), "shipped_rule": dataclasses.asdict(DEFAULT_RULE),
+                                             "chosen_rule": dataclasses.asdict(rule),
+                                             "sets": {m.name: half_b_figures(m, DEFAULT_RULE) for m in sets}}, indent=2))
         candidate_table(sets, rule)
         limit_table(sets, DEFAULT_RULE, "max_colour_residual", (6.0, 8.0, 10.0, 12.0, 15.0, 255.0))
         limit_table(sets, DEFAULT_RULE, "min_fine_similarity", (-1.0, 0.4, 0.5, 0.55, 0.6, 0.7))
+        limit_table(sets, DEFAULT_RULE, "max_grey_shift", (10.0, 20.0, 40.0, 255.0))
         images = sum(len(m.files) for m in sets)
         cheap = sum(m.cheap_seconds for m in sets)
         parallel = sum(m.cheap_parallel_seconds for m in sets)

@@ -269,4 +269,19 @@ def test_a_300_image_set_finds_planted_flips_and_every_copy_conflict(small_plant
     # every copy is still reported, the missed one as a label issue
     assert sum(in_conflict) >= 4, in_conflict
     labelled = {Path(f.image) for f in report.of("label")}
-    assert all(found or copy in labelled for found, (_, copy) in zip(in_conflict, copies))
+    assert all(found or copy in labelled for found, (_, copy) in zip(in_conflict, copies, strict=True))
+
+
+def test_shared_search_gives_dedup_its_neighbour_candidates():
+    """From the audit's one search, dedup gets the same embedding candidates its own search makes: the pairs
+    above its cosine and each image's nearest neighbours above its floor."""
+    from fashionlens.audit import neighbours
+    from fashionlens.audit.run import _candidate_pairs
+    from fashionlens.dedup import CANDIDATES, Fingerprints, near_pairs
+
+    rng = np.random.default_rng(2)
+    x = neighbours.unit_rows(rng.normal(size=(200, 8)).astype(np.float32))
+    found = _candidate_pairs(neighbours.nearest_neighbours(x, 10, CANDIDATES.min_cosine))
+    only_vectors = Fingerprints([f"{i}" for i in range(200)], [None] * 200, vectors=x)
+    expected = near_pairs(only_vectors, CANDIDATES)
+    assert len(expected) > 200 and np.array_equal(found, expected)

@@ -277,6 +277,54 @@ def test_colour_variants_of_one_garment_are_not_grouped(tmp_path):
     assert max(len(g.images) for g in unverified.groups) > 2
 
 
+def _cutout(image: Image.Image, boxes=((0.1, 0.12, 0.28, 0.26), (0.62, 0.5, 0.8, 0.66), (0.3, 0.78, 0.46, 0.94),
+                                        (0.7, 0.05, 0.86, 0.2))) -> Image.Image:
+    """Black boxes pasted over the picture (fractions of its sides), as an export's cutout does."""
+    out = image.copy()
+    draw = ImageDraw.Draw(out)
+    for left, top, right, bottom in boxes:
+        draw.rectangle((left * out.width, top * out.height, right * out.width, bottom * out.height), fill=(0, 0, 0))
+    return out
+
+
+def _zoomed(image: Image.Image, share: float = 0.6) -> Image.Image:
+    """A crop keeping `share` of the picture's area (off-centre), scaled back to the picture's size."""
+    side = np.sqrt(share)
+    left, top = round(0.3 * (1 - side) * image.width), round(0.8 * (1 - side) * image.height)
+    box = (left, top, left + round(side * image.width), top + round(side * image.height))
+    return image.crop(box).resize(image.size, Image.Resampling.BILINEAR)
+
+
+# what a real annotation tool's export does beyond the benchmark's first augmented set
+EXPORTED = {
+    "cutout boxes": _cutout,
+    "rotated 20 in greyscale": lambda im: ImageOps.grayscale(_rotate(im, 20)).convert("RGB"),
+    "60% crop": _zoomed,
+}
+
+
+@pytest.mark.parametrize("name", ["shapes", "garment"])
+def test_cutout_rotated_greyscale_and_cropped_versions_are_grouped_with_the_original(tmp_path, name):
+    original = _picture(3) if name == "shapes" else _garment((200, 40, 40))
+    original.save(tmp_path / "original.png")
+    for k, transform in enumerate(EXPORTED.values()):
+        transform(original).save(tmp_path / f"version{k}.jpg", "JPEG", quality=90)
+    for seed in (4, 5):  # two other pictures
+        _picture(seed).save(tmp_path / f"other{seed}.png")
+    report = find_duplicates([tmp_path], progress=False)  # a crop is a candidate through the embedding's neighbours
+    assert [sorted(Path(p).name for p in g.images) for g in report.groups] == [
+        ["original.png"] + [f"version{k}.jpg" for k in range(len(EXPORTED))]]
+
+
+def test_colour_variants_under_the_same_cutout_are_not_grouped(tmp_path):
+    colours = {"red": (200, 40, 40), "blue": (40, 60, 190), "green": (40, 160, 60), "yellow": (230, 200, 40)}
+    for name, colour in colours.items():
+        _cutout(_garment(colour)).save(tmp_path / f"{name}.png")
+    ImageEnhance.Brightness(_cutout(_garment(colours["red"]))).enhance(0.8).save(tmp_path / "red_darker.jpg", quality=90)
+    report = find_duplicates([tmp_path], embeddings=False, progress=False)
+    assert [sorted(Path(p).name for p in g.images) for g in report.groups] == [["red.png", "red_darker.jpg"]]
+
+
 def _model_in(shirt: str, colour: tuple[int, int, int] = (165, 165, 165), seed: int = 7) -> Image.Image:
     """One model in one pose and light on a white studio floor, in a grey check shirt or a printed T-shirt of
     `colour`, as a catalogue's 60x80 thumbnail: everything but the shirt is the same picture (`seed`: the hair
@@ -393,29 +441,21 @@ def test_a_greyscale_copy_keeps_the_grey_levels_of_its_original():
     assert not verify_pair(original, tinted_picture).passes(DEFAULT_RULE)
 
 
-def test_earlier_cached_verifications_skip_only_pairs_they_reject(tmp_path):
-    """A verification cached by an earlier version lacks the later figures; a pair it rejects needs no new
-    measurement (the later figures only reject more), a pair it passed is measured again."""
+def test_cached_verifications_are_not_measured_again(tmp_path):
+    """A pair verified before is judged from its cached figures: its images are not read again."""
     from fashionlens.cache import FeatureCache
-    from fashionlens.dedup import EARLIER_VERIFICATION_KEYS, VERIFICATION_CACHE_KEY, verified_pairs
-    from fashionlens.dedup.verify import Verification
+    from fashionlens.dedup import VERIFICATION_CACHE_KEY, verified_pairs
 
     paths = []
-    for k, image in enumerate((_model_in("check"), _jpeg(_model_in("check"), 60), _model_in("print", seed=8),
-                               _model_in("print"))):
+    for k, image in enumerate((_model_in("check"), _model_in("print", seed=8))):  # no copies of each other
         paths.append(tmp_path / f"{k}.png")
         image.save(paths[-1])
-    sha = [f"{k:064x}" for k in range(4)]
-    old = Verification.from_row([40, 0.99, 0.0, 0.0, 0.95])  # a v3 row: no colour residual, fine grid or shift
-    assert (old.colour_residual, old.fine_similarity, old.grey_shift) == (0.0, 1.0, 0.0) and old.passes()
+    sha = [f"{k:064x}" for k in range(2)]
+    assert not len(verified_pairs(paths, np.array([[0, 1]]), progress=False, sha256=sha))
     cache = FeatureCache(tmp_path / "cache.sqlite")
-    cache.put_vectors(EARLIER_VERIFICATION_KEYS[-1], [
-        (f"{sha[0]}:{sha[1]}", np.array([1, 40, 0.99, 0.0, 0.0, 0.95], np.float32)),  # passed: measured again
-        (f"{sha[2]}:{sha[3]}", np.array([1, 40, 0.5, 0.0, 0.0, 0.95], np.float32))])  # rejected: stays so
-    pairs = verified_pairs(paths, np.array([[0, 1], [2, 3]]), progress=False, cache=cache, sha256=sha)
-    assert pairs.tolist() == [[0, 1]]
-    assert set(cache.features(VERIFICATION_CACHE_KEY, [f"{sha[0]}:{sha[1]}", f"{sha[2]}:{sha[3]}"])) == {
-        f"{sha[0]}:{sha[1]}"}
+    cache.put_vectors(VERIFICATION_CACHE_KEY, [(f"{sha[0]}:{sha[1]}", np.array([1, 40, 0.99, 0, 0, 0.95, 0, 1, 0],
+                                                                              np.float32))])
+    assert verified_pairs(paths, np.array([[0, 1]]), progress=False, cache=cache, sha256=sha).tolist() == [[0, 1]]
 
 
 @pytest.mark.parametrize("colour", [(0, 0, 0), (255, 255, 255)])

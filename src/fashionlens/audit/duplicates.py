@@ -31,7 +31,8 @@ class Copies:
 def find_copies(paths: list[Path], sha256: list[str], phash: list[str], cache: FeatureCache, *,
                 vector_pairs: np.ndarray | None = None, progress: bool = True) -> Copies:
     """dedup's verified copies: candidates from the hashes, the signatures and `vector_pairs` (pairs of
-    positions whose embeddings are within dedup's candidate cosine; None: no embedding candidates)."""
+    positions whose embeddings are within dedup's candidate cosine or among each other's nearest neighbours;
+    None: no embedding candidates)."""
     kept, fingerprints, failures = cached_fingerprints(paths, sha256, phash, cache, progress=progress)
     kept_rows = np.asarray(kept, np.int64)
     candidates = None

@@ -12,7 +12,7 @@ import numpy as np
 from fashionlens.audit.duplicates import duplicate_groups, find_copies
 from fashionlens.audit.findings import AuditReport, LabelIssue, Outlier, Unreadable
 from fashionlens.audit.labels import HeadSettings, label_issues, out_of_fold_probabilities
-from fashionlens.audit.neighbours import nearest_neighbours, unit_rows
+from fashionlens.audit.neighbours import Neighbours, nearest_neighbours, unit_rows
 from fashionlens.audit.outliers import FENCE, NEIGHBOURS, find_outliers
 from fashionlens.audit.tables import empty_cells, mapping_issues, small_classes
 from fashionlens.backbones import DEFAULT_BACKBONE, create_backbone
@@ -92,7 +92,7 @@ def audit(data: LabeledImages, config: AuditConfig | None = None, *, table: Tabl
     if config.duplicates and rows:
         with stage("duplicates"):
             paths = [data.samples[i].path for i in rows]
-            vector_pairs = near.pairs if shared_space else _dedup_vector_pairs(paths, config)
+            vector_pairs = _candidate_pairs(near) if shared_space else _dedup_vector_pairs(paths, config)
             copies = find_copies(paths, feats.sha256, feats.phash, cache, vector_pairs=vector_pairs,
                                  progress=config.progress)
             for f in copies.failures:  # read for the features, not for the hashes: a file changed on disk meanwhile
@@ -123,8 +123,18 @@ def _dedup_vector_pairs(paths: list, config: AuditConfig) -> np.ndarray | None:
     if not config.duplicate_embeddings:
         return None
     embedded = embed_paths(paths, DEDUP_BACKBONE, progress=config.progress)
-    pairs = nearest_neighbours(embedded.vectors, 0, CANDIDATES.min_cosine).pairs
+    pairs = _candidate_pairs(nearest_neighbours(embedded.vectors, CANDIDATES.vector_neighbours, CANDIDATES.min_cosine))
     return np.asarray(embedded.indices, np.int64)[pairs] if len(pairs) else pairs
+
+
+def _candidate_pairs(near: Neighbours) -> np.ndarray:
+    """dedup's embedding candidates from one search: the pairs above its cosine, and each image's nearest
+    neighbours above its neighbour floor (the search may hold more neighbours than dedup takes)."""
+    k = CANDIDATES.vector_neighbours
+    keep = near.similarities[:, :k] >= CANDIDATES.min_neighbour_cosine
+    rows = np.broadcast_to(np.arange(len(near.indices))[:, None], keep.shape)
+    neighbours = np.sort(np.stack([rows[keep], near.indices[:, :k][keep]], axis=1), axis=1)
+    return np.unique(np.concatenate([near.pairs, neighbours.astype(np.int64)]), axis=0)
 
 
 def _label_issues(data: LabeledImages, rows: list[int], feats: Features, copies: np.ndarray | None,

@@ -174,7 +174,7 @@ def _copies(lf: LabelledFeatures, config: TrainConfig) -> np.ndarray | None:
         return None
     if "pairs" not in lf.copies:
         lf.copies["pairs"] = dataset_copy_pairs([s.path for s in lf.samples], lf.features.sha256, lf.features.phash,
-                                                lf.cache, progress=config.progress)
+                                                lf.cache, vectors=lf.features.vectors, progress=config.progress)
     return lf.copies["pairs"]
 
 

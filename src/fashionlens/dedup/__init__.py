@@ -9,8 +9,10 @@ neighbours by inner product) and, optionally, the backbone embedding (FAISS exac
 stage verifies each candidate with ORB keypoints, a RANSAC affine fit and a comparison of the aligned pictures
 (dedup.verify): a studio look-alike or a colour variant shares a background, not the picture. Without
 verification (a catalogue, which keeps no pixels) a pair is a near duplicate when the hash or the embedding is
-within its threshold. A reported group is an image with the images linked to it directly, not the transitive
-closure, which a few false links chain into one huge group. The thresholds were calibrated on real photos by
+within its threshold. Verified copies are grouped by connected components: an export's half crop matches one
+version of its original, a greyscale turn another, and the group joins them through those verified pairs.
+Unverified links are grouped as an image with the images linked to it directly, not the transitive closure,
+which a few false links (look-alikes within the thresholds) chain into one huge group. The thresholds were calibrated on real photos by
 benchmarks/dedup_calibrate.py, with embeddings of the default backbone (efficientnet_lite1); another
 embedding space needs its own cosine threshold.
 """
@@ -18,7 +20,7 @@ embedding space needs its own cosine threshold.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -42,16 +44,21 @@ class Thresholds:
     max_hamming: int = 6
     """Perceptual-hash bits (of 64) that may differ, the flipped hash included."""
     min_cosine: float = 0.87
-    """Embedding cosine at or above which two images are the same picture."""
+    """Embedding cosine at or above which two images are the same picture (above 1: not used)."""
     min_signature: float = 2.0
     """Signature inner product at or above which a pair is a candidate (above 1: the signature is not used)."""
     neighbours: int = 8
     """Candidates per image from the signature: its nearest neighbours above `min_signature`."""
+    vector_neighbours: int = 0
+    """Candidates per image from the embedding: its nearest neighbours above `min_neighbour_cosine`, whatever
+    `min_cosine` says (a half crop or a greyscale turn keeps its original among its nearest, not above 0.85)."""
+    min_neighbour_cosine: float = 2.0
 
 
 DEFAULT_THRESHOLDS = Thresholds()
 """Unverified links (a catalogue's near copies, `dedup --no-verify`): either signal alone decides."""
-CANDIDATES = Thresholds(max_hamming=10, min_cosine=0.85, min_signature=0.94, neighbours=8)
+CANDIDATES = Thresholds(max_hamming=10, min_cosine=0.85, min_signature=0.94, neighbours=8, vector_neighbours=8,
+                        min_neighbour_cosine=0.5)
 """The cheap stage before verification: loose, since a verified pair must first be a candidate."""
 TOO_SMALL_TO_VERIFY = Thresholds(max_hamming=2, min_cosine=0.95)
 """Links a candidate pair with an image too small to verify (a thumbnail shrunk further). On half B of
@@ -149,7 +156,10 @@ def near_pairs(fingerprints: Fingerprints, thresholds: Thresholds = DEFAULT_THRE
     if fp.phash_flipped is not None:
         found.append(_hash_pairs(fp.phash, fp.phash_flipped, thresholds.max_hamming))
     if fp.vectors is not None and len(fp.vectors):
-        found.append(_vector_pairs(fp.vectors, thresholds.min_cosine))
+        if thresholds.min_cosine <= 1:
+            found.append(_vector_pairs(fp.vectors, thresholds.min_cosine))
+        if thresholds.vector_neighbours:
+            found.append(_neighbour_pairs(fp.vectors, thresholds.vector_neighbours, thresholds.min_neighbour_cosine))
     if fp.signatures is not None and len(fp.signatures) and thresholds.min_signature <= 1:
         found.append(_neighbour_pairs(fp.signatures, thresholds.neighbours, thresholds.min_signature))
     pairs = np.concatenate(found).astype(np.int64)
@@ -224,9 +234,9 @@ def covering_groups(fingerprints: Fingerprints, pairs: np.ndarray) -> list[Dupli
 
 
 def group_fingerprints(fingerprints: Fingerprints, thresholds: Thresholds = DEFAULT_THRESHOLDS,
-                       pairs: np.ndarray | None = None) -> list[DuplicateGroup]:
-    """Groups of two or more images, each image in at most one group, largest first."""
-    labels = group_labels(fingerprints, thresholds, pairs=pairs)
+                       pairs: np.ndarray | None = None, *, transitive: bool = False) -> list[DuplicateGroup]:
+    """Groups of two or more images, each image in at most one group, largest first (`group_labels`)."""
+    labels = group_labels(fingerprints, thresholds, transitive=transitive, pairs=pairs)
     order = np.argsort(labels, kind="stable")
     bounds = np.flatnonzero(np.diff(labels[order])) + 1
     groups = []
@@ -276,9 +286,9 @@ def hash_images(paths: list[Path], *, progress: bool = True,
     return kept, Fingerprints(sha, ph, flipped, signatures=stacked), failures
 
 
-VERIFICATION_CACHE_KEY = "copy-verification-v5"  # per pair of sha256s: what verify_pair measured, rule applied on read
-EARLIER_VERIFICATION_KEYS = ("copy-verification-v4", "copy-verification-v3")  # rows with fewer figures (no fine
-# similarity or grey shift; v3 no colour residual either), measured in either order: a pair they reject stays so
+VERIFICATION_CACHE_KEY = "copy-verification-v6"  # per pair of sha256s: what verify_pair measured, rule applied on read
+# (v6: occluders left out and the whole picture's hue turn taken off, so a pair that earlier rows reject may now
+# pass: none is reused)
 
 
 def verified_pairs(paths: list[Path], candidates: np.ndarray, rule: CopyRule = DEFAULT_RULE, *,
@@ -288,8 +298,7 @@ def verified_pairs(paths: list[Path], candidates: np.ndarray, rule: CopyRule = D
     with a picture too small to verify (dedup.verify.MIN_SIDE) is kept where `fallback` (a mask over the
     candidates: the unverified thresholds) links it. Each image is read once while its pairs are checked; one
     that cannot be read again confirms nothing. With a feature `cache` (and each path's `sha256`), a pair
-    verified before is not read again: the measurements are cached, the rule is applied to them here (a pair
-    the earlier measurements, without the later figures, reject needs no new one: those only reject). Each pair
+    verified before is not read again: the measurements are cached, the rule is applied to them here. Each pair
     is measured from the image with the smaller sha256 to the other (the measurement is directional), so a pair
     gets the same verdict whichever order it comes in."""
     candidates = np.asarray(candidates, np.int64).reshape(-1, 2)
@@ -298,9 +307,6 @@ def verified_pairs(paths: list[Path], candidates: np.ndarray, rule: CopyRule = D
     candidates, fallback = candidates[order], fallback[order]
     keys = [_pair_key(sha256[a], sha256[b]) for a, b in candidates.tolist()] if cache is not None else []
     known = cache.features(VERIFICATION_CACHE_KEY, keys) if cache is not None else {}
-    earlier: dict[str, np.ndarray] = {}
-    for key in EARLIER_VERIFICATION_KEYS if cache is not None else ():
-        earlier.update(cache.features(key, [k for k in keys if k not in known and k not in earlier]))
 
     @lru_cache(maxsize=2048)
     def picture(i: int) -> Picture | None:
@@ -315,8 +321,6 @@ def verified_pairs(paths: list[Path], candidates: np.ndarray, rule: CopyRule = D
     for k in range(len(candidates)):
         if keys and keys[k] in known:
             confirmed[k] = _passes(known[keys[k]], rule, fallback[k])
-        elif keys and keys[k] in earlier and not _passes(earlier[keys[k]], rule, fallback[k]):
-            continue  # rejected even with the figures it lacks passing: those can only reject more
         else:
             todo.append(k)
     with progress_bar("verifying candidate pairs", len(todo), progress) as advance:
@@ -423,13 +427,20 @@ def _bits_hex(bits: np.ndarray) -> str:
 
 
 def dataset_copy_pairs(paths: list[Path], sha256s: list[str], phashes: list[str | None], cache, *,
-                       progress: bool = True) -> np.ndarray:
+                       vectors: np.ndarray | None = None, progress: bool = True) -> np.ndarray:
     """Verified copies among a training set's images, whose sha256 and perceptual hash the feature cache
     already holds; signatures and verifications are cached there too, so a second run reads no image. The
-    candidates are the hashes and signatures (mirrored copies come through the signature, which ignores a mirror)."""
+    candidates are the hashes and signatures (mirrored copies come through the signature, which ignores a
+    mirror) and, given the training features (`vectors`, one row per path), each image's nearest neighbours
+    among them: an export's half crop keeps its original among its nearest. The neighbours only, not dedup's
+    cosine threshold, which holds for its own backbone."""
     rows, fingerprints, _ = cached_fingerprints(paths, sha256s, phashes, cache, progress=progress)
     fingerprints.phash_flipped = None
-    pairs = copy_pairs([paths[i] for i in rows], fingerprints, progress=progress, cache=cache)
+    if vectors is not None and rows:
+        chosen = np.asarray(vectors, np.float32)[rows]
+        fingerprints.vectors = chosen / np.maximum(np.linalg.norm(chosen, axis=1, keepdims=True), 1e-12)
+    thresholds = replace(CANDIDATES, min_cosine=2.0)
+    pairs = copy_pairs([paths[i] for i in rows], fingerprints, thresholds, progress=progress, cache=cache)
     return np.asarray(rows, np.int64)[pairs] if len(pairs) else pairs
 
 
@@ -466,5 +477,5 @@ def find_duplicates(
     pairs = copy_pairs([files[i] for i in kept], fingerprints, thresholds, rule if verify else None,
                        progress=progress)
     groups = [DuplicateSet(g.kind, [str(files[kept[i]]) for i in g.members])
-              for g in group_fingerprints(fingerprints, thresholds, pairs)]
+              for g in group_fingerprints(fingerprints, thresholds, pairs, transitive=verify)]
     return DuplicateReport(groups, len(kept), sorted(failures, key=lambda f: f.source))

@@ -6,16 +6,22 @@ aligned comparison tells them apart: the brightness pattern of the whole overlap
 blind to relighting and blur), the same correlation in each cell of a grid over it (one model in one pose
 wearing another shirt matches on the face, the arms and the white around them, and differs only where the
 shirt is: the worst cell catches it where the whole-overlap figure cannot) and its colours (a colour variant of
-one product is another product): the share of the overlap whose hue differs, and what is left of each cell's
-colour once one gain and offset, the same for all three channels, map one picture onto the other (relighting
-and contrast change every channel and every cell alike; a maroon polo where the copy has a red one, or a light
-blue shirt where it has a white one, on the same skin and floor, leaves a difference behind). The cells are
+one product is another product): the share of the overlap whose hue differs once the whole picture's turn (an
+export turns every hue alike, by up to 25 degrees) is taken off, and what is left of each cell's colour once one
+gain and offset, the same for all three channels, map one picture onto the other (relighting and contrast change
+every channel and every cell alike; a maroon polo where the copy has a red one, or a light blue shirt where it
+has a white one, on the same skin and floor, leaves a difference behind; a fit that also takes off a saturation
+change and a hue turn took a catalogue's other shades of one product for copies). The cells are
 compared again on a finer grid: a catalogue's 60x80 thumbnails of two men in white shirts on white agree in
 every quarter of the frame and differ in the face, the collar or the belt. Between two nearly colourless
 pictures only the grey levels count. A desaturated picture (no colour at all: a greyscale export) is compared
 by its grey levels too, which must be the other picture's own: a greyscale copy keeps the luma of what it was
 made from, while a grey product shot on the set of a red one keeps its own greys (and, having some colour
 left, is compared by its colours, which differ). Mirrored copies are tried with the mirror's keypoints.
+
+What an export hides is no evidence against a copy: pixels flat black or flat white in one picture only (a
+cutout box, a rotation's wedge) are left out of the comparison and of the ECC refinement. A crop or zoom is an
+affine transform like any other; its comparison covers the part of the picture both show.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ CHROMATIC, ACHROMATIC = 18.0, 8.0  # Lab chroma of a clearly coloured pixel, of 
 COLOURED_CHROMA = 10.0  # a picture whose 99th-percentile chroma reaches this has colours worth comparing
 DESATURATED_CHROMA = 1.5  # ... and one below this has no colour at all: a greyscale file or export
 HUE_DEGREES = 35.0  # hue difference at which a coloured pixel counts as another colour
+HUE_TURN = 50.0  # hue turn of the whole picture that an export's versions may differ by (two turns of up to 25)
 FILL_L = 5.0  # Lab lightness under which a pixel is pure black
 LOCAL_GRID = 4  # cells per side of the grid the aligned overlap is also compared in
 FINE_GRID = 8  # cells per side of the finer grid the grey pictures are compared in once more
@@ -48,6 +55,9 @@ BLUR = 1.0  # Gaussian sigma (half-scale pixels) before pictures are compared, w
 # resampling noise do not survive a copy's rotation or rescaling, a garment's print and seams do
 BLUR_REACH = 2 * int(np.ceil(2 * BLUR)) + 1  # pixels across which the blur carries an edge's or a clipped pixel's value
 CLIPPED = 4.0  # grey levels from pure black or white at which a pixel counts as clipped
+OCCLUDER_WINDOW = 3  # half-scale pixels across which a pixel and its neighbours must all be black (or white) to
+# count as an occluder: a cutout box or a wedge is flat, a dark garment has texture and JPEG noise
+OCCLUDER_CONTRAST = 24.0  # grey levels from black (white) the other picture must keep where one is an occluder
 ECC_STEPS, ECC_EPSILON = 50, 1e-4
 
 
@@ -192,16 +202,63 @@ def _plausible(transform: np.ndarray) -> bool:
 
 def _refine(a: Picture, b: Picture, transform: np.ndarray) -> np.ndarray:
     """The keypoints' transform at half scale, refined by ECC on the half-scale grey pictures: on a thumbnail
-    scaled up, keypoints place it a pixel or two off, which the per-cell comparison would take for a change."""
+    scaled up, keypoints place it a pixel or two off, which the per-cell comparison would take for a change.
+    Where one picture has occluders (flat black or white where the other is not), ECC also runs with them
+    masked out, and the refinement under which the pictures agree better outside the occluders is kept: cutout
+    boxes can pull ECC towards a wrong scale, while on a catalogue's thumbnails the mask moves ECC off a fit
+    that was right."""
     half = np.concatenate([transform[:, :2], transform[:, 2:] / 2], axis=1).astype(np.float32)
+    inverse = cv2.invertAffineTransform(half)  # ECC finds the warp from a's pixels to b's, the inverse of ours
+    occluded = _occluded(b, a, inverse)  # in b's frame, where ECC takes its mask
+    masks = [None] + ([(~occluded).astype(np.uint8)] if occluded.any() else [])
+    refined = [found for mask in masks if (found := _ecc(a, b, inverse, mask)) is not None] or [half]
+    if len(refined) == 1:
+        return refined[0]
+    return max(refined, key=lambda warp: _agreement(a, b, warp))
+
+
+def _ecc(a: Picture, b: Picture, inverse: np.ndarray, mask: np.ndarray | None) -> np.ndarray | None:
+    """ECC's refinement of the warp from b to a (given as its `inverse`), or None where it fails or collapses."""
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, ECC_STEPS, ECC_EPSILON)
-    try:  # ECC finds the warp from a's pixels to b's, the inverse of ours
-        _, warp = cv2.findTransformECC(a.half_grey, b.half_grey, cv2.invertAffineTransform(half), cv2.MOTION_AFFINE,
-                                       criteria, None, 3)
-    except cv2.error:  # did not converge: the keypoints' transform stands
-        return half
+    try:
+        _, warp = cv2.findTransformECC(a.half_grey, b.half_grey, inverse.copy(), cv2.MOTION_AFFINE, criteria, mask, 3)
+    except cv2.error:  # did not converge
+        return None
     refined = cv2.invertAffineTransform(warp)
-    return refined if _plausible(refined) else half
+    return refined if _plausible(refined) else None
+
+
+def _agreement(a: Picture, b: Picture, transform: np.ndarray) -> float:
+    """Correlation of a and b warped onto it, over what b covers outside the occluders."""
+    h, w = a.half_grey.shape
+    warped = cv2.warpAffine(b.half_grey, transform, (w, h), flags=cv2.INTER_LINEAR)
+    cover = cv2.warpAffine(np.full(b.half_grey.shape, 255, np.uint8), transform, (w, h), flags=cv2.INTER_NEAREST)
+    cover = (cv2.erode(cover, np.ones((3, 3), np.uint8)) > 0) & ~_occluded(a, b, transform)
+    return _correlation(a.half_grey[cover], warped[cover]) if cover.any() else -1.0
+
+
+def _flat(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(flat black, flat white): pixels near black (white) with all their neighbours, as an occluder is."""
+    window = np.ones((OCCLUDER_WINDOW, OCCLUDER_WINDOW), np.uint8)
+    return (cv2.dilate(grey, window, borderType=cv2.BORDER_REPLICATE) <= CLIPPED,
+            cv2.erode(grey, window, borderType=cv2.BORDER_REPLICATE) >= 255 - CLIPPED)
+
+
+def _occluded(a: Picture, b: Picture, transform: np.ndarray) -> np.ndarray:
+    """Pixels of a where a or b warped onto it (`transform`) is flat black (white) and the other clearly is not,
+    with the reach of the blur around them: what a cutout box, a rotation's wedge or a pasted bar hides is no
+    evidence against a copy, while a white floor a few grey levels from white in one picture and clipped in the
+    other is no occluder. Flatness is judged in each picture's own frame (the warp blurs a box's edges)."""
+    h, w = a.half_grey.shape
+    grey_b = cv2.warpAffine(b.half_grey, transform, (w, h), flags=cv2.INTER_LINEAR)
+    black_a, white_a = _flat(a.half_grey)
+    black_b, white_b = (cv2.warpAffine(f.astype(np.uint8), transform, (w, h), flags=cv2.INTER_NEAREST) > 0
+                        for f in _flat(b.half_grey))
+    light = 255 - OCCLUDER_CONTRAST
+    one_only = ((black_a & (grey_b > OCCLUDER_CONTRAST)) | (black_b & (a.half_grey > OCCLUDER_CONTRAST))
+                | (white_a & (grey_b < light)) | (white_b & (a.half_grey < light)))
+    reach = OCCLUDER_WINDOW + BLUR_REACH  # the window shrank the flat area by half of it on each side
+    return cv2.dilate(one_only.astype(np.uint8), np.ones((reach, reach), np.uint8)) > 0
 
 
 def _correlation(x: np.ndarray, y: np.ndarray) -> float:
@@ -277,12 +334,23 @@ def _line(y: np.ndarray, x: np.ndarray) -> tuple[float, float]:
     return gain, x_mean - gain * y_mean
 
 
+def _hue_change(turn: np.ndarray, coloured: np.ndarray) -> np.ndarray:
+    """Each pixel's hue difference (degrees, 0 to 180) once the whole picture's turn, the median over the
+    `coloured` pixels, is taken off: an export turns every hue alike, by up to HUE_TURN, while another garment
+    turns its own. A larger whole-picture turn is another product: its pixels keep their full difference."""
+    def wrapped(degrees: np.ndarray) -> np.ndarray:
+        return np.abs((degrees + 180) % 360 - 180)
+
+    shared = float(np.median((turn[coloured] + 180) % 360 - 180)) if coloured.any() else 0.0
+    return wrapped(turn) if abs(shared) > HUE_TURN else wrapped(turn - shared)
+
+
 def _compare(a: Picture, b: Picture, transform: np.ndarray, inliers: int, mirrored: bool) -> Verification:
     """The figures of b warped onto a (`transform` at half scale), over the part of a that b covers."""
     h, w = a.half_grey.shape
     warped_grey = cv2.warpAffine(b.half_grey, transform, (w, h), flags=cv2.INTER_LINEAR)
     cover = cv2.warpAffine(np.full(b.half_grey.shape, 255, np.uint8), transform, (w, h), flags=cv2.INTER_NEAREST)
-    cover = cv2.erode(cover, np.ones((3, 3), np.uint8)) > 0
+    cover = (cv2.erode(cover, np.ones((3, 3), np.uint8)) > 0) & ~_occluded(a, b, transform)
     if cover.sum() < 0.25 * h * w:
         return replace(NO_MATCH, inliers=inliers, mirrored=mirrored)
     blur = (0, 0)
@@ -307,8 +375,8 @@ def _compare(a: Picture, b: Picture, transform: np.ndarray, inliers: int, mirror
     lab_a = cv2.GaussianBlur(own_lab, blur, BLUR)[compared]
     lab_b = cv2.GaussianBlur(warped_lab, blur, BLUR)[compared]
     chroma_a, chroma_b = np.hypot(lab_a[:, 1], lab_a[:, 2]), np.hypot(lab_b[:, 1], lab_b[:, 2])
-    hue = np.degrees(np.abs(np.arctan2(lab_a[:, 2], lab_a[:, 1]) - np.arctan2(lab_b[:, 2], lab_b[:, 1])))
-    hue = np.minimum(hue, 360 - hue)
+    hue = np.degrees(np.arctan2(lab_a[:, 2], lab_a[:, 1]) - np.arctan2(lab_b[:, 2], lab_b[:, 1]))
+    hue = _hue_change(hue, (chroma_a >= CHROMATIC) & (chroma_b >= CHROMATIC))
     both = (chroma_a >= CHROMATIC) & (chroma_b >= CHROMATIC)
     one = ((chroma_a >= CHROMATIC) & (chroma_b < ACHROMATIC)) | ((chroma_b >= CHROMATIC) & (chroma_a < ACHROMATIC))
     changed = (both & (hue > HUE_DEGREES)) | one
