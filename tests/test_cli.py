@@ -420,3 +420,17 @@ def test_tables_keep_their_words_when_piped():
         console.print(_metrics_table("validation", metrics))
     text = captured.get()
     assert "…" not in text and "macro-F1" in text and "category-with-a-long-name-2" in text
+
+
+def test_help_loads_no_model_stack():
+    """`fashionlens --help` (and a command's) answers without importing PyTorch: packages import on first use."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom fashionlens.cli import app\n"
+            "for args in (['--help'], ['analyze', '--help'], ['dedup', '--help']):\n"
+            "    assert CliRunner().invoke(app, args).exit_code == 0, args\n"
+            "print(sorted(m for m in ('torch', 'timm', 'torchvision') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

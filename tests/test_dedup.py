@@ -509,7 +509,7 @@ def test_training_copies_are_found_from_cached_signatures(augmented_export, tmp_
     within = {tuple(sorted(p)) for p in pairs.tolist()}
     assert within and all((a < 4) == (b < 4) for a, b in within)  # never across the two pictures
     assert len(cache.features(SIGNATURE_CACHE_KEY, sha)) == len(paths)
-    assert cache.phashes(sha) == dict(zip(sha, ph))  # the features' hashes are kept as they were
+    assert cache.phashes(sha) == dict(zip(sha, ph, strict=True))  # the features' hashes are kept as they were
     import fashionlens.dedup as dedup
 
     def unreadable(*args, **kwargs):

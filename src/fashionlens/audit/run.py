@@ -105,7 +105,7 @@ def audit(data: LabeledImages, config: AuditConfig | None = None, *, table: Tabl
     with stage("outliers"):
         if rows:
             far, scores = find_outliers(near, fence=config.outlier_fence)
-            findings += [Outlier(str(data.samples[rows[k]].path), float(s), rows[k]) for k, s in zip(far, scores)]
+            findings += [Outlier(str(data.samples[rows[k]].path), float(s), rows[k]) for k, s in zip(far, scores, strict=True)]
 
     if copies is not None:  # equal bytes and verified copies (an equal hash alone is no copy on thumbnails)
         findings += duplicate_groups(data, rows, copies)
@@ -159,7 +159,7 @@ def _label_issues(data: LabeledImages, rows: list[int], feats: Features, copies:
         found = label_issues(y[:, t], probs[task.name])
         check[task.name] = {"images": int((y[:, t] >= 0).sum()), "classes": len(task.classes),
                             "out_of_fold_accuracy": round(found.accuracy, 4), "issues": len(found.rows)}
-        for r, suggested, score in zip(found.rows, found.suggested, found.score):
+        for r, suggested, score in zip(found.rows, found.suggested, found.score, strict=True):
             sample = samples[r]
             issues.append(LabelIssue(str(sample.path), task.name, sample.labels[task.name], task.classes[suggested],
                                      float(score), rows[r]))

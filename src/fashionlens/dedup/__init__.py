@@ -31,8 +31,7 @@ from scipy.sparse.csgraph import connected_components
 from fashionlens.data.samples import SkippedInput
 from fashionlens.dedup.signature import SIGNATURE_DIM, signature
 from fashionlens.dedup.verify import DEFAULT_RULE, NO_MATCH, WORK_SIDE, CopyRule, Picture, Verification, verify_pair
-from fashionlens.features import ImageFileDataset
-from fashionlens.fingerprints import flipped_perceptual_hash, hash_codes, perceptual_hash, sha256_bytes
+from fashionlens.fingerprints import flipped_perceptual_hash, hash_codes
 from fashionlens.images import ImageError, is_image_file, load_image
 from fashionlens.progress import progress_bar
 
@@ -258,34 +257,6 @@ def image_files(paths: list[str | Path]) -> list[Path]:
     return files
 
 
-class _Fingerprinted(ImageFileDataset):
-    def prepare(self, i: int, data: bytes, image) -> tuple[str, str, str, np.ndarray]:
-        return sha256_bytes(data), perceptual_hash(image), flipped_perceptual_hash(image), signature(image)
-
-
-def hash_images(paths: list[Path], *, progress: bool = True,
-                workers: int = 1) -> tuple[list[int], Fingerprints, list[SkippedInput]]:
-    """sha256, perceptual hash, mirrored hash and signature of every readable image (positions in `paths`), and
-    failures. The cheap stage: a JPEG is decoded at a reduced scale, in `workers` processes beside this one."""
-    from torch.utils.data import DataLoader
-
-    loader = DataLoader(_Fingerprinted(paths, min_size=64), batch_size=64, collate_fn=list,
-                        num_workers=workers if len(paths) > 256 else 0)
-    kept, rows, failures = [], [], []
-    with progress_bar("fingerprints", len(paths), progress) as advance:
-        for batch in loader:
-            for i, row, reason in batch:
-                if reason is None:
-                    kept.append(i)
-                    rows.append(row)
-                else:
-                    failures.append(SkippedInput(str(paths[i]), reason))
-            advance(len(batch))
-    sha, ph, flipped, signatures = (list(column) for column in zip(*rows)) if rows else ([], [], [], [])
-    stacked = np.stack(signatures) if signatures else np.zeros((0, SIGNATURE_DIM), np.float32)
-    return kept, Fingerprints(sha, ph, flipped, signatures=stacked), failures
-
-
 VERIFICATION_CACHE_KEY = "copy-verification-v6"  # per pair of sha256s: what verify_pair measured, rule applied on read
 # (v6: occluders left out and the whole picture's hue turn taken off, so a pair that earlier rows reject may now
 # pass: none is reused)
@@ -464,6 +435,8 @@ def find_duplicates(
     """
     thresholds = thresholds or (CANDIDATES if verify else DEFAULT_THRESHOLDS)
     files = image_files(paths)
+    from fashionlens.dedup.hashing import hash_images
+
     kept, fingerprints, failures = hash_images(files, progress=progress, workers=workers)
     if embeddings and kept:
         from fashionlens.embeddings import embed_paths
@@ -479,3 +452,13 @@ def find_duplicates(
     groups = [DuplicateSet(g.kind, [str(files[kept[i]]) for i in g.members])
               for g in group_fingerprints(fingerprints, thresholds, pairs, transitive=verify)]
     return DuplicateReport(groups, len(kept), sorted(failures, key=lambda f: f.source))
+
+
+def __getattr__(name: str):
+    """`hash_images` lives with the PyTorch DataLoader it runs on (`dedup.hashing`), imported on first use, so the
+    command line's help does not load PyTorch."""
+    if name == "hash_images":
+        from fashionlens.dedup.hashing import hash_images
+
+        return hash_images
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -116,7 +116,7 @@ class Verification:
         known = [float(x) for x in row[:len(names)]]
         known += [f.default for f in names[len(known):]]
         values = {f.name: (int(x) if f.type == "int" else bool(x) if f.type == "bool" else x)
-                  for f, x in zip(names, known)}
+                  for f, x in zip(names, known, strict=True)}
         return cls(**values)
 
 

@@ -1,0 +1,43 @@
+"""The cheap stage's reading: every image's sha256, perceptual hashes and signature, decoded at a reduced scale in
+DataLoader worker processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fashionlens.data.samples import SkippedInput
+from fashionlens.dedup import Fingerprints
+from fashionlens.dedup.signature import SIGNATURE_DIM, signature
+from fashionlens.features import ImageFileDataset
+from fashionlens.fingerprints import flipped_perceptual_hash, perceptual_hash, sha256_bytes
+from fashionlens.progress import progress_bar
+
+
+class _Fingerprinted(ImageFileDataset):
+    def prepare(self, i: int, data: bytes, image) -> tuple[str, str, str, np.ndarray]:
+        return sha256_bytes(data), perceptual_hash(image), flipped_perceptual_hash(image), signature(image)
+
+
+def hash_images(paths: list[Path], *, progress: bool = True,
+                workers: int = 1) -> tuple[list[int], Fingerprints, list[SkippedInput]]:
+    """sha256, perceptual hash, mirrored hash and signature of every readable image (positions in `paths`), and
+    failures. The cheap stage: a JPEG is decoded at a reduced scale, in `workers` processes beside this one."""
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(_Fingerprinted(paths, min_size=64), batch_size=64, collate_fn=list,
+                        num_workers=workers if len(paths) > 256 else 0)
+    kept, rows, failures = [], [], []
+    with progress_bar("fingerprints", len(paths), progress) as advance:
+        for batch in loader:
+            for i, row, reason in batch:
+                if reason is None:
+                    kept.append(i)
+                    rows.append(row)
+                else:
+                    failures.append(SkippedInput(str(paths[i]), reason))
+            advance(len(batch))
+    sha, ph, flipped, signatures = (list(column) for column in zip(*rows, strict=True)) if rows else ([], [], [], [])
+    stacked = np.stack(signatures) if signatures else np.zeros((0, SIGNATURE_DIM), np.float32)
+    return kept, Fingerprints(sha, ph, flipped, signatures=stacked), failures
