@@ -243,6 +243,7 @@ def augmented_export(tmp_path_factory):
     return root, families
 
 
+@pytest.mark.slow
 def test_augmented_versions_are_grouped_with_their_original(augmented_export):
     root, families = augmented_export
     report = find_duplicates([root], embeddings=False, progress=False)
@@ -303,6 +304,7 @@ EXPORTED = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["shapes", "garment"])
 def test_cutout_rotated_greyscale_and_cropped_versions_are_grouped_with_the_original(tmp_path, name):
     original = _picture(3) if name == "shapes" else _garment((200, 40, 40))
