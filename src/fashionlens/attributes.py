@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fashionlens.classify.inference import LabelScore, top_labels
+from fashionlens.classify.model import mirrored
 from fashionlens.classify.model_io import LoadedModel, load_model
 from fashionlens.defaults import resolve_model
 from fashionlens.features import backbone_key
@@ -47,6 +48,24 @@ class Attributes:
 def load_attribute_models(names) -> list[LoadedModel]:
     """Model folders, or the shipped ones by name ("default": the garment classifier, "types": its type head)."""
     return [load_model(resolve_model(n, "classifier")) for n in names]
+
+
+def backbones_of(embedder, models: list[LoadedModel]) -> dict:
+    """Each backbone the embedding and the attribute models sit on, once (key -> backbone), the embedder's first:
+    one pass of an image through a backbone serves every model on it."""
+    backbones = {backbone_key(embedder.backbone): embedder.backbone}
+    for model in models:
+        backbones.setdefault(backbone_key(model.classifier.backbone_info), model.classifier.backbone_info)
+    return backbones
+
+
+def backbone_features(runners: dict, batches: dict, models: list[LoadedModel]) -> tuple[dict, dict]:
+    """(features, mirrors): each batch (backbone key -> preprocessed images) through its backbone's runner, and
+    again mirrored for the backbones of models saved to predict with test-time flips."""
+    features = {key: runners[key](batch.numpy())["features"] for key, batch in batches.items()}
+    tta = {backbone_key(m.classifier.backbone_info) for m in models if m.classifier.tta}
+    mirrors = {key: runners[key](mirrored(batches[key]).numpy())["features"] for key in tta}
+    return features, mirrors
 
 
 def read_attributes(models: list[LoadedModel], features: dict[str, np.ndarray], mirrors: dict[str, np.ndarray],

@@ -51,6 +51,15 @@ class Split:
         }
 
 
+def stratified_group_folds(y: np.ndarray, groups: np.ndarray, n_splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """sklearn's StratifiedGroupKFold folds as (rest, held) positions, shuffled by `seed`, without its warning that
+    a class has fewer members than folds (small classes are expected here)."""
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "least populated class has only N members"
+        return list(splitter.split(np.zeros(len(y)), y, groups))
+
+
 def _holdout(indices: list[int], strata: list[str], groups: list[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Split `indices` into (rest, held out) with about `fraction` held out, by whole groups."""
     if fraction <= 0 or len(indices) < 2:
@@ -61,10 +70,7 @@ def _holdout(indices: list[int], strata: list[str], groups: list[int], fraction:
         return indices, []
     n_splits = max(2, min(round(1 / fraction), largest_class))  # sklearn needs a class with n_splits members
     g = np.array([groups[i] for i in indices])
-    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "least populated class has only N members"
-        rest, held = next(splitter.split(np.zeros(len(y)), y, g))
+    rest, held = stratified_group_folds(y, g, n_splits, seed)[0]
     return [indices[i] for i in rest], [indices[i] for i in held]
 
 
@@ -191,12 +197,9 @@ def make_folds(
     if largest_class < folds:
         raise ValueError(f"{folds} folds: no class has {folds} images to hold out (the largest has {largest_class})")
     g = np.array([groups[i] for i in candidates])
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     splits = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "least populated class has only N members"
-        for rest, held in splitter.split(np.zeros(len(y)), y, g):
-            train, val = _holdout([candidates[i] for i in rest], strata, groups, validation, seed + 1)
-            test = [candidates[i] for i in held]
-            splits.append(_without_leaks(train + always_train, val, test, groups, dup_images, dup_groups))
+    for rest, held in stratified_group_folds(y, g, folds, seed):
+        train, val = _holdout([candidates[i] for i in rest], strata, groups, validation, seed + 1)
+        test = [candidates[i] for i in held]
+        splits.append(_without_leaks(train + always_train, val, test, groups, dup_images, dup_groups))
     return splits

@@ -18,9 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from fashionlens.attributes import read_attributes
+from fashionlens.attributes import backbone_features, backbones_of, read_attributes
 from fashionlens.catalog.store import NewItem
-from fashionlens.classify.model import mirrored
 from fashionlens.classify.model_io import LoadedModel
 from fashionlens.data.samples import SkippedInput
 from fashionlens.embeddings import Embedder
@@ -97,16 +96,14 @@ class Analyser:
                  batch_size: int = 32, workers: int = 1, threads: int | None = None, top_k: int = 3):
         self.embedder, self.models = embedder, list(models)
         self.batch_size, self.workers, self.top_k = batch_size, workers, top_k
-        backbones = _backbones(embedder, self.models)
-        self.keys = [backbone_key(b) for b in backbones]
-        self.runners = [backbone_runner(b, threads=threads) for b in backbones]
-        self.mirror_keys = {backbone_key(m.classifier.backbone_info) for m in self.models if m.classifier.tta}
+        self.runners = {key: backbone_runner(b, threads=threads)  # the embedder's first
+                        for key, b in backbones_of(embedder, self.models).items()}
         self.decoder = self.decoder_for(embedder, self.models, colors)
 
     @staticmethod
     def decoder_for(embedder: Embedder, models: list[LoadedModel], colors: bool) -> Decoder:
         """The decoding these models need, without loading them."""
-        return Decoder(tuple(b.preprocess for b in _backbones(embedder, models)), colors)
+        return Decoder(tuple(b.preprocess for b in backbones_of(embedder, models).values()), colors)
 
     def run(self, paths: list[Path], failures: list[SkippedInput], names: list[str] | None = None,
             advance: Callable[[int], None] = lambda n: None) -> Iterator[AnalysedBatch]:
@@ -126,19 +123,9 @@ class Analyser:
     def analyse(self, indices: list[int], decoded: list[tuple]) -> AnalysedBatch:
         """One batch of decoded images (`Decoder`'s (sha256, inputs, colours) per image) through the backbones,
         then the attribute models as the pipeline reads them (`fashionlens.attributes`)."""
-        batches = {key: torch.stack([item[1][j] for item in decoded]) for j, key in enumerate(self.keys)}
-        features = {key: runner(batches[key].numpy())["features"] for key, runner in zip(self.keys, self.runners,
-                                                                                          strict=True)}
-        mirrors = {key: self.runners[self.keys.index(key)](mirrored(batches[key]).numpy())["features"]
-                   for key in self.mirror_keys}
+        batches = {key: torch.stack([item[1][j] for item in decoded]) for j, key in enumerate(self.runners)}
+        features, mirrors = backbone_features(self.runners, batches, self.models)
         read = read_attributes(self.models, features, mirrors, [None] * len(decoded), self.top_k)
-        return AnalysedBatch(indices, [item[0] for item in decoded], self.embedder.from_features(features[self.keys[0]]),
-                             [a.predicted for a in read], [item[2] for item in decoded])
-
-
-def _backbones(embedder: Embedder, models: list[LoadedModel]) -> list:
-    """The embedder's backbone first, then each other backbone the attribute models sit on."""
-    backbones = {backbone_key(embedder.backbone): embedder.backbone}
-    for model in models:
-        backbones.setdefault(backbone_key(model.classifier.backbone_info), model.classifier.backbone_info)
-    return list(backbones.values())
+        embeddings = self.embedder.from_features(features[backbone_key(self.embedder.backbone)])
+        return AnalysedBatch(indices, [item[0] for item in decoded], embeddings, [a.predicted for a in read],
+                             [item[2] for item in decoded])

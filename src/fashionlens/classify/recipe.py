@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import tempfile
 import time
-import warnings
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold
 
-from fashionlens.splits import Split
+from fashionlens.splits import Split, stratified_group_folds
 
 RICH_FEATURES = {"pool_stages": (1, 2, 3, 4), "colour_bins": 8, "colour_space": "hsv", "colour_sqrt": True,
                  "standardize": True}
@@ -128,10 +126,7 @@ def inner_folds(y: np.ndarray, groups: np.ndarray, rows: list[int], seed: int) -
     if len(rows) < MIN_IMAGES_TO_COMPARE or k < 2:
         return []
     rows_arr = np.asarray(rows)
-    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "least populated class has only N members"
-        return [(rows_arr[a].tolist(), rows_arr[b].tolist()) for a, b in splitter.split(rows_arr, strata, groups[rows])]
+    return [(rows_arr[a].tolist(), rows_arr[b].tolist()) for a, b in stratified_group_folds(strata, groups[rows], k, seed)]
 
 
 def inner_score(lf, config, folds: list[tuple[list[int], list[int]]], fit: Callable) -> float:

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fashionlens.attributes import DEFAULT_MODELS, Attributes, load_attribute_models, read_attributes
+from fashionlens.attributes import (DEFAULT_MODELS, Attributes, backbone_features, backbones_of, load_attribute_models,
+                                    read_attributes)
 from fashionlens.classify.inference import LabelScore
-from fashionlens.classify.model import mirrored
 from fashionlens.classify.model_io import LoadedModel
 from fashionlens.colors import WhiteBalance, estimate_balance, named_colors
 from fashionlens.defaults import resolve_model
@@ -87,12 +87,6 @@ class Description:
         return Attributes(self.attributes, self.kind).predicted
 
 
-@dataclass
-class _BackbonePass:
-    transform: object
-    runner: object
-
-
 class Analyzer:
     """Loads the models once; `analyze` is safe to call from several threads (ONNX Runtime sessions are).
     `threads`: each ONNX Runtime session's (default: one per core; a Ray actor gives the CPUs it holds)."""
@@ -111,14 +105,9 @@ class Analyzer:
         if len(set(tasks)) != len(tasks):
             raise ValueError(f"attribute models predict the same task twice ({tasks}); give models with distinct tasks")
         self.embedder = embedder or default_embedder()
-        self._passes: dict[str, _BackbonePass] = {}
-        for backbone in [self.embedder.backbone] + [m.classifier.backbone_info for m in self.classifiers]:
-            key = backbone_key(backbone)
-            if key not in self._passes:
-                self._passes[key] = _BackbonePass(backbone.preprocess.eval_transform(),
-                                                   backbone_runner(backbone, threads=threads))
-        # backbones whose crops are also run mirrored: those of models saved to predict with test-time flips
-        self._mirror_keys = {backbone_key(m.classifier.backbone_info) for m in self.classifiers if m.classifier.tta}
+        backbones = backbones_of(self.embedder, self.classifiers)
+        self._transforms = {key: b.preprocess.eval_transform() for key, b in backbones.items()}
+        self._runners = {key: backbone_runner(b, threads=threads) for key, b in backbones.items()}
         self.models = self._model_versions()
         self.models_key = hashlib.sha256(json.dumps(self.models, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -153,10 +142,8 @@ class Analyzer:
         if not crops:
             return []
         with _timer(timings, "backbone"):
-            batches = {key: torch.stack([p.transform(c) for c in crops]) for key, p in self._passes.items()}
-            features = {key: p.runner(batches[key].numpy())["features"] for key, p in self._passes.items()}
-            mirror_features = {key: self._passes[key].runner(mirrored(batches[key]).numpy())["features"]
-                               for key in self._mirror_keys}
+            batches = {key: torch.stack([t(c) for c in crops]) for key, t in self._transforms.items()}
+            features, mirror_features = backbone_features(self._runners, batches, self.classifiers)
         with _timer(timings, "attributes"):
             read = read_attributes(self.classifiers, features, mirror_features, kinds, self.config.top_k)
             embeddings = self.embedder.from_features(features[backbone_key(self.embedder.backbone)])
@@ -208,7 +195,7 @@ class Analyzer:
             crops, masks, labels = [image], [product], [None]
             boxes = [mask_box(product) if product is not None else None]
         described = self._describe(crops, boxes, [image] * len(crops), masks, labels, timings)
-        sources = [str(v) for v in found.data.get("source", ["detector"] * len(found))] if not whole else ["classifier"]
+        sources = [str(v) for v in found.data["source"]] if not whole else ["classifier"]
         scores = found.confidence.tolist() if not whole else [None]
         garments = []
         for box, label, score, mask, source, d in zip(boxes, labels, scores, masks, sources, described, strict=True):
@@ -223,12 +210,13 @@ class Analyzer:
         return Analysis(sha, image.width, image.height, garments, self.models, timings)
 
     def _detect(self, image: Image.Image, timings: dict[str, float]) -> Detections:
-        """The garments the operating point shows, strongest first, their kinds in `data["class_name"]`."""
+        """The garments the operating point shows, strongest first, their kinds and sources in `data`."""
         if self.detector is None:
-            return Detections(np.zeros((0, 4), np.float32), [], [], data={"class_name": []})
+            return Detections(np.zeros((0, 4), np.float32), [], [], data={"class_name": [], "source": []})
         with _timer(timings, "detect"):
             found = self.detector.garments(image, self.point)[:self.config.max_items]
         found.data["class_name"] = np.asarray([self.detector.classes[c] for c in found.class_id], dtype=object)
+        found.data["source"] = np.asarray(["detector"] * len(found), dtype=object)
         return found
 
 def _colours(image: Image.Image, box, mask: np.ndarray | None, light: WhiteBalance) -> tuple[list, str]:

@@ -43,7 +43,7 @@ class Metrics:
         """Queue depth read at scrape time, and the models' versions."""
         self.queue_depth.set_function(lambda: service.queue.depth)
         self.queue_limit.set(service.queue.limit)
-        for role, model in _model_entries(service.analyzer.models):
+        for role, model in service.analyzer.models.items():  # role -> {"name", "sha256", ...}
             self.models.labels(role, str(model.get("name", "")), str(model.get("sha256", ""))).set(1)
 
     def observe_stages(self, timings_ms: dict[str, float]) -> None:
@@ -54,16 +54,6 @@ class Metrics:
         """(body, content type) in the format the scraper asks for: Prometheus text, or OpenMetrics."""
         encoder, content_type = choose_encoder(accept or "")
         return encoder(self.registry), content_type
-
-
-def _model_entries(models: dict) -> list[tuple[str, dict]]:
-    """(role, model) pairs: {"detector": {...}, "classifiers": [{...}, ...]} -> detector, classifiers[0], ..."""
-    entries = []
-    for role, value in models.items():
-        for i, model in enumerate(value if isinstance(value, list) else [value]):
-            if isinstance(model, dict):
-                entries.append((role if not isinstance(value, list) else f"{role}[{i}]", model))
-    return entries
 
 
 class Observe:
