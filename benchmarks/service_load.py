@@ -279,8 +279,7 @@ def main() -> None:
     token = secrets.token_urlsafe(16)
     print(f"{load_note()} at the start")
     with tempfile.TemporaryDirectory(prefix="fashionlens-load-") as tmp, database(args.db) as db, ExitStack() as stack:
-        env = {"FASHIONLENS_MEDIA_DIR": str(Path(tmp) / "media"), "FASHIONLENS_RATE_LIMIT": str(10**9),
-               "FASHIONLENS_MAX_QUEUE": str(2 * args.clients)}
+        env = {"FASHIONLENS_MEDIA_DIR": str(Path(tmp) / "media"), "FASHIONLENS_MAX_QUEUE": str(2 * args.clients)}
         for i in range(args.replicas):
             (Path(tmp) / f"replica{i}").mkdir()
         first = stack.enter_context(running_service(catalogue_images(args.items), db=db, token=token,
