@@ -10,10 +10,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fashionlens.classify.inference import LabelScore, top_labels
-from fashionlens.classify.model import mirrored
 from fashionlens.classify.model_io import LoadedModel, load_model
 from fashionlens.defaults import resolve_model
-from fashionlens.features import backbone_key
+from fashionlens.backbone_spec import backbone_key, mirrored
 from fashionlens.taxonomy import KIND_OF, fitting_labels
 
 DEFAULT_MODELS = ("default", "types")
@@ -55,16 +54,16 @@ def backbones_of(embedder, models: list[LoadedModel]) -> dict:
     one pass of an image through a backbone serves every model on it."""
     backbones = {backbone_key(embedder.backbone): embedder.backbone}
     for model in models:
-        backbones.setdefault(backbone_key(model.classifier.backbone_info), model.classifier.backbone_info)
+        backbones.setdefault(backbone_key(model.backbone_info), model.backbone_info)
     return backbones
 
 
 def backbone_features(runners: dict, batches: dict, models: list[LoadedModel]) -> tuple[dict, dict]:
     """(features, mirrors): each batch (backbone key -> preprocessed images) through its backbone's runner, and
     again mirrored for the backbones of models saved to predict with test-time flips."""
-    features = {key: runners[key](batch.numpy())["features"] for key, batch in batches.items()}
-    tta = {backbone_key(m.classifier.backbone_info) for m in models if m.classifier.tta}
-    mirrors = {key: runners[key](mirrored(batches[key]).numpy())["features"] for key in tta}
+    features = {key: runners[key](batch)["features"] for key, batch in batches.items()}
+    tta = {backbone_key(m.backbone_info) for m in models if m.tta}
+    mirrors = {key: runners[key](mirrored(batches[key]))["features"] for key in tta}
     return features, mirrors
 
 
@@ -74,9 +73,9 @@ def read_attributes(models: list[LoadedModel], features: dict[str, np.ndarray], 
     with test-time flips): the attributes. `kinds`: each row's garment label, None for a whole photo."""
     outputs = []  # (model, task, probabilities of every row)
     for model in models:
-        key = backbone_key(model.classifier.backbone_info)
-        probs = model.classifier.probabilities_from(features[key], mirrors.get(key) if model.classifier.tta else None)
-        outputs += [(model, task, probs[task.name]) for task in model.classifier.tasks]
+        key = backbone_key(model.backbone_info)
+        probs = model.probabilities_from(features[key], mirrors.get(key) if model.tta else None)
+        outputs += [(model, task, probs[task.name]) for task in model.tasks]
     kinds = [kind if kind is not None else _whole_kind(outputs, row) for row, kind in enumerate(kinds)]
     found = [Attributes({}, kind) for kind in kinds]
     for model, task, probs in outputs:

@@ -124,12 +124,10 @@ class _Analyse:
         self.store = Store(url) if url else None
 
     def __call__(self, batch: dict) -> dict:
-        import torch
-
         n = len(batch["source"])
         ok = [k for k in range(n) if not batch["reason"][k]]
         inputs = [batch[f"input{j}"] for j in range(len(self.analyser.runners))]
-        decoded = [(str(batch["sha256"][k]), [torch.from_numpy(x[k]) for x in inputs], json.loads(batch["colors"][k]))
+        decoded = [(str(batch["sha256"][k]), [x[k] for x in inputs], json.loads(batch["colors"][k]))
                    for k in ok]
         out = {k: batch[k] for k in ("source", "sha256", "attributes", "reason")}
         out["status"] = np.array(["failed"] * n, dtype=object)

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from fashionlens.attributes import (DEFAULT_MODELS, Attributes, backbone_features, backbones_of, load_attribute_models,
@@ -101,7 +100,7 @@ class Analyzer:
         self.parser = (Parser(resolve_model(self.config.parser, "parser"), threads=threads)
                        if self.config.parser and self.detector is not None else None)
         self.classifiers: list[LoadedModel] = load_attribute_models(self.config.classifiers)
-        tasks = [t.name for m in self.classifiers for t in m.classifier.tasks]
+        tasks = [t.name for m in self.classifiers for t in m.tasks]
         if len(set(tasks)) != len(tasks):
             raise ValueError(f"attribute models predict the same task twice ({tasks}); give models with distinct tasks")
         self.embedder = embedder or default_embedder()
@@ -121,8 +120,8 @@ class Analyzer:
                                 "classes": self.parser.classes}
         for m in self.classifiers:
             models[f"attributes:{m.folder.name}"] = {"name": m.folder.name, "sha256": m.weights_sha256,
-                                                     "tasks": [t.name for t in m.classifier.tasks],
-                                                     **({"tta": "flip"} if m.classifier.tta else {})}
+                                                     "tasks": [t.name for t in m.tasks],
+                                                     **({"tta": "flip"} if m.tta else {})}
         models["embedding"] = {"name": self.embedder.key, "dim": self.embedder.dim}
         models["pipeline"] = {"version": 4, "max_items": self.config.max_items,
                               "product_shot": [self.config.product_shot_person, self.config.product_shot_hairless],
@@ -142,7 +141,7 @@ class Analyzer:
         if not crops:
             return []
         with _timer(timings, "backbone"):
-            batches = {key: torch.stack([t(c) for c in crops]) for key, t in self._transforms.items()}
+            batches = {key: np.stack([t(c) for c in crops]) for key, t in self._transforms.items()}
             features, mirror_features = backbone_features(self._runners, batches, self.classifiers)
         with _timer(timings, "attributes"):
             read = read_attributes(self.classifiers, features, mirror_features, kinds, self.config.top_k)
