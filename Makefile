@@ -37,8 +37,13 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 
 # Retrains the shipped garment classifier from ../shared/datasets/clothing-small (about 3 minutes).
+# The shipped classifiers' backbone graph ships once, in assets/backbones (make shipped-graphs); their manifests
+# then declare the garment kinds their classes fit (fashionlens.taxonomy).
 default-model: $(STAMP)
-	$(VENV)/bin/fashionlens train ../shared/datasets/clothing-small/train --out src/fashionlens/assets/garment-classifier --task category --seed 0 --recipe classic
+	$(VENV)/bin/fashionlens train ../shared/datasets/clothing-small/train --out build/garment-classifier --task category --seed 0 --recipe classic
+	mkdir -p src/fashionlens/assets/garment-classifier
+	cp build/garment-classifier/manifest.json build/garment-classifier/weights.safetensors src/fashionlens/assets/garment-classifier/
+	$(PY) -m fashionlens.taxonomy src/fashionlens/assets/garment-classifier
 
 # Retrains the shipped garment detector from ../shared/datasets/colorful-fashion (at most 70 minutes of
 # epochs on 2 cores; rerun to resume), then copies only its weights and manifest into the package.
@@ -65,6 +70,7 @@ default-types: $(STAMP)
 	$(VENV)/bin/fashionlens train build/type-crops/trainval --task type --out build/garment-types --backbone efficientnet_lite1 --no-balance --seed 0
 	mkdir -p src/fashionlens/assets/garment-types
 	cp build/garment-types/manifest.json build/garment-types/weights.safetensors src/fashionlens/assets/garment-types/
+	$(PY) -m fashionlens.taxonomy src/fashionlens/assets/garment-types
 
 # The ONNX graphs the package ships, so the base install (no PyTorch) runs the shipped models: the shipped
 # classifiers' backbone (with its spec) and the detector's and the parser's whole networks, each checked against

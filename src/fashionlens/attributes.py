@@ -11,9 +11,9 @@ import numpy as np
 
 from fashionlens.classify.inference import LabelScore, top_labels
 from fashionlens.classify.model_io import LoadedModel, load_model
+from fashionlens.classify.tasks import TaskSpec
 from fashionlens.defaults import resolve_model
 from fashionlens.backbone_spec import backbone_key, mirrored
-from fashionlens.taxonomy import KIND_OF, fitting_labels
 
 DEFAULT_MODELS = ("default", "types")
 """The shipped attribute models every entry point uses by default: the garment classifier and its type head."""
@@ -80,7 +80,7 @@ def read_attributes(models: list[LoadedModel], features: dict[str, np.ndarray], 
     found = [Attributes({}, kind) for kind in kinds]
     for model, task, probs in outputs:
         for row, p in enumerate(probs):
-            labels = _fitting(task.name, task.classes, p, kinds[row], top_k)
+            labels = _fitting(task, p, kinds[row], top_k)
             if labels is None:
                 continue
             found[row].labels[task.name] = labels
@@ -90,22 +90,28 @@ def read_attributes(models: list[LoadedModel], features: dict[str, np.ndarray], 
     return found
 
 
-def _fitting(task: str, classes: list[str], probs: np.ndarray, kind: str | None, top_k: int) -> list[LabelScore] | None:
-    """The top labels among those that fit the garment's kind, each with the model's own probability (never
-    renormalised over the fitting few, which would claim certainty the model does not have); None where none
-    fit."""
-    allowed = fitting_labels(task, kind)
+def _fitting(task: TaskSpec, probs: np.ndarray, kind: str | None, top_k: int) -> list[LabelScore] | None:
+    """The top labels among those that fit the garment's kind (as the model's manifest declares), each with the
+    model's own probability (never renormalised over the fitting few, which would claim certainty the model does
+    not have); None where none fit."""
+    allowed = task.fitting(kind)
     if allowed is None:
-        return top_labels(classes, probs, top_k)
-    index = [i for i, c in enumerate(classes) if c in allowed]
+        return top_labels(task.classes, probs, top_k)
+    index = [i for i, c in enumerate(task.classes) if c in allowed]
     if not index:
         return None
-    return top_labels([classes[i] for i in index], probs[index], top_k)
+    return top_labels([task.classes[i] for i in index], probs[index], top_k)
 
 
 def _whole_kind(outputs: list, row: int) -> str | None:
-    """A whole photo's kind: the garment its category names (a product shot of a T-shirt is a shirt)."""
+    """A whole photo's kind: the garment its best class names, by the first task that names kinds (a product
+    shot of a T-shirt is a shirt)."""
     for _, task, probs in outputs:
-        if task.name in KIND_OF:
-            return KIND_OF[task.name].get(task.classes[int(np.argmax(probs[row]))])
+        if task.names_kind:
+            return task.kind_of(task.classes[int(np.argmax(probs[row]))])
     return None
+
+
+def kinds_named(models: list[LoadedModel]) -> set[str]:
+    """The garment kinds the models' kind-naming tasks name: kinds a whole photo's classifier can tell."""
+    return {kind for model in models for task in model.tasks if task.names_kind for kind in task.fits}

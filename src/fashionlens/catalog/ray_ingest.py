@@ -105,8 +105,8 @@ def _decode(batch: dict, decoder: Decoder, policy: FetchPolicy) -> dict:
                 reasons[k] = reason
                 continue
             sha256[k], colors[k] = decoded[0], json.dumps(decoded[2])
-            for j, tensor in enumerate(decoded[1]):
-                inputs[j][k] = tensor.numpy()
+            for j, image in enumerate(decoded[1]):
+                inputs[j][k] = image
     return {**batch, "sha256": np.array(sha256), "colors": np.array(colors), "reason": np.array(reasons),
             **{f"input{j}": x for j, x in enumerate(inputs)}}
 

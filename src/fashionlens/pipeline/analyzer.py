@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fashionlens.attributes import (DEFAULT_MODELS, Attributes, backbone_features, backbones_of, load_attribute_models,
-                                    read_attributes)
+from fashionlens.attributes import (DEFAULT_MODELS, Attributes, backbone_features, backbones_of, kinds_named,
+                                    load_attribute_models, read_attributes)
 from fashionlens.classify.inference import LabelScore
 from fashionlens.classify.model_io import LoadedModel
 from fashionlens.colors import WhiteBalance, estimate_balance, named_colors
@@ -41,7 +41,6 @@ from fashionlens.parse.inference import Parser, person_shares
 from fashionlens.parse.labels import NOT_GARMENT
 from fashionlens.pipeline.garment_masks import MaskRules, garment_masks
 from fashionlens.pipeline.result import Analysis, Garment
-from fashionlens.taxonomy import FITTING
 
 DEFAULT = "default"
 
@@ -100,6 +99,7 @@ class Analyzer:
         self.parser = (Parser(resolve_model(self.config.parser, "parser"), threads=threads)
                        if self.config.parser and self.detector is not None else None)
         self.classifiers: list[LoadedModel] = load_attribute_models(self.config.classifiers)
+        self.kinds_named = kinds_named(self.classifiers)
         tasks = [t.name for m in self.classifiers for t in m.tasks]
         if len(set(tasks)) != len(tasks):
             raise ValueError(f"attribute models predict the same task twice ({tasks}); give models with distinct tasks")
@@ -181,7 +181,7 @@ class Analyzer:
                     # a product shot, one item: a bag keeps the detector's box (the classifier names no bags), any
                     # other kind is the whole-photo classifier's
                     found = found[:1]
-                    found = found[[name not in FITTING["category"] for name in found.data["class_name"]]]
+                    found = found[[name not in self.kinds_named for name in found.data["class_name"]]]
                     product = _product_pixels(parsed)
                 found = found[:self.config.max_items]
         labels = [str(name) for name in found.data["class_name"]]
