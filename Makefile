@@ -38,7 +38,7 @@ lint: $(STAMP)
 
 # The documentation site (mkdocs.yml) into build/site; --strict: a broken link or a missing reference fails.
 docs: $(STAMP)
-	$(VENV)/bin/mkdocs build --strict --clean
+	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(VENV)/bin/mkdocs build --strict --clean
 
 # Retrains the shipped garment classifier from ../shared/datasets/clothing-small (about 3 minutes).
 default-model: $(STAMP)

@@ -293,3 +293,25 @@ def readme_results_table(folder: Path = RESULTS) -> str:
                 lines.append(f"| {area} | [{f.name}](benchmarks/results/{f.source}) | **{format_value(f)}** | "
                              f"{f.target or '-'} | {f.part} |")
     return "\n".join(lines)
+
+
+README = ROOT / "README.md"
+README_MARKERS = ("<!-- results:start -->", "<!-- results:end -->")
+
+
+def readme_with_results(text: str, folder: Path = RESULTS) -> str:
+    """The README's text with the block between its results markers replaced by the generated table."""
+    start, end = README_MARKERS
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
+    if not rest or end not in rest:
+        raise ValueError(f"README.md: the markers {start} and {end} are missing")
+    return f"{head}{start}\n{readme_results_table(folder)}\n{end}{tail}"
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--readme"]:
+        raise SystemExit("usage: python docs/gen/render.py --readme   (rewrites README.md's table of headline results)")
+    README.write_text(readme_with_results(README.read_text()))
