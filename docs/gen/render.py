@@ -123,6 +123,8 @@ def _schema_name(schema: dict) -> str:
         return f"array of {_schema_name(schema.get('items', {}))}"
     if "anyOf" in schema:
         return " or ".join(_schema_name(s) for s in schema["anyOf"])
+    if schema.get("properties"):  # an inline object: its fields
+        return "`object` with " + ", ".join(f"`{name}`" for name in schema["properties"])
     return f"`{schema.get('type', 'object')}`"
 
 
@@ -153,9 +155,15 @@ def http_markdown(app) -> str:
                 lines += ["Body: " + "; ".join(f"`{kind}` {_schema_name(c.get('schema', {}))}"
                                                for kind, c in body.items()), ""]
             lines += ["| status | what | body |", "|---|---|---|"]
+            errors: dict[str, list[str]] = {}
             for status, answer in op.get("responses", {}).items():
-                schemas = [_schema_name(c["schema"]) for c in answer.get("content", {}).values() if "schema" in c]
-                lines.append(f"| {status} | {_escape(answer.get('description', ''))} | {', '.join(schemas)} |")
+                schemas = ", ".join(_schema_name(c["schema"]) for c in answer.get("content", {}).values()
+                                    if "schema" in c)
+                if status.startswith(("4", "5")):  # every error has one body: listed together
+                    errors.setdefault(schemas, []).append(status)
+                else:
+                    lines.append(f"| {status} | {_escape(answer.get('description', ''))} | {schemas} |")
+            lines += [f"| {', '.join(codes)} | errors, with a stable `code` | {schemas} |" for schemas, codes in errors.items()]
             lines.append("")
     others = [(m, p) for m, p in http_routes(app) if (m, p) not in documented]
     if others:
