@@ -142,3 +142,42 @@ def test_every_guide_and_page_is_in_the_site_nav():
     written = {str(p.relative_to(ROOT / "docs")) for p in (ROOT / "docs").rglob("*.md")}
     generated = {"reference/cli.md", "reference/http.md", "results.md"}
     assert written | generated == listed
+
+
+def _documented_command_lines() -> list[tuple[str, str]]:
+    """(file, command line) of every `fashionlens ...` the README and the written pages show, in code blocks and
+    inline code; the results history (commands as they were run then) is left out."""
+    pages = [ROOT / "README.md", *(p for p in (ROOT / "docs").rglob("*.md") if p.name != "results-history.md")]
+    found = []
+    for page in pages:
+        text = page.read_text()
+        blocks = re.findall(r"```(?:bash|text)\n(.*?)```", text, flags=re.S)
+        lines = [line.removeprefix("$ ") for block in blocks for line in block.splitlines()]
+        lines += re.findall(r"`(fashionlens [^`]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
+        for line in lines:
+            line = line.split("  #", 1)[0].split(";", 1)[-1].strip()
+            if line.startswith("fashionlens ") or line == "fashionlens":
+                found.append((page.name, line))
+    return found
+
+
+def test_every_documented_command_line_names_real_commands_and_options():
+    import shlex
+
+    commands = dict(_typer_commands())
+    lines = _documented_command_lines()
+    assert len(lines) > 40
+    for page, line in lines:
+        words = shlex.split(line.replace("|", " "))
+        if len(words) > 1 and words[1].isupper():  # a placeholder: `fashionlens COMMAND --help`
+            continue
+        path = "fashionlens"
+        while len(words) > 1 and f"{path} {words[1]}" in commands:
+            path = f"{path} {words.pop(1)}"
+        command = commands[path]
+        flags = {flag for p in command.params for flag in (*p.opts, *p.secondary_opts)} | {"--help"}
+        for word in words[1:]:
+            if word.startswith("--"):
+                assert word.split("=", 1)[0] in flags, f"{page}: `{line}`: {path} has no {word}"
+        if len(words) > 1 and path == "fashionlens" and not words[1].startswith("-"):
+            raise AssertionError(f"{page}: `{line}`: no command {words[1]!r}")
