@@ -5,8 +5,8 @@
 Writes docs/img/street-analysed.jpg (what `fashionlens analyze` finds on a sample street photo: boxes, labels and
 mask outlines), docs/img/confusion.png (`fashionlens evaluate` of the shipped classifier on the 30 samples),
 docs/img/dedup-group.jpg (a group `fashionlens dedup` finds among a sample photo's edited versions and the other
-samples), docs/img/audit-copy.jpg (an audit finding from docs/audit/) and re-saves docs/web-analyse.png with a
-palette. Every file is checked to stay under 150 KB.
+samples), docs/img/audit-copy.jpg (an audit finding from docs/audit/) and docs/web-analyse.png (the browser test's
+screenshot of the Analyse view, with a palette). Every file is checked to stay under 150 KB.
 """
 
 from __future__ import annotations
@@ -119,9 +119,14 @@ def audit_copy(folder: Path = DOCS / "audit" / "clothing-small") -> Path:
     return _save(_sheet(tiles, "fashionlens audit: one photo filed as shorts and as skirt"), OUT / "audit-copy.jpg")
 
 
+SCREENSHOT = ROOT / "artifacts" / "screenshots" / "analyse.png"  # tests/test_web_page.py writes it
+
+
 def web_page(path: Path = DOCS / "web-analyse.png") -> Path:
-    """The web page's screenshot as a 256-colour palette PNG, at most 1,200 px wide."""
-    image = Image.open(path).convert("RGB")
+    """The web page's Analyse view as a 256-colour palette PNG, at most 1,200 px wide: from the browser test's
+    latest screenshot when there is one (`make test` with Chromium), else the picture already in docs/."""
+    image = Image.open(SCREENSHOT if SCREENSHOT.exists() else path).convert("RGB")
+    image = image.crop((0, 0, image.width, min(image.height, round(image.width * 0.62))))  # the first screen
     image.thumbnail((1200, 1200), Image.LANCZOS)
     return _save(image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE), path)
 
