@@ -74,8 +74,9 @@ def confusion(classifier: Path = ROOT / "src" / "fashionlens" / "assets" / "garm
         if not matrices:
             raise SystemExit(f"no confusion matrix PNG in {report}: {sorted(p.name for p in report.rglob('*'))}")
         image = Image.open(matrices[0]).convert("RGB")
-    image.thumbnail((900, 900), Image.LANCZOS)
-    return _save(image, OUT / "confusion.png")
+    image.thumbnail((800, 800), Image.LANCZOS)
+    return _save(image.quantize(colors=128, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE),
+                 OUT / "confusion.png")
 
 
 def dedup_group(original: Path = SAMPLES / "clothing" / "dress_1.jpg") -> Path:
