@@ -124,12 +124,12 @@ SCREENSHOT = ROOT / "artifacts" / "screenshots" / "analyse.png"  # tests/test_we
 
 
 def web_page(path: Path = DOCS / "web-analyse.png") -> Path:
-    """The web page's Analyse view as a 256-colour palette PNG, at most 1,200 px wide: from the browser test's
+    """The web page's Analyse view as a 160-colour palette PNG, at most 1,000 px wide: from the browser test's
     latest screenshot when there is one (`make test` with Chromium), else the picture already in docs/."""
     image = Image.open(SCREENSHOT if SCREENSHOT.exists() else path).convert("RGB")
-    image = image.crop((0, 0, image.width, min(image.height, round(image.width * 0.62))))  # the first screen
-    image.thumbnail((1200, 1200), Image.LANCZOS)
-    return _save(image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE), path)
+    image = image.crop((0, 0, image.width, min(image.height, round(image.width * 0.8))))  # the photo and its first cards
+    image.thumbnail((1000, 1000), Image.LANCZOS)
+    return _save(image.quantize(colors=160, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE), path)
 
 
 def _sheet(tiles: list[tuple[str, Image.Image]], title: str, height: int = 220) -> Image.Image:
