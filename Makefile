@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser demo test test-fast lint bench default-model default-detector default-parser default-types shipped-graphs light-install
+.PHONY: setup browser demo test test-fast lint docs bench default-model default-detector default-parser default-types shipped-graphs light-install
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,7 +34,11 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not integration and not browser"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks docs
+
+# The documentation site (mkdocs.yml) into build/site; --strict: a broken link or a missing reference fails.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(VENV)/bin/mkdocs build --strict --clean
 
 # Retrains the shipped garment classifier from ../shared/datasets/clothing-small (about 3 minutes).
 # The shipped classifiers' backbone graph ships once, in assets/backbones (make shipped-graphs); their manifests
