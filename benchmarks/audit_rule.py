@@ -39,8 +39,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=350)
     parser.add_argument("--draws", type=int, default=12)
     parser.add_argument("--rate", type=float, default=0.07)
+    parser.add_argument("--repeats", type=int, default=None, help="cross-validations averaged (default: the audit's)")
     args = parser.parse_args()
-    from fashionlens.audit.labels import out_of_fold_probabilities
+    from fashionlens.audit.labels import HeadSettings, out_of_fold_probabilities
     from fashionlens.backbones import create_backbone
     from fashionlens.cache import FeatureCache
     from fashionlens.classify.model import TaskSpec
@@ -52,6 +53,7 @@ def main() -> None:
     classes = sorted(set(names))
     truth = np.array([classes.index(n) for n in names])
     task = TaskSpec("category", tuple(classes))
+    heads = HeadSettings() if args.repeats is None else HeadSettings(repeats=args.repeats)
     scores: dict[str, list[tuple[float, float, int]]] = {rule: [] for rule in args.rules}
     accuracy = []
     for draw in range(args.draws):
@@ -62,13 +64,14 @@ def main() -> None:
         for i in flipped:
             y[i] = rng.choice([c for c in range(len(classes)) if c != y[i]])
         probs = out_of_fold_probabilities(feats.vectors[pick], y[:, None], [task], [feats.sha256[i] for i in pick],
-                                          [feats.phash[i] for i in pick], seed=draw)[task.name]
+                                          [feats.phash[i] for i in pick], seed=draw, heads=heads)[task.name]
         accuracy.append(float((probs.argmax(1) == truth[pick]).mean()))
         for rule in args.rules:
             found = flag(rule, y, probs)
             hits = len(found & set(flipped.tolist()))
             scores[rule].append((hits / max(len(found), 1), hits / len(flipped), len(found)))
-    print(f"{args.draws} draws of {args.images} clothing-small train images, {args.rate:.0%} flipped; out-of-fold "
+    print(f"{args.draws} draws of {args.images} clothing-small train images, {args.rate:.0%} flipped, "
+          f"{heads.repeats_for(args.images)} cross-validation(s) averaged; out-of-fold "
           f"accuracy against the true labels {np.mean(accuracy):.3f}")
     for rule, rows in scores.items():
         p, r, n = np.array(rows).T
