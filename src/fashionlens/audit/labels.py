@@ -43,7 +43,7 @@ class HeadSettings:
     def repeats_for(self, n_images: int) -> int:
         """Repeats for a set of this size. Averaging three cross-validations steadies the weak heads of a small
         set: on 350-image draws of clothing-small train with 7% flipped (benchmarks/audit_rule.py --repeats),
-        precision 0.702 / recall 0.833 against 0.665 / 0.840 from one; at 3,000 images the label check
+        precision 0.703 / recall 0.837 against 0.665 / 0.840 from one; at 3,000 images the label check
         costs a few seconds a repeat."""
         return self.repeats if n_images < self.repeat_below else 1
 
@@ -88,8 +88,8 @@ MAX_GIVEN_RATIO = 0.15
 than its given label: `p(given) / max p < 0.15`.
 
 Chosen on random subsets of clothing-small's train folder with 7% of labels flipped (benchmarks/audit_rule.py
---repeats 1: 12 draws of 350, 4 of 1,000, 2 of 3,000; one cross-validation each), against cleanlab's `find_label_issues`: its confident joint counts
-every confusion of weak heads between look-alike classes (shirt, longsleeve, t-shirt) as label noise, so on a
+--repeats 1: 12 draws of 350, 4 of 1,000, 2 of 3,000; one cross-validation each), against cleanlab's
+`find_label_issues`: its confident joint counts every confusion of weak heads between look-alike classes (shirt, longsleeve, t-shirt) as label noise, so on a
 few hundred images it flagged twice as many images as were flipped. Precision / recall, this rule against
 cleanlab's `both`: 350 images 0.665 / 0.840 against 0.431 / 0.783; 1,000 0.771 / 0.854 against 0.585 / 0.750;
 3,000 0.831 / 0.902 against 0.645 / 0.836. A ratio of 0.1 flagged at 0.753 / 0.803 on 350, 0.2 at 0.596 / 0.860.
