@@ -6,6 +6,7 @@ label-issue precision and recall on the flipped images (the planted copies and t
 both: they are the conflict target's), and how many planted copies come back as a conflict.
 
     .venv/bin/python benchmarks/audit_flips.py [--rate 0.07] [--copies 40] [--seed 0] [--images 350]
+        [--splits validation]
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from _shared import dataset
 from PIL import Image
 
 
-def build(root: Path, rate: float, copies: int, seed: int, size: int | None = None
-          ) -> tuple[set[Path], list[tuple[Path, Path]]]:
+def build(root: Path, rate: float, copies: int, seed: int, size: int | None = None,
+          splits: tuple[str, ...] = ("train", "validation")) -> tuple[set[Path], list[tuple[Path, Path]]]:
     """Symlinks in class folders, some under a wrong class; returns (flipped links, [(original, copy)]).
-    `size`: a random subset of that many images (a small shop's set)."""
+    `size`: a random subset of that many images (a small shop's set); `splits`: the clothing-small folders drawn
+    from (settings are chosen on `train` and reported on the held-out `validation`)."""
     source = dataset("clothing-small")
-    images = sorted((p, p.parent.name) for split in ("train", "validation") for p in (source / split).glob("*/*.jpg"))
+    images = sorted((p, p.parent.name) for split in splits for p in (source / split).glob("*/*.jpg"))
     classes = sorted({c for _, c in images})
     rng = random.Random(seed)
     if size:
@@ -58,13 +60,15 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--images", type=int, default=None, help="a random subset of this many images (default: all)")
+    parser.add_argument("--splits", nargs="+", default=["train", "validation"], choices=["train", "validation"],
+                        help="the clothing-small folders drawn from (validation alone: the held-out 341 photos)")
     args = parser.parse_args()
     from fashionlens.audit import AuditConfig, audit
     from fashionlens.data import read_folder
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        flipped, planted = build(root, args.rate, args.copies, args.seed, args.images)
+        flipped, planted = build(root, args.rate, args.copies, args.seed, args.images, tuple(args.splits))
         started = time.perf_counter()
         report = audit(read_folder(root), AuditConfig(seed=args.seed))
         seconds = time.perf_counter() - started

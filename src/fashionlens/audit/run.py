@@ -151,7 +151,8 @@ def _label_issues(data: LabeledImages, rows: list[int], feats: Features, copies:
     if not tasks:
         return [], check
     y = label_matrix(samples, tasks)
-    with progress_bar("label check (folds)", config.folds, config.progress) as advance:
+    with progress_bar("label check (folds)", config.folds * config.heads.repeats_for(len(samples)),
+                      config.progress) as advance:
         probs = out_of_fold_probabilities(feats.vectors, y, tasks, feats.sha256, feats.phash, copies,
                                           folds=config.folds, seed=config.seed, heads=config.heads, advance=advance)
     issues = []
