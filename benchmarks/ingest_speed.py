@@ -45,7 +45,7 @@ def plain_loop(paths: list[Path], embedder, classifier) -> None:
         sha256_file(path)
         image = load_image(path, min_size=short_side)
         with torch.inference_mode():
-            features = classifier.backbone(torch.from_numpy(transform(image))[None])
+            features = classifier.backbone(torch.as_tensor(transform(image))[None])
             probs = {k: torch.softmax(v, -1) for k, v in classifier.heads(features).items()}
         embedder.from_features(features.numpy())
         {k: (int(p.argmax()), float(p.max())) for k, p in probs.items()}
