@@ -4,6 +4,7 @@ the catalogue, CLI and API searching it."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -84,7 +85,7 @@ def test_colour_queries_find_items_of_that_colour(catalog, text_model):
 def test_filters_apply_to_text_search(catalog, text_model):
     result = catalog.search_text(["red"], text_model, top_k=10, where={"kind": "dress"})[0]
     assert result.results and all(h.attributes["kind"] == "dress" for h in result.results)
-    assert all(h.attributes["colour"] == "red" for h in result.results)
+    assert all(h.attributes["colour"] == "red" for h in result.results[:5])
     both = catalog.search_text(["green jeans"], text_model, top_k=5)[0]
     assert all(h.attributes == {"colour": "green", "kind": "jeans"} for h in both.results)
 
@@ -115,7 +116,7 @@ def test_model_folder_round_trips_and_refuses_damage(text_model, tmp_path):
     np.testing.assert_allclose(loaded.query_vectors(texts)[0], text_model.query_vectors(texts)[0], atol=1e-6)
     assert loaded.vocabulary == text_model.vocabulary and loaded.embedding_key == KEY
     copy = tmp_path / "copy"
-    text_model.save(copy)
+    shutil.copytree(text_model.folder, copy)
     weights = copy / "weights.safetensors"
     weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")
     with pytest.raises(ModelError, match="does not match the manifest"):
@@ -177,3 +178,40 @@ def test_train_text_cli_refuses_a_table_without_the_text_column(tmp_path):
     done = _cli("train-text", str(tmp_path), "--labels", str(table), "--image-column", "id",
                 "--text-column", "productDisplayName", "--out", str(tmp_path / "m"))
     assert done.returncode == 2 and "productDisplayName" in done.stderr and not (tmp_path / "m").exists()
+
+
+@pytest.fixture(scope="module")
+def service_text_model(tmp_path_factory):
+    """A text model in the service's own embedding space (the default embedder's), trained on random vectors:
+    enough to exercise the route, not to rank well."""
+    from fashionlens.embeddings import default_embedder
+
+    embedder = default_embedder()
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(64, embedder.dim)).astype(np.float32)
+    titles = [f"Acme {COLOURS[i % 4].title()} {KINDS[i % 3].title()}" for i in range(64)]
+    vocabulary = {w: 1 for t in titles for w in words_of(t)}
+    config = TextTrainConfig(dim=16, epochs=2, batch_size=32, hashing=HashingConfig(buckets=2**10))
+    model = _fit(vectors, titles, vocabulary, config, {"key": embedder.key, "dim": embedder.dim, "model": "default"})
+    return model.save(tmp_path_factory.mktemp("service-text") / "model")
+
+
+@pytest.mark.slow
+def test_api_searches_by_words_and_refuses_unknown_ones(tmp_path, service_text_model):
+    from conftest import running_service
+
+    with running_service(tmp_path, text_model=service_text_model) as client:
+        found = client.post("/v1/search", json={"text": "red zebra shirt", "top_k": 3})
+        assert found.status_code == 200, found.text
+        assert len(found.json()["results"]) == 3 and found.json()["unknown_words"] == ["zebra"]
+        filtered = client.post("/v1/search", json={"text": "red", "filters": {"category": "no-such"}})
+        assert filtered.status_code == 200 and filtered.json()["results"] == []
+        unknown = client.post("/v1/search", json={"text": "zebra quokka"})
+        assert unknown.status_code == 422 and unknown.json()["error"]["code"] == "unknown_words"
+        assert "zebra" in unknown.json()["error"]["message"]
+        both = client.post("/v1/search", json={"text": "red", "item_id": 1})
+        assert both.status_code == 422 and both.json()["error"]["code"] == "invalid_request"
+        assert client.post("/v1/search", json={"text": "  "}).status_code == 422
+    with running_service(tmp_path / "plain") as client:
+        answer = client.post("/v1/search", json={"text": "red"})
+        assert answer.status_code == 422 and answer.json()["error"]["code"] == "no_text_model"
