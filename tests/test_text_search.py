@@ -215,3 +215,38 @@ def test_api_searches_by_words_and_refuses_unknown_ones(tmp_path, service_text_m
     with running_service(tmp_path / "plain") as client:
         answer = client.post("/v1/search", json={"text": "red"})
         assert answer.status_code == 422 and answer.json()["error"]["code"] == "no_text_model"
+
+
+@pytest.mark.slow
+def test_train_text_cli_trains_reports_and_writes_a_loadable_folder(tmp_path):
+    """End to end on 40 generated photos (real backbone features): titles name each photo's colour."""
+    from PIL import Image
+
+    colours = {"red": (200, 30, 30), "green": (30, 160, 40), "blue": (30, 40, 200), "yellow": (230, 220, 40)}
+    rows = []
+    for i in range(40):
+        name = list(colours)[i % 4]
+        image = Image.new("RGB", (64, 80), colours[name])
+        image.putpixel((i, i), (i, i, i))  # every file distinct
+        image.save(tmp_path / f"{i}.jpg")
+        rows.append(f"{i},Acme Women {name.title()} Top,{name}" if i != 5 else f"{i},,{name}")
+    table = tmp_path / "styles.csv"
+    table.write_text("\n".join(["id,title,baseColour", *rows]) + "\n")
+    done = _cli("train-text", str(tmp_path), "--labels", str(table), "--image-column", "id", "--text-column",
+                "title", "--model", "backbone", "--validation", "0.3", "--epochs", "150", "--out", str(tmp_path / "m"),
+                "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["skipped"] == [{"source": f"{table}:7", "reason": "empty 'title'"}]
+    assert sum(report["counts"].values()) == 39 and report["counts"]["validation"] > 0
+    assert 0 <= report["validation"]["recall@10"] <= 1
+    model = load_text_model(tmp_path / "m")
+    assert {"red", "green", "acme", "top"} <= set(model.vocabulary) and model.embedding["model"] == "backbone"
+    tags = _cli("tag", str(tmp_path / "0.jpg"), str(tmp_path / "1.jpg"), "--text-model", str(tmp_path / "m"),
+                "--phrases", "red,green,zebra", "--json")
+    assert tags.returncode == 0, tags.stderr
+    lines = [json.loads(line) for line in tags.stdout.splitlines()]
+    assert [sorted(line["scores"]) for line in lines] == [["green", "red"]] * 2
+    assert "zebra" in tags.stderr
+    assert lines[0]["scores"]["red"] > lines[0]["scores"]["green"]  # 0.jpg is red, 1.jpg green
+    assert lines[1]["scores"]["green"] > lines[1]["scores"]["red"]
