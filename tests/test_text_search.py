@@ -250,3 +250,15 @@ def test_train_text_cli_trains_reports_and_writes_a_loadable_folder(tmp_path):
     assert "zebra" in tags.stderr
     assert lines[0]["scores"]["red"] > lines[0]["scores"]["green"]  # 0.jpg is red, 1.jpg green
     assert lines[1]["scores"]["green"] > lines[1]["scores"]["red"]
+
+
+@pytest.mark.slow
+def test_text_search_runs_without_pytorch(catalog, text_model):
+    """Inference is NumPy and SciPy: loading a text model and searching a catalogue by words imports no torch."""
+    db = str(catalog.store.url)
+    catalog.close()
+    code = ("import sys; from fashionlens.catalog import Catalog; from fashionlens.text import load_text_model; "
+            f"c = Catalog.open({db!r}); r = c.search_text(['red'], load_text_model({str(text_model.folder)!r}))[0]; "
+            "print(len(r.results), 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["10", "False"], done.stderr
