@@ -212,6 +212,7 @@ def test_api_searches_by_words_and_refuses_unknown_ones(tmp_path, service_text_m
         both = client.post("/v1/search", json={"text": "red", "item_id": 1})
         assert both.status_code == 422 and both.json()["error"]["code"] == "invalid_request"
         assert client.post("/v1/search", json={"text": "  "}).status_code == 422
+        assert client.get("/v1/models").json()["text_model"]["words"] == 9  # acme, 4 colours (navy, blue), 3 kinds
     with running_service(tmp_path / "plain") as client:
         answer = client.post("/v1/search", json={"text": "red"})
         assert answer.status_code == 422 and answer.json()["error"]["code"] == "no_text_model"

@@ -190,8 +190,11 @@ class Service:
 
     def models(self) -> dict:
         state = self.catalog.store.state()
+        text = self.text_model
         return {"models": self.analyzer.models, "models_key": self.analyzer.models_key,
-                "catalog": {"embedding": state.embedding_key, "dim": state.embedding_dim, "items": len(self.catalog)}}
+                "catalog": {"embedding": state.embedding_key, "dim": state.embedding_dim, "items": len(self.catalog)},
+                "text_model": None if text is None else {"folder": str(text.folder), "words": len(text.vocabulary),
+                                                         "weights_sha256": text.weights_sha256}}
 
 
 def _text_model(folder: Path | None, catalog: Catalog):

@@ -51,6 +51,7 @@ class TextModel:
     embedding: dict  # {"key", "dim", "model"}: the catalogue embedding space the image side reads
     info: dict = field(default_factory=dict)  # training figures, kept in the manifest
     folder: Path | None = None
+    weights_sha256: str | None = None  # of the folder's weights file, once saved or loaded
 
     @property
     def embedding_key(self) -> str:
@@ -112,7 +113,7 @@ class TextModel:
                     "weights": {"file": WEIGHTS_FILE, "sha256": sha256_file(folder / WEIGHTS_FILE)},
                     "versions": library_versions()}
         write_json_atomic(folder / MANIFEST_FILE, manifest)
-        self.folder = folder
+        self.folder, self.weights_sha256 = folder, manifest["weights"]["sha256"]
         return folder
 
 
@@ -140,4 +141,4 @@ def load_text_model(folder: str | Path) -> TextModel:
         raise ModelError(f"{weights}: tensors do not fit the manifest (dim {dim}, embedding dim {embedding_dim})")
     info = {k: v for k, v in manifest.items() if k in ("training", "metrics")}
     return TextModel(hashing, vocabulary, rows.astype(np.int64), text.astype(np.float32), image.astype(np.float32),
-                     bias.astype(np.float32), dict(manifest["embedding"]), info, folder)
+                     bias.astype(np.float32), dict(manifest["embedding"]), info, folder, manifest["weights"]["sha256"])
