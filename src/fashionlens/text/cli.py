@@ -31,6 +31,7 @@ def train_text(
     image_column: Annotated[str, typer.Option("--image-column", help="Table column naming each image (path or bare file name).")] = "image",
     text_column: Annotated[str, typer.Option("--text-column", help="Table column holding each image's title.")] = "title",
     attribute: Annotated[Optional[list[str]], typer.Option("--attribute", help="Columns whose values, joined, make the validation's attribute queries (repeatable; default: gender, baseColour, articleType where present).")] = None,
+    attribute_phrases: Annotated[bool, typer.Option("--attribute-phrases/--titles-only", help="Also pair each training image with its --attribute values joined ('Men Navy Blue Shirts'), the category names shoppers type.")] = False,
     model: Annotated[str, typer.Option("--model", help="The catalogue's embedding: 'default', 'backbone' or a classifier folder; the one the catalogue was built with.")] = "default",
     validation: Annotated[float, typer.Option(min=0.0, max=0.5, help="Fraction held out for validation (by a hash of the image bytes).")] = 0.15,
     test: Annotated[float, typer.Option(min=0.0, max=0.5, help="Fraction held out of training and validation alike (0: none).")] = 0.0,
@@ -53,7 +54,8 @@ def train_text(
     try:
         titled = read_titles(labels, data, image_column, text_column, list(attribute or DEFAULT_ATTRIBUTES))
         embedder = embedder_named(model)
-        result = run(titled, out, embedder, TextTrainConfig(dim=dim, epochs=epochs, validation=validation, test=test),
+        result = run(titled, out, embedder, TextTrainConfig(dim=dim, epochs=epochs, validation=validation, test=test,
+                                                                attribute_phrases=attribute_phrases),
                      embedder_name=model, progress=not json_out and sys.stderr.isatty())
     except (FileNotFoundError, ValueError, ModelError, BackboneError) as exc:
         fail(str(exc))

@@ -32,6 +32,7 @@ class TextTrainConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     temperature: float = 0.05  # of the text side's unit vectors; the image side's length is learned
+    attribute_phrases: bool = False  # also pair each training image with its attribute values joined
     validation: float = 0.15  # parts by a hash of the image bytes
     test: float = 0.0  # held out from training and validation alike
     seed: int = 0
@@ -104,9 +105,15 @@ def train_text(data: TitledImages, out: str | Path, embedder, config: TextTrainC
     train = np.flatnonzero(parts == "train")
     if len(train) < 2:
         raise ValueError(f"{len(train)} training images: too few to learn from")
-    vocabulary = Counter(w for i in train for w in dict.fromkeys(words_of(titles[i])))
-    model = _fit(embedded.vectors[train], [titles[i] for i in train], dict(vocabulary), config,
-                 {"key": embedder.key, "dim": int(embedded.vectors.shape[1]), "model": embedder_name})
+    texts, rows = [titles[i] for i in train], list(train)
+    if config.attribute_phrases:  # "men navy blue shirts": the category names a shopper types
+        phrases = [(i, " ".join(v for v in attrs[i].values() if v)) for i in train]
+        texts += [p for _, p in phrases if words_of(p)]
+        rows += [i for i, p in phrases if words_of(p)]
+    vocabulary = Counter(w for t in texts for w in dict.fromkeys(words_of(t)))
+    model = _fit(embedded.vectors[rows], texts, dict(vocabulary), config,
+                 {"key": embedder.key, "dim": int(embedded.vectors.shape[1]), "model": embedder_name},
+                 np.array(rows))
     val = np.flatnonzero(parts == "validation")
     metrics = {}
     if len(val):
@@ -166,9 +173,10 @@ class _TitleBags:
 
 
 def _fit(embeddings: np.ndarray, titles: list[str], vocabulary: dict[str, int], config: TextTrainConfig,
-         embedding: dict) -> TextModel:
-    """Symmetric InfoNCE between the titles' hashed features and a linear map of the embeddings; items whose
-    titles have the same words are each other's positives (a shop lists one title many times)."""
+         embedding: dict, images: np.ndarray | None = None) -> TextModel:
+    """Symmetric InfoNCE between the titles' hashed features and a linear map of the embeddings; pairs whose
+    texts have the same words (a shop lists one title many times), or whose image is the same (`images`: an id
+    per pair, when an image has several texts), are each other's positives."""
     import torch
     import torch.nn.functional as F
 
@@ -180,6 +188,7 @@ def _fit(embeddings: np.ndarray, titles: list[str], vocabulary: dict[str, int], 
     x = torch.from_numpy(((embeddings - mean) / std).astype(np.float32))
     same_title = np.unique([" ".join(w) for w in word_lists], return_inverse=True)[1]
     groups = torch.from_numpy(same_title.astype(np.int64))
+    image_ids = torch.from_numpy(np.arange(len(x)) if images is None else np.asarray(images, np.int64))
     text = torch.nn.EmbeddingBag(len(bags.rows), config.dim, mode="sum")
     torch.nn.init.normal_(text.weight, std=0.1)
     image = torch.nn.Linear(x.shape[1], config.dim)
@@ -194,8 +203,8 @@ def _fit(embeddings: np.ndarray, titles: list[str], vocabulary: dict[str, int], 
             indices, offsets, weights = bags.batch(batch, rng)
             t = F.normalize(text(indices, offsets, per_sample_weights=weights), dim=1)
             logits = image(x[batch]) @ t.T / config.temperature
-            g = groups[batch]
-            target = (g[:, None] == g[None, :]).float()
+            g, m = groups[batch], image_ids[batch]
+            target = ((g[:, None] == g[None, :]) | (m[:, None] == m[None, :])).float()
             target = target / target.sum(1, keepdim=True)
             loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
             optimizer.zero_grad()
