@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser demo test test-fast lint bench default-model default-detector default-parser default-types
+.PHONY: setup browser demo test test-fast lint bench default-model default-detector default-parser default-types shipped-graphs light-install
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,22 +37,27 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 
 # Retrains the shipped garment classifier from ../shared/datasets/clothing-small (about 3 minutes).
+# The shipped classifiers' backbone graph ships once, in assets/backbones (make shipped-graphs); their manifests
+# then declare the garment kinds their classes fit (fashionlens.taxonomy).
 default-model: $(STAMP)
-	$(VENV)/bin/fashionlens train ../shared/datasets/clothing-small/train --out src/fashionlens/assets/garment-classifier --task category --seed 0 --recipe classic
+	$(VENV)/bin/fashionlens train ../shared/datasets/clothing-small/train --out build/garment-classifier --task category --seed 0 --recipe classic
+	mkdir -p src/fashionlens/assets/garment-classifier
+	cp build/garment-classifier/manifest.json build/garment-classifier/weights.safetensors src/fashionlens/assets/garment-classifier/
+	$(PY) -m fashionlens.taxonomy src/fashionlens/assets/garment-classifier
 
 # Retrains the shipped garment detector from ../shared/datasets/colorful-fashion (at most 70 minutes of
 # epochs on 2 cores; rerun to resume), then copies only its weights and manifest into the package.
 default-detector: $(STAMP)
 	$(VENV)/bin/fashionlens train-detector ../shared/datasets/colorful-fashion --out build/garment-detector --time-budget 70 --seed 0
 	mkdir -p src/fashionlens/assets/garment-detector
-	cp build/garment-detector/manifest.json build/garment-detector/weights.safetensors src/fashionlens/assets/garment-detector/
+	cd build/garment-detector && cp manifest.json weights.safetensors model.onnx export.json ../../src/fashionlens/assets/garment-detector/
 
 # Retrains the shipped garment parser from ../shared/datasets/clothing-parsing (30 epochs, about 47 minutes on 2
 # idle cores, at most 55; rerun to resume), then copies only its weights and manifest into the package.
 default-parser: $(STAMP)
 	$(VENV)/bin/fashionlens train-parser ../shared/datasets/clothing-parsing --out build/garment-parser --epochs 30 --patience 12 --time-budget 55 --seed 0
 	mkdir -p src/fashionlens/assets/garment-parser
-	cp build/garment-parser/manifest.json build/garment-parser/weights.safetensors src/fashionlens/assets/garment-parser/
+	cd build/garment-parser && cp manifest.json weights.safetensors model.onnx export.json ../../src/fashionlens/assets/garment-parser/
 
 # Retrains the shipped street-photo type head: one crop per labelled garment part of clothing-parsing's train and
 # validation photos (its test photos stay for benchmarks/parse_street.py), padded to a square on white as the
@@ -65,3 +70,18 @@ default-types: $(STAMP)
 	$(VENV)/bin/fashionlens train build/type-crops/trainval --task type --out build/garment-types --backbone efficientnet_lite1 --no-balance --seed 0
 	mkdir -p src/fashionlens/assets/garment-types
 	cp build/garment-types/manifest.json build/garment-types/weights.safetensors src/fashionlens/assets/garment-types/
+	$(PY) -m fashionlens.taxonomy src/fashionlens/assets/garment-types
+
+# The ONNX graphs the package ships, so the base install (no PyTorch) runs the shipped models: the shipped
+# classifiers' backbone (with its spec) and the detector's and the parser's whole networks, each checked against
+# PyTorch (the parity is in the folder's export.json). Run after retraining a shipped model.
+shipped-graphs: $(STAMP)
+	rm -f src/fashionlens/assets/backbones/*.onnx
+	$(PY) -c "import tempfile; from pathlib import Path; from fashionlens.backbone_spec import backbone_onnx, ship_backbone; from fashionlens.backbones import create_backbone; b = create_backbone('efficientnet_lite1'); ship_backbone(b, backbone_onnx(b, Path(tempfile.mkdtemp())))"
+	$(VENV)/bin/fashionlens export src/fashionlens/assets/garment-detector
+	$(VENV)/bin/fashionlens export src/fashionlens/assets/garment-parser
+
+# The base install as `pip install fashionlens` gives it, in a clean venv: no PyTorch; analyse, serve, every base
+# command (CI runs it).
+light-install:
+	bash .ci/light_install

@@ -22,7 +22,6 @@ from _shared import dataset
 from fashionlens.images import ImageError, read_image_file
 from fashionlens.pipeline import Analyzer, PipelineConfig
 from fashionlens.progress import progress_bar
-from fashionlens.taxonomy import KIND_OF
 
 ARTICLE_KIND = {
     "Tshirts": "shirt", "Shirts": "shirt", "Tops": "shirt", "Sweatshirts": "shirt", "Sweaters": "shirt",
@@ -61,8 +60,8 @@ def main() -> None:
     args = ap.parse_args()
     analyzer = Analyzer(PipelineConfig(similar_k=0))
     small = dataset("clothing-small") / "validation"
-    category_kind = KIND_OF["category"]
-    singles = [(p, category_kind[p.parent.name]) for p in sorted(small.glob("*/*")) if p.is_file()]
+    category = next(t for m in analyzer.classifiers for t in m.tasks if t.names_kind)
+    singles = [(p, category.kind_of(p.parent.name)) for p in sorted(small.glob("*/*")) if p.is_file()]
     products = dataset("fashion-products")
     rows = []
     with open(products / "styles.csv", newline="") as fh:

@@ -86,6 +86,13 @@ class RunningService:
     db: str  # the SQLAlchemy URL the server uses
     log: Path  # the server's stdout and stderr
     startup_s: float  # process start to the first healthy answer (model loading and seeding included)
+    pid: int = 0  # the server process
+
+    def memory_mb(self) -> str:
+        """The server's resident memory now and at its peak (Linux /proc)."""
+        status = dict(line.split(":", 1) for line in Path(f"/proc/{self.pid}/status").read_text().splitlines())
+        rss, peak = (int(status[key].split()[0]) / 1024 for key in ("VmRSS", "VmHWM"))
+        return f"RSS {rss:.0f} MB (peak {peak:.0f} MB)"
 
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -126,7 +133,7 @@ def running_service(seed: list[Path], db: str | None = None, token: str | None =
         start = time.perf_counter()
         with open(log, "wb") as out:
             process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-        service = RunningService(f"http://127.0.0.1:{port}", db, log, 0.0)
+        service = RunningService(f"http://127.0.0.1:{port}", db, log, 0.0, process.pid)
         try:
             while True:
                 if process.poll() is not None:
@@ -140,7 +147,7 @@ def running_service(seed: list[Path], db: str | None = None, token: str | None =
                 except httpx.TransportError:
                     pass
                 time.sleep(0.5)
-            yield RunningService(service.url, db, log, time.perf_counter() - start)
+            yield RunningService(service.url, db, log, time.perf_counter() - start, process.pid)
         finally:
             process.terminate()
             try:
@@ -228,7 +235,9 @@ def main() -> None:
     else:
         with running_service(catalogue_images(args.items)) as service:
             print(f"service started and seeded in {service.startup_s:.1f} s")
+            print(f"server memory after start and seeding: {service.memory_mb()}")
             measure(service.url, photos, warmup, args.repeats)
+            print(f"server memory after {len(photos) + 1} analyses: {service.memory_mb()}")
     print(f"{load_note()} at the end")
 
 

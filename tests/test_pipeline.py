@@ -19,7 +19,6 @@ from fashionlens.classify import Predictor, load_model
 from fashionlens.defaults import default_classifier_dir
 from fashionlens.images import ImageError, load_image
 from fashionlens.pipeline import Analyzer, PipelineConfig
-from fashionlens.taxonomy import fitting_labels
 
 
 @pytest.fixture(scope="module")
@@ -29,17 +28,18 @@ def analyzer():
 
 def test_garments_are_detected_and_described(analyzer):
     result = analyzer.analyze(STREET / "ccp_0486.jpg")
+    tasks = {t.name: t for m in analyzer.classifiers for t in m.tasks}
     assert len(result.items) >= 3 and not any(g.whole_image for g in result.items)
     assert [g.score for g in result.items] == sorted((g.score for g in result.items), reverse=True)
     for g in result.items:
         assert g.source == "parser" or g.score >= analyzer.point.threshold(g.label)
         assert g.label in analyzer.detector.classes or g.source == "parser"
         assert abs(float(np.linalg.norm(g.embedding)) - 1) < 1e-4
-        fitting = fitting_labels("category", g.label)  # only categories that fit the garment's kind
+        fitting = tasks["category"].fitting(g.label)  # only categories that fit the garment's kind (its manifest's)
         assert [s.label for s in g.attributes.get("category", [])] == [
             s.label for s in g.attributes.get("category", []) if s.label in fitting]
         assert ("category" in g.attributes) == bool(fitting)
-        types = fitting_labels("type", g.label)  # the street-photo type head: a type that fits, for every kind it knows
+        types = tasks["type"].fitting(g.label)  # the street-photo type head: a type that fits, for every kind it knows
         assert ("type" in g.attributes) == bool(types) and all(s.label in types for s in g.attributes.get("type", []))
         assert g.mask is not None and g.mask.shape == (result.height, result.width)
         as_json = g.to_json()
@@ -77,13 +77,17 @@ def test_analyses_export_as_coco_with_mask_segmentations(analyzer, tmp_path):
 def test_a_bag_gets_no_category_and_a_disputed_label_is_kept():
     from fashionlens.attributes import _fitting
     from fashionlens.classify.inference import LabelScore
+    from fashionlens.classify.tasks import TaskSpec
+    from fashionlens.taxonomy import SHIPPED_FITS
 
     probs = np.array([0.7, 0.2, 0.1])
-    classes = ["longsleeve", "skirt", "pants"]
-    assert _fitting("category", classes, probs, "bag", 3) is None
-    kept = _fitting("category", classes, probs, "skirt", 3)
+    fits = {kind: tuple(c for c in labels if c in ("longsleeve", "skirt", "pants"))
+            for kind, labels in SHIPPED_FITS["category"].items()}
+    task = TaskSpec("category", ("longsleeve", "skirt", "pants"), fits=fits, names_kind=False)
+    assert _fitting(task, probs, "bag", 3) is None
+    kept = _fitting(task, probs, "skirt", 3)
     assert kept == [LabelScore("skirt", pytest.approx(0.2))]  # the model's own probability, never renormalised
-    assert [s.label for s in _fitting("category", classes, probs, None, 3)] == classes  # a whole photo
+    assert [s.label for s in _fitting(task, probs, None, 3)] == list(task.classes)  # a whole photo
 
 
 def test_bytes_and_path_give_the_same_analysis(analyzer):

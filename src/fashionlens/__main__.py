@@ -1,5 +1,5 @@
 """`python -m fashionlens` is the `fashionlens` command, for environments where the script is not on PATH."""
 
-from fashionlens.cli import app
+from fashionlens.cli import main
 
-app(prog_name="fashionlens")
+main()

@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fashionlens.classify.inference import LabelScore, top_labels
-from fashionlens.classify.model import mirrored
 from fashionlens.classify.model_io import LoadedModel, load_model
+from fashionlens.classify.tasks import TaskSpec
 from fashionlens.defaults import resolve_model
-from fashionlens.features import backbone_key
-from fashionlens.taxonomy import KIND_OF, fitting_labels
+from fashionlens.backbone_spec import backbone_key, mirrored
 
 DEFAULT_MODELS = ("default", "types")
 """The shipped attribute models every entry point uses by default: the garment classifier and its type head."""
@@ -55,16 +54,16 @@ def backbones_of(embedder, models: list[LoadedModel]) -> dict:
     one pass of an image through a backbone serves every model on it."""
     backbones = {backbone_key(embedder.backbone): embedder.backbone}
     for model in models:
-        backbones.setdefault(backbone_key(model.classifier.backbone_info), model.classifier.backbone_info)
+        backbones.setdefault(backbone_key(model.backbone_info), model.backbone_info)
     return backbones
 
 
 def backbone_features(runners: dict, batches: dict, models: list[LoadedModel]) -> tuple[dict, dict]:
     """(features, mirrors): each batch (backbone key -> preprocessed images) through its backbone's runner, and
     again mirrored for the backbones of models saved to predict with test-time flips."""
-    features = {key: runners[key](batch.numpy())["features"] for key, batch in batches.items()}
-    tta = {backbone_key(m.classifier.backbone_info) for m in models if m.classifier.tta}
-    mirrors = {key: runners[key](mirrored(batches[key]).numpy())["features"] for key in tta}
+    features = {key: runners[key](batch)["features"] for key, batch in batches.items()}
+    tta = {backbone_key(m.backbone_info) for m in models if m.tta}
+    mirrors = {key: runners[key](mirrored(batches[key]))["features"] for key in tta}
     return features, mirrors
 
 
@@ -74,14 +73,14 @@ def read_attributes(models: list[LoadedModel], features: dict[str, np.ndarray], 
     with test-time flips): the attributes. `kinds`: each row's garment label, None for a whole photo."""
     outputs = []  # (model, task, probabilities of every row)
     for model in models:
-        key = backbone_key(model.classifier.backbone_info)
-        probs = model.classifier.probabilities_from(features[key], mirrors.get(key) if model.classifier.tta else None)
-        outputs += [(model, task, probs[task.name]) for task in model.classifier.tasks]
+        key = backbone_key(model.backbone_info)
+        probs = model.probabilities_from(features[key], mirrors.get(key) if model.tta else None)
+        outputs += [(model, task, probs[task.name]) for task in model.tasks]
     kinds = [kind if kind is not None else _whole_kind(outputs, row) for row, kind in enumerate(kinds)]
     found = [Attributes({}, kind) for kind in kinds]
     for model, task, probs in outputs:
         for row, p in enumerate(probs):
-            labels = _fitting(task.name, task.classes, p, kinds[row], top_k)
+            labels = _fitting(task, p, kinds[row], top_k)
             if labels is None:
                 continue
             found[row].labels[task.name] = labels
@@ -91,22 +90,28 @@ def read_attributes(models: list[LoadedModel], features: dict[str, np.ndarray], 
     return found
 
 
-def _fitting(task: str, classes: list[str], probs: np.ndarray, kind: str | None, top_k: int) -> list[LabelScore] | None:
-    """The top labels among those that fit the garment's kind, each with the model's own probability (never
-    renormalised over the fitting few, which would claim certainty the model does not have); None where none
-    fit."""
-    allowed = fitting_labels(task, kind)
+def _fitting(task: TaskSpec, probs: np.ndarray, kind: str | None, top_k: int) -> list[LabelScore] | None:
+    """The top labels among those that fit the garment's kind (as the model's manifest declares), each with the
+    model's own probability (never renormalised over the fitting few, which would claim certainty the model does
+    not have); None where none fit."""
+    allowed = task.fitting(kind)
     if allowed is None:
-        return top_labels(classes, probs, top_k)
-    index = [i for i, c in enumerate(classes) if c in allowed]
+        return top_labels(task.classes, probs, top_k)
+    index = [i for i, c in enumerate(task.classes) if c in allowed]
     if not index:
         return None
-    return top_labels([classes[i] for i in index], probs[index], top_k)
+    return top_labels([task.classes[i] for i in index], probs[index], top_k)
 
 
 def _whole_kind(outputs: list, row: int) -> str | None:
-    """A whole photo's kind: the garment its category names (a product shot of a T-shirt is a shirt)."""
+    """A whole photo's kind: the garment its best class names, by the first task that names kinds (a product
+    shot of a T-shirt is a shirt)."""
     for _, task, probs in outputs:
-        if task.name in KIND_OF:
-            return KIND_OF[task.name].get(task.classes[int(np.argmax(probs[row]))])
+        if task.names_kind:
+            return task.kind_of(task.classes[int(np.argmax(probs[row]))])
     return None
+
+
+def kinds_named(models: list[LoadedModel]) -> set[str]:
+    """The garment kinds the models' kind-naming tasks name: kinds a whole photo's classifier can tell."""
+    return {kind for model in models for task in model.tasks if task.names_kind for kind in task.fits}

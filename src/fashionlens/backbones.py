@@ -16,10 +16,10 @@ import timm
 import torch
 from safetensors.torch import load_file
 
+from fashionlens.backbone_spec import DEFAULT_BACKBONE, BackboneSpec
 from fashionlens.fingerprints import sha256_file
 from fashionlens.preprocess import PreprocessConfig
 
-DEFAULT_BACKBONE = "efficientnet_lite1"
 
 
 class BackboneError(ValueError):
@@ -35,28 +35,10 @@ class BackboneEntry:
 
 
 @dataclass
-class Backbone:
-    name: str
-    model: FeatureExtractor
-    preprocess: PreprocessConfig
-    weights_id: str
-    feature_dim: int
+class Backbone(BackboneSpec):
+    """A backbone spec with its PyTorch network (`FeatureExtractor`), for training and ONNX export."""
 
-    @property
-    def pool_stages(self) -> tuple[int, ...]:
-        return self.model.stages
-
-    @property
-    def colour_bins(self) -> int:
-        return self.model.colour_bins
-
-    @property
-    def colour_space(self) -> str:
-        return self.model.colour_space
-
-    @property
-    def colour_sqrt(self) -> bool:
-        return self.model.colour_sqrt
+    model: FeatureExtractor | None = None
 
 
 COLOUR_SPACES = ("rgb", "hsv")
@@ -258,4 +240,6 @@ def create_backbone(
     colour = (ColourHistogram(colour_bins, preprocess.mean, preprocess.std, space=colour_space, sqrt=colour_sqrt)
               if colour_bins else None)
     extractor = FeatureExtractor(model, tuple(pool_stages), colour).eval()
-    return Backbone(name=name, model=extractor, preprocess=preprocess, weights_id=weights_id, feature_dim=extractor.dim)
+    return Backbone(name=name, preprocess=preprocess, weights_id=weights_id, feature_dim=extractor.dim,
+                    pool_stages=tuple(pool_stages), colour_bins=colour_bins, colour_space=colour_space if colour_bins else "rgb",
+                    colour_sqrt=bool(colour_sqrt) if colour_bins else False, model=extractor)

@@ -245,7 +245,7 @@ def evaluate(
         loaded = load_model(model)
     except ModelError as exc:
         fail(str(exc))
-    tasks = task or [t.name for t in loaded.classifier.tasks][:1]
+    tasks = task or [t.name for t in loaded.tasks][:1]
     dataset = load_data(data, labels, image_column, tasks, where, map, split_column)
     if split:
         dataset = dataset.only_split(split)
@@ -311,17 +311,23 @@ def export(
     model: Annotated[Path, typer.Argument(help="Model folder.")],
     onnx: Annotated[Optional[Path], typer.Option("--onnx", help="ONNX file to write (default MODEL/model.onnx).")] = None,
 ) -> None:
-    """Export a classifier or detector to ONNX; `predict` and `detect` then run it with ONNX Runtime."""
+    """Export a classifier, detector or garment parser to ONNX (checked against PyTorch); the folder then runs
+    with ONNX Runtime alone, where PyTorch is not installed."""
     from fashionlens.classify import export as export_classifier
     from fashionlens.detect.inference import export_detector
     from fashionlens.detect.model_io import FORMAT as DETECTOR_FORMAT
     from fashionlens.detect.model_io import load_detector
     from fashionlens.model_folder import MANIFEST_FILE, ModelError
+    from fashionlens.parse.inference import export_parser
+    from fashionlens.parse.model_io import FORMAT as PARSER_FORMAT
+    from fashionlens.parse.model_io import load_parser
 
     try:
         manifest = json.loads((model / MANIFEST_FILE).read_text()) if (model / MANIFEST_FILE).is_file() else {}
         if manifest.get("format") == DETECTOR_FORMAT:
             path = export_detector(load_detector(model), onnx)
+        elif manifest.get("format") == PARSER_FORMAT:
+            path = export_parser(load_parser(model), onnx)
         else:
             path = export_classifier(model, onnx)
     except (ModelError, json.JSONDecodeError) as exc:
@@ -370,5 +376,24 @@ from fashionlens.text.cli import register as register_text  # noqa: E402
 register_pipeline(app)
 register_text(app)
 
+
+def main() -> None:
+    """The console script: a command that needs an optional install says which, in one line, and exits 2."""
+    from fashionlens.extras import MissingExtra, extra_of
+
+    try:
+        app(prog_name="fashionlens")
+    except MissingExtra as exc:
+        typer.echo(f"fashionlens: {exc}", err=True)
+        raise SystemExit(2) from None
+    except ModuleNotFoundError as exc:
+        extra = extra_of(exc.name)
+        if extra is None:
+            raise
+        typer.echo(f"fashionlens: this command needs the {extra!r} extra ({exc.name} is not installed): "
+                   f"pip install 'fashionlens[{extra}]'", err=True)
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -8,10 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from fashionlens.backbones import DEFAULT_BACKBONE, Backbone, create_backbone
-from fashionlens.classify.model import Heads
+from fashionlens.backbone_spec import DEFAULT_BACKBONE, BackboneSpec, named_backbone
+from fashionlens.classify.head_weights import HeadWeights
 from fashionlens.classify.model_io import LoadedModel, load_model
 from fashionlens.data.samples import SkippedInput
 from fashionlens.defaults import default_classifier_dir
@@ -43,14 +42,16 @@ class Embedder:
     """Turns backbone features into embeddings; `key` names the embedding space, so vectors from two different
     embedders are never compared."""
 
-    backbone: Backbone
+    backbone: BackboneSpec
     key: str
-    heads: Heads | None = None  # the classifier heads the embedding also draws on, if any
+    heads: HeadWeights | None = None  # the classifier heads the embedding also draws on, if any
     probability_weight: float = 0.0  # linear heads: append their class probabilities with this weight
 
     @classmethod
-    def from_backbone(cls, backbone: Backbone | str = DEFAULT_BACKBONE) -> Embedder:
-        backbone = create_backbone(backbone) if isinstance(backbone, str) else backbone
+    def from_backbone(cls, backbone: BackboneSpec | str = DEFAULT_BACKBONE) -> Embedder:
+        """A registry backbone by name (its shipped spec, else built with PyTorch), or a backbone spec."""
+        if isinstance(backbone, str):
+            backbone = named_backbone(backbone)
         return cls(backbone, f"{backbone.name}:{backbone_key(backbone)}")
 
     @classmethod
@@ -58,13 +59,13 @@ class Embedder:
         """A classifier's embedding: the hidden layers of its MLP heads (its penultimate layer), concatenated; for
         linear heads, whose penultimate layer is the backbone's features, the features with the class
         probabilities appended, so items of one category sit closer together."""
-        backbone = model.classifier.backbone_info
-        hidden = any(t.hidden for t in model.classifier.tasks)
+        backbone = model.backbone_info
+        hidden = any(t.hidden for t in model.tasks)
         weight = 0.0 if hidden else probability_weight
         if not hidden and not weight:
             return cls.from_backbone(backbone)
         digest = hashlib.sha256(f"{backbone_key(backbone)}:{model.weights_sha256}:{weight}".encode()).hexdigest()
-        return cls(backbone, f"{model.folder.name}:{digest[:16]}", model.classifier.heads.eval(), weight)
+        return cls(backbone, f"{model.folder.name}:{digest[:16]}", model.heads, weight)
 
     @property
     def dim(self) -> int:
@@ -84,17 +85,11 @@ class Embedder:
     def from_features(self, features: np.ndarray) -> np.ndarray:
         if self.heads is None:
             return l2_normalize(features)
-        x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
-        with torch.inference_mode():
-            if self.probability_weight:
-                parts = [l2_normalize(features)] + [
-                    self.probability_weight * l2_normalize(torch.softmax(logits, -1).numpy())
-                    for logits in self.heads(x).values()]
-                return l2_normalize(np.hstack(parts))
-            inputs = self.heads.inputs(x)
-            parts = [head[:3](inputs) if spec.hidden else x  # Dropout, Linear, GELU: the hidden activations
-                     for spec, head in zip(self.heads.tasks, self.heads.by_task.values(), strict=True)]
-        return l2_normalize(torch.cat(parts, dim=1).numpy())
+        if self.probability_weight:
+            parts = [l2_normalize(features)] + [self.probability_weight * l2_normalize(p)
+                                                for p in self.heads.probabilities(features).values()]
+            return l2_normalize(np.hstack(parts))
+        return l2_normalize(self.heads.hidden(features))
 
 
 def default_embedder() -> Embedder:
@@ -102,7 +97,7 @@ def default_embedder() -> Embedder:
     return Embedder.from_model(load_model(default_classifier_dir()))
 
 
-def embed_paths(paths: list[Path], embedder: Embedder | Backbone | str = DEFAULT_BACKBONE, *, use_cache: bool = True,
+def embed_paths(paths: list[Path], embedder: Embedder | BackboneSpec | str = DEFAULT_BACKBONE, *, use_cache: bool = True,
                 progress: bool = True) -> Embeddings:
     """Embeddings of every readable image; unreadable ones are listed in `failures`."""
     if not isinstance(embedder, Embedder):

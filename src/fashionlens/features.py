@@ -1,4 +1,5 @@
-"""Frozen-backbone features for many images: decoded once, computed once, cached by content.
+"""Frozen-backbone features for many images: decoded once, computed once, cached by content (`backbone_key` and
+`ImageFileDataset` are re-exported for the modules that always took them from here).
 
 The backbone runs in ONNX Runtime (about 3x PyTorch eager on CPU); its export is cached beside the
 features, keyed by the weights, so it too is made once per machine.
@@ -6,23 +7,19 @@ features, keyed by the weights, so it too is made once per machine.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset
 
-from fashionlens.backbones import Backbone
+from fashionlens.backbone_spec import BackboneSpec, backbone_key, backbone_onnx, mirrored
 from fashionlens.cache import FeatureCache, default_cache_dir
-from fashionlens.data.samples import SkippedInput, failure_reason
+from fashionlens.data.samples import SkippedInput
+from fashionlens.decoding import ImageFileDataset, item_batches
 from fashionlens.fingerprints import perceptual_hash, sha256_bytes
-from fashionlens.images import read_image_file
 from fashionlens.progress import progress_bar
-from fashionlens.runtime import OnnxRunner, export_onnx
+from fashionlens.runtime import OnnxRunner
 
 
 @dataclass
@@ -34,49 +31,14 @@ class Features:
     failures: list[SkippedInput] = field(default_factory=list)
 
 
-def backbone_key(backbone: Backbone) -> str:
-    parts = [backbone.name, backbone.weights_id, backbone.preprocess.to_dict(), list(backbone.pool_stages),
-             backbone.colour_bins]
-    if backbone.colour_bins and backbone.colour_space != "rgb":  # rgb backbones keep the keys they always had
-        parts.append(backbone.colour_space)
-    if backbone.colour_bins and backbone.colour_sqrt:  # likewise: only the new setting adds to the key
-        parts.append("sqrt")
-    blob = json.dumps(parts, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def backbone_runner(backbone: Backbone, cache_dir: Path | None = None, threads: int | None = None) -> OnnxRunner:
-    path = (cache_dir or default_cache_dir()) / "onnx" / f"{backbone.name}-{backbone_key(backbone)}.onnx"
-    if not path.exists():
-        export_onnx(backbone.model, backbone.preprocess.input_size, path, ["features"])
-    return OnnxRunner(path, threads)
-
-
-class ImageFileDataset(Dataset):
-    """Reads and decodes one file per item and hands it to `prepare`; items are (index, prepared, None), or
-    (index, None, reason) for an unusable file, so a worker never raises and a batch never dies on one image."""
-
-    def __init__(self, paths: list[Path], min_size: int | None = None):
-        self.paths, self.min_size = paths, min_size
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int):
-        try:
-            data, image = read_image_file(self.paths[i], self.min_size)
-            return i, self.prepare(i, data, image), None
-        except Exception as exc:  # an unreadable file, or one `prepare` fails on
-            return i, None, failure_reason(exc, "preparation")
-
-    def prepare(self, i: int, data: bytes, image):
-        raise NotImplementedError
+def backbone_runner(backbone: BackboneSpec, cache_dir: Path | None = None, threads: int | None = None) -> OnnxRunner:
+    return OnnxRunner(backbone_onnx(backbone, cache_dir or default_cache_dir()), threads)
 
 
 class DecodeDataset(ImageFileDataset):
     """The backbone's input tensor and the fingerprints of each image."""
 
-    def __init__(self, paths: list[Path], backbone: Backbone):
+    def __init__(self, paths: list[Path], backbone: BackboneSpec):
         super().__init__(paths, backbone.preprocess.short_side)
         self.transform = backbone.preprocess.eval_transform()
 
@@ -87,35 +49,29 @@ class DecodeDataset(ImageFileDataset):
 @dataclass
 class DecodedBatch:
     indices: list[int]  # positions in the list given to `decoded_batches`
-    images: torch.Tensor  # preprocessed, [n, 3, H, W]
+    images: np.ndarray  # preprocessed, float32 [n, 3, H, W]
     sha256: list[str]
     phash: list[str]
 
 
-def _keep_as_list(batch):
-    return batch
-
-
 def decoded_batches(
-    paths: list[Path], backbone: Backbone, failures: list[SkippedInput], *, batch_size: int = 32, workers: int = 1,
+    paths: list[Path], backbone: BackboneSpec, failures: list[SkippedInput], *, batch_size: int = 32, workers: int = 1,
     progress: bool = False, description: str = "images",
 ) -> Iterator[DecodedBatch]:
-    """Decode and preprocess in a worker process while the caller runs the model; unreadable images go to
+    """Decode and preprocess in worker threads while the caller runs the model; unreadable images go to
     `failures` and never stop the batch."""
-    loader = DataLoader(DecodeDataset(paths, backbone), batch_size=batch_size, collate_fn=_keep_as_list,
-                        num_workers=workers if len(paths) > 2 * batch_size else 0)
     with progress_bar(description, len(paths), progress) as advance:
-        for batch in loader:
+        for batch in item_batches(DecodeDataset(paths, backbone), batch_size, workers):
             failures += [SkippedInput(str(paths[i]), reason) for i, _, reason in batch if reason is not None]
             good = [(i, item) for i, item, reason in batch if reason is None]
             if good:
-                yield DecodedBatch([i for i, _ in good], torch.stack([item[0] for _, item in good]),
+                yield DecodedBatch([i for i, _ in good], np.stack([item[0] for _, item in good]),
                                    [item[1] for _, item in good], [item[2] for _, item in good])
             advance(len(batch))
 
 
 def extract_features(
-    backbone: Backbone,
+    backbone: BackboneSpec,
     paths: list[Path],
     *,
     cache: FeatureCache | None = None,
@@ -154,8 +110,7 @@ def extract_features(
         runner = backbone_runner(backbone, cache.path.parent if cache else None)
         for batch in decoded_batches([paths[i] for i in todo], backbone, failures, batch_size=batch_size,
                                      workers=workers, progress=progress, description=f"features ({backbone.name})"):
-            images = torch.flip(batch.images, dims=(-1,)) if mirror else batch.images
-            out = runner(images.numpy())["features"]
+            out = runner(mirrored(batch.images) if mirror else batch.images)["features"]
             for j, sha, ph, vec in zip(batch.indices, batch.sha256, batch.phash, out, strict=True):
                 vectors[todo[j]], digests[todo[j]] = vec, (sha, ph)
             if cache:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 from PIL import Image
+
+from fashionlens.preprocess import normalized
 
 PAD_COLOUR = (124, 116, 104)  # ImageNet mean: padding looks like nothing to the backbone
 
@@ -20,10 +21,11 @@ def letterbox(image: Image.Image, size: tuple[int, int]) -> tuple[Image.Image, f
     return canvas, scale
 
 
-def to_tensor(image: Image.Image, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    array = np.asarray(image, dtype=np.float32) / 255.0
-    array = (array - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    return torch.from_numpy(array.transpose(2, 0, 1).copy())
+def to_tensor(image: Image.Image, mean: tuple[float, ...], std: tuple[float, ...]):
+    """`normalized` as a torch tensor, for training."""
+    import torch
+
+    return torch.from_numpy(normalized(image, mean, std))
 
 
 def letterbox_labels(labels: Image.Image, size: tuple[int, int], fill: int) -> np.ndarray:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import platform
 import time
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from fashionlens.atomic import atomic_path, write_text_atomic
+from fashionlens.extras import installed, require
 from fashionlens.fingerprints import sha256_file
 
 WEIGHTS_FILE = "weights.safetensors"
@@ -87,40 +89,46 @@ def save_network(state: dict, folder: str | Path, fmt: str, format_version: int,
     return folder
 
 
-def load_network(folder: str | Path, fmt: str, format_version: int, section: str, from_dict, build):
-    """(manifest, config, network) of a folder written by `save_network`: the config rebuilt from the manifest's
-    `section`, its registry backbone built without weights, then the stored tensors loaded; anything that does
-    not fit is a ModelError naming the file."""
+def build_network(folder: Path, manifest: dict, section: str, config, build):
+    """The PyTorch network of a folder written by `save_network`: its registry backbone built without weights,
+    then the stored tensors loaded; anything that does not fit is a ModelError naming the file."""
     from safetensors.torch import load_file
 
     from fashionlens.backbones import BackboneError, create_backbone
 
-    folder = Path(folder)
-    manifest = read_manifest(folder, fmt, format_version, (section, "backbone", "preprocess", "weights"))
-    weights = checked_weights(folder, manifest)
     try:
-        config = from_dict(manifest[section])
         backbone = create_backbone(config.backbone, pretrained=False)
-    except (TypeError, KeyError, BackboneError) as exc:
+    except BackboneError as exc:
         raise ModelError(f"{folder / MANIFEST_FILE}: cannot rebuild the {section} ({exc})") from None
     network = build(config, backbone)
+    weights = folder / manifest["weights"]["file"]
     try:
         network.load_state_dict(load_file(weights))
     except RuntimeError as exc:
         raise ModelError(f"{weights}: tensors do not fit the manifest's {section}: {exc}") from None
-    return manifest, config, network.eval()
+    return network.eval()
 
 
 @dataclass
 class LoadedNetwork:
-    """A whole network's model folder, loaded (a detector or a garment parser): the network, its config, the
-    preprocessing that travels with its weights, and its manifest."""
+    """A whole network's model folder, loaded (a detector or a garment parser): its config, the preprocessing
+    that travels with its weights, and its manifest. The runtime runs its ONNX graph; `model`, the PyTorch
+    network, is built on first use (training, export, the torch reference; needs the `train` extra)."""
 
     folder: Path
-    model: Any
     config: Any
     preprocess: Any  # PreprocessConfig
     manifest: dict
+    format: NetworkFormat
+    _model: Any = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            require("train", f"the PyTorch {self.format.section} (training, export, the torch runtime)")
+            self._model = build_network(self.folder, self.manifest, self.format.section, self.config,
+                                        self.format.builder())
+        return self._model
 
     @property
     def weights_sha256(self) -> str:
@@ -130,14 +138,18 @@ class LoadedNetwork:
 @dataclass(frozen=True)
 class NetworkFormat:
     """One kind of whole-network model folder: its format name and version, the manifest section holding its
-    config, and how to rebuild the network from that config; `save` and `load` are the folder's only readers and
-    writers."""
+    config, how to read that config, and where the function that builds the network lives (`module:function`,
+    imported only when PyTorch is wanted); `save` and `load` are the folder's only readers and writers."""
 
     name: str
     version: int
     section: str
     config_from_dict: Callable
-    build: Callable
+    build: str
+
+    def builder(self) -> Callable:
+        module, function = self.build.split(":")
+        return getattr(import_module(module), function)
 
     def save(self, model, config, backbone, folder: str | Path, info: dict | None = None) -> Path:
         return save_network(model.state_dict(), folder, self.name, self.version,
@@ -145,10 +157,15 @@ class NetworkFormat:
                              **(info or {})})
 
     def load(self, folder: str | Path) -> LoadedNetwork:
-        """Rebuild the network from the manifest and load the weights it names; refuse anything that differs."""
-        manifest, config, model = load_network(folder, self.name, self.version, self.section, self.config_from_dict,
-                                               self.build)
-        return LoadedNetwork(Path(folder), model, config, letterbox_preprocess(manifest), manifest)
+        """The manifest and the config it holds, with the weights it names checked by hash; no PyTorch."""
+        folder = Path(folder)
+        manifest = read_manifest(folder, self.name, self.version, (self.section, "backbone", "preprocess", "weights"))
+        checked_weights(folder, manifest)
+        try:
+            config = self.config_from_dict(manifest[self.section])
+        except (TypeError, KeyError, ValueError) as exc:
+            raise ModelError(f"{folder / MANIFEST_FILE}: cannot read the {self.section} ({exc})") from None
+        return LoadedNetwork(folder, config, letterbox_preprocess(manifest), manifest, self)
 
 
 def letterbox_preprocess(manifest: dict):
@@ -166,6 +183,12 @@ def letterbox_sections(backbone, input_size) -> dict:
                            "input_size": list(input_size), "resize": "letterbox"}}
 
 
+def write_export_record(folder: Path, onnx_file: Path, weights_sha256: str, parity: dict) -> None:
+    """The folder's record of its ONNX graph: which weights it was exported from, and its parity with PyTorch."""
+    write_json_atomic(folder / EXPORT_FILE, {"onnx": onnx_file.name, "onnx_sha256": sha256_file(onnx_file),
+                                             "weights_sha256": weights_sha256, **parity})
+
+
 def onnx_file_for(folder: Path, weights_sha256: str, kind: str, export) -> Path:
     """The folder's own ONNX export when it matches the weights, else one made by `export(path)` on first use and
     kept in the cache, keyed by the weights hash."""
@@ -179,6 +202,8 @@ def onnx_file_for(folder: Path, weights_sha256: str, kind: str, export) -> Path:
             return path
     cached = default_cache_dir() / "onnx" / f"{kind}-{weights_sha256[:16]}.onnx"
     if not cached.is_file():
+        if not installed("train"):
+            require("train", f"{folder}: this {kind} folder has no ONNX graph of its weights; exporting one")
         cached.parent.mkdir(parents=True, exist_ok=True)
         export(cached)
     return cached

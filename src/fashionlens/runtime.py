@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-import torch
 
 from fashionlens.atomic import atomic_path
 
 
-def export_onnx(module: torch.nn.Module, input_size: tuple[int, int], path: str | Path, output_names: list[str]) -> Path:
+def export_onnx(module, input_size: tuple[int, int], path: str | Path, output_names: list[str]) -> Path:
     """Export with a dynamic batch axis; written to a temporary file first so a crash leaves no half file."""
+    import torch
+
     path = Path(path)
     module = module.eval()
     example = torch.zeros(1, 3, *input_size)
@@ -52,19 +54,22 @@ class OnnxRunner:
         return dict(zip(self.output_names, outputs, strict=True))
 
 
-def onnx_parity(module: torch.nn.Module, onnx_file: str | Path, input_size: tuple[int, int], output_names: list[str],
+def onnx_parity(module, onnx_file: str | Path, input_size: tuple[int, int], output_names: list[str],
                 batch: int = 2, seed: int = 0) -> float:
     """Largest absolute difference between ONNX Runtime and PyTorch on the same random images, over the
-    outputs (`module` returns them as a tuple in `output_names` order)."""
+    outputs (`module` returns them as a tuple in `output_names` order, or the one output)."""
+    import torch
+
     images = torch.randn(batch, 3, *input_size, generator=torch.Generator().manual_seed(seed))
     with torch.inference_mode():
         reference = module.eval()(images)
+    reference = reference if isinstance(reference, (tuple, list)) else (reference,)
     outputs = OnnxRunner(onnx_file)(images.numpy())
     return max(float(np.abs(outputs[name] - ref.numpy()).max()) for name, ref in zip(output_names, reference, strict=True))
 
 
 def small_ops_on_one_thread() -> None:
-    """Run PyTorch and numpy's BLAS on one thread in this process, for good.
+    """Run PyTorch (where installed) and numpy's BLAS on one thread in this process, for good.
 
     Around ONNX Runtime (which keeps its own thread pool) the remaining work is small tensor ops (transforms,
     box decoding, heads, colour lookups) that two pools fighting over two cores make several times slower: one
@@ -73,5 +78,7 @@ def small_ops_on_one_thread() -> None:
     """
     from threadpoolctl import threadpool_limits
 
-    torch.set_num_threads(1)
+    torch = sys.modules.get("torch")  # only where something imported it: the runtime itself does not
+    if torch is not None:
+        torch.set_num_threads(1)
     threadpool_limits(1)

@@ -1,8 +1,8 @@
 """One taxonomy: which parser classes a detector label's pixels are, and which attribute labels fit it.
 
-A model gives an attribute only to garments of kinds it has classes for, and only labels that fit the kind:
-the shipped clothing-small classifier names no category for a bag, and never calls a skirt "longsleeve".
-Labels of models and detectors this table does not know are left unrestricted.
+A model gives an attribute only to garments of kinds it has classes for, and only labels that fit the kind, as
+its manifest declares (`TaskSpec.fits`): the shipped clothing-small classifier names no category for a bag, and
+never calls a skirt "longsleeve". A model that declares nothing is left unrestricted.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ LABEL_OF_PARSER_CLASS: dict[str, str] = {
 PAIRED = ("shoe",)
 """Kinds worn in pairs: one box over two separate parts is two garments."""
 
-# task -> garment label -> the task's labels that fit that garment (a label missing here gets no such attribute)
-FITTING: dict[str, dict[str, tuple[str, ...]]] = {
-    "category": {  # the shipped clothing-small classifier
+# The kinds the shipped attribute models' classes fit, as their manifests declare them (`declare_fits` writes
+# them there after a retrain: `make default-model`, `make default-types`); the runtime reads only the manifests.
+SHIPPED_FITS: dict[str, dict[str, tuple[str, ...]]] = {
+    "category": {  # the shipped clothing-small classifier; each class names one kind
         "jacket": ("outwear",), "shirt": ("shirt", "longsleeve", "t-shirt"), "pants": ("pants",),
         "shorts": ("shorts",), "skirt": ("skirt",), "dress": ("dress",), "shoe": ("shoes",), "hat": ("hat",),
     },
@@ -35,17 +36,27 @@ FITTING: dict[str, dict[str, tuple[str, ...]]] = {
         "socks": ("socks", "stockings"), "belt": ("belt",), "scarf": ("scarf", "tie"),
     },
 }
+NAMES_KIND = ("category",)
 
 
-KIND_OF: dict[str, dict[str, str]] = {"category": {label: kind for kind, labels in FITTING["category"].items()
-                                                   for label in labels}}
-"""task -> label -> the garment kind it names: how a whole photo (a product shot) gets its kind from the
-whole-photo classifier's category."""
+def declare_fits(folder: str) -> None:
+    """Write the shipped fits into a shipped model folder's manifest (its tasks' `fits` and `names_kind`)."""
+    import json
+    from pathlib import Path
+
+    from fashionlens.model_folder import MANIFEST_FILE, write_json_atomic
+
+    path = Path(folder) / MANIFEST_FILE
+    manifest = json.loads(path.read_text())
+    for task in manifest["tasks"]:
+        if task["name"] in SHIPPED_FITS:
+            task["fits"] = {kind: list(labels) for kind, labels in SHIPPED_FITS[task["name"]].items()}
+            task["names_kind"] = task["name"] in NAMES_KIND
+    write_json_atomic(path, manifest)
 
 
-def fitting_labels(task: str, garment_label: str | None) -> tuple[str, ...] | None:
-    """The labels of `task` allowed on a garment: None means any (unknown task or no garment label), () none."""
-    table = FITTING.get(task)
-    if table is None or garment_label is None:
-        return None
-    return table.get(garment_label, ())
+if __name__ == "__main__":  # python -m fashionlens.taxonomy MODEL_FOLDER...
+    import sys
+
+    for argument in sys.argv[1:]:
+        declare_fits(argument)

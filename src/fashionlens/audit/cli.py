@@ -35,6 +35,9 @@ def audit(
     table problems. Reports; changes nothing."""
     from rich.table import Table
 
+    from fashionlens.extras import require
+
+    require("audit", "the audit")
     from fashionlens.audit import AuditConfig, json_lines, write_clean_table, write_report
     from fashionlens.audit import audit as run_audit
     from fashionlens.backbones import BackboneError

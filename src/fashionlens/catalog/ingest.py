@@ -9,21 +9,21 @@ engine (`ray_ingest.py`) runs these same steps in its tasks and actors.
 
 from __future__ import annotations
 
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader
+from threadpoolctl import threadpool_limits
 
 from fashionlens.attributes import backbone_features, backbones_of, read_attributes
 from fashionlens.catalog.store import NewItem
 from fashionlens.classify.model_io import LoadedModel
 from fashionlens.data.samples import SkippedInput
 from fashionlens.embeddings import Embedder
-from fashionlens.features import ImageFileDataset, backbone_key, backbone_runner
+from fashionlens.backbone_spec import backbone_key
+from fashionlens.decoding import ImageFileDataset, item_batches
+from fashionlens.features import backbone_runner
 from fashionlens.fingerprints import sha256_bytes
 from fashionlens.preprocess import PreprocessConfig
 
@@ -53,7 +53,7 @@ class AnalysedBatch:
 @dataclass(frozen=True)
 class Decoder:
     """How each image is decoded for the analysis: configurations only, no model, so it ships to other
-    processes (the DataLoader's workers, Ray's tasks) cheaply."""
+    processes (Ray's tasks) cheaply."""
 
     preprocess: tuple[PreprocessConfig, ...]  # one per backbone, in `Analyser.runners` order
     colors: bool
@@ -72,20 +72,6 @@ class _DecodeOnce(ImageFileDataset):
 
     def prepare(self, i: int, data: bytes, image):
         return sha256_bytes(data), [t(image) for t in self.transforms], image_colors(image) if self.colors else []
-
-
-def _as_list(batch):
-    return batch
-
-
-def _worker_init(_worker_id: int) -> None:
-    """Ctrl-C is the main process's to handle (it stops after the current batch); a worker dying of it first
-    would fail that batch. One BLAS thread: the worker shares the cores with the backbone's threads, and the
-    colours' small matrix products cost 2.5x the CPU time when BLAS spreads them over every core."""
-    from threadpoolctl import threadpool_limits
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threadpool_limits(1)
 
 
 class Analyser:
@@ -110,10 +96,13 @@ class Analyser:
         """Batches of analysed images; unreadable ones go to `failures` (under their `names`, default the path)
         and never stop the run. `advance(n)` after each batch, failures included."""
         names = names or [str(p) for p in paths]
-        parallel = len(paths) > 2 * self.batch_size
-        loader = DataLoader(self.decoder.dataset(paths), batch_size=self.batch_size, collate_fn=_as_list,
-                            num_workers=self.workers if parallel else 0, worker_init_fn=_worker_init)
-        for batch in loader:
+        # one BLAS thread: the decode threads share the cores with the backbone's, and the colours' small matrix
+        # products cost 2.5x the CPU time when BLAS spreads them over every core
+        with threadpool_limits(1):
+            yield from self._batches(paths, failures, names, advance)
+
+    def _batches(self, paths, failures, names, advance) -> Iterator[AnalysedBatch]:
+        for batch in item_batches(self.decoder.dataset(paths), self.batch_size, self.workers):
             failures += [SkippedInput(names[i], reason) for i, _, reason in batch if reason is not None]
             good = [(i, item) for i, item, reason in batch if reason is None]
             if good:
@@ -123,7 +112,7 @@ class Analyser:
     def analyse(self, indices: list[int], decoded: list[tuple]) -> AnalysedBatch:
         """One batch of decoded images (`Decoder`'s (sha256, inputs, colours) per image) through the backbones,
         then the attribute models as the pipeline reads them (`fashionlens.attributes`)."""
-        batches = {key: torch.stack([item[1][j] for item in decoded]) for j, key in enumerate(self.runners)}
+        batches = {key: np.stack([item[1][j] for item in decoded]) for j, key in enumerate(self.runners)}
         features, mirrors = backbone_features(self.runners, batches, self.models)
         read = read_attributes(self.models, features, mirrors, [None] * len(decoded), self.top_k)
         embeddings = self.embedder.from_features(features[backbone_key(self.embedder.backbone)])

@@ -105,8 +105,8 @@ def _decode(batch: dict, decoder: Decoder, policy: FetchPolicy) -> dict:
                 reasons[k] = reason
                 continue
             sha256[k], colors[k] = decoded[0], json.dumps(decoded[2])
-            for j, tensor in enumerate(decoded[1]):
-                inputs[j][k] = tensor.numpy()
+            for j, image in enumerate(decoded[1]):
+                inputs[j][k] = image
     return {**batch, "sha256": np.array(sha256), "colors": np.array(colors), "reason": np.array(reasons),
             **{f"input{j}": x for j, x in enumerate(inputs)}}
 
@@ -124,12 +124,10 @@ class _Analyse:
         self.store = Store(url) if url else None
 
     def __call__(self, batch: dict) -> dict:
-        import torch
-
         n = len(batch["source"])
         ok = [k for k in range(n) if not batch["reason"][k]]
         inputs = [batch[f"input{j}"] for j in range(len(self.analyser.runners))]
-        decoded = [(str(batch["sha256"][k]), [torch.from_numpy(x[k]) for x in inputs], json.loads(batch["colors"][k]))
+        decoded = [(str(batch["sha256"][k]), [x[k] for x in inputs], json.loads(batch["colors"][k]))
                    for k in ok]
         out = {k: batch[k] for k in ("source", "sha256", "attributes", "reason")}
         out["status"] = np.array(["failed"] * n, dtype=object)

@@ -1,29 +1,13 @@
-"""Image classification: train heads (or fine-tune) on a backbone, evaluate, predict, export."""
+"""Image classification: train heads (or fine-tune) on a backbone, evaluate, predict, export.
 
-from fashionlens.classify.crossval import CrossValidation, cross_validate
-from fashionlens.classify.evaluate import evaluate
-from fashionlens.classify.export import export
-from fashionlens.classify.inference import ImagePrediction, LabelScore, Predictor
-from fashionlens.classify.model import Classifier, Heads, TaskSpec
-from fashionlens.classify.model_io import LoadedModel, ModelError, load_model, save_model
-from fashionlens.classify.train import TrainConfig, TrainResult, train
+Names are imported on first use: predicting needs only ONNX Runtime and numpy, training needs the `train` extra."""
 
-__all__ = [
-    "Classifier",
-    "CrossValidation",
-    "Heads",
-    "ImagePrediction",
-    "LabelScore",
-    "LoadedModel",
-    "ModelError",
-    "Predictor",
-    "TaskSpec",
-    "TrainConfig",
-    "TrainResult",
-    "cross_validate",
-    "evaluate",
-    "export",
-    "load_model",
-    "save_model",
-    "train",
-]
+from fashionlens.lazy import lazy_exports
+
+_EXPORTS = {"CrossValidation": "crossval", "cross_validate": "crossval", "evaluate": "evaluate", "export": "export",
+            "ImagePrediction": "inference", "LabelScore": "inference", "Predictor": "inference",
+            "Classifier": "model", "Heads": "model", "TaskSpec": "tasks", "LoadedModel": "model_io",
+            "ModelError": "model_io", "load_model": "model_io", "save_model": "model_io", "TrainConfig": "train",
+            "TrainResult": "train", "train": "train"}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

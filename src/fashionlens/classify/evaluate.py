@@ -20,9 +20,9 @@ def evaluate(model: str | Path | LoadedModel, data: LabeledImages, out: str | Pa
 
     `tta`: average each image with its mirror (default: as the model was trained to predict)."""
     model = model if isinstance(model, LoadedModel) else load_model(model)
-    tasks = [t for t in model.classifier.tasks if t.name in data.tasks]
+    tasks = [t for t in model.tasks if t.name in data.tasks]
     if not tasks:
-        known = ", ".join(t.name for t in model.classifier.tasks)
+        known = ", ".join(t.name for t in model.tasks)
         raise ValueError(f"the data labels {data.tasks}, the model predicts {known}: no task in common")
     predictor = Predictor.from_model(model, runtime, tta)
     result = predictor.probabilities([s.path for s in data.samples], cache=FeatureCache(), progress=progress)

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from fashionlens.backbone_spec import mirrored
 from fashionlens.cache import FeatureCache
+from fashionlens.classify.model_io import EXPORT_FILE, LoadedModel
+from fashionlens.classify.tasks import flip_average
 from fashionlens.data.samples import SkippedInput
 from fashionlens.features import decoded_batches, extract_features
-from fashionlens.classify.model import Classifier, flip_average, mirrored
-from fashionlens.classify.model_io import EXPORT_FILE, LoadedModel
 from fashionlens.runtime import OnnxRunner
 
 RUNTIMES = ("auto", "onnx", "features", "torch")
@@ -77,7 +77,10 @@ def onnx_export_path(model: LoadedModel) -> Path | None:
 
 
 class Predictor:
-    def __init__(self, classifier: Classifier, runtime: str = "auto", onnx_path: Path | None = None,
+    """`classifier`: a `LoadedModel` (the "features" and "onnx" runtimes need no PyTorch) or a PyTorch
+    `Classifier` (training's own)."""
+
+    def __init__(self, classifier, runtime: str = "auto", onnx_path: Path | None = None,
                  tta: bool | None = None):
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
@@ -85,7 +88,10 @@ class Predictor:
             runtime = "onnx" if onnx_path else "features"
         if runtime == "onnx" and onnx_path is None:
             raise ValueError("no up-to-date ONNX export of this model; run `fashionlens export` first")
-        self.classifier = classifier.eval()
+        self.classifier = classifier
+        self._torch = None
+        if runtime == "torch":
+            self._torch = (classifier.classifier if isinstance(classifier, LoadedModel) else classifier).eval()
         self.runtime = runtime
         self.tasks = classifier.tasks
         self.tta = classifier.tta if tta is None else bool(tta)
@@ -93,7 +99,7 @@ class Predictor:
 
     @classmethod
     def from_model(cls, model: LoadedModel, runtime: str = "auto", tta: bool | None = None) -> Predictor:
-        return cls(model.classifier, runtime, onnx_export_path(model), tta)
+        return cls(model, runtime, onnx_export_path(model), tta)
 
     def probabilities(
         self, paths: list[Path], *, batch_size: int = 32, cache: FeatureCache | None = None, progress: bool = False
@@ -128,17 +134,19 @@ class Predictor:
                  for t in self.tasks}
         return Probabilities(probs, indices, failures)
 
-    def _forward(self, images: torch.Tensor) -> dict[str, np.ndarray]:
+    def _forward(self, images: np.ndarray) -> dict[str, np.ndarray]:
         if self.tta:  # one batch of twice the size: the originals, then their mirrors
-            return flip_average(self._forward_once(torch.cat([images, mirrored(images)])), len(images))
+            return flip_average(self._forward_once(np.concatenate([images, mirrored(images)])), len(images))
         return self._forward_once(images)
 
-    def _forward_once(self, images: torch.Tensor) -> dict[str, np.ndarray]:
+    def _forward_once(self, images: np.ndarray) -> dict[str, np.ndarray]:
         if self._onnx is not None:
-            out = self._onnx(images.numpy())
+            out = self._onnx(images)
             return {t.name: out[t.name] for t in self.tasks}
+        import torch
+
         with torch.inference_mode():
-            return {k: torch.softmax(v, -1).numpy() for k, v in self.classifier(images).items()}
+            return {k: torch.softmax(v, -1).numpy() for k, v in self._torch(torch.from_numpy(images)).items()}
 
     def predict(self, paths: list[Path], *, top_k: int = 3, batch_size: int = 32, progress: bool = False
                 ) -> tuple[list[ImagePrediction], list[SkippedInput]]:

@@ -1,31 +1,14 @@
-"""A backbone with one classification head per task (category, colour, gender, ...)."""
+"""A backbone with one classification head per task (category, colour, gender, ...), in PyTorch, for training
+and export (`TaskSpec` and `flip_average` are re-exported from `classify.tasks`)."""
 
 from __future__ import annotations
-
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
 from fashionlens.backbones import Backbone
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    name: str
-    classes: tuple[str, ...]
-    hidden: int = 0  # 0: a linear head; otherwise one hidden layer of this width
-    dropout: float = 0.5  # on the hidden layer
-    input_dropout: float = 0.2  # on the features: a cheap augmentation when the backbone is frozen
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "classes": list(self.classes)}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TaskSpec:
-        return cls(data["name"], tuple(data["classes"]), int(data.get("hidden", 0)), float(data.get("dropout", 0.5)),
-                   float(data.get("input_dropout", 0.2)))
+from fashionlens.classify.tasks import TaskSpec, flip_average
 
 
 def make_head(in_dim: int, spec: TaskSpec) -> nn.Module:
@@ -126,11 +109,6 @@ def mirrored(images: torch.Tensor) -> torch.Tensor:
     """The horizontal mirror of a batch of preprocessed images ([n, 3, H, W]): the same as preprocessing the
     mirrored photo, since the centre crop and the letterbox are both symmetric."""
     return torch.flip(images, dims=(-1,))
-
-
-def flip_average(probabilities: dict, n: int) -> dict:
-    """Rows [0, n) are the images, rows [n, 2n) their mirrors: the mean of the two, per task."""
-    return {k: (v[:n] + v[n:]) / 2 for k, v in probabilities.items()}
 
 
 class ProbabilityGraph(nn.Module):

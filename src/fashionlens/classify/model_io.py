@@ -6,20 +6,28 @@ weights by hash; loading rebuilds the backbone from the registry and refuses a d
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
+import numpy as np
+from safetensors.numpy import load_file as load_numpy
 
 from fashionlens.atomic import atomic_path
-from fashionlens.backbones import BackboneError, create_backbone
+from fashionlens.backbone_spec import BackboneSpec
+from fashionlens.classify.head_weights import HeadWeights
+from fashionlens.classify.tasks import TaskSpec
+from fashionlens.extras import require
 from fashionlens.fingerprints import sha256_file
-from fashionlens.classify.model import Classifier, Heads, TaskSpec
 from fashionlens.model_folder import (EXPORT_FILE, MANIFEST_FILE, WEIGHTS_FILE, ModelError, checked_weights,
                                       library_versions, write_json_atomic)
 from fashionlens.model_folder import read_manifest as _read_manifest
 from fashionlens.preprocess import PreprocessConfig
+
+if TYPE_CHECKING:
+    from fashionlens.classify.model import Classifier
 
 FORMAT = "fashionlens-classifier"
 FORMAT_VERSION = 1
@@ -27,18 +35,24 @@ FORMAT_VERSION = 1
 
 @dataclass
 class LoadedModel:
+    """A classifier folder, loaded for inference without PyTorch: the backbone it sits on (run from its ONNX graph),
+    its heads in numpy, its manifest. `classifier` builds the PyTorch network, for training, export and the "torch"
+    reference runtime (the `train` extra)."""
+
     folder: Path
-    classifier: Classifier
     manifest: dict
+    backbone_info: BackboneSpec
+    heads: HeadWeights
+    tta: bool  # predictions average each image with its mirror by default
+    _classifier: object = None
+
+    @property
+    def tasks(self) -> list[TaskSpec]:
+        return self.heads.tasks
 
     @property
     def preprocess(self) -> PreprocessConfig:
         return PreprocessConfig.from_dict(self.manifest["preprocess"])
-
-    @property
-    def tta(self) -> bool:
-        """Whether predictions average each image with its mirror by default."""
-        return self.classifier.tta
 
     @property
     def backbone_trained(self) -> bool:
@@ -48,9 +62,24 @@ class LoadedModel:
     def weights_sha256(self) -> str:
         return self.manifest["weights"]["sha256"]
 
+    def probabilities_from(self, features: np.ndarray, mirror_features: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Softmax per task from backbone features computed elsewhere (one backbone pass serves every model on it)."""
+        return self.heads.probabilities(features, mirror_features)
 
-def save_model(classifier: Classifier, folder: str | Path, *, store_backbone: bool, info: dict | None = None) -> Path:
-    """Write the weights, then the manifest that names their hash; a crash leaves the old model intact."""
+    @property
+    def classifier(self):
+        """The PyTorch classifier (built on first use; needs the `train` extra)."""
+        if self._classifier is None:
+            require("train", "the PyTorch classifier (training, export, the torch runtime)")
+            self._classifier = _torch_classifier(self.folder, self.manifest, self.tta)
+        return self._classifier
+
+
+def save_model(classifier, folder: str | Path, *, store_backbone: bool, info: dict | None = None) -> Path:
+    """Write the weights, then the manifest that names their hash; a crash leaves the old model intact. Then the
+    backbone's ONNX graph, so the folder runs where PyTorch is not installed."""
+    from safetensors.torch import save_file
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {f"heads.{k}": v for k, v in classifier.heads.state_dict().items()}
@@ -81,9 +110,33 @@ def save_model(classifier: Classifier, folder: str | Path, *, store_backbone: bo
         **(info or {}),
         "versions": library_versions(),
     }
+    manifest["onnx"] = _write_backbone_onnx(classifier, folder, manifest)
     write_json_atomic(folder / MANIFEST_FILE, manifest)
     (folder / EXPORT_FILE).unlink(missing_ok=True)  # an export of older weights is stale
     return folder
+
+
+def _write_backbone_onnx(classifier: Classifier, folder: Path, manifest: dict) -> dict:
+    """The backbone's ONNX graph in the folder, named by its feature key (older graphs removed), and its parity
+    with PyTorch on random images."""
+    from fashionlens.cache import default_cache_dir
+    from fashionlens.runtime import export_onnx, onnx_parity
+
+    spec = BackboneSpec.from_manifest(manifest["backbone"], manifest["preprocess"])
+    if manifest["backbone"]["stored"]:
+        spec.weights_id = f"model:{manifest['weights']['sha256']}"
+    path = folder / spec.onnx_name
+    cached = default_cache_dir() / "onnx" / spec.onnx_name
+    with atomic_path(path) as tmp:
+        if cached.is_file() and not manifest["backbone"]["stored"]:
+            shutil.copyfile(cached, tmp)
+        else:
+            export_onnx(classifier.backbone, spec.preprocess.input_size, tmp, ["features"])
+    for stale in folder.glob(f"{spec.name}-*.onnx"):
+        if stale != path:
+            stale.unlink()
+    parity = onnx_parity(classifier.backbone, path, spec.preprocess.input_size, ["features"])
+    return {"backbone": path.name, "sha256": sha256_file(path), "parity_max_abs": parity}
 
 
 def read_manifest(folder: str | Path) -> dict:
@@ -91,11 +144,47 @@ def read_manifest(folder: str | Path) -> dict:
 
 
 def load_model(folder: str | Path) -> LoadedModel:
-    """Load and check everything the manifest promises: weight hash, backbone identity, tensor shapes."""
+    """Load and check everything the manifest promises (weight hash, tensor shapes), without PyTorch."""
     folder = Path(folder)
     manifest = read_manifest(folder)
     weights_path = checked_weights(folder, manifest)
-    actual = manifest["weights"]["sha256"]
+    info = manifest["backbone"]
+    tta = manifest.get("inference", {}).get("tta", "none")  # models saved before test-time flips: none
+    if tta not in ("none", "flip"):
+        raise ModelError(f"{folder}: unknown test-time augmentation {tta!r} (this version knows none, flip)")
+    try:
+        backbone = BackboneSpec.from_manifest(info, manifest["preprocess"])
+        tasks = [TaskSpec.from_dict(t) for t in manifest["tasks"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{folder / MANIFEST_FILE}: cannot read the backbone and tasks ({exc})") from None
+    # a fine-tuned backbone gets an id of its own, so cached ImageNet features are never mixed in
+    if info["stored"]:
+        backbone.weights_id = f"model:{manifest['weights']['sha256']}"
+        backbone.network_for_export = lambda: _torch_classifier(folder, manifest, tta == "flip").backbone
+    backbone.onnx_file = folder / backbone.onnx_name
+    state = load_numpy(weights_path)
+    try:
+        heads = HeadWeights.from_state(tasks, state)
+    except KeyError as exc:
+        raise ModelError(f"{weights_path}: no tensor {exc} for the manifest's tasks") from None
+    for task in tasks:
+        weight = heads.layers[task.name][-1][0]
+        first = heads.layers[task.name][0][0]
+        if weight.shape[0] != len(task.classes) or first.shape[1] != backbone.feature_dim:
+            raise ModelError(f"{weights_path}: tensors do not fit the manifest's task {task.name!r} and backbone "
+                             f"(output {weight.shape[0]} for {len(task.classes)} classes, input {first.shape[1]} for "
+                             f"{backbone.feature_dim} features)")
+    return LoadedModel(folder, manifest, backbone, heads, tta == "flip")
+
+
+def _torch_classifier(folder: Path, manifest: dict, tta: bool) -> Classifier:
+    """The PyTorch classifier of a loaded folder: the registry backbone (refused unless its weights are the ones
+    the model was trained on), or the stored fine-tuned one, and the heads."""
+    from safetensors.torch import load_file
+
+    from fashionlens.backbones import BackboneError, create_backbone
+    from fashionlens.classify.model import Classifier, Heads
+
     info = manifest["backbone"]
     try:
         backbone = create_backbone(info["name"], pretrained=not info["stored"],
@@ -111,10 +200,10 @@ def load_model(folder: str | Path) -> LoadedModel:
             f"{folder}: trained on backbone weights {info['weights_id']}, but {info['name']!r} here has "
             f"{backbone.weights_id}; install the same weights package version"
         )
-    # a fine-tuned backbone gets an id of its own, so cached ImageNet features are never mixed in
-    backbone.weights_id = f"model:{actual}" if info["stored"] else info["weights_id"]
+    backbone.weights_id = f"model:{manifest['weights']['sha256']}" if info["stored"] else info["weights_id"]
     backbone.preprocess = PreprocessConfig.from_dict(manifest["preprocess"])
     tasks = [TaskSpec.from_dict(t) for t in manifest["tasks"]]
+    weights_path = folder / manifest["weights"]["file"]
     state = load_file(weights_path)
     heads = Heads(backbone.feature_dim, tasks, standardize="heads.shift" in state)
     try:
@@ -123,8 +212,4 @@ def load_model(folder: str | Path) -> LoadedModel:
             backbone.model.load_state_dict({k[9:]: v for k, v in state.items() if k.startswith("backbone.")})
     except RuntimeError as exc:
         raise ModelError(f"{weights_path}: tensors do not fit the manifest's tasks and backbone: {exc}") from None
-    tta = manifest.get("inference", {}).get("tta", "none")  # models saved before test-time flips: none
-    if tta not in ("none", "flip"):
-        raise ModelError(f"{folder}: unknown test-time augmentation {tta!r} (this version knows none, flip)")
-    classifier = Classifier(backbone, heads, tta=tta == "flip").eval()
-    return LoadedModel(folder, classifier, manifest)
+    return Classifier(backbone, heads, tta=tta).eval()

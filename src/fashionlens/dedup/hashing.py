@@ -1,5 +1,5 @@
 """The cheap stage's reading: every image's sha256, perceptual hashes and signature, decoded at a reduced scale in
-DataLoader worker processes."""
+worker threads."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 from fashionlens.data.samples import SkippedInput
 from fashionlens.dedup import Fingerprints
 from fashionlens.dedup.signature import SIGNATURE_DIM, signature
-from fashionlens.features import ImageFileDataset
+from fashionlens.decoding import ImageFileDataset, item_batches
 from fashionlens.fingerprints import flipped_perceptual_hash, perceptual_hash, sha256_bytes
 from fashionlens.progress import progress_bar
 
@@ -23,14 +23,10 @@ class _Fingerprinted(ImageFileDataset):
 def hash_images(paths: list[Path], *, progress: bool = True,
                 workers: int = 1) -> tuple[list[int], Fingerprints, list[SkippedInput]]:
     """sha256, perceptual hash, mirrored hash and signature of every readable image (positions in `paths`), and
-    failures. The cheap stage: a JPEG is decoded at a reduced scale, in `workers` processes beside this one."""
-    from torch.utils.data import DataLoader
-
-    loader = DataLoader(_Fingerprinted(paths, min_size=64), batch_size=64, collate_fn=list,
-                        num_workers=workers if len(paths) > 256 else 0)
+    failures. The cheap stage: a JPEG is decoded at a reduced scale, in `workers` threads beside this one."""
     kept, rows, failures = [], [], []
     with progress_bar("fingerprints", len(paths), progress) as advance:
-        for batch in loader:
+        for batch in item_batches(_Fingerprinted(paths, min_size=64), 64, workers):
             for i, row, reason in batch:
                 if reason is None:
                     kept.append(i)

@@ -1,4 +1,4 @@
-"""Running a detector on photos: letterbox, the network on ONNX Runtime, torchvision's decoding, original pixels.
+"""Running a detector on photos: letterbox, the network on ONNX Runtime, FCOS's decoding in numpy, original pixels.
 
 The ONNX file is the model folder's own export when it matches the weights, otherwise one made on first use
 and kept in the cache, keyed by the weights hash; `runtime="torch"` is the eager reference.
@@ -10,21 +10,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
-from torch.utils.data import DataLoader
 
 from fashionlens.data.samples import SkippedInput, failure_reason
+from fashionlens.decoding import ImageFileDataset, item_batches
 from fashionlens.defaults import default_detector_dir
+from fashionlens.detect.decoding import anchors, decode, level_shapes
 from fashionlens.detect.detections import AnnotatedImage, DetectionDataset, Detections
-from fashionlens.detect.evaluate import evaluate_detections
-from fashionlens.letterbox import letterbox, to_tensor
-from fashionlens.features import ImageFileDataset
-from fashionlens.detect.model import RawDetector, decode, level_shapes
 from fashionlens.detect.model_io import LoadedDetector, load_detector
+from fashionlens.letterbox import letterbox
+from fashionlens.preprocess import normalized
 from fashionlens.detect.operating_point import OperatingPoint, select
-from fashionlens.model_folder import EXPORT_FILE, onnx_file_for, write_json_atomic
-from fashionlens.fingerprints import sha256_file
+from fashionlens.model_folder import onnx_file_for, write_export_record
 from fashionlens.progress import progress_bar
 from fashionlens.runtime import OnnxRunner, export_onnx, onnx_parity
 
@@ -40,18 +37,24 @@ class DetectResult:
 
 def export_detector(model: LoadedDetector, onnx_file: str | Path | None = None, *, check: bool = True) -> Path:
     """Write the network (normalised images in, raw head outputs out) as ONNX and record it in the folder."""
+    from fashionlens.detect.model import RawDetector
+
     path = Path(onnx_file) if onnx_file else model.folder / "model.onnx"
     export_onnx(RawDetector(model.model), model.config.input_size, path, OUTPUTS)
-    if check and (diff := parity(model, path)) > 1e-3:
-        raise RuntimeError(f"{path}: ONNX output differs from PyTorch by {diff:.2e}")
+    record = {}
+    if check:
+        record["parity_max_abs"] = diff = parity(model, path)
+        if diff > 1e-3:
+            raise RuntimeError(f"{path}: ONNX output differs from PyTorch by {diff:.2e}")
     if onnx_file is None or path.resolve().parent == model.folder.resolve():
-        write_json_atomic(model.folder / EXPORT_FILE, {"onnx": path.name, "onnx_sha256": sha256_file(path),
-                                                       "weights_sha256": model.weights_sha256})
+        write_export_record(model.folder, path, model.weights_sha256, record)
     return path
 
 
 def parity(model: LoadedDetector, onnx_file: Path) -> float:
     """Largest absolute difference in raw outputs between ONNX Runtime and PyTorch on random inputs."""
+    from fashionlens.detect.model import RawDetector
+
     return onnx_parity(RawDetector(model.model), onnx_file, model.config.input_size, OUTPUTS)
 
 
@@ -66,7 +69,7 @@ class _Letterboxed(ImageFileDataset):
 
     def prepare(self, i: int, data: bytes, image):
         boxed, scale = letterbox(image, self.size)
-        return to_tensor(boxed, self.mean, self.std), scale, image.width, image.height
+        return normalized(boxed, self.mean, self.std), scale, image.width, image.height
 
 
 class Detector:
@@ -82,7 +85,7 @@ class Detector:
         self.input_size = tuple(self.model.config.input_size)
         self.runtime = runtime
         self._onnx = OnnxRunner(_onnx_for(self.model), threads) if runtime == "onnx" else None
-        self._shapes = level_shapes(self.model.model, self.input_size)
+        self._anchors = anchors(self.input_size, level_shapes(self.model.config))
 
     @property
     def operating_point(self) -> OperatingPoint:
@@ -101,29 +104,33 @@ class Detector:
         """What users see of raw detections: the operating point's thresholds, one item per garment."""
         return select(found, self.classes, point)
 
-    def _raw(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _raw(self, images: np.ndarray) -> dict[str, np.ndarray]:
         if self._onnx is not None:
-            return {k: torch.from_numpy(v) for k, v in self._onnx(images.numpy()).items()}
-        with torch.inference_mode():
-            return dict(zip(OUTPUTS, RawDetector(self.model.model)(images), strict=True))
+            return self._onnx(images)
+        import torch
 
-    def _decode(self, images: torch.Tensor, scales: list[float], sizes: list[tuple[int, int]], min_score: float) -> list[Detections]:
+        from fashionlens.detect.model import RawDetector
+
         with torch.inference_mode():
-            decoded = decode(self.model.model, self._raw(images), self.input_size, self._shapes)
+            out = RawDetector(self.model.model)(torch.from_numpy(images))
+        return {name: value.numpy() for name, value in zip(OUTPUTS, out, strict=True)}
+
+    def _decode(self, images: np.ndarray, scales: list[float], sizes: list[tuple[int, int]], min_score: float) -> list[Detections]:
+        decoded = decode(self.model.config, self._raw(images), self._anchors)
         out = []
         for det, scale, (width, height) in zip(decoded, scales, sizes, strict=True):
             keep = det["scores"] >= min_score
-            boxes = (det["boxes"][keep] / scale).numpy()
+            boxes = det["boxes"][keep] / scale
             boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
             boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
-            out.append(Detections(boxes, det["labels"][keep].numpy(), det["scores"][keep].numpy()))
+            out.append(Detections(boxes.astype(np.float32), det["labels"][keep].astype(np.int64), det["scores"][keep]))
         return out
 
     def detect_image(self, image: Image.Image, min_score: float = 0.3) -> Detections:
         """Every detection on one decoded RGB image scoring `min_score` or more, in its pixels (no selection)."""
         boxed, scale = letterbox(image, self.input_size)
         pre = self.model.preprocess
-        return self._decode(to_tensor(boxed, pre.mean, pre.std)[None], [scale], [image.size], min_score)[0]
+        return self._decode(normalized(boxed, pre.mean, pre.std)[None], [scale], [image.size], min_score)[0]
 
     def garments(self, image: Image.Image, point: OperatingPoint | None = None) -> Detections:
         """The garments shown for one photo: detections chosen by the operating point, strongest first."""
@@ -141,11 +148,10 @@ class Detector:
         floor = min_score if raw else point.lowest
         paths = [Path(p) for p in paths]
         pre = self.model.preprocess
-        loader = DataLoader(_Letterboxed(paths, self.input_size, pre.mean, pre.std), batch_size=batch_size,
-                            collate_fn=list, num_workers=1 if len(paths) > 2 * batch_size else 0)
+        dataset = _Letterboxed(paths, self.input_size, pre.mean, pre.std)
         result = DetectResult([])
         with progress_bar("detect", len(paths), progress) as advance:
-            for batch in loader:
+            for batch in item_batches(dataset, batch_size, workers=1):
                 result.failures += [SkippedInput(str(paths[i]), reason) for i, _, reason in batch if reason]
                 good = [(i, item) for i, item, reason in batch if not reason]
                 if good:
@@ -157,7 +163,7 @@ class Detector:
                       failures: list[SkippedInput]) -> list[AnnotatedImage]:
         """One batch's detections; where the batch fails, each image alone, so an error skips only its own image."""
         try:
-            images = torch.stack([item[0] for _, item in good])
+            images = np.stack([item[0] for _, item in good])
             dets = self._decode(images, [item[1] for _, item in good], [(item[2], item[3]) for _, item in good], min_score)
             dets = dets if point is None else [self.shown(d, point) for d in dets]
         except Exception as exc:
@@ -178,6 +184,8 @@ class Detector:
         truth = DetectionDataset(self.classes, [
             AnnotatedImage(im.path, im.width, im.height, Detections(im.detections.xyxy, remap[im.detections.class_id]))
             for im in dataset.images], dataset.source)
+        from fashionlens.detect.evaluate import evaluate_detections  # matplotlib and pycocotools: only to evaluate
+
         result = self.detect([im.path for im in truth.images], min_score=0.05, raw=True, progress=progress)
         found = {im.path: im.detections for im in result.images}
         predictions = [found.get(im.path, Detections.empty(with_confidence=True)) for im in truth.images]

@@ -1,12 +1,11 @@
-"""The garment detector: torchvision FCOS on a feature pyramid over a registry backbone.
+"""The garment detector: torchvision FCOS on a feature pyramid over a registry backbone (training and export;
+the runtime decodes the ONNX graph's outputs in `detect.decoding`; `DetectorConfig` lives in `detect.config`).
 
 The backbone splits at a cut: everything before it is frozen and its output can be cached once per image,
 so training on a 2-core CPU only runs the deeper blocks, the pyramid and the head.
 """
 
 from __future__ import annotations
-
-from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
@@ -16,33 +15,8 @@ from torchvision.models.detection.fcos import FCOSHead
 from torchvision.models.detection.image_list import ImageList
 
 from fashionlens.backbones import Backbone
+from fashionlens.detect.config import DetectorConfig
 from fashionlens.pyramid import PyramidBackbone
-
-
-@dataclass(frozen=True)
-class DetectorConfig:
-    """Everything needed to rebuild the network; saved in the model manifest."""
-
-    classes: tuple[str, ...]
-    backbone: str = "efficientnet_lite0"
-    input_size: tuple[int, int] = (480, 320)  # height, width letterboxed to (the shipped model's and the CLI's)
-    stages: tuple[int, ...] = (2, 3, 4)  # backbone feature stages feeding the pyramid (strides 8, 16, 32)
-    frozen_stages: int = 2  # stages 0..frozen_stages are frozen (and cached during training)
-    channels: int = 128
-    head_convs: int = 2
-    score_thresh: float = 0.05
-    nms_thresh: float = 0.6
-    detections_per_img: int = 100
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> DetectorConfig:
-        data = dict(data)
-        for key in ("classes", "input_size", "stages"):
-            data[key] = tuple(data[key])
-        return cls(**data)
 
 
 def build_detector(config: DetectorConfig, backbone: Backbone) -> FCOS:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fashionlens.detect.model import DetectorConfig, build_detector
+from fashionlens.detect.config import DetectorConfig
 from fashionlens.model_folder import LoadedNetwork, NetworkFormat
 
-DETECTOR = NetworkFormat("fashionlens-detector", 1, "detector", DetectorConfig.from_dict, build_detector)
+DETECTOR = NetworkFormat("fashionlens-detector", 1, "detector", DetectorConfig.from_dict, "fashionlens.detect.model:build_detector")
 FORMAT = DETECTOR.name
 LoadedDetector = LoadedNetwork
 save_detector = DETECTOR.save

@@ -9,9 +9,8 @@ it lowers mAP a little, but removes most wrong-class twins among the boxes the p
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torchvision.ops import box_iou
 
+from fashionlens.boxes import box_iou
 from fashionlens.detect.detections import Detections
 
 LAYERED: frozenset[frozenset[str]] = frozenset({frozenset(("jacket", "shirt")), frozenset(("jacket", "dress")),
@@ -28,7 +27,7 @@ def suppress_cross_class(found: Detections, classes: list[str] | tuple[str, ...]
         return found
     order = np.argsort(-found.confidence, kind="stable")
     found = found[order]
-    overlap = box_iou(torch.from_numpy(found.xyxy), torch.from_numpy(found.xyxy)).numpy()
+    overlap = box_iou(found.xyxy, found.xyxy)
     names = [classes[c] for c in found.class_id]
     keep: list[int] = []
     for i in range(len(found)):

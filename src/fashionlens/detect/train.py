@@ -34,6 +34,7 @@ from fashionlens.detect.evaluate import evaluate_detections
 from fashionlens.letterbox import letterbox, to_tensor
 from fashionlens.features import ImageFileDataset
 from fashionlens.detect.model import DetectorConfig, build_detector, decode
+from fashionlens.detect.inference import export_detector
 from fashionlens.detect.model_io import load_detector, save_detector
 from fashionlens.epoch_log import EpochLog
 from fashionlens.holdout import PARTS, holdout_part
@@ -351,4 +352,5 @@ def train_detector(
         "metrics": {"validation": {"map50": state["best_score"]}},
     }
     save_detector(model, detector, backbone, out, info=summary)
+    export_detector(load_detector(out))  # the folder carries its ONNX graph, so it runs without PyTorch
     return {**summary, "failures": failures}

@@ -12,15 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
-from torch import nn
 
 from fashionlens.defaults import default_parser_dir
-from fashionlens.fingerprints import sha256_file
-from fashionlens.letterbox import letterbox, to_tensor
-from fashionlens.model_folder import EXPORT_FILE, onnx_file_for, write_json_atomic
+from fashionlens.letterbox import letterbox
+from fashionlens.model_folder import onnx_file_for, write_export_record
 from fashionlens.parse.model_io import LoadedParser, load_parser
+from fashionlens.preprocess import normalized
 from fashionlens.runtime import OnnxRunner, export_onnx
 
 RUNTIMES = ("onnx", "torch")
@@ -63,34 +61,42 @@ class ParsedImage:
         return self.to_photo(self.labels)
 
 
-class _Labelled(nn.Module):
+def _labelled(model):
     """The parser with its argmax and softmax confidence inside the graph: far less to copy out than logits."""
+    import torch
 
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
+    class Labelled(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        confidence, labels = self.model(images).softmax(1).max(1)
-        return labels.to(torch.uint8), confidence
+        def forward(self, images):
+            confidence, labels = self.model(images).softmax(1).max(1)
+            return labels.to(torch.uint8), confidence
+
+    return Labelled().eval()
 
 
 def export_parser(model: LoadedParser, onnx_file: str | Path | None = None, *, check: bool = True) -> Path:
     path = Path(onnx_file) if onnx_file else model.folder / "model.onnx"
-    export_onnx(_Labelled(model.model), model.config.input_size, path, OUTPUTS)
-    if check and (agreement := parity(model, path)) < 0.999:
-        raise RuntimeError(f"{path}: ONNX labels agree with PyTorch on only {agreement:.4%} of pixels")
+    export_onnx(_labelled(model.model), model.config.input_size, path, OUTPUTS)
+    record = {}
+    if check:
+        record["parity_pixel_agreement"] = agreement = parity(model, path)
+        if agreement < 0.999:
+            raise RuntimeError(f"{path}: ONNX labels agree with PyTorch on only {agreement:.4%} of pixels")
     if onnx_file is None or path.resolve().parent == model.folder.resolve():
-        write_json_atomic(model.folder / EXPORT_FILE, {"onnx": path.name, "onnx_sha256": sha256_file(path),
-                                                       "weights_sha256": model.weights_sha256})
+        write_export_record(model.folder, path, model.weights_sha256, record)
     return path
 
 
 def parity(model: LoadedParser, onnx_file: Path, seed: int = 0) -> float:
     """Share of pixels on which ONNX Runtime and PyTorch give the same class, on random images."""
+    import torch
+
     images = torch.randn(2, 3, *model.config.input_size, generator=torch.Generator().manual_seed(seed))
     with torch.inference_mode():
-        reference = _Labelled(model.model).eval()(images)[0].numpy()
+        reference = _labelled(model.model)(images)[0].numpy()
     return float((OnnxRunner(onnx_file)(images.numpy())["labels"] == reference).mean())
 
 
@@ -111,19 +117,21 @@ class Parser:
         self.input_size = tuple(self.model.config.input_size)
         self._onnx = OnnxRunner(_onnx_for(self.model), threads) if runtime == "onnx" else None
 
-    def _run(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    def _run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self._onnx is not None:
-            out = self._onnx(images.numpy())
+            out = self._onnx(images)
             return out["labels"], out["confidence"]
+        import torch
+
         with torch.inference_mode():
-            labels, confidence = _Labelled(self.model.model).eval()(images)
+            labels, confidence = _labelled(self.model.model)(torch.from_numpy(images))
         return labels.numpy(), confidence.numpy()
 
     def parse_image(self, image: Image.Image) -> ParsedImage:
         """Class and confidence on the parser's grid for one decoded RGB photo (`photo_labels()`: per pixel)."""
         boxed, scale = letterbox(image, self.input_size)
         pre = self.model.preprocess
-        labels, confidence = self._run(to_tensor(boxed, pre.mean, pre.std)[None])
+        labels, confidence = self._run(normalized(boxed, pre.mean, pre.std)[None])
         h, w = max(1, round(image.height * scale)), max(1, round(image.width * scale))
         return ParsedImage(np.ascontiguousarray(labels[0, :h, :w]), np.ascontiguousarray(confidence[0, :h, :w]),
                            self.classes, image.size)

@@ -2,44 +2,18 @@
 
 Each pyramid level is refined by one convolution and upsampled to the finest level (stride 4); their sum is
 classified per pixel and upsampled to the input size. Only stages after the cut train; the cut's output is
-cached per training view, as for the detector.
+cached per training view, as for the detector. (`ParserConfig` lives in `parse.config`, free of PyTorch.)
 """
 
 from __future__ import annotations
-
-from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from fashionlens.backbones import Backbone
-from fashionlens.parse.labels import CCP_GROUPS
+from fashionlens.parse.config import ParserConfig
 from fashionlens.pyramid import PyramidBackbone
-
-
-@dataclass(frozen=True)
-class ParserConfig:
-    """Everything needed to rebuild the network; saved in the model manifest."""
-
-    classes: tuple[str, ...] = tuple(CCP_GROUPS)
-    groups: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(CCP_GROUPS))  # class -> merged names
-    backbone: str = "efficientnet_lite0"
-    input_size: tuple[int, int] = (384, 256)  # height, width: photos are letterboxed to it
-    stages: tuple[int, ...] = (1, 2, 3, 4)  # strides 4, 8, 16, 32
-    frozen_stages: int = 1  # stages 0..frozen_stages are frozen (and cached during training)
-    channels: int = 64
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "groups": {k: list(v) for k, v in self.groups.items()}}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> ParserConfig:
-        data = dict(data)
-        for key in ("classes", "input_size", "stages"):
-            data[key] = tuple(data[key])
-        data["groups"] = {k: tuple(v) for k, v in data["groups"].items()}
-        return cls(**data)
 
 
 def _conv(cin: int, cout: int) -> nn.Sequential:

@@ -4,9 +4,9 @@ each, and the preprocessing in `manifest.json`."""
 from __future__ import annotations
 
 from fashionlens.model_folder import LoadedNetwork, NetworkFormat
-from fashionlens.parse.model import ParserConfig, build_parser
+from fashionlens.parse.config import ParserConfig
 
-PARSER = NetworkFormat("fashionlens-parser", 1, "parser", ParserConfig.from_dict, build_parser)
+PARSER = NetworkFormat("fashionlens-parser", 1, "parser", ParserConfig.from_dict, "fashionlens.parse.model:build_parser")
 FORMAT = PARSER.name
 LoadedParser = LoadedNetwork
 save_parser = PARSER.save

@@ -31,7 +31,8 @@ from fashionlens.parse.labels import class_lut
 from fashionlens.parse.labels import IGNORE
 from fashionlens.parse.metrics import confusion, parsing_metrics
 from fashionlens.parse.model import ParserConfig, build_parser
-from fashionlens.parse.model_io import save_parser
+from fashionlens.parse.inference import export_parser
+from fashionlens.parse.model_io import load_parser, save_parser
 from fashionlens.progress import progress_bar
 from fashionlens.pyramid import StemOnly, as_channels_last, colour_jitter, train_trunk, trunk_param_groups
 from fashionlens.runtime import OnnxRunner, export_onnx
@@ -273,4 +274,5 @@ def train_parser(
         "metrics": {"validation": state.get("validation", {}).get(str(kept), {})},
     }
     save_parser(model, parser, backbone, out, info=summary)
+    export_parser(load_parser(out))  # the folder carries its ONNX graph, so it runs without PyTorch
     return {**summary, "failures": failures}

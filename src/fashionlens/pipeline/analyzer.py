@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
-from fashionlens.attributes import (DEFAULT_MODELS, Attributes, backbone_features, backbones_of, load_attribute_models,
-                                    read_attributes)
+from fashionlens.attributes import (DEFAULT_MODELS, Attributes, backbone_features, backbones_of, kinds_named,
+                                    load_attribute_models, read_attributes)
 from fashionlens.classify.inference import LabelScore
 from fashionlens.classify.model_io import LoadedModel
 from fashionlens.colors import WhiteBalance, estimate_balance, named_colors
@@ -42,7 +41,6 @@ from fashionlens.parse.inference import Parser, person_shares
 from fashionlens.parse.labels import NOT_GARMENT
 from fashionlens.pipeline.garment_masks import MaskRules, garment_masks
 from fashionlens.pipeline.result import Analysis, Garment
-from fashionlens.taxonomy import FITTING
 
 DEFAULT = "default"
 
@@ -101,7 +99,8 @@ class Analyzer:
         self.parser = (Parser(resolve_model(self.config.parser, "parser"), threads=threads)
                        if self.config.parser and self.detector is not None else None)
         self.classifiers: list[LoadedModel] = load_attribute_models(self.config.classifiers)
-        tasks = [t.name for m in self.classifiers for t in m.classifier.tasks]
+        self.kinds_named = kinds_named(self.classifiers)
+        tasks = [t.name for m in self.classifiers for t in m.tasks]
         if len(set(tasks)) != len(tasks):
             raise ValueError(f"attribute models predict the same task twice ({tasks}); give models with distinct tasks")
         self.embedder = embedder or default_embedder()
@@ -121,8 +120,8 @@ class Analyzer:
                                 "classes": self.parser.classes}
         for m in self.classifiers:
             models[f"attributes:{m.folder.name}"] = {"name": m.folder.name, "sha256": m.weights_sha256,
-                                                     "tasks": [t.name for t in m.classifier.tasks],
-                                                     **({"tta": "flip"} if m.classifier.tta else {})}
+                                                     "tasks": [t.name for t in m.tasks],
+                                                     **({"tta": "flip"} if m.tta else {})}
         models["embedding"] = {"name": self.embedder.key, "dim": self.embedder.dim}
         models["pipeline"] = {"version": 4, "max_items": self.config.max_items,
                               "product_shot": [self.config.product_shot_person, self.config.product_shot_hairless],
@@ -142,7 +141,7 @@ class Analyzer:
         if not crops:
             return []
         with _timer(timings, "backbone"):
-            batches = {key: torch.stack([t(c) for c in crops]) for key, t in self._transforms.items()}
+            batches = {key: np.stack([t(c) for c in crops]) for key, t in self._transforms.items()}
             features, mirror_features = backbone_features(self._runners, batches, self.classifiers)
         with _timer(timings, "attributes"):
             read = read_attributes(self.classifiers, features, mirror_features, kinds, self.config.top_k)
@@ -182,7 +181,7 @@ class Analyzer:
                     # a product shot, one item: a bag keeps the detector's box (the classifier names no bags), any
                     # other kind is the whole-photo classifier's
                     found = found[:1]
-                    found = found[[name not in FITTING["category"] for name in found.data["class_name"]]]
+                    found = found[[name not in self.kinds_named for name in found.data["class_name"]]]
                     product = _product_pixels(parsed)
                 found = found[:self.config.max_items]
         labels = [str(name) for name in found.data["class_name"]]

@@ -155,16 +155,14 @@ def match_garments(truths: list[np.ndarray], boxes, masks) -> tuple[np.ndarray, 
     """True garment masks paired one to one with items (their `boxes` and `masks`, None where an item has none)
     for the largest total of max(mask IoU, box IoU), as instance-mask evaluations pair them; a pair counts as
     found from 0.4. Returns the mask IoUs and the pairs."""
-    import torch
     from scipy.optimize import linear_sum_assignment
-    from torchvision.ops import box_iou
 
+    from fashionlens.boxes import box_iou
     from fashionlens.masks import mask_box, mask_iou
 
     if not truths or not len(boxes):
         return np.zeros((len(truths), len(boxes))), []
-    box = box_iou(torch.tensor([mask_box(m) for m in truths]),
-                  torch.tensor(np.asarray(boxes, np.float32).reshape(-1, 4))).numpy()
+    box = box_iou([mask_box(m) for m in truths], boxes)
     mask = np.array([[mask_iou(m, item) if item is not None else 0.0 for item in masks] for m in truths])
     score = np.maximum(box, mask)
     return mask, [(t, p) for t, p in zip(*linear_sum_assignment(score, maximize=True), strict=True) if score[t, p] >= 0.4]

@@ -13,10 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from scipy import ndimage
-from torchvision.ops import box_iou
 
+from fashionlens.boxes import box_iou
 from fashionlens.detect.crop import padded_box
 from fashionlens.detect.detections import Detections
 from fashionlens.masks import mask_box
@@ -141,7 +140,7 @@ def _on_a_shown_box(part: np.ndarray, boxes: list, iou: float = 0.5) -> bool:
     """A part whose box mostly coincides with a detected garment's would read as a second card for it."""
     if not boxes:
         return False
-    return bool((box_iou(torch.tensor([mask_box(part)]), torch.tensor(boxes, dtype=torch.float32)) >= iou).any())
+    return bool((box_iou([mask_box(part)], boxes) >= iou).any())
 
 
 def _exclusive(claims: list[np.ndarray], boxes: list) -> None:

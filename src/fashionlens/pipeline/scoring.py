@@ -12,8 +12,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
-from torchvision.ops import box_iou
+
+from fashionlens.boxes import box_iou
 
 IOU = 0.5
 
@@ -40,8 +40,7 @@ def score_photo(labels: list[str], scores: list[float], boxes, truth_labels: lis
                 known: set[str], iou: float = IOU) -> PhotoScore:
     """Greedy matching, strongest item first, as VOC and COCO match detections."""
     order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
-    overlaps = (box_iou(torch.tensor(np.asarray(boxes, np.float32).reshape(-1, 4)),
-                        torch.tensor(np.asarray(truth_boxes, np.float32).reshape(-1, 4))).numpy()
+    overlaps = (box_iou(boxes, truth_boxes)
                 if len(boxes) and len(truth_boxes) else None)
     taken = [False] * len(truth_labels)
     outcomes: dict[int, str] = {}
