@@ -31,7 +31,7 @@ def train_text(
     image_column: Annotated[str, typer.Option("--image-column", help="Table column naming each image (path or bare file name).")] = "image",
     text_column: Annotated[str, typer.Option("--text-column", help="Table column holding each image's title.")] = "title",
     attribute: Annotated[Optional[list[str]], typer.Option("--attribute", help="Columns whose values, joined, make the validation's attribute queries (repeatable; default: gender, baseColour, articleType where present).")] = None,
-    attribute_phrases: Annotated[bool, typer.Option("--attribute-phrases/--titles-only", help="Also pair each training image with its --attribute values joined ('Men Navy Blue Shirts'), the category names shoppers type.")] = False,
+    attribute_phrases: Annotated[bool, typer.Option("--attribute-phrases/--titles-only", help="Also pair each training image with its --attribute values joined ('Men Navy Blue Shirts'), the category names shoppers type (where the table has those columns).")] = True,
     model: Annotated[str, typer.Option("--model", help="The catalogue's embedding: 'default', 'backbone' or a classifier folder; the one the catalogue was built with.")] = "default",
     validation: Annotated[float, typer.Option(min=0.0, max=0.5, help="Fraction held out for validation (by a hash of the image bytes).")] = 0.15,
     test: Annotated[float, typer.Option(min=0.0, max=0.5, help="Fraction held out of training and validation alike (0: none).")] = 0.0,

@@ -32,7 +32,7 @@ class TextTrainConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     temperature: float = 0.05  # of the text side's unit vectors; the image side's length is learned
-    attribute_phrases: bool = False  # also pair each training image with its attribute values joined
+    attribute_phrases: bool = True  # also pair each training image with its attribute values joined
     validation: float = 0.15  # parts by a hash of the image bytes
     test: float = 0.0  # held out from training and validation alike
     seed: int = 0
