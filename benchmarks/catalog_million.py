@@ -6,6 +6,8 @@ default embedding of clothing-small (its mean and spectrum), so nearest neighbou
 data, and the filters (category ~10%, category+colour ~1%, a rare brand ~0.1%) are independent of the clusters,
 the hard case for an IVF index. Exact top-10 per query (with its filter) is computed while generating.
 The catalogue is built once under --cache (minutes) and reused; the add/remove measurement leaves it as it was.
+With --text-model (a train-text folder for the default embedding), text queries (`Catalog.search_text`: the words
+hashed and projected into the embedding space, then the same index and filters) are timed too.
 """
 
 from __future__ import annotations
@@ -115,6 +117,27 @@ def percentile_ms(values: list[float], p: float) -> float:
     return float(np.percentile(values, p) * 1000)
 
 
+TEXT_QUERIES = ["men navy blue shirts", "women pink tops", "red dress", "white sports shoes women", "black watch",
+                "blue jeans men", "women black handbags", "girls yellow tshirts", "brown belt", "green kurta"]
+
+
+def text_latency(catalog: Catalog, folder: Path, filters: list[dict], kinds: list[str]) -> None:
+    """`search_text`, one query at a time, end to end (words -> query vector, filter, index, item rows)."""
+    from fashionlens.text import load_text_model
+
+    model = load_text_model(folder)
+    latency: dict[str, list[float]] = {k: [] for k in kinds}
+    for q, where in enumerate(filters):
+        t = time.perf_counter()
+        catalog.search_text([TEXT_QUERIES[q % len(TEXT_QUERIES)]], model, K, where)
+        latency[kinds[q % 4]].append(time.perf_counter() - t)
+    print("\ntext queries (catalog.search_text), nprobe 16:")
+    for kind in kinds:
+        print(f"  filter {kind:<22} p50 {percentile_ms(latency[kind], 50):6.2f} ms  p95 "
+              f"{percentile_ms(latency[kind], 95):6.2f} ms")
+    print(f"  all: p50 {percentile_ms(sum(latency.values(), []), 50):.2f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=1_000_000)
@@ -123,6 +146,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--flat-limit", type=int, default=IndexSettings().flat_limit,
                         help="exact index up to this many items (lower it to try the IVF path on a small run)")
+    parser.add_argument("--text-model", type=Path, default=None, help="also time text queries with this train-text model")
     args = parser.parse_args()
     os.environ.setdefault("FASHIONLENS_CACHE", str(Path.home() / ".cache" / "fashionlens"))
     settings = IndexSettings(flat_limit=args.flat_limit)
@@ -178,6 +202,8 @@ def main() -> None:
     catalog.settings = settings
     print("first query of each filter (reads its ids from the store): "
           + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in first_use.items()))
+    if args.text_model:
+        text_latency(catalog, args.text_model, filters, kinds)
 
     rng = np.random.default_rng(args.seed + 7)
     gen_state = truth

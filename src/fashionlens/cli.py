@@ -371,8 +371,10 @@ from fashionlens.service.cli import register as register_service  # noqa: E402
 register_service(app)
 
 from fashionlens.pipeline.cli import register as register_pipeline  # noqa: E402
+from fashionlens.text.cli import register as register_text  # noqa: E402
 
 register_pipeline(app)
+register_text(app)
 
 
 def main() -> None:

@@ -104,3 +104,12 @@ def embed_paths(paths: list[Path], embedder: Embedder | BackboneSpec | str = DEF
         embedder = Embedder.from_backbone(embedder)
     feats = extract_features(embedder.backbone, [Path(p) for p in paths], use_cache=use_cache, progress=progress)
     return Embeddings(embedder.from_features(feats.vectors), feats.indices, feats.sha256, feats.phash, feats.failures)
+
+
+def embedder_named(spec: str) -> Embedder:
+    """'default' (`default_embedder`), 'backbone' (the default backbone's features) or a classifier folder."""
+    if spec == "default":
+        return default_embedder()
+    if spec == "backbone":
+        return Embedder.from_backbone()
+    return Embedder.from_model(load_model(Path(spec)))

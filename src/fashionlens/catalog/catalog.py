@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -281,6 +281,25 @@ class Catalog:
             results[row].results = [Hit(int(i), items[i].source, float(s), items[i].labels,
                                         items[i].colors, items[i].sha256)
                                     for s, i in zip(score_row, id_row, strict=True) if i >= 0 and i in items]
+        return results
+
+    def search_text(self, texts: list[str], text_model, top_k: int = 10, where: dict | None = None, *,
+                    nprobe: int | None = None) -> list[QueryResult]:
+        """The `top_k` items best matching each text (`fashionlens.text.TextModel`), among those matching `where`.
+        Each text becomes a vector in this catalogue's embedding space, so the same index and filters answer it,
+        and items stored before the model was trained are found. Words the model never saw are listed in
+        `unknown_words`; a text with no other word gets an `error` and no results."""
+        from fashionlens.text.model import UnknownWords
+
+        text_model.check_space(self.store.state().embedding_key)
+        vectors, offsets, parsed = text_model.query_vectors(list(texts))
+        usable = [i for i, p in enumerate(parsed) if p.words]
+        results = [QueryResult(p.text, [], None if p.words else str(UnknownWords(p.text, p.unknown)), p.unknown)
+                   for p in parsed]
+        if usable:
+            found = self.search(vectors[usable], top_k, where, nprobe=nprobe)
+            for i, result in zip(usable, found, strict=True):
+                results[i].results = [replace(h, score=h.score + float(offsets[i])) for h in result.results]
         return results
 
     def _rerank(self, queries: np.ndarray, candidates: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:

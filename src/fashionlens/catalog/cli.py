@@ -101,32 +101,51 @@ catalog_app.command("add")(ingest)
 
 @catalog_app.command("search")
 def search(
-    images: Annotated[list[str], typer.Argument(help="Query images, folders or globs (all searched in one batch).")],
+    images: Annotated[Optional[list[str]], typer.Argument(help="Query images, folders or globs (all searched in one batch).")] = None,
     db: DbOpt = None,
     top_k: Annotated[int, typer.Option("--top-k", min=1)] = 10,
     where: Annotated[Optional[list[str]], typer.Option("--where", help="Only items with KEY=VALUE[,VALUE] (repeatable; e.g. category=dress, color=red).")] = None,
     model: ModelOpt = "default",
+    text: Annotated[Optional[list[str]], typer.Option("--text", help="Search by words instead of images, e.g. 'navy check shirt men' (repeatable); needs --text-model.")] = None,
+    text_model: Annotated[Optional[Path], typer.Option("--text-model", help="Text model folder (from train-text) for --text.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Most similar catalogue items to each query image, best first."""
+    """Most similar catalogue items to each query image, or best matching each --text, best first."""
     from fashionlens.catalog import CatalogError
     from fashionlens.cli_common import console, fail, image_paths
     from fashionlens.data import parse_where
+    from fashionlens.model_folder import ModelError
 
-    files = image_paths(images, "query images")
+    if bool(text) == bool(images):
+        fail("give query images or --text, not both" if text else "give query images or --text")
+    if text and text_model is None:
+        fail("--text needs --text-model (a folder from train-text)")
+    files = image_paths(images, "query images") if images else []
     try:
         filters = parse_where(where or [])
     except ValueError as exc:
         fail(str(exc))
+    words = None
+    if text:
+        from fashionlens.text.cli import load_text_model_or_fail
+
+        words = load_text_model_or_fail(text_model)
     catalog = _open(db, model)
     try:
         catalog.check_filters(filters)
-        results = catalog.search(files, top_k=top_k, where=filters, progress=not json_out and sys.stderr.isatty())
-    except (CatalogError, ValueError) as exc:
+        if words is not None:
+            results = catalog.search_text(text, words, top_k=top_k, where=filters)
+        else:
+            results = catalog.search(files, top_k=top_k, where=filters,
+                                     progress=not json_out and sys.stderr.isatty())
+    except (CatalogError, ModelError, ValueError) as exc:
         fail(str(exc))
     finally:
         catalog.close()
     for result in results:
+        if result.unknown_words and not json_out:
+            console.print(f"[yellow]unknown words[/yellow] in {result.query!r}: {', '.join(result.unknown_words)}",
+                          highlight=False)
         if result.error:
             console.print(f"[yellow]skipped[/yellow] {result.query}: {result.error}", highlight=False)
             continue
@@ -138,7 +157,7 @@ def search(
             attrs = ", ".join(f"{k}={v}" for k, v in hit.attributes.items())
             print(f"  {hit.score:.3f}\t#{hit.id}\t{hit.image}\t{attrs}")
     if all(r.error for r in results):
-        raise typer.Exit(1)
+        raise typer.Exit(2 if text else 1)
 
 
 @catalog_app.command("list")

@@ -21,13 +21,15 @@ class Hit:
 
 @dataclass
 class QueryResult:
-    query: str  # the query image's path, or "vector:<row>"
+    query: str  # the query image's path, "vector:<row>", or a text query's words
     results: list[Hit]  # best first
-    error: str | None = None  # why the query image could not be used
+    error: str | None = None  # why the query could not be used
+    unknown_words: list[str] = field(default_factory=list)  # a text query's words the text model never saw
 
     def to_json(self) -> dict:
         data = {"query": self.query, "results": [h.to_json() for h in self.results]}
-        return data | ({"error": self.error} if self.error else {})
+        return (data | ({"error": self.error} if self.error else {})
+                | ({"unknown_words": self.unknown_words} if self.unknown_words else {}))
 
 
 Where = dict[str, set[str]]

@@ -18,6 +18,7 @@ def serve(
     port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
     seed: Annotated[Optional[list[str]], typer.Option("--seed", help="Images or folders added to the catalogue on start (already present ones are skipped).")] = None,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
+    text_model: Annotated[Optional[Path], typer.Option("--text-model", help="Text model folder (from train-text): POST /v1/search and the page's catalogue then search by words.")] = None,
     insecure: Annotated[bool, typer.Option("--insecure", help="Serve a non-loopback --host with no API token (anyone who can reach it can read and change everything).")] = False,
 ) -> None:
     """Run the HTTP API and its web page (at /; API docs at /docs): analyse photos, browse the history, manage and
@@ -33,14 +34,18 @@ def serve(
     from fashionlens.service.settings import ServiceSettings
 
     try:
-        settings = ServiceSettings.from_env(db=db, seed=tuple(seed or ()))
+        settings = ServiceSettings.from_env(db=db, seed=tuple(seed or ()), text_model=text_model)
         tokens = Tokens.from_settings(settings.api_token, settings.read_tokens, settings.token_file)
         if not tokens.required and not is_loopback(host) and not insecure:
             fail(f"--host {host} is reachable from other machines, and no API token is set, so anyone there could "
                  "read every photo and change the catalogue. Set FASHIONLENS_API_TOKEN (and FASHIONLENS_READ_TOKENS "
                  "or FASHIONLENS_TOKEN_FILE), or pass --insecure to serve it open anyway.")
+        if text_model is not None:  # refused here, named, rather than when the service starts
+            from fashionlens.text import load_text_model
+
+            load_text_model(text_model)
         app = create_app(settings)
-    except (CatalogError, ValueError) as exc:
+    except (CatalogError, ValueError) as exc:  # ModelError (a bad --text-model) is a ValueError
         fail(str(exc))
     access = logging.getLogger("fashionlens.access")
     access.addHandler(logging.StreamHandler(sys.stderr))

@@ -64,6 +64,7 @@ class Service:
         self.analyzer = Analyzer(settings.pipeline, embedder=self.catalog.embedder)
         self.history = AnalysisHistory(self.catalog.store.engine)
         self.media = MediaStore(settings.media_dir or _default_media_dir(self.catalog))
+        self.text_model = _text_model(settings.text_model, self.catalog)
 
     def close(self) -> None:
         with self.catalog_lock:
@@ -150,6 +151,23 @@ class Service:
         hits = self._search(vectors[0][0], top_k + 1, where)
         return [h for h in hits if h.id != item_id][:top_k]
 
+    def search_text(self, text: str, top_k: int, where: dict) -> tuple[list[Hit], list[str]]:
+        """(hits, the words the text model never saw); 422 without a text model or with no word it knows."""
+        if self.text_model is None:
+            raise ApiError(422, "no_text_model", "this service has no text model: start it with --text-model "
+                                                 "(a folder from train-text) to search by words")
+        from fashionlens.model_folder import ModelError
+
+        with self.catalog_lock:
+            self.catalog.check_filters(where)
+            try:
+                result = self.catalog.search_text([text], self.text_model, top_k, normalise_where(where))[0]
+            except ModelError as exc:  # the catalogue's items were embedded by another model since the start
+                raise ApiError(409, "text_model_mismatch", str(exc)) from None
+        if result.error:
+            raise ApiError(422, "unknown_words", result.error)
+        return result.results, result.unknown_words
+
     def _search(self, vector: np.ndarray, top_k: int, where: dict) -> list[Hit]:
         with self.catalog_lock:
             self.catalog.check_filters(where)
@@ -172,8 +190,22 @@ class Service:
 
     def models(self) -> dict:
         state = self.catalog.store.state()
+        text = self.text_model
         return {"models": self.analyzer.models, "models_key": self.analyzer.models_key,
-                "catalog": {"embedding": state.embedding_key, "dim": state.embedding_dim, "items": len(self.catalog)}}
+                "catalog": {"embedding": state.embedding_key, "dim": state.embedding_dim, "items": len(self.catalog)},
+                "text_model": None if text is None else {"folder": str(text.folder), "words": len(text.vocabulary),
+                                                         "weights_sha256": text.weights_sha256}}
+
+
+def _text_model(folder: Path | None, catalog: Catalog):
+    """The text model, checked against the catalogue's embedding space (a mismatch stops the start, named)."""
+    if folder is None:
+        return None
+    from fashionlens.text import load_text_model
+
+    model = load_text_model(folder)
+    model.check_space(catalog.store.state().embedding_key)
+    return model
 
 
 def _default_media_dir(catalog: Catalog) -> Path:

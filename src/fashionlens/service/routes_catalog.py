@@ -88,15 +88,22 @@ def delete_item(item_id: RowId, svc: Service = Depends(get_service)):
              openapi_extra=body_schema(SearchRequest, {"top_k": {"type": "integer", "minimum": 1, "maximum": 100},
                                                        "filters": {"type": "string", "description": "JSON object"}}))
 async def search(request: Request, svc: Service = Depends(get_service)):
-    """Similar catalogue items to an uploaded photo, a photo URL or a catalogue item (`item_id`)."""
+    """Similar catalogue items to an uploaded photo, a photo URL or a catalogue item (`item_id`); or, with a text
+    model, the items best matching `text` (words it never saw are listed in `unknown_words`; a text with no other
+    word is a 422)."""
     if content_type(request) == "application/json":
         try:
             query = SearchRequest.model_validate_json(await request.body())
         except ValueError as exc:
             raise ApiError(422, "invalid_request", f"search body: {_first_error(exc)}") from None
-        if (query.item_id is None) == (query.url is None):
-            raise ApiError(422, "invalid_request", "give exactly one of 'item_id' and 'url'")
+        if sum(v is not None for v in (query.item_id, query.url, query.text)) != 1:
+            raise ApiError(422, "invalid_request", "give exactly one of 'item_id', 'url' and 'text'")
         filters = _checked_filters(query.filters)
+        if query.text is not None:
+            if not query.text.strip():
+                raise ApiError(422, "invalid_request", "text: give some words")
+            hits, unknown = await run_in_threadpool(svc.search_text, query.text, query.top_k, filters)
+            return {"results": [h.to_json() for h in hits], "unknown_words": unknown}
         if query.item_id is not None:
             if not 1 <= query.item_id <= MAX_ID:
                 raise ApiError(404, "not_found", f"no catalogue item {query.item_id}")

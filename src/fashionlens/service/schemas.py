@@ -128,6 +128,8 @@ class FacetsOut(BaseModel):
 class SearchRequest(BaseModel):
     item_id: int | None = Field(default=None, description="Search with a catalogue item's own embedding.")
     url: str | None = Field(default=None, max_length=2048, description="Or with a photo fetched from this URL.")
+    text: str | None = Field(default=None, max_length=500, description="Or by words, e.g. 'navy check shirt men' "
+                                                                       "(when the service has a text model).")
     top_k: int = Field(default=10, ge=1, le=100)
     filters: dict[str, str | list[str]] = Field(default_factory=dict,
                                                 description='Every key must match, any of its values: {"category": "dress", "color": ["red", "pink"]}.')
@@ -135,6 +137,8 @@ class SearchRequest(BaseModel):
 
 class SearchOut(BaseModel):
     results: list[HitOut]
+    unknown_words: list[str] | None = Field(default=None, description="A text search's words the model never saw "
+                                                                      "(left out of the search).")
 
 
 class HealthOut(BaseModel):

@@ -33,12 +33,13 @@ class ServiceSettings:
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     fetch: FetchPolicy = field(default_factory=FetchPolicy)
     seed: tuple[str, ...] = ()  # image files or folders added to the catalogue on start (the demo's samples)
+    text_model: Path | None = None  # a train-text model folder: POST /v1/search then takes {"text": ...}
 
     @classmethod
     def from_env(cls, **overrides) -> ServiceSettings:
         """FASHIONLENS_DB, FASHIONLENS_API_TOKEN, FASHIONLENS_READ_TOKENS, FASHIONLENS_TOKEN_FILE,
         FASHIONLENS_RATE_LIMIT, FASHIONLENS_MAX_QUEUE, FASHIONLENS_MAX_UPLOAD_BYTES, FASHIONLENS_MEDIA_DIR,
-        FASHIONLENS_DETECTOR ("none" for whole photos only), FASHIONLENS_CLASSIFIERS (comma separated folders),
+        FASHIONLENS_TEXT_MODEL, FASHIONLENS_DETECTOR ("none" for whole photos only), FASHIONLENS_CLASSIFIERS (comma separated folders),
         and the fetch policy's own variables (FASHIONLENS_FETCH_ALLOW, ...)."""
         env = os.environ
         pipeline = PipelineConfig()
@@ -55,6 +56,7 @@ class ServiceSettings:
                    max_queue=_env_int("FASHIONLENS_MAX_QUEUE", cls.max_queue),
                    max_upload_bytes=_env_int("FASHIONLENS_MAX_UPLOAD_BYTES", cls.max_upload_bytes),
                    media_dir=Path(env["FASHIONLENS_MEDIA_DIR"]) if env.get("FASHIONLENS_MEDIA_DIR") else None,
+                   text_model=Path(env["FASHIONLENS_TEXT_MODEL"]) if env.get("FASHIONLENS_TEXT_MODEL") else None,
                    pipeline=pipeline, fetch=FetchPolicy.from_env())
         settings = replace(base, **{k: v for k, v in overrides.items() if v is not None})
         if settings.rate_limit < 1 or settings.max_queue < 1:

@@ -22,6 +22,7 @@ export async function catalogView(main, params) {
   const category = params.get("category") || "";
   const colour = params.get("color") || "";
   const where = params.get("where") || "";
+  const text = params.get("q") || "";
   const offset = Math.max(0, Number(params.get("offset")) || 0);
   const limit = PAGE_SIZES.includes(Number(params.get("limit"))) ? Number(params.get("limit")) : PAGE_SIZES[0];
   const [whereKey = "", whereValue = ""] = where.includes("=") ? where.split(/=(.*)/s) : ["", ""];
@@ -45,10 +46,20 @@ export async function catalogView(main, params) {
     h("div", { class: "field" }, h("label", { for: "filter-limit" }, "Per page"), sizeSelect),
     h("button", { type: "submit" }, "Filter"),
     h("a", { class: "button secondary", href: "#/catalog" }, "Clear"));
+  const textInput = h("input", { type: "search", id: "text-query", name: "q", value: text,
+    placeholder: "e.g. navy check shirt men", "aria-describedby": "text-query-help" });
+  const textForm = h("form", { class: "filters row", id: "text-search", role: "search", "aria-label": "Search the catalogue by words" },
+    h("div", { class: "field" }, h("label", { for: "text-query" }, "Search by words"), textInput,
+      h("small", { id: "text-query-help", class: "muted" }, "Needs a text model (serve --text-model); the filters below apply too.")),
+    h("button", { type: "submit" }, "Search"));
   const go = (changes) => {
-    const next = new URLSearchParams({ category, color: colour, where, limit: String(limit), offset: "0", ...changes });
+    const next = new URLSearchParams({ q: text, category, color: colour, where, limit: String(limit), offset: "0", ...changes });
     location.hash = hashFor("catalog", next);
   };
+  textForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    go({ q: textInput.value.trim() });
+  });
   filters.addEventListener("submit", (event) => {
     event.preventDefault();
     const key = keySelect.value;
@@ -61,7 +72,7 @@ export async function catalogView(main, params) {
   sizeSelect.addEventListener("change", () => filters.requestSubmit());
 
   replace(main, h("section", { class: "catalog", "aria-labelledby": "catalog-title" },
-    h("h1", { id: "catalog-title" }, "Catalogue"), filters, error, summary, grid, pager, addForm()));
+    h("h1", { id: "catalog-title" }, "Catalogue"), textForm, filters, error, summary, grid, pager, addForm()));
 
   facets().then((all) => {
     categorySelect.append(...options(all.category || [], category, "any").slice(1));
@@ -73,6 +84,10 @@ export async function catalogView(main, params) {
     fillValues();
   }).catch((err) => replace(error, explain(err)));
 
+  if (text) {
+    await textResults(text, { category, colour, whereKey, whereValue, limit }, { summary, grid, error });
+    return;
+  }
   replace(grid, busy("Loading items…"));
   const query = new URLSearchParams({ limit, offset });
   if (category) query.set("category", category);
@@ -89,6 +104,26 @@ export async function catalogView(main, params) {
     const current = Math.floor(offset / limit) + 1;
     pagerButtons(pager, { offset, limit, total: page.total, go, labels: ["← Previous", "Next →"] },
       h("span", {}, `Page ${current} of ${pages}`));
+  } catch (err) {
+    replace(grid);
+    replace(error, explain(err));
+  }
+}
+
+// the items best matching `text` (POST /v1/search {text}), under the same filters as the grid
+async function textResults(text, { category, colour, whereKey, whereValue, limit }, { summary, grid, error }) {
+  replace(grid, busy("Searching…"));
+  const filters = {};
+  if (category) filters.category = category;
+  if (colour) filters.color = colour;
+  if (whereKey && whereValue) filters[whereKey] = whereValue;
+  try {
+    const found = await api("/v1/search", { method: "POST", json: { text, top_k: limit, filters } });
+    const unknown = found.unknown_words?.length ? ` (words the model does not know, left out: ${found.unknown_words.join(", ")})` : "";
+    summary.textContent = found.results.length
+      ? `${found.results.length} items best matching “${text}”${unknown}`
+      : `No item matches these filters${unknown}.`;
+    replace(grid, found.results.map((hit) => tile(hit, `match ${hit.score.toFixed(1)}`)));
   } catch (err) {
     replace(grid);
     replace(error, explain(err));

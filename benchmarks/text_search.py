@@ -1,0 +1,102 @@
+"""Search by words on fashion-products: train-text on the products outside a held-out test part (timed with an
+empty feature cache, then again warm), ingest the held-out products' images into a fresh catalogue without their
+titles or attributes, and query it with gender + colour + article type in the shop's words ("men navy blue
+shirts"). Scores the fraction of each query's top 10 that match all three, and each one alone.
+
+    python benchmarks/text_search.py                  # cold and warm train-text, then the test part
+    python benchmarks/text_search.py --cache DIR --no-cold  # a filled cache: warm train-text only
+
+Writes benchmarks/results/text_search.json. The test part (20% by a hash of each image's bytes) is never seen by
+train-text; its validation part (15%) is what settings were chosen on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from _shared import dataset
+
+COLUMNS = ["gender", "baseColour", "articleType"]
+RESULTS = Path(__file__).resolve().parent / "results" / "text_search.json"
+
+
+def train(root: Path, out: Path, cache: Path, test: float, extra: list[str]) -> tuple[float, dict]:
+    """train-text through the CLI, as a user runs it: (seconds, its JSON)."""
+    command = [sys.executable, "-m", "fashionlens", "train-text", str(root / "images"), "--labels",
+               str(root / "styles.csv"), "--image-column", "id", "--text-column", "productDisplayName",
+               "--out", str(out), "--test", str(test), "--json", *extra]
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "FASHIONLENS_CACHE": str(cache)})
+    seconds = time.perf_counter() - start
+    if done.returncode:
+        sys.exit(f"train-text failed: {done.stderr[-2000:]}")
+    return seconds, json.loads(done.stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cache", type=Path, default=None, help="feature cache folder (default: a fresh one)")
+    parser.add_argument("--no-cold", action="store_true", help="skip the cold run (the cache is filled already)")
+    parser.add_argument("--test", type=float, default=0.2)
+    parser.add_argument("--min-items", type=int, default=10, help="queries: value combinations with this many items")
+    parser.add_argument("--train-arg", action="append", default=[], help="passed on to train-text (repeatable)")
+    args = parser.parse_args()
+    root = dataset("fashion-products")
+    work = Path(tempfile.mkdtemp(prefix="text-search-"))
+    cache = args.cache or work / "cache"
+    os.environ["FASHIONLENS_CACHE"] = str(cache)
+    result: dict = {"dataset": "fashion-products", "test_fraction": args.test, "command": " ".join(sys.argv)}
+    if not args.no_cold:
+        result["train_text_cold_s"], _ = train(root, work / "cold", cache, args.test, args.train_arg)
+    result["train_text_warm_s"], trained = train(root, work / "model", cache, args.test, args.train_arg)
+    result["validation"] = trained["validation"]
+    result["counts"] = trained["counts"]
+
+    from fashionlens.catalog import Catalog
+    from fashionlens.data import read_table
+    from fashionlens.fingerprints import sha256_file
+    from fashionlens.text import load_text_model
+    from fashionlens.text.evaluate import attribute_queries, match_fractions
+    from fashionlens.text.train import TextTrainConfig, part_of
+
+    config = TextTrainConfig()
+    table = read_table(root / "styles.csv", image_column="id", tasks=COLUMNS, images_root=root / "images")
+    held = [s for s in table.samples if part_of(sha256_file(s.path), config.validation, args.test) == "test"]
+    by_source = {os.path.abspath(s.path): {c: s.labels[c] for c in COLUMNS} for s in held}
+    start = time.perf_counter()
+    with Catalog.open(work / "held-out.db") as catalog:
+        report = catalog.ingest([s.path for s in held], classifier=None, colors=False)  # no titles, no attributes
+        result["ingest_s"], result["catalogue_items"] = time.perf_counter() - start, len(catalog)
+        model = load_text_model(work / "model")
+        items = catalog.store.items(catalog.store.ids().tolist())
+        present = [by_source[i.source] for i in items.values()]
+        queries = attribute_queries(present, COLUMNS, args.min_items)
+        latencies, found = [], []
+        for query in queries:
+            begin = time.perf_counter()
+            hits = catalog.search_text([query.text], model, top_k=10)[0]
+            latencies.append(time.perf_counter() - begin)
+            found.append([by_source[h.image] for h in hits.results])
+    result["ingest_failed"] = len(report.failed)
+    result["test"] = match_fractions(found, queries)
+    result["test"]["min_items"] = args.min_items
+    result["query_p50_ms"] = float(np.median(latencies) * 1000) if latencies else None
+    result["queries"] = [{"text": q.text, "all": float(np.mean([all(h.get(c) == q.target[c] for c in COLUMNS)
+                                                                  for h in hits])) if hits else 0.0}
+                         for q, hits in zip(queries, found, strict=True)]
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "queries"}, indent=2))
+    print(f"wrote {RESULTS}; work folder {work}")
+
+
+if __name__ == "__main__":
+    main()
