@@ -25,7 +25,7 @@ import numpy as np
 from _shared import dataset
 
 COLUMNS = ["gender", "baseColour", "articleType"]
-RESULTS = Path(__file__).resolve().parent / "results" / "text_search.json"
+RAW = Path(__file__).resolve().parents[1] / "build" / "text_search.json"  # every figure and query
 
 
 def train(root: Path, out: Path, cache: Path, test: float, extra: list[str]) -> tuple[float, dict]:
@@ -92,10 +92,30 @@ def main() -> None:
     result["queries"] = [{"text": q.text, "all": float(np.mean([all(h.get(c) == q.target[c] for c in COLUMNS)
                                                                   for h in hits])) if hits else 0.0}
                          for q, hits in zip(queries, found, strict=True)]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    RAW.parent.mkdir(parents=True, exist_ok=True)
+    RAW.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "queries"}, indent=2))
-    print(f"wrote {RESULTS}; work folder {work}")
+    print(f"wrote {RAW}; work folder {work}")
+    record_figures(result)
+
+
+def record_figures(result: dict) -> None:
+    """The headline figures into benchmarks/results/text-search.json (the results page and the README's table)."""
+    from record import record
+
+    test = result["test"]
+    figures = [{"figure": "Top 10 matching gender, colour and type (held-out products)", "value": round(test["all"], 3),
+                "target": ">= 0.70", "headline": True}]
+    figures += [{"figure": f"Top 10 matching {name} alone", "value": round(test[key], 3), "target": ">= 0.85"}
+                for name, key in (("gender", "gender"), ("colour", "baseColour"), ("article type", "articleType"))]
+    figures.append({"figure": "Text query p50", "value": round(result["query_p50_ms"], 1), "unit": "ms"})
+    if result.get("train_text_warm_s"):
+        figures.append({"figure": "train-text, warm cache", "value": round(result["train_text_warm_s"] / 60, 1),
+                        "unit": "min", "target": "<= 3"})
+    record("text-search", area="Catalogue and search", title="Search by words, learned from the shop's titles",
+           data=f"fashion-products: {result['catalogue_items']} held-out products ingested without titles or "
+                f"attributes, {test['queries']} gender-colour-type queries", part="test (20% by image hash)",
+           issue=36, figures=figures, guide="guides/catalog.md")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Words of a title or query, and their hashed features: unigrams, bigrams and character n-grams.
 
-Hashing (MurmurHash3, scikit-learn's) keeps the encoder a fixed size whatever the shop's vocabulary; the
+Hashing (MurmurHash3 by mmh3: the same ids as scikit-learn's `murmurhash3_32`, without scikit-learn in the base
+install) keeps the encoder a fixed size whatever the shop's vocabulary; the
 vocabulary itself is kept only to say which query words the model has seen. Plurals and singulars meet
 ("tshirts" is the titles' "T-shirt"), so queries in the shop's category names find titles in its product words.
 """
@@ -12,9 +13,9 @@ from itertools import pairwise
 import unicodedata
 from dataclasses import asdict, dataclass
 
+import mmh3
 import numpy as np
 from scipy import sparse
-from sklearn.utils import murmurhash3_32
 
 _JOINED = re.compile(r"(?<=\w)['’-](?=\w)")  # "t-shirt" -> "tshirt", "men's" -> "mens"
 _WORD = re.compile(r"[^\W_]+")
@@ -57,7 +58,7 @@ class HashingConfig:
         return cls(**{k: data[k] for k in ("buckets", "char_min", "char_max", "bigrams")})
 
     def bucket(self, feature: str) -> int:
-        return murmurhash3_32(feature, positive=True) % self.buckets
+        return mmh3.hash(feature, signed=False) % self.buckets
 
     def word_features(self, word: str) -> dict[int, float]:
         """A word's own features: 1 as a unigram, and 1 spread over its character n-grams."""
