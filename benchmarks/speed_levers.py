@@ -119,11 +119,13 @@ def _median_ms(variants: dict[str, callable], rounds: int) -> dict[str, float]:
 
 def _latency(graphs: dict[str, tuple[Path, Path]], feeds: dict[str, np.ndarray], rounds: int) -> dict[str, dict]:
     out = {}
-    for stage, (fp32, int8) in graphs.items():
+    for stage, (fp32, int8, *_) in graphs.items():
         feed = {"image": feeds[stage]}
         sessions = {"fp32": _session(fp32), "fp32 intra_op 1": _session(fp32, 1),
                     "fp32 parallel inter_op 2": _session(fp32, None, True), "int8": _session(int8),
                     "int8 intra_op 1": _session(int8, 1)}
+        if len(graphs[stage]) > 2:  # the same network with signed, symmetric activations
+            sessions["int8 s8 symmetric"] = _session(graphs[stage][2])
         out[stage] = _median_ms({k: (lambda s=s: s.run(None, feed)) for k, s in sessions.items()}, rounds)
         print(stage, out[stage], flush=True)
     return out
@@ -159,12 +161,16 @@ def _accuracy(detector, parser, backbone, classifier, graphs: dict[str, tuple[Pa
     paths, labels = _clothing_small("validation")
     crops = _backbone_batch(paths, backbone)
     out = {"detector": {}, "parser": {}, "backbone": {}}
-    for precision, index in (("fp32", 0), ("int8", 1)):
-        detector._onnx = _Runner(graphs["detector"][index])
-        out["detector"][precision] = {"map50": round(detector.evaluate(boxes)[0]["map50"], 4)}
-        parser._onnx = _Runner(graphs["parser"][index])
-        metrics = evaluate_parser(parser, masks)[0]
-        out["parser"][precision] = {"miou": round(metrics["miou"], 4), "pixel_accuracy": round(metrics["pixel_accuracy"], 4)}
+    for precision, index in (("fp32", 0), ("int8", 1), ("int8 s8 symmetric", 2)):
+        if index >= len(graphs["backbone"]):
+            break
+        if index < len(graphs["detector"]):
+            detector._onnx = _Runner(graphs["detector"][index])
+            out["detector"][precision] = {"map50": round(detector.evaluate(boxes)[0]["map50"], 4)}
+        if index < len(graphs["parser"]):
+            parser._onnx = _Runner(graphs["parser"][index])
+            metrics = evaluate_parser(parser, masks)[0]
+            out["parser"][precision] = {"miou": round(metrics["miou"], 4), "pixel_accuracy": round(metrics["pixel_accuracy"], 4)}
         runner = _Runner(graphs["backbone"][index])
         features = np.concatenate([runner(c)["features"] for c in np.array_split(crops, len(crops) // 32)])
         mirrors = (np.concatenate([runner(c[..., ::-1])["features"] for c in np.array_split(crops, len(crops) // 32)])
@@ -172,7 +178,7 @@ def _accuracy(detector, parser, backbone, classifier, graphs: dict[str, tuple[Pa
         task = classifier.tasks[0]
         predicted = np.asarray(task.classes)[classifier.probabilities_from(features, mirrors)[task.name].argmax(1)]
         out["backbone"][precision] = {"classifier_accuracy": round(float((predicted == np.asarray(labels)).mean()), 4)}
-        print(precision, {k: v[precision] for k, v in out.items()}, flush=True)
+        print(precision, {k: v.get(precision) for k, v in out.items()}, flush=True)
     out["data"] = {"detector": f"colorful-fashion validation part, {len(boxes)} photos",
                    "parser": f"clothing-parsing validation part, {len(masks)} photos",
                    "backbone": f"clothing-small validation, {len(paths)} photos (garment classifier's category)"}
@@ -187,6 +193,8 @@ def measure(int8: Path, rounds: int) -> dict:
     graphs = {"detector": (detector_graph(detector.model), int8 / "detector.int8.onnx"),
               "parser": (parser_graph(parser.model), int8 / "parser.int8.onnx"),
               "backbone": (backbone_graph, int8 / "backbone.int8.onnx")}
+    if (int8 / "backbone-s8.int8.onnx").is_file():
+        graphs["backbone"] += (int8 / "backbone-s8.int8.onnx",)
     photo = sorted((dataset("colorful-fashion") / "JPEGImages").glob("*.jpg"))[:1]
     crops = _backbone_batch(_clothing_small("validation", 1)[0][:4], backbone)
     feeds = {"detector": _letterboxed(photo, detector), "parser": _letterboxed(photo, parser), "backbone": crops}
