@@ -24,9 +24,11 @@ class _Batches:
         return None if batch is None else {"image": np.ascontiguousarray(batch, dtype=np.float32)}
 
 
-def quantize_graph(fp32: str | Path, out: str | Path, calibration: Iterable[np.ndarray]) -> Path:
+def quantize_graph(fp32: str | Path, out: str | Path, calibration: Iterable[np.ndarray],
+                   op_types: list[str] | None = None) -> Path:
     """Write `fp32` quantised to INT8 (weights per channel, activations unsigned, ranges by min-max over the
-    `calibration` batches: preprocessed images as the model sees them) to `out`."""
+    `calibration` batches: preprocessed images as the model sees them) to `out`. `op_types`: only these (None:
+    every op ONNX Runtime can quantise; ["Conv"] leaves shape arithmetic such as a detector head's exact)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -36,5 +38,5 @@ def quantize_graph(fp32: str | Path, out: str | Path, calibration: Iterable[np.n
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
         quantize_static(str(prepared), str(target), _Batches(calibration), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax)
+                        calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=op_types)
     return out
