@@ -19,7 +19,7 @@ from fashionlens.data.samples import SkippedInput
 from fashionlens.decoding import ImageFileDataset, item_batches
 from fashionlens.fingerprints import perceptual_hash, sha256_bytes
 from fashionlens.progress import progress_bar
-from fashionlens.runtime import OnnxRunner, int8_graph
+from fashionlens.runtime import OnnxRunner
 
 
 @dataclass
@@ -31,11 +31,8 @@ class Features:
     failures: list[SkippedInput] = field(default_factory=list)
 
 
-def backbone_runner(backbone: BackboneSpec, cache_dir: Path | None = None, threads: int | None = None,
-                    int8: bool = False) -> OnnxRunner:
-    """`int8`: run the INT8 graph kept beside the backbone's fp32 one."""
-    graph = backbone_onnx(backbone, cache_dir or default_cache_dir())
-    return OnnxRunner(int8_graph(graph) if int8 else graph, threads)
+def backbone_runner(backbone: BackboneSpec, cache_dir: Path | None = None, threads: int | None = None) -> OnnxRunner:
+    return OnnxRunner(backbone_onnx(backbone, cache_dir or default_cache_dir()), threads)
 
 
 class DecodeDataset(ImageFileDataset):

@@ -34,21 +34,6 @@ def export_onnx(module, input_size: tuple[int, int], path: str | Path, output_na
     return path
 
 
-INT8_STAGES = ("detector", "parser", "backbone")
-"""The networks that have an INT8 graph beside their fp32 one (`PipelineConfig.int8` picks which run on it)."""
-
-
-def int8_graph(fp32: str | Path) -> Path:
-    """The INT8 graph kept beside an fp32 one (model.onnx -> model.int8.onnx): statically quantised and calibrated on
-    training photos by `make int8-graphs`, its validation accuracy in benchmarks/results/speed_levers.json."""
-    fp32 = Path(fp32)
-    path = fp32.with_name(f"{fp32.stem}.int8.onnx")
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no INT8 graph beside {fp32.name}; the shipped models' are made by "
-                                "`make int8-graphs`")
-    return path
-
-
 class OnnxRunner:
     """`threads`: the session's intra-op threads (default: ONNX Runtime's, one per core); a Ray actor gives the
     CPUs it holds, so actors sharing a machine do not fight over its cores."""

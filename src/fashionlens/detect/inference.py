@@ -23,7 +23,7 @@ from fashionlens.preprocess import normalized
 from fashionlens.detect.operating_point import OperatingPoint, select
 from fashionlens.model_folder import onnx_file_for, write_export_record
 from fashionlens.progress import progress_bar
-from fashionlens.runtime import OnnxRunner, export_onnx, int8_graph, onnx_parity
+from fashionlens.runtime import OnnxRunner, export_onnx, onnx_parity
 
 RUNTIMES = ("onnx", "torch")
 OUTPUTS = ["cls_logits", "bbox_regression", "bbox_ctrness"]
@@ -58,10 +58,6 @@ def parity(model: LoadedDetector, onnx_file: Path) -> float:
     return onnx_parity(RawDetector(model.model), onnx_file, model.config.input_size, OUTPUTS)
 
 
-def _graph(model, int8: bool) -> Path:
-    return int8_graph(_onnx_for(model)) if int8 else _onnx_for(model)
-
-
 def _onnx_for(model: LoadedDetector) -> Path:
     return onnx_file_for(model.folder, model.weights_sha256, "detector", lambda path: export_detector(model, path, check=False))
 
@@ -78,17 +74,17 @@ class _Letterboxed(ImageFileDataset):
 
 class Detector:
     """A loaded detector ready to run; `Detector()` is the shipped garment detector. `threads`: ONNX Runtime's (default:
-    one per core). `int8`: run the INT8 graph kept beside the fp32 one."""
+    one per core)."""
 
     def __init__(self, model: LoadedDetector | str | Path | None = None, runtime: str = "onnx",
-                 threads: int | None = None, int8: bool = False):
+                 threads: int | None = None):
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
         self.model = model if isinstance(model, LoadedDetector) else load_detector(model or default_detector_dir())
         self.classes = list(self.model.config.classes)
         self.input_size = tuple(self.model.config.input_size)
         self.runtime = runtime
-        self._onnx = OnnxRunner(_graph(self.model, int8), threads) if runtime == "onnx" else None
+        self._onnx = OnnxRunner(_onnx_for(self.model), threads) if runtime == "onnx" else None
         self._anchors = anchors(self.input_size, level_shapes(self.model.config))
 
     @property

@@ -19,7 +19,7 @@ from fashionlens.letterbox import letterbox
 from fashionlens.model_folder import onnx_file_for, write_export_record
 from fashionlens.parse.model_io import LoadedParser, load_parser
 from fashionlens.preprocess import normalized
-from fashionlens.runtime import OnnxRunner, export_onnx, int8_graph
+from fashionlens.runtime import OnnxRunner, export_onnx
 
 RUNTIMES = ("onnx", "torch")
 OUTPUTS = ["labels", "confidence"]
@@ -100,26 +100,22 @@ def parity(model: LoadedParser, onnx_file: Path, seed: int = 0) -> float:
     return float((OnnxRunner(onnx_file)(images.numpy())["labels"] == reference).mean())
 
 
-def _graph(model, int8: bool) -> Path:
-    return int8_graph(_onnx_for(model)) if int8 else _onnx_for(model)
-
-
 def _onnx_for(model: LoadedParser) -> Path:
     return onnx_file_for(model.folder, model.weights_sha256, "parser", lambda path: export_parser(model, path, check=False))
 
 
 class Parser:
     """A loaded garment parser ready to run; `Parser()` is the shipped one. `threads`: ONNX Runtime's (default:
-    one per core). `int8`: run the INT8 graph kept beside the fp32 one."""
+    one per core)."""
 
     def __init__(self, model: LoadedParser | str | Path | None = None, runtime: str = "onnx",
-                 threads: int | None = None, int8: bool = False):
+                 threads: int | None = None):
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
         self.model = model if isinstance(model, LoadedParser) else load_parser(model or default_parser_dir())
         self.classes = list(self.model.config.classes)
         self.input_size = tuple(self.model.config.input_size)
-        self._onnx = OnnxRunner(_graph(self.model, int8), threads) if runtime == "onnx" else None
+        self._onnx = OnnxRunner(_onnx_for(self.model), threads) if runtime == "onnx" else None
 
     def _run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self._onnx is not None:

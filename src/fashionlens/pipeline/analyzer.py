@@ -41,7 +41,6 @@ from fashionlens.parse.inference import Parser, person_shares
 from fashionlens.parse.labels import NOT_GARMENT
 from fashionlens.pipeline.garment_masks import MaskRules, garment_masks
 from fashionlens.pipeline.result import Analysis, Garment
-from fashionlens.runtime import INT8_STAGES
 from fashionlens.taxonomy import FITTING
 
 DEFAULT = "default"
@@ -68,13 +67,6 @@ class PipelineConfig:
     top_k: int = 3  # labels returned per attribute task
     similar_k: int = 5  # similar catalogue items per garment (0: none), where a catalogue adds them
     similar_filter: str | None = "category"  # the attribute whose best label the similar items must share
-    # networks run on their INT8 graph (of fashionlens.runtime.INT8_STAGES: "detector", "parser", "backbone")
-    int8: tuple[str, ...] = ()
-
-    def __post_init__(self):
-        unknown = sorted(set(self.int8) - set(INT8_STAGES))
-        if unknown:
-            raise ValueError(f"int8: {unknown} are not among {', '.join(INT8_STAGES)}")
 
 
 @dataclass
@@ -102,12 +94,11 @@ class Analyzer:
                  threads: int | None = None):
         self.config = config or PipelineConfig()
         self.detector = (Detector(resolve_model(self.config.detector, "detector"),
-                                  threads=threads, int8="detector" in self.config.int8)
-                         if self.config.detector else None)
+                                  threads=threads) if self.config.detector else None)
         self.point = (self.config.operating_point or self.detector.point_for(self.config.min_score)
                       if self.detector is not None else None)
-        self.parser = (Parser(resolve_model(self.config.parser, "parser"), threads=threads,
-                              int8="parser" in self.config.int8) if self.config.parser and self.detector is not None else None)
+        self.parser = (Parser(resolve_model(self.config.parser, "parser"), threads=threads)
+                       if self.config.parser and self.detector is not None else None)
         self.classifiers: list[LoadedModel] = load_attribute_models(self.config.classifiers)
         tasks = [t.name for m in self.classifiers for t in m.tasks]
         if len(set(tasks)) != len(tasks):
@@ -115,8 +106,7 @@ class Analyzer:
         self.embedder = embedder or default_embedder()
         backbones = backbones_of(self.embedder, self.classifiers)
         self._transforms = {key: b.preprocess.eval_transform() for key, b in backbones.items()}
-        self._runners = {key: backbone_runner(b, threads=threads, int8="backbone" in self.config.int8)
-                         for key, b in backbones.items()}
+        self._runners = {key: backbone_runner(b, threads=threads) for key, b in backbones.items()}
         self.models = self._model_versions()
         self.models_key = hashlib.sha256(json.dumps(self.models, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -137,8 +127,7 @@ class Analyzer:
                               "product_shot": [self.config.product_shot_person, self.config.product_shot_hairless],
                               "operating_point": self.point.to_json() if self.point is not None else None,
                               "crop_padding": self.config.crop_padding, "crop_square": self.config.crop_square,
-                              "similar_filter": self.config.similar_filter,
-                              **({"int8": sorted(self.config.int8)} if self.config.int8 else {})}
+                              "similar_filter": self.config.similar_filter}
         return models
 
     def describe(self, images: list[Image.Image]) -> list[Description]:

@@ -39,7 +39,6 @@ class ServiceSettings:
         """FASHIONLENS_DB, FASHIONLENS_API_TOKEN, FASHIONLENS_READ_TOKENS, FASHIONLENS_TOKEN_FILE,
         FASHIONLENS_RATE_LIMIT, FASHIONLENS_MAX_QUEUE, FASHIONLENS_MAX_UPLOAD_BYTES, FASHIONLENS_MEDIA_DIR,
         FASHIONLENS_DETECTOR ("none" for whole photos only), FASHIONLENS_CLASSIFIERS (comma separated folders),
-        FASHIONLENS_INT8 (the networks run on their INT8 graph, comma separated: detector, parser, backbone),
         and the fetch policy's own variables (FASHIONLENS_FETCH_ALLOW, ...)."""
         env = os.environ
         pipeline = PipelineConfig()
@@ -49,8 +48,6 @@ class ServiceSettings:
         if env.get("FASHIONLENS_CLASSIFIERS"):
             pipeline = replace(pipeline, classifiers=tuple(c.strip() for c in env["FASHIONLENS_CLASSIFIERS"].split(",")
                                                            if c.strip()))
-        if "FASHIONLENS_INT8" in env:
-            pipeline = replace(pipeline, int8=tuple(s.strip() for s in env["FASHIONLENS_INT8"].split(",") if s.strip()))
         base = cls(db=env.get("FASHIONLENS_DB") or None, api_token=env.get("FASHIONLENS_API_TOKEN") or None,
                    read_tokens=env.get("FASHIONLENS_READ_TOKENS") or None,
                    token_file=Path(env["FASHIONLENS_TOKEN_FILE"]) if env.get("FASHIONLENS_TOKEN_FILE") else None,
