@@ -3,8 +3,8 @@ per-channel, calibrated on training photos) of the detector, the parser and the 
 thread settings; batching one photo's crops. Stage milliseconds and validation accuracy before/after.
 
     python benchmarks/speed_levers.py quantize --out build/int8      # calibrate and write the three INT8 graphs
-    python benchmarks/speed_levers.py measure --int8 build/int8      # times + accuracy -> results/speed_levers.json
-    python benchmarks/speed_levers.py                                # print the table in results/speed_levers.json
+    python benchmarks/speed_levers.py measure --int8 build/int8      # times + accuracy -> build/speed_levers.json, results/speed-levers.json
+    python benchmarks/speed_levers.py                                # print the table in build/speed_levers.json
 
 Run `quantize` and `measure` on a quiet CPU (`flock /tmp/heavy.lock ...`): ratios come from one process, variants
 interleaved round by round. Both need the `train` extra (the `onnx` package; PyTorch to export the smaller parsers).
@@ -31,7 +31,7 @@ from fashionlens.holdout import holdout_part
 from fashionlens.letterbox import letterbox
 from fashionlens.preprocess import normalized
 
-RESULTS = Path(__file__).parent / "results" / "speed_levers.json"
+RESULTS = Path(__file__).resolve().parents[1] / "build" / "speed_levers.json"  # every timing; the table -> results/
 # only the convolutions of the detector and the parser: quantising every op changed the detector head's shape
 # arithmetic (3,074 anchors out instead of 3,202: mAP 0) and cost the parser 8 mIoU points
 OP_TYPES = {"detector": ["Conv"], "parser": ["Conv"], "backbone": None}
@@ -308,6 +308,13 @@ def table(results: dict) -> list[dict]:
     return rows
 
 
+def lever_figures(results: dict) -> list[dict]:
+    """The table as results figures: each lever's stage time and accuracy before and after, and whether it was kept."""
+    return [{"figure": f"{r['lever']}: {r['stage']}",
+             "value": f"{r['ms_before']} -> {r['ms_after']} ms; {r['metric']} {r['accuracy_before']} -> "
+                      f"{r['accuracy_after']}; {'kept' if r['kept'] else 'not kept'}"} for r in results["table"]]
+
+
 def show(results: dict) -> None:
     print(f"{'lever':<58}{'stage':<28}{'ms before':>10}{'after':>8}  {'accuracy before':>16}{'after':>12}  kept")
     for r in results["table"]:
@@ -335,6 +342,11 @@ def main() -> None:
         args.results.parent.mkdir(parents=True, exist_ok=True)
         args.results.write_text(json.dumps(results, indent=1) + "\n")
         show(results)
+        from record import record
+
+        record("speed-levers", area="Service", title="Speed levers, each against the default in one run (issue 34)",
+               data="; ".join(f"{k}: {v}" for k, v in results["accuracy"]["data"].items()), part="validation parts", issue=34, figures=lever_figures(results),
+               guide="guides/service.md")
     else:
         show(json.loads(args.results.read_text()))
 
