@@ -43,7 +43,9 @@ RATIO = 0.8  # Lowe's ratio test on the two nearest descriptors
 RANSAC_PIXELS = 4.0
 CHROMATIC, ACHROMATIC = 18.0, 8.0  # Lab chroma of a clearly coloured pixel, of a grey one
 COLOURED_CHROMA = 10.0  # a picture whose 99th-percentile chroma reaches this has colours worth comparing
-DESATURATED_CHROMA = 1.5  # ... and one below this has no colour at all: a greyscale file or export
+DESATURATED_CHROMA = 2.0  # ... and one whose smoothed picture stays below this has no colour at all: a
+# greyscale file or export (noise added after the greyscale colours single pixels, not the smoothed picture)
+DESATURATED_BLUR = 4.0  # Gaussian sigma (half-scale pixels) of that smoothing
 HUE_DEGREES = 35.0  # hue difference at which a coloured pixel counts as another colour
 HUE_TURN = 50.0  # hue turn of the whole picture that an export's versions may differ by (two turns of up to 25)
 FILL_L = 5.0  # Lab lightness under which a pixel is pure black
@@ -59,6 +61,7 @@ OCCLUDER_WINDOW = 3  # half-scale pixels across which a pixel and its neighbours
 # count as an occluder: a cutout box or a wedge is flat, a dark garment has texture and JPEG noise
 OCCLUDER_CONTRAST = 24.0  # grey levels from black (white) the other picture must keep where one is an occluder
 ECC_STEPS, ECC_EPSILON = 50, 1e-4
+MAP_SCALE = 2.0  # the most an export's saturation change scales the chroma by (or its inverse)
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,13 @@ class CopyRule:
     # (whole and in every cell) is a copy too
     sure_similarity: float = 0.99
     sure_local_similarity: float = 0.9
+    # an export's colour change (hue turn, saturation, relighting after greyscale): with this many inliers, the
+    # colours may differ by what one such change for the whole picture leaves (Verification.map_residual)
+    recoloured_min_inliers: int = 1_000_000
+    max_map_residual: float = 10.0
+    max_map_turn: float = 40.0
+    recoloured_max_colour_change: float = 0.2
+    recoloured_max_grey_shift: float = 60.0
 
     def accepts(self, v: Verification):
         """The rule on one verification's figures, or on a Verification of arrays (a calibration judges thousands
@@ -85,6 +95,10 @@ class CopyRule:
         sure = (v.similarity >= self.sure_similarity) & (v.local_similarity >= self.sure_local_similarity)
         colour = ((v.colour_change <= self.max_colour_change) & (v.colour_residual <= self.max_colour_residual)
                   & (v.grey_shift <= self.max_grey_shift))
+        recoloured = ((v.inliers >= self.recoloured_min_inliers) & (v.map_residual <= self.max_map_residual)
+                      & (v.map_turn <= self.max_map_turn) & (v.colour_change <= self.recoloured_max_colour_change)
+                      & (v.grey_shift <= self.recoloured_max_grey_shift))
+        colour = colour | recoloured
         return (v.inliers >= MIN_FIT) & colour & (v.fine_similarity >= self.min_fine_similarity) & (usual | sure)
 
 
@@ -101,6 +115,10 @@ class Verification:
     colour_residual: float = 0.0  # the most a cell's colour differs once one gain and offset map b onto a
     fine_similarity: float = 1.0  # local_similarity on the FINE_GRID
     grey_shift: float = 0.0  # a desaturated picture against a coloured one: the most its greys depart from the other's
+    map_residual: float = 0.0  # colour_residual once an export's colour change (see _colour_map) is taken off
+    map_turn: float = 0.0  # the hue turn (degrees) of that colour change
+    toned_local_similarity: float = 1.0  # local_similarity once one tone curve maps b's grey levels onto a's
+    toned_fine_similarity: float = 1.0  # fine_similarity likewise
 
     def passes(self, rule: CopyRule = DEFAULT_RULE) -> bool:
         return bool(rule.accepts(self))
@@ -120,7 +138,7 @@ class Verification:
         return cls(**values)
 
 
-NO_MATCH = Verification(0, -1.0, 1.0, False, -1.0, 255.0, -1.0, 255.0)
+NO_MATCH = Verification(0, -1.0, 1.0, False, -1.0, 255.0, -1.0, 255.0, 255.0, 180.0, -1.0, -1.0)
 
 
 class Picture:
@@ -142,10 +160,9 @@ class Picture:
         self.grey, self.half = grey, half
         self.keypoints = _orb(grey)
         self.half_grey = cv2.cvtColor(half, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        chroma = np.hypot(*np.moveaxis(self.lab[..., 1:], -1, 0))
-        self.chroma = float(np.percentile(chroma, 99))
+        self.chroma = _chroma(self.half)
         self.coloured = self.chroma >= COLOURED_CHROMA
-        self.desaturated = self.chroma < DESATURATED_CHROMA
+        self.desaturated = _chroma(cv2.GaussianBlur(half, (0, 0), DESATURATED_BLUR)) < DESATURATED_CHROMA
 
     @property
     def lab(self) -> np.ndarray:
@@ -157,6 +174,12 @@ class Picture:
         twin.verifiable = self.verifiable
         twin._set(np.ascontiguousarray(self.grey[:, ::-1]), np.ascontiguousarray(self.half[:, ::-1]))
         return twin
+
+
+def _chroma(rgb: np.ndarray) -> float:
+    """The 99th percentile of the Lab chroma of an RGB picture."""
+    lab = cv2.cvtColor(rgb.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+    return float(np.percentile(np.hypot(lab[..., 1], lab[..., 2]), 99))
 
 
 def _orb(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -320,6 +343,54 @@ def _colour_residual(x: np.ndarray, y: np.ndarray, cover: np.ndarray, shift: boo
     return worst, float(np.abs((gain - 1) * levels + offset).max())
 
 
+def _tone_curve(x: np.ndarray, y: np.ndarray, cover: np.ndarray, bins: int = 32):
+    """The one rising tone curve that maps y's grey levels onto x's over the cover (the mean of x at each level of
+    y, made non-decreasing), as a function: an export's exposure (gamma) or contrast change bends every level of
+    the picture alike, which a cell's correlation takes for a change where the cell spans a bend."""
+    step = 256 / bins
+    levels = np.clip(y[cover] / step, 0, bins - 1).astype(np.int64)
+    counts = np.bincount(levels, minlength=bins)
+    means = np.bincount(levels, weights=x[cover], minlength=bins) / np.maximum(counts, 1)
+    known = counts >= 5
+    if known.sum() < 2:
+        return lambda image: image
+    centres = (np.arange(bins) + 0.5) * step
+    curve = np.maximum.accumulate(means[known])
+    return lambda image: np.interp(image, centres[known], curve).astype(np.float32)
+
+
+def _colour_map(x: np.ndarray, y: np.ndarray, cover: np.ndarray) -> tuple[float, float]:
+    """(the largest mean residual of a cell, in grey levels, the hue turn in degrees) once an export's colour
+    change, the same for the whole picture, maps Lab picture y onto x: lightness by a gain and offset, and the
+    chroma plane turned and scaled (a hue shift turns it, a saturation change scales it, a white balance moves it):
+    a + ib ~ c (a' + ib') + t with one complex c. A garment recoloured on its own is another product: the rest of
+    the picture keeps its hues, so either the turn follows the rest and the garment's cells keep their difference,
+    or it follows the garment (a colour variant turns its hue by far more than an export's 25 degrees). A scale
+    beyond MAP_SCALE leaves the residual at 255. Pixels near black or white (L) are left out, as clipped."""
+    usable = cover & (np.minimum(x[..., 0], y[..., 0]) > 2.0) & (np.maximum(x[..., 0], y[..., 0]) < 98.0)
+    if usable.sum() < MIN_SIDE:
+        return 0.0, 0.0
+    za, zb = x[..., 1] + 1j * x[..., 2], y[..., 1] + 1j * y[..., 2]
+    fitted = usable
+    for _ in range(2):  # fitted again on the pixels the first fit explains: another garment must not bend it
+        gain, offset = _line(y[..., 0][fitted], x[..., 0][fitted])
+        a, b = za[fitted], zb[fitted]
+        b_centred = b - b.mean()
+        spread = float((np.abs(b_centred) ** 2).sum())
+        turn = complex((a - a.mean()) @ np.conj(b_centred)) / spread if spread > 1e-6 else 1.0 + 0j
+        shift = a.mean() - turn * b.mean()
+        residual = np.stack([x[..., 0] - (gain * y[..., 0] + offset), (za - (turn * zb + shift)).real,
+                             (za - (turn * zb + shift)).imag], axis=-1)
+        error = np.abs(residual).sum(-1) / 3
+        fitted = usable & (error <= max(3 * float(np.median(error[usable])), 1.0))
+    degrees = abs(float(np.degrees(np.angle(turn))))
+    if not 1 / MAP_SCALE <= abs(turn) <= MAP_SCALE:
+        return 255.0, degrees
+    cells = list(_cells(usable, LOCAL_GRID, 0.1)) or [(np.s_[:, :], usable)]
+    worst = max(float(np.sqrt((residual[cell][inside].mean(0) ** 2).mean())) for cell, inside in cells)
+    return 2.55 * worst, degrees  # Lab units (L from 0 to 100) as grey levels
+
+
 def _per_pixel(op, image: np.ndarray) -> np.ndarray:
     """`op` folded over the channels, plane by plane (numpy reduces a last axis of 3 slowly)."""
     return reduce(op, [image[..., c] for c in range(image.shape[2])])
@@ -360,10 +431,15 @@ def _compare(a: Picture, b: Picture, transform: np.ndarray, inliers: int, mirror
     local = _local_similarity(x, y, inner, LOCAL_GRID)
     extra = float(np.sqrt(FINE_BLUR ** 2 - BLUR ** 2))  # blurred on from BLUR to FINE_BLUR
     fine = _local_similarity(cv2.GaussianBlur(x, blur, extra), cv2.GaussianBlur(y, blur, extra), inner, FINE_GRID)
+    toned = _tone_curve(x, y, inner)(y)
+    toned_figures = {"toned_local_similarity": _local_similarity(x, toned, inner, LOCAL_GRID),
+                     "toned_fine_similarity": _local_similarity(cv2.GaussianBlur(x, blur, extra),
+                                                                cv2.GaussianBlur(toned, blur, extra), inner, FINE_GRID)}
     if not (a.coloured or b.coloured) or a.desaturated or b.desaturated:  # no colours to compare
         exported = (a.desaturated and b.coloured) or (b.desaturated and a.coloured)  # a greyscale export of b or a
         residual, shift = _colour_residual(x[..., None], y[..., None], cover, shift=exported)
-        return Verification(inliers, similarity, 0.0, mirrored, local, residual, fine, shift)
+        return Verification(inliers, similarity, 0.0, mirrored, local, residual, fine, shift, residual, 0.0,
+                            **toned_figures)
     own_lab = a.lab
     warped_lab = cv2.warpAffine(b.lab, transform, (w, h), flags=cv2.INTER_LINEAR)
     # pure black is what a rotation or shear fills its corners with: no colour to compare there
@@ -371,7 +447,7 @@ def _compare(a: Picture, b: Picture, transform: np.ndarray, inliers: int, mirror
                       np.ones((5, 5), np.uint8))
     compared = cover & (fill == 0)
     if not compared.any():
-        return Verification(inliers, similarity, 0.0, mirrored, local, 0.0, fine)
+        return Verification(inliers, similarity, 0.0, mirrored, local, 0.0, fine, **toned_figures)
     lab_a = cv2.GaussianBlur(own_lab, blur, BLUR)[compared]
     lab_b = cv2.GaussianBlur(warped_lab, blur, BLUR)[compared]
     chroma_a, chroma_b = np.hypot(lab_a[:, 1], lab_a[:, 2]), np.hypot(lab_b[:, 1], lab_b[:, 2])
@@ -384,7 +460,10 @@ def _compare(a: Picture, b: Picture, transform: np.ndarray, inliers: int, mirror
     warped_rgb = cv2.GaussianBlur(cv2.warpAffine(b.half, transform, (w, h), flags=cv2.INTER_LINEAR).astype(np.float32),
                                   blur, BLUR)
     residual = _colour_residual(own_rgb, warped_rgb, compared)[0]
-    return Verification(inliers, similarity, float(changed.mean()), mirrored, local, residual, fine)
+    map_residual, map_turn = _colour_map(cv2.GaussianBlur(own_lab, blur, BLUR), cv2.GaussianBlur(warped_lab, blur, BLUR),
+                                         compared)
+    return Verification(inliers, similarity, float(changed.mean()), mirrored, local, residual, fine, 0.0,
+                        map_residual, map_turn, **toned_figures)
 
 
 def verify_pair(a: Picture, b: Picture, rule: CopyRule = DEFAULT_RULE) -> Verification:
