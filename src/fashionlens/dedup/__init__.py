@@ -258,8 +258,8 @@ def image_files(paths: list[str | Path]) -> list[Path]:
 
 
 VERIFICATION_CACHE_KEY = "copy-verification-v7"  # per pair of sha256s: what verify_pair measured, rule applied on read
-# (v7: greyscale told by the smoothed picture's chroma, and the export's colour map and tone curve measured, so a
-# pair that earlier rows reject may now pass: none is reused)
+# (v7: greyscale told by the smoothed picture's chroma, and an export's colour change measured, so a pair that
+# earlier rows reject may now pass: none is reused)
 
 
 def verified_pairs(paths: list[Path], candidates: np.ndarray, rule: CopyRule = DEFAULT_RULE, *,

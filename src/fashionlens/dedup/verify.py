@@ -22,6 +22,13 @@ left, is compared by its colours, which differ). Mirrored copies are tried with 
 What an export hides is no evidence against a copy: pixels flat black or flat white in one picture only (a
 cutout box, a rotation's wedge) are left out of the comparison and of the ECC refinement. A crop or zoom is an
 affine transform like any other; its comparison covers the part of the picture both show.
+
+An export also changes colours for the whole picture at once: a hue turn of up to 25 degrees, saturation,
+brightness and exposure, greyscale followed by relighting. Where many keypoints agree on the geometry
+(CopyRule.recoloured_min_inliers) and the grey pictures agree cell by cell, one such change fitted for the whole
+picture (a gain and offset on lightness, the chroma plane turned and scaled) must explain every cell's colour;
+a garment recoloured on its own leaves its cells unexplained, or needs a turn far beyond an export's. A greyscale
+export is told by the smoothed picture's chroma, so that noise added after the greyscale does not make it coloured.
 """
 
 from __future__ import annotations
@@ -62,6 +69,7 @@ OCCLUDER_WINDOW = 3  # half-scale pixels across which a pixel and its neighbours
 OCCLUDER_CONTRAST = 24.0  # grey levels from black (white) the other picture must keep where one is an occluder
 ECC_STEPS, ECC_EPSILON = 50, 1e-4
 MAP_SCALE = 2.0  # the most an export's saturation change scales the chroma by (or its inverse)
+MAP_CHANGE = 10.0  # Lab distance at which a pixel's colour differs once an export's colour change is taken off
 
 
 @dataclass(frozen=True)
@@ -79,12 +87,13 @@ class CopyRule:
     # (whole and in every cell) is a copy too
     sure_similarity: float = 0.99
     sure_local_similarity: float = 0.9
-    # an export's colour change (hue turn, saturation, relighting after greyscale): with this many inliers, the
-    # colours may differ by what one such change for the whole picture leaves (Verification.map_residual)
-    recoloured_min_inliers: int = 1_000_000
-    max_map_residual: float = 10.0
-    max_map_turn: float = 40.0
-    recoloured_max_colour_change: float = 0.2
+    # an export's colour change (hue turn, saturation, relighting after greyscale): where this many keypoints
+    # agree on the geometry (and the pictures agree cell by cell as above), the colours may differ by what one
+    # such change for the whole picture leaves (Verification.map_residual), with a hue turn of an export's size
+    recoloured_min_inliers: int = 100
+    max_map_residual: float = 15.0
+    max_map_turn: float = 30.0
+    max_map_change: float = 0.15
     recoloured_max_grey_shift: float = 60.0
 
     def accepts(self, v: Verification):
@@ -95,9 +104,11 @@ class CopyRule:
         sure = (v.similarity >= self.sure_similarity) & (v.local_similarity >= self.sure_local_similarity)
         colour = ((v.colour_change <= self.max_colour_change) & (v.colour_residual <= self.max_colour_residual)
                   & (v.grey_shift <= self.max_grey_shift))
-        recoloured = ((v.inliers >= self.recoloured_min_inliers) & (v.map_residual <= self.max_map_residual)
-                      & (v.map_turn <= self.max_map_turn) & (v.colour_change <= self.recoloured_max_colour_change)
-                      & (v.grey_shift <= self.recoloured_max_grey_shift))
+        mapped = ((v.map_residual <= self.max_map_residual) & (v.map_turn <= self.max_map_turn)
+                  & (v.map_change <= self.max_map_change))
+        recoloured = ((v.inliers >= self.recoloured_min_inliers) & (v.grey_shift <= self.recoloured_max_grey_shift)
+                      & (mapped | ((v.colour_change <= self.max_colour_change)
+                                   & (v.colour_residual <= self.max_colour_residual))))
         colour = colour | recoloured
         return (v.inliers >= MIN_FIT) & colour & (v.fine_similarity >= self.min_fine_similarity) & (usual | sure)
 
@@ -115,10 +126,10 @@ class Verification:
     colour_residual: float = 0.0  # the most a cell's colour differs once one gain and offset map b onto a
     fine_similarity: float = 1.0  # local_similarity on the FINE_GRID
     grey_shift: float = 0.0  # a desaturated picture against a coloured one: the most its greys depart from the other's
-    map_residual: float = 0.0  # colour_residual once an export's colour change (see _colour_map) is taken off
+    map_residual: float = 0.0  # colour_residual once an export's colour change (see _colour_map) is taken off (255:
+    # not measured, no colours to compare)
     map_turn: float = 0.0  # the hue turn (degrees) of that colour change
-    toned_local_similarity: float = 1.0  # local_similarity once one tone curve maps b's grey levels onto a's
-    toned_fine_similarity: float = 1.0  # fine_similarity likewise
+    map_change: float = 0.0  # the share of the overlap whose colour that change leaves MAP_CHANGE or more apart
 
     def passes(self, rule: CopyRule = DEFAULT_RULE) -> bool:
         return bool(rule.accepts(self))
@@ -138,7 +149,7 @@ class Verification:
         return cls(**values)
 
 
-NO_MATCH = Verification(0, -1.0, 1.0, False, -1.0, 255.0, -1.0, 255.0, 255.0, 180.0, -1.0, -1.0)
+NO_MATCH = Verification(0, -1.0, 1.0, False, -1.0, 255.0, -1.0, 255.0, 255.0, 180.0, 1.0)
 
 
 class Picture:
@@ -343,52 +354,36 @@ def _colour_residual(x: np.ndarray, y: np.ndarray, cover: np.ndarray, shift: boo
     return worst, float(np.abs((gain - 1) * levels + offset).max())
 
 
-def _tone_curve(x: np.ndarray, y: np.ndarray, cover: np.ndarray, bins: int = 32):
-    """The one rising tone curve that maps y's grey levels onto x's over the cover (the mean of x at each level of
-    y, made non-decreasing), as a function: an export's exposure (gamma) or contrast change bends every level of
-    the picture alike, which a cell's correlation takes for a change where the cell spans a bend."""
-    step = 256 / bins
-    levels = np.clip(y[cover] / step, 0, bins - 1).astype(np.int64)
-    counts = np.bincount(levels, minlength=bins)
-    means = np.bincount(levels, weights=x[cover], minlength=bins) / np.maximum(counts, 1)
-    known = counts >= 5
-    if known.sum() < 2:
-        return lambda image: image
-    centres = (np.arange(bins) + 0.5) * step
-    curve = np.maximum.accumulate(means[known])
-    return lambda image: np.interp(image, centres[known], curve).astype(np.float32)
-
-
-def _colour_map(x: np.ndarray, y: np.ndarray, cover: np.ndarray) -> tuple[float, float]:
-    """(the largest mean residual of a cell, in grey levels, the hue turn in degrees) once an export's colour
+def _colour_map(x: np.ndarray, y: np.ndarray, cover: np.ndarray) -> tuple[float, float, float]:
+    """(the largest mean residual of a cell, in grey levels; the hue turn in degrees; the share of pixels left
+    MAP_CHANGE or more apart) once an export's colour
     change, the same for the whole picture, maps Lab picture y onto x: lightness by a gain and offset, and the
-    chroma plane turned and scaled (a hue shift turns it, a saturation change scales it, a white balance moves it):
-    a + ib ~ c (a' + ib') + t with one complex c. A garment recoloured on its own is another product: the rest of
+    chroma plane turned and scaled about grey (a hue shift turns it, a saturation change scales it): a + ib ~ c (a' + ib')
+    with one complex c. Grey stays grey: a white shirt where the copy has a pale blue one is another product. A garment recoloured on its own is another product: the rest of
     the picture keeps its hues, so either the turn follows the rest and the garment's cells keep their difference,
     or it follows the garment (a colour variant turns its hue by far more than an export's 25 degrees). A scale
     beyond MAP_SCALE leaves the residual at 255. Pixels near black or white (L) are left out, as clipped."""
     usable = cover & (np.minimum(x[..., 0], y[..., 0]) > 2.0) & (np.maximum(x[..., 0], y[..., 0]) < 98.0)
     if usable.sum() < MIN_SIDE:
-        return 0.0, 0.0
+        return 0.0, 0.0, 0.0
     za, zb = x[..., 1] + 1j * x[..., 2], y[..., 1] + 1j * y[..., 2]
     fitted = usable
     for _ in range(2):  # fitted again on the pixels the first fit explains: another garment must not bend it
         gain, offset = _line(y[..., 0][fitted], x[..., 0][fitted])
         a, b = za[fitted], zb[fitted]
-        b_centred = b - b.mean()
-        spread = float((np.abs(b_centred) ** 2).sum())
-        turn = complex((a - a.mean()) @ np.conj(b_centred)) / spread if spread > 1e-6 else 1.0 + 0j
-        shift = a.mean() - turn * b.mean()
-        residual = np.stack([x[..., 0] - (gain * y[..., 0] + offset), (za - (turn * zb + shift)).real,
-                             (za - (turn * zb + shift)).imag], axis=-1)
+        spread = float((np.abs(b) ** 2).sum())
+        turn = complex(a @ np.conj(b)) / spread if spread > 1e-6 else 1.0 + 0j
+        residual = np.stack([x[..., 0] - (gain * y[..., 0] + offset), (za - turn * zb).real, (za - turn * zb).imag],
+                            axis=-1)
         error = np.abs(residual).sum(-1) / 3
         fitted = usable & (error <= max(3 * float(np.median(error[usable])), 1.0))
     degrees = abs(float(np.degrees(np.angle(turn))))
     if not 1 / MAP_SCALE <= abs(turn) <= MAP_SCALE:
-        return 255.0, degrees
+        return 255.0, degrees, 1.0
     cells = list(_cells(usable, LOCAL_GRID, 0.1)) or [(np.s_[:, :], usable)]
     worst = max(float(np.sqrt((residual[cell][inside].mean(0) ** 2).mean())) for cell, inside in cells)
-    return 2.55 * worst, degrees  # Lab units (L from 0 to 100) as grey levels
+    changed = float((np.sqrt((residual[usable] ** 2).sum(-1)) >= MAP_CHANGE).mean())
+    return 2.55 * worst, degrees, changed  # Lab units (L from 0 to 100) as grey levels
 
 
 def _per_pixel(op, image: np.ndarray) -> np.ndarray:
@@ -431,15 +426,10 @@ def _compare(a: Picture, b: Picture, transform: np.ndarray, inliers: int, mirror
     local = _local_similarity(x, y, inner, LOCAL_GRID)
     extra = float(np.sqrt(FINE_BLUR ** 2 - BLUR ** 2))  # blurred on from BLUR to FINE_BLUR
     fine = _local_similarity(cv2.GaussianBlur(x, blur, extra), cv2.GaussianBlur(y, blur, extra), inner, FINE_GRID)
-    toned = _tone_curve(x, y, inner)(y)
-    toned_figures = {"toned_local_similarity": _local_similarity(x, toned, inner, LOCAL_GRID),
-                     "toned_fine_similarity": _local_similarity(cv2.GaussianBlur(x, blur, extra),
-                                                                cv2.GaussianBlur(toned, blur, extra), inner, FINE_GRID)}
     if not (a.coloured or b.coloured) or a.desaturated or b.desaturated:  # no colours to compare
         exported = (a.desaturated and b.coloured) or (b.desaturated and a.coloured)  # a greyscale export of b or a
         residual, shift = _colour_residual(x[..., None], y[..., None], cover, shift=exported)
-        return Verification(inliers, similarity, 0.0, mirrored, local, residual, fine, shift, residual, 0.0,
-                            **toned_figures)
+        return Verification(inliers, similarity, 0.0, mirrored, local, residual, fine, shift, 255.0, 0.0, 1.0)
     own_lab = a.lab
     warped_lab = cv2.warpAffine(b.lab, transform, (w, h), flags=cv2.INTER_LINEAR)
     # pure black is what a rotation or shear fills its corners with: no colour to compare there
@@ -447,7 +437,7 @@ def _compare(a: Picture, b: Picture, transform: np.ndarray, inliers: int, mirror
                       np.ones((5, 5), np.uint8))
     compared = cover & (fill == 0)
     if not compared.any():
-        return Verification(inliers, similarity, 0.0, mirrored, local, 0.0, fine, **toned_figures)
+        return Verification(inliers, similarity, 0.0, mirrored, local, 0.0, fine)
     lab_a = cv2.GaussianBlur(own_lab, blur, BLUR)[compared]
     lab_b = cv2.GaussianBlur(warped_lab, blur, BLUR)[compared]
     chroma_a, chroma_b = np.hypot(lab_a[:, 1], lab_a[:, 2]), np.hypot(lab_b[:, 1], lab_b[:, 2])
@@ -460,10 +450,8 @@ def _compare(a: Picture, b: Picture, transform: np.ndarray, inliers: int, mirror
     warped_rgb = cv2.GaussianBlur(cv2.warpAffine(b.half, transform, (w, h), flags=cv2.INTER_LINEAR).astype(np.float32),
                                   blur, BLUR)
     residual = _colour_residual(own_rgb, warped_rgb, compared)[0]
-    map_residual, map_turn = _colour_map(cv2.GaussianBlur(own_lab, blur, BLUR), cv2.GaussianBlur(warped_lab, blur, BLUR),
-                                         compared)
-    return Verification(inliers, similarity, float(changed.mean()), mirrored, local, residual, fine, 0.0,
-                        map_residual, map_turn, **toned_figures)
+    mapped = _colour_map(cv2.GaussianBlur(own_lab, blur, BLUR), cv2.GaussianBlur(warped_lab, blur, BLUR), compared)
+    return Verification(inliers, similarity, float(changed.mean()), mirrored, local, residual, fine, 0.0, *mapped)
 
 
 def verify_pair(a: Picture, b: Picture, rule: CopyRule = DEFAULT_RULE) -> Verification:
