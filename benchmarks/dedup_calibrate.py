@@ -468,15 +468,23 @@ def limit_table(sets: list[Measured], rule: CopyRule, field: str, limits: tuple[
         print(f"  {limit:6.2f}: " + "; ".join(row))
 
 
-def choose_rule(sets: list[Measured], floor: float) -> tuple[CopyRule, float]:
+def choose_rule(sets: list[Measured], floor: float,
+                judged: tuple[Verification, list[str]] | None = None) -> tuple[CopyRule, float]:
     """Highest worst-set recall on halves A at precision >= floor on every set's half A, both counted on the
     pairs inside the groups dedup reports (what a user sees); among rules as good (to 3 decimals), the most
-    precise, then the strictest, which leaves the widest margin."""
+    precise, then the strictest, which leaves the widest margin. With the judged catalogue links, a rule must
+    also link them as precisely and keep as many copies as the shipped rule's usual path does (without the
+    judged links, a rule with no colour residual or grey-shift limit wins here and links a catalogue's other
+    shades)."""
+    usual = dataclasses.replace(DEFAULT_RULE, recoloured_min_inliers=10 ** 6)
+    judged_floor = precision_and_kept(judged, usual) if judged is not None else (0.0, 0.0)
     feasible, fallback = [], []
     for inliers, similarity, colour, local, residual, grey in itertools.product(
             (10, 15, 20), (0.85, 0.9, 0.95), (0.05, 0.1, 0.2), (0.6, 0.7, 0.8), (10.0, 20.0, 255.0), (10.0, 255.0)):
         rule = CopyRule(inliers, similarity, colour, local, residual, max_grey_shift=grey,
                         recoloured_min_inliers=10 ** 6)  # the export's colour-change path: choose_export_path
+        if judged is not None and any(x < y for x, y in zip(precision_and_kept(judged, rule), judged_floor, strict=True)):
+            continue
         results = [scores(m.groups("A", m.passed(rule)), m.truth["A"]) for m in sets]
         precision, recall = min(p for p, _ in results), min(r for _, r in results)
         row = (round(recall, 3), round(precision, 3), similarity, local, inliers, -colour, -residual, -grey, recall, rule)
@@ -613,7 +621,7 @@ def main() -> None:
         workdir = args.workdir or Path(tmp)
         sets = [Measured(name, workdir, args) for name in args.sets.split(",")]
         judged = measured_links(judged_links(dataset("fashion-products") / "images")) if args.judged else None
-        rule, recall = choose_rule(sets, args.precision)
+        rule, recall = choose_rule(sets, args.precision, judged)
         rule, recall = choose_export_path(sets, rule, args.precision, judged)
         print(f"\nchosen on halves A: {rule} (worst half-A group recall {recall:.4f}); shipped: {DEFAULT_RULE}")
         if judged is not None:
