@@ -16,7 +16,9 @@ when they come from the same original (or from byte-identical originals):
   every photo the cheap stage proposes as a candidate for an original (the same model in the same pose and
   light, wearing another shirt: a different product, never a copy), found among all the dataset's photos.
 The images of each set are split in two halves by family: the verification rule is chosen on both halves A
-(highest recall at precision >= --precision) and reported on each half B. Precision and recall count pairs,
+(highest recall at precision >= --precision, and no less precise on the judged fashion-products links of
+benchmarks/near_links.py than the shipped rule's usual path), then the export's colour-change path on top of it
+(choose_export_path), and reported on each half B. Precision and recall count pairs,
 both for the pairs linked directly and for the pairs inside the reported groups, which is what a user sees.
 """
 
