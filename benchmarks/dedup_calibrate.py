@@ -16,7 +16,9 @@ when they come from the same original (or from byte-identical originals):
   every photo the cheap stage proposes as a candidate for an original (the same model in the same pose and
   light, wearing another shirt: a different product, never a copy), found among all the dataset's photos.
 The images of each set are split in two halves by family: the verification rule is chosen on both halves A
-(highest recall at precision >= --precision) and reported on each half B. Precision and recall count pairs,
+(highest recall at precision >= --precision, and no less precise on the judged fashion-products links of
+benchmarks/near_links.py than the shipped rule's usual path), then the export's colour-change path on top of it
+(choose_export_path), and reported on each half B. Precision and recall count pairs,
 both for the pairs linked directly and for the pairs inside the reported groups, which is what a user sees.
 """
 
@@ -40,6 +42,7 @@ from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _shared import dataset  # noqa: E402
+from near_links import judged_links, measured_links, precision_and_kept  # noqa: E402
 
 from fashionlens.dedup import (CANDIDATES, DEFAULT_THRESHOLDS, TOO_SMALL_TO_VERIFY, covering_groups,  # noqa: E402
                                group_labels, hash_images, linked_by, near_pairs)
@@ -467,14 +470,23 @@ def limit_table(sets: list[Measured], rule: CopyRule, field: str, limits: tuple[
         print(f"  {limit:6.2f}: " + "; ".join(row))
 
 
-def choose_rule(sets: list[Measured], floor: float) -> tuple[CopyRule, float]:
+def choose_rule(sets: list[Measured], floor: float,
+                judged: tuple[Verification, list[str]] | None = None) -> tuple[CopyRule, float]:
     """Highest worst-set recall on halves A at precision >= floor on every set's half A, both counted on the
     pairs inside the groups dedup reports (what a user sees); among rules as good (to 3 decimals), the most
-    precise, then the strictest, which leaves the widest margin."""
+    precise, then the strictest, which leaves the widest margin. With the judged catalogue links, a rule must
+    also link them as precisely and keep as many copies as the shipped rule's usual path does (without the
+    judged links, a rule with no colour residual or grey-shift limit wins here and links a catalogue's other
+    shades)."""
+    usual = dataclasses.replace(DEFAULT_RULE, recoloured_min_inliers=10 ** 6)
+    judged_floor = precision_and_kept(judged, usual) if judged is not None else (0.0, 0.0)
     feasible, fallback = [], []
     for inliers, similarity, colour, local, residual, grey in itertools.product(
             (10, 15, 20), (0.85, 0.9, 0.95), (0.05, 0.1, 0.2), (0.6, 0.7, 0.8), (10.0, 20.0, 255.0), (10.0, 255.0)):
-        rule = CopyRule(inliers, similarity, colour, local, residual, max_grey_shift=grey)
+        rule = CopyRule(inliers, similarity, colour, local, residual, max_grey_shift=grey,
+                        recoloured_min_inliers=10 ** 6)  # the export's colour-change path: choose_export_path
+        if judged is not None and any(x < y for x, y in zip(precision_and_kept(judged, rule), judged_floor, strict=True)):
+            continue
         results = [scores(m.groups("A", m.passed(rule)), m.truth["A"]) for m in sets]
         precision, recall = min(p for p, _ in results), min(r for _, r in results)
         row = (round(recall, 3), round(precision, 3), similarity, local, inliers, -colour, -residual, -grey, recall, rule)
@@ -486,6 +498,40 @@ def choose_rule(sets: list[Measured], floor: float) -> tuple[CopyRule, float]:
         return best[-1], best[-2]
     best = max(feasible, key=lambda row: row[:8])
     return best[-1], best[-2]
+
+
+EXPORT_PATH_GRID = {"recoloured_min_inliers": (10 ** 6, 60, 80, 100, 150),  # 10 ** 6: the path is off
+                    "max_map_residual": (10.0, 15.0, 20.0, 25.0), "max_map_turn": (30.0, 40.0, 50.0),
+                    "max_map_change": (0.05, 0.1, 0.15, 0.2), "recoloured_max_grey_shift": (40.0, 60.0)}
+
+
+def choose_export_path(sets: list[Measured], base: CopyRule, floor: float,
+                       judged: tuple[Verification, list[str]] | None) -> tuple[CopyRule, float]:
+    """The export's colour-change path added to the rule chosen first (`base`, the path off), chosen on halves
+    A: the highest recalls, worst set first, then second worst (one set's recall can hold the worst back whatever
+    the path does), at precision >= floor on every set; then the most precise, the strictest. With the judged
+    catalogue links, a rule must also keep their precision and copies at least as `base` does (the calibration's
+    look-alikes are too few to show a catalogue's false-accept rate)."""
+    floor_judged = precision_and_kept(judged, base) if judged is not None else (0.0, 0.0)
+    best = None
+    for values in itertools.product(*EXPORT_PATH_GRID.values()):
+        rule = dataclasses.replace(base, **dict(zip(EXPORT_PATH_GRID, values, strict=True)))
+        if rule.recoloured_min_inliers == 10 ** 6 and values[1:] != tuple(
+                grid[0] for grid in list(EXPORT_PATH_GRID.values())[1:]):
+            continue  # the path is off: its limits make no difference
+        results = [scores(m.groups("A", m.passed(rule)), m.truth["A"]) for m in sets]
+        precision, recall = min(p for p, _ in results), min(r for _, r in results)
+        kept = precision_and_kept(judged, rule) if judged is not None else (1.0, 1.0)
+        if precision < floor or kept[0] < floor_judged[0] or kept[1] < floor_judged[1]:
+            continue
+        row = (tuple(sorted(round(r, 3) for _, r in results)), round(precision, 3), round(kept[0], 3),
+               -rule.max_map_residual, -rule.max_map_turn,
+               -rule.max_map_change, -rule.recoloured_max_grey_shift, rule.recoloured_min_inliers)
+        if best is None or row > best[0]:
+            best = (row, rule, recall)
+    if best is None:
+        return base, min(scores(m.groups("A", m.passed(base)), m.truth["A"])[1] for m in sets)
+    return best[1], best[2]
 
 
 def half_b_figures(m: Measured, rule: CopyRule) -> dict[str, object]:
@@ -570,12 +616,20 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=None, help="keep the generated copies here (default: temp)")
     parser.add_argument("--json", type=Path, default=None, help="write the shipped rule's half-B figures here")
+    parser.add_argument("--judged", action=argparse.BooleanOptionalAction, default=True,
+                        help="also hold the rule to the judged fashion-products links (benchmarks/near_links.py)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or Path(tmp)
         sets = [Measured(name, workdir, args) for name in args.sets.split(",")]
-        rule, recall = choose_rule(sets, args.precision)
+        judged = measured_links(judged_links(dataset("fashion-products") / "images")) if args.judged else None
+        rule, recall = choose_rule(sets, args.precision, judged)
+        rule, recall = choose_export_path(sets, rule, args.precision, judged)
         print(f"\nchosen on halves A: {rule} (worst half-A group recall {recall:.4f}); shipped: {DEFAULT_RULE}")
+        if judged is not None:
+            print("judged fashion-products links (benchmarks/near_links.py), precision / copies kept: " + "; ".join(
+                f"{name} {'%.3f / %.3f' % precision_and_kept(judged, each)}"
+                for name, each in (("chosen", rule), ("shipped", DEFAULT_RULE))))
         for name, each in (("chosen", rule), ("shipped", DEFAULT_RULE)):
             print(f"{name} rule, direct links P / R: " + "; ".join(
                 f"{m.name} A {'%.4f / %.4f' % m.direct('A', m.passed(each))} B {'%.4f / %.4f' % m.direct('B', m.passed(each))}"

@@ -28,8 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _shared import dataset  # noqa: E402
 
 from fashionlens.dedup import verified_pairs  # noqa: E402
-from fashionlens.dedup.verify import DEFAULT_RULE, CopyRule  # noqa: E402
+from fashionlens.dedup.verify import (DEFAULT_RULE, NO_MATCH, WORK_SIDE, CopyRule, Picture,  # noqa: E402
+                                      Verification, verify_pair)
 from fashionlens.fingerprints import sha256_bytes  # noqa: E402
+from fashionlens.images import load_image  # noqa: E402
 
 LINKS = Path(__file__).resolve().parent / "data" / "fashion-products-near-links.csv"
 RULES = {
@@ -58,6 +60,27 @@ def judged_links(images: Path) -> JudgedLinks:
     pairs = np.sort(np.array([(position[r["image_a"]], position[r["image_b"]]) for r in rows], np.int64), axis=1)
     return JudgedLinks(paths, [sha256_bytes(p.read_bytes()) for p in paths], pairs,
                        {tuple(p): r["verdict"] for p, r in zip(pairs.tolist(), rows, strict=True)})
+
+
+def measured_links(links: JudgedLinks) -> tuple[Verification, list[str]]:
+    """Each judged pair measured once, as the audit measures it (from the smaller sha256; too small to verify:
+    NO_MATCH), as one Verification of arrays that any rule judges at once, with the verdicts in the same order."""
+    rows, verdicts = [], []
+    for a, b in links.pairs.tolist():
+        verdicts.append(links.verdict[(a, b)])
+        if links.sha256[a] > links.sha256[b]:
+            a, b = b, a
+        first, second = (Picture(load_image(links.paths[i], min_size=WORK_SIDE)) for i in (a, b))
+        rows.append((verify_pair(first, second) if first.verifiable and second.verifiable else NO_MATCH).row())
+    return Verification(*np.array(rows).T), verdicts
+
+
+def precision_and_kept(measured: tuple[Verification, list[str]], rule: CopyRule) -> tuple[float, float]:
+    """(precision among the judged pairs `rule` links, share of the judged copies it links)."""
+    evidence, verdicts = measured
+    linked = Counter(v for v, ok in zip(verdicts, np.atleast_1d(rule.accepts(evidence)), strict=True) if ok)
+    other = linked["different"] + linked["variant"]
+    return linked["copy"] / max(1, linked["copy"] + other), linked["copy"] / max(1, verdicts.count("copy"))
 
 
 def linked_verdicts(links: JudgedLinks, rule: CopyRule) -> Counter:

@@ -423,9 +423,10 @@ def test_another_model_in_the_same_shirt_and_pose_is_no_copy(shirt, seed):
 
 def test_a_greyscale_copy_keeps_the_grey_levels_of_its_original():
     """A greyscale export keeps the luma of the photo it was made from; a grey picture whose greys were mapped
-    otherwise (another exposure: a grey product shot on the set of a red one) is no copy, though one gain and
-    offset would map one onto the other. A grey product photographed keeps a little colour and is compared by
-    its colours."""
+    otherwise (another exposure: a grey product shot on the set of a red one) is no copy on a few keypoints,
+    though one gain and offset would map one onto the other. Where many keypoints agree (an export's greyscale
+    then relit version of a detailed photo) it is. A grey product photographed keeps a little colour and is
+    compared by its colours."""
     from fashionlens.dedup.verify import DEFAULT_RULE, Picture, verify_pair
 
     red = _model_in("print", (200, 40, 40))
@@ -434,9 +435,11 @@ def test_a_greyscale_copy_keeps_the_grey_levels_of_its_original():
     found = verify_pair(original, Picture(_jpeg(grey, 85)))
     assert found.passes(DEFAULT_RULE) and found.grey_shift < 2, found
     blind = dataclasses.replace(DEFAULT_RULE, max_grey_shift=255.0)
+    few_keypoints = dataclasses.replace(DEFAULT_RULE, recoloured_min_inliers=10 ** 6)
     for other in (ImageEnhance.Contrast(grey).enhance(0.7), ImageEnhance.Brightness(grey).enhance(0.85)):
         found = verify_pair(original, Picture(_jpeg(other, 85)))
-        assert found.passes(blind) and not found.passes(DEFAULT_RULE), found
+        assert found.passes(blind) and not found.passes(few_keypoints), found
+        assert found.inliers >= DEFAULT_RULE.recoloured_min_inliers and found.passes(DEFAULT_RULE), found
     tinted = Image.blend(grey, Image.new("RGB", grey.size, (140, 110, 90)), 0.15)  # a grey product, not a file
     tinted_picture = Picture(tinted)
     assert not tinted_picture.coloured and not tinted_picture.desaturated
@@ -520,3 +523,27 @@ def test_training_copies_are_found_from_cached_signatures(augmented_export, tmp_
     monkeypatch.setattr(dedup, "load_image", unreadable)  # signatures, mirrored hashes and verifications are cached
     again = dataset_copy_pairs(paths, sha, ph, cache, progress=False)
     assert {tuple(sorted(p)) for p in again.tolist()} == within
+
+
+def _hue_saturation(image: Image.Image, turn: int, saturation: float) -> Image.Image:
+    """The whole picture's hue turned (of 256 steps) and its saturation scaled, as an export's colour jitter does."""
+    h, s, v = image.convert("HSV").split()
+    h = h.point(lambda x: (x + turn) % 256)
+    s = s.point(lambda x: min(255, round(x * saturation)))
+    return Image.merge("HSV", (h, s, v)).convert("RGB")
+
+
+def test_an_exports_hue_and_saturation_change_is_a_copy_but_another_colour_is_not():
+    """One colour change for the whole picture (hue turned by 11 degrees, saturation up by 20%, 10% darker) is
+    what an export makes; the same garment in another colour on the same set is another product."""
+    from fashionlens.dedup.verify import DEFAULT_RULE, Picture, verify_pair
+
+    original = Picture(_garment((200, 40, 40)))
+    version = ImageEnhance.Brightness(_hue_saturation(_garment((200, 40, 40)), 8, 1.2)).enhance(0.9)
+    found = verify_pair(original, Picture(_jpeg(version, 90)))
+    assert found.passes(DEFAULT_RULE), found
+    usual_only = dataclasses.replace(DEFAULT_RULE, recoloured_min_inliers=10 ** 6)
+    assert not found.passes(usual_only), found  # one gain and offset for all channels leaves the change behind
+    for colour in ((40, 60, 190), (200, 120, 40), (150, 30, 90)):
+        other = verify_pair(original, Picture(_jpeg(_garment(colour), 90)))
+        assert not other.passes(DEFAULT_RULE), (colour, other)

@@ -257,9 +257,9 @@ def image_files(paths: list[str | Path]) -> list[Path]:
     return files
 
 
-VERIFICATION_CACHE_KEY = "copy-verification-v6"  # per pair of sha256s: what verify_pair measured, rule applied on read
-# (v6: occluders left out and the whole picture's hue turn taken off, so a pair that earlier rows reject may now
-# pass: none is reused)
+VERIFICATION_CACHE_KEY = "copy-verification-v7"  # per pair of sha256s: what verify_pair measured, rule applied on read
+# (v7: greyscale told by the smoothed picture's chroma, and an export's colour change measured, so a pair that
+# earlier rows reject may now pass: none is reused)
 
 
 def verified_pairs(paths: list[Path], candidates: np.ndarray, rule: CopyRule = DEFAULT_RULE, *,

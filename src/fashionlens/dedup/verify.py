@@ -22,6 +22,13 @@ left, is compared by its colours, which differ). Mirrored copies are tried with 
 What an export hides is no evidence against a copy: pixels flat black or flat white in one picture only (a
 cutout box, a rotation's wedge) are left out of the comparison and of the ECC refinement. A crop or zoom is an
 affine transform like any other; its comparison covers the part of the picture both show.
+
+An export also changes colours for the whole picture at once: a hue turn of up to 25 degrees, saturation,
+brightness and exposure, greyscale followed by relighting. Where many keypoints agree on the geometry
+(CopyRule.recoloured_min_inliers) and the grey pictures agree cell by cell, one such change fitted for the whole
+picture (a gain and offset on lightness, the chroma plane turned and scaled) must explain every cell's colour;
+a garment recoloured on its own leaves its cells unexplained, or needs a turn far beyond an export's. A greyscale
+export is told by the smoothed picture's chroma, so that noise added after the greyscale does not make it coloured.
 """
 
 from __future__ import annotations
@@ -43,7 +50,9 @@ RATIO = 0.8  # Lowe's ratio test on the two nearest descriptors
 RANSAC_PIXELS = 4.0
 CHROMATIC, ACHROMATIC = 18.0, 8.0  # Lab chroma of a clearly coloured pixel, of a grey one
 COLOURED_CHROMA = 10.0  # a picture whose 99th-percentile chroma reaches this has colours worth comparing
-DESATURATED_CHROMA = 1.5  # ... and one below this has no colour at all: a greyscale file or export
+DESATURATED_CHROMA = 2.0  # ... and one whose smoothed picture stays below this has no colour at all: a
+# greyscale file or export (noise added after the greyscale colours single pixels, not the smoothed picture)
+DESATURATED_BLUR = 4.0  # Gaussian sigma (half-scale pixels) of that smoothing
 HUE_DEGREES = 35.0  # hue difference at which a coloured pixel counts as another colour
 HUE_TURN = 50.0  # hue turn of the whole picture that an export's versions may differ by (two turns of up to 25)
 FILL_L = 5.0  # Lab lightness under which a pixel is pure black
@@ -59,6 +68,8 @@ OCCLUDER_WINDOW = 3  # half-scale pixels across which a pixel and its neighbours
 # count as an occluder: a cutout box or a wedge is flat, a dark garment has texture and JPEG noise
 OCCLUDER_CONTRAST = 24.0  # grey levels from black (white) the other picture must keep where one is an occluder
 ECC_STEPS, ECC_EPSILON = 50, 1e-4
+MAP_SCALE = 2.0  # the most an export's saturation change scales the chroma by (or its inverse)
+MAP_CHANGE = 10.0  # Lab distance at which a pixel's colour differs once an export's colour change is taken off
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,14 @@ class CopyRule:
     # (whole and in every cell) is a copy too
     sure_similarity: float = 0.99
     sure_local_similarity: float = 0.9
+    # an export's colour change (hue turn, saturation, relighting after greyscale): where this many keypoints
+    # agree on the geometry (and the pictures agree cell by cell as above), the colours may differ by what one
+    # such change for the whole picture leaves (Verification.map_residual), with a hue turn of an export's size
+    recoloured_min_inliers: int = 100
+    max_map_residual: float = 15.0
+    max_map_turn: float = 30.0
+    max_map_change: float = 0.15
+    recoloured_max_grey_shift: float = 60.0
 
     def accepts(self, v: Verification):
         """The rule on one verification's figures, or on a Verification of arrays (a calibration judges thousands
@@ -85,6 +104,12 @@ class CopyRule:
         sure = (v.similarity >= self.sure_similarity) & (v.local_similarity >= self.sure_local_similarity)
         colour = ((v.colour_change <= self.max_colour_change) & (v.colour_residual <= self.max_colour_residual)
                   & (v.grey_shift <= self.max_grey_shift))
+        mapped = ((v.map_residual <= self.max_map_residual) & (v.map_turn <= self.max_map_turn)
+                  & (v.map_change <= self.max_map_change))
+        recoloured = ((v.inliers >= self.recoloured_min_inliers) & (v.grey_shift <= self.recoloured_max_grey_shift)
+                      & (mapped | ((v.colour_change <= self.max_colour_change)
+                                   & (v.colour_residual <= self.max_colour_residual))))
+        colour = colour | recoloured
         return (v.inliers >= MIN_FIT) & colour & (v.fine_similarity >= self.min_fine_similarity) & (usual | sure)
 
 
@@ -101,6 +126,10 @@ class Verification:
     colour_residual: float = 0.0  # the most a cell's colour differs once one gain and offset map b onto a
     fine_similarity: float = 1.0  # local_similarity on the FINE_GRID
     grey_shift: float = 0.0  # a desaturated picture against a coloured one: the most its greys depart from the other's
+    map_residual: float = 0.0  # colour_residual once an export's colour change (see _colour_map) is taken off (255:
+    # not measured, no colours to compare)
+    map_turn: float = 0.0  # the hue turn (degrees) of that colour change
+    map_change: float = 0.0  # the share of the overlap whose colour that change leaves MAP_CHANGE or more apart
 
     def passes(self, rule: CopyRule = DEFAULT_RULE) -> bool:
         return bool(rule.accepts(self))
@@ -120,7 +149,7 @@ class Verification:
         return cls(**values)
 
 
-NO_MATCH = Verification(0, -1.0, 1.0, False, -1.0, 255.0, -1.0, 255.0)
+NO_MATCH = Verification(0, -1.0, 1.0, False, -1.0, 255.0, -1.0, 255.0, 255.0, 180.0, 1.0)
 
 
 class Picture:
@@ -142,10 +171,9 @@ class Picture:
         self.grey, self.half = grey, half
         self.keypoints = _orb(grey)
         self.half_grey = cv2.cvtColor(half, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        chroma = np.hypot(*np.moveaxis(self.lab[..., 1:], -1, 0))
-        self.chroma = float(np.percentile(chroma, 99))
+        self.chroma = _chroma(self.half)
         self.coloured = self.chroma >= COLOURED_CHROMA
-        self.desaturated = self.chroma < DESATURATED_CHROMA
+        self.desaturated = _chroma(cv2.GaussianBlur(half, (0, 0), DESATURATED_BLUR)) < DESATURATED_CHROMA
 
     @property
     def lab(self) -> np.ndarray:
@@ -157,6 +185,12 @@ class Picture:
         twin.verifiable = self.verifiable
         twin._set(np.ascontiguousarray(self.grey[:, ::-1]), np.ascontiguousarray(self.half[:, ::-1]))
         return twin
+
+
+def _chroma(rgb: np.ndarray) -> float:
+    """The 99th percentile of the Lab chroma of an RGB picture."""
+    lab = cv2.cvtColor(rgb.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+    return float(np.percentile(np.hypot(lab[..., 1], lab[..., 2]), 99))
 
 
 def _orb(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -320,6 +354,38 @@ def _colour_residual(x: np.ndarray, y: np.ndarray, cover: np.ndarray, shift: boo
     return worst, float(np.abs((gain - 1) * levels + offset).max())
 
 
+def _colour_map(x: np.ndarray, y: np.ndarray, cover: np.ndarray) -> tuple[float, float, float]:
+    """(the largest mean residual of a cell, in grey levels; the hue turn in degrees; the share of pixels left
+    MAP_CHANGE or more apart) once an export's colour
+    change, the same for the whole picture, maps Lab picture y onto x: lightness by a gain and offset, and the
+    chroma plane turned and scaled about grey (a hue shift turns it, a saturation change scales it): a + ib ~ c (a' + ib')
+    with one complex c. Grey stays grey: a white shirt where the copy has a pale blue one is another product. A garment recoloured on its own is another product: the rest of
+    the picture keeps its hues, so either the turn follows the rest and the garment's cells keep their difference,
+    or it follows the garment (a colour variant turns its hue by far more than an export's 25 degrees). A scale
+    beyond MAP_SCALE leaves the residual at 255. Pixels near black or white (L) are left out, as clipped."""
+    usable = cover & (np.minimum(x[..., 0], y[..., 0]) > 2.0) & (np.maximum(x[..., 0], y[..., 0]) < 98.0)
+    if usable.sum() < MIN_SIDE:
+        return 0.0, 0.0, 0.0
+    za, zb = x[..., 1] + 1j * x[..., 2], y[..., 1] + 1j * y[..., 2]
+    fitted = usable
+    for _ in range(2):  # fitted again on the pixels the first fit explains: another garment must not bend it
+        gain, offset = _line(y[..., 0][fitted], x[..., 0][fitted])
+        a, b = za[fitted], zb[fitted]
+        spread = float((np.abs(b) ** 2).sum())
+        turn = complex(a @ np.conj(b)) / spread if spread > 1e-6 else 1.0 + 0j
+        residual = np.stack([x[..., 0] - (gain * y[..., 0] + offset), (za - turn * zb).real, (za - turn * zb).imag],
+                            axis=-1)
+        error = np.abs(residual).sum(-1) / 3
+        fitted = usable & (error <= max(3 * float(np.median(error[usable])), 1.0))
+    degrees = abs(float(np.degrees(np.angle(turn))))
+    if not 1 / MAP_SCALE <= abs(turn) <= MAP_SCALE:
+        return 255.0, degrees, 1.0
+    cells = list(_cells(usable, LOCAL_GRID, 0.1)) or [(np.s_[:, :], usable)]
+    worst = max(float(np.sqrt((residual[cell][inside].mean(0) ** 2).mean())) for cell, inside in cells)
+    changed = float((np.sqrt((residual[usable] ** 2).sum(-1)) >= MAP_CHANGE).mean())
+    return 2.55 * worst, degrees, changed  # Lab units (L from 0 to 100) as grey levels
+
+
 def _per_pixel(op, image: np.ndarray) -> np.ndarray:
     """`op` folded over the channels, plane by plane (numpy reduces a last axis of 3 slowly)."""
     return reduce(op, [image[..., c] for c in range(image.shape[2])])
@@ -363,7 +429,7 @@ def _compare(a: Picture, b: Picture, transform: np.ndarray, inliers: int, mirror
     if not (a.coloured or b.coloured) or a.desaturated or b.desaturated:  # no colours to compare
         exported = (a.desaturated and b.coloured) or (b.desaturated and a.coloured)  # a greyscale export of b or a
         residual, shift = _colour_residual(x[..., None], y[..., None], cover, shift=exported)
-        return Verification(inliers, similarity, 0.0, mirrored, local, residual, fine, shift)
+        return Verification(inliers, similarity, 0.0, mirrored, local, residual, fine, shift, 255.0, 0.0, 1.0)
     own_lab = a.lab
     warped_lab = cv2.warpAffine(b.lab, transform, (w, h), flags=cv2.INTER_LINEAR)
     # pure black is what a rotation or shear fills its corners with: no colour to compare there
@@ -384,7 +450,8 @@ def _compare(a: Picture, b: Picture, transform: np.ndarray, inliers: int, mirror
     warped_rgb = cv2.GaussianBlur(cv2.warpAffine(b.half, transform, (w, h), flags=cv2.INTER_LINEAR).astype(np.float32),
                                   blur, BLUR)
     residual = _colour_residual(own_rgb, warped_rgb, compared)[0]
-    return Verification(inliers, similarity, float(changed.mean()), mirrored, local, residual, fine)
+    mapped = _colour_map(cv2.GaussianBlur(own_lab, blur, BLUR), cv2.GaussianBlur(warped_lab, blur, BLUR), compared)
+    return Verification(inliers, similarity, float(changed.mean()), mirrored, local, residual, fine, 0.0, *mapped)
 
 
 def verify_pair(a: Picture, b: Picture, rule: CopyRule = DEFAULT_RULE) -> Verification:
