@@ -154,6 +154,40 @@ def test_training_keeps_the_last_epoch_or_the_best_one(tiny_parser, tmp_path):
         train_parser(read_masks(root), tmp_path / "x", config=ParserTrainConfig(keep="first"), progress=False)
 
 
+def test_interrupted_training_resumes_to_the_same_weights(tiny_parser, tmp_path, monkeypatch):
+    """Killed after epoch 2 and run again, the parser trains through the one stem-cache loop to the weights of the
+    unbroken run (each epoch's views and order come from the seed and the epoch), training no epoch twice."""
+    from safetensors.torch import load_file
+
+    from fashionlens.epoch_log import EpochLog
+    from fashionlens.parse.dataset import read_masks
+    from fashionlens.parse.model import ParserConfig
+    from fashionlens.parse.train import ParserTrainConfig, train_parser
+
+    root, unbroken, _ = tiny_parser
+    logged = EpochLog.log
+
+    def stop_at_3(self, stage, epoch, values):
+        if epoch == 3:
+            raise KeyboardInterrupt
+        logged(self, stage, epoch, values)
+
+    def train():
+        return train_parser(read_masks(root), tmp_path / "model", parser=ParserConfig(input_size=(64, 48), channels=16),
+                            config=ParserTrainConfig(epochs=6, views=2, batch_size=4, lr=5e-3, val_fraction=0.2,
+                                                     test_fraction=0.1), progress=False)
+
+    monkeypatch.setattr(EpochLog, "log", stop_at_3)
+    with pytest.raises(KeyboardInterrupt):
+        train()
+    monkeypatch.undo()
+    result = train()
+    epochs = [line.split(",")[0] for line in (tmp_path / "model" / "logs" / "parser.csv").read_text().split()[1:]]
+    assert epochs == ["1", "2", "3", "4", "5", "6"][:result["training"]["epochs_run"]]
+    again, first = load_file(tmp_path / "model" / "weights.safetensors"), load_file(unbroken / "weights.safetensors")
+    assert again.keys() == first.keys() and all((again[k] == first[k]).all() for k in first)
+
+
 def test_segment_writes_label_maps_at_the_photo_size(tiny_parser, tmp_path):
     root, model, _ = tiny_parser
     photo = tmp_path / "big.jpg"

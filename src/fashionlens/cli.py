@@ -313,24 +313,12 @@ def export(
 ) -> None:
     """Export a classifier, detector or garment parser to ONNX (checked against PyTorch); the folder then runs
     with ONNX Runtime alone, where PyTorch is not installed."""
-    from fashionlens.classify import export as export_classifier
-    from fashionlens.detect.inference import export_detector
-    from fashionlens.detect.model_io import FORMAT as DETECTOR_FORMAT
-    from fashionlens.detect.model_io import load_detector
-    from fashionlens.model_folder import MANIFEST_FILE, ModelError
-    from fashionlens.parse.inference import export_parser
-    from fashionlens.parse.model_io import FORMAT as PARSER_FORMAT
-    from fashionlens.parse.model_io import load_parser
+    from fashionlens.model_folder import ModelError
+    from fashionlens.model_kinds import kind_of
 
     try:
-        manifest = json.loads((model / MANIFEST_FILE).read_text()) if (model / MANIFEST_FILE).is_file() else {}
-        if manifest.get("format") == DETECTOR_FORMAT:
-            path = export_detector(load_detector(model), onnx)
-        elif manifest.get("format") == PARSER_FORMAT:
-            path = export_parser(load_parser(model), onnx)
-        else:
-            path = export_classifier(model, onnx)
-    except (ModelError, json.JSONDecodeError) as exc:
+        path = kind_of(model).export(model, onnx)
+    except ModelError as exc:
         fail(str(exc))
     console.print(f"wrote [bold]{path}[/bold] (parity with PyTorch checked)")
 

@@ -38,8 +38,8 @@ def write_json_atomic(path: Path, data: dict) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
-def read_manifest(folder: str | Path, fmt: str, format_version: int, required: tuple[str, ...]) -> dict:
-    """The manifest of a model folder of format `fmt`, or a ModelError saying what is wrong with it."""
+def manifest_of(folder: str | Path) -> dict:
+    """A model folder's manifest, whatever its format, or a ModelError saying why there is none."""
     folder = Path(folder)
     path = folder / MANIFEST_FILE
     if not folder.is_dir():
@@ -50,6 +50,15 @@ def read_manifest(folder: str | Path, fmt: str, format_version: int, required: t
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise ModelError(f"{path}: not a JSON object")
+    return manifest
+
+
+def read_manifest(folder: str | Path, fmt: str, format_version: int, required: tuple[str, ...]) -> dict:
+    """The manifest of a model folder of format `fmt`, or a ModelError saying what is wrong with it."""
+    path = Path(folder) / MANIFEST_FILE
+    manifest = manifest_of(folder)
     if manifest.get("format") != fmt:
         raise ModelError(f"{path}: format is {manifest.get('format')!r}, expected {fmt!r}")
     if int(manifest.get("format_version", 0)) > format_version:

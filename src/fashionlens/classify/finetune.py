@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from fashionlens.checkpoints import end_epoch, load_checkpoint
+from fashionlens.checkpoints import TrainingState, end_epoch, load_checkpoint
 from fashionlens.classify.model import Classifier, flip_average, mirrored
 from fashionlens.images import load_image
 from fashionlens.progress import progress_bar
@@ -106,18 +106,17 @@ def finetune(
         batch_size=batch_size * 2, num_workers=workers,
     )
     resumed = load_checkpoint(checkpoint_dir, classifier, optimizer, scheduler, config_key)
-    state = {"config_key": config_key, "epoch": 0, "best_score": -1.0, "best_epoch": 0, "since_best": 0}
+    state = TrainingState(config_key)
     best = {k: v.clone() for k, v in classifier.state_dict().items()}
     if resumed:
         state, best = resumed
-        state.pop("param_groups", None), state.pop("scheduler", None)
-        if scheduler.total_steps != steps and state["epoch"] < epochs:
+        if scheduler.total_steps != steps and state.epoch < epochs:
             # resumed with more epochs than the checkpoint was made for: the same one cycle, stretched to the
             # new length from the step reached (the restored schedule would run out of steps)
             scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[lr, lr * 3], total_steps=steps,
                                                             pct_start=0.1, last_epoch=scheduler.last_epoch - 1)
-    for epoch in range(state["epoch"] + 1, epochs + 1):
-        if state["since_best"] >= patience:
+    for epoch in range(state.epoch + 1, epochs + 1):
+        if state.since_best >= patience:
             break
         _set_train_mode(classifier, freeze_norm)
         total = 0.0
@@ -155,4 +154,4 @@ def finetune(
     classifier.eval()
     for p in classifier.parameters():
         p.requires_grad = True
-    return {"best_epoch": state["best_epoch"], "epochs_run": state["epoch"], "val_accuracy": state["best_score"]}
+    return {"best_epoch": state.best_epoch, "epochs_run": state.epoch, "val_accuracy": state.best_score}

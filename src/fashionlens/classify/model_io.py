@@ -24,12 +24,13 @@ from fashionlens.fingerprints import sha256_file
 from fashionlens.model_folder import (EXPORT_FILE, MANIFEST_FILE, WEIGHTS_FILE, ModelError, checked_weights,
                                       library_versions, write_json_atomic)
 from fashionlens.model_folder import read_manifest as _read_manifest
+from fashionlens.model_kinds import KINDS
 from fashionlens.preprocess import PreprocessConfig
 
 if TYPE_CHECKING:
     from fashionlens.classify.model import Classifier
 
-FORMAT = "fashionlens-classifier"
+FORMAT = KINDS["classifier"].format
 FORMAT_VERSION = 1
 
 

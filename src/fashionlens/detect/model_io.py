@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fashionlens.detect.config import DetectorConfig
 from fashionlens.model_folder import LoadedNetwork, NetworkFormat
+from fashionlens.model_kinds import KINDS
 
-DETECTOR = NetworkFormat("fashionlens-detector", 1, "detector", DetectorConfig.from_dict, "fashionlens.detect.model:build_detector")
+DETECTOR = NetworkFormat(KINDS["detector"].format, 1, "detector", DetectorConfig.from_dict, "fashionlens.detect.model:build_detector")
 FORMAT = DETECTOR.name
 LoadedDetector = LoadedNetwork
 save_detector = DETECTOR.save

@@ -4,9 +4,10 @@ each, and the preprocessing in `manifest.json`."""
 from __future__ import annotations
 
 from fashionlens.model_folder import LoadedNetwork, NetworkFormat
+from fashionlens.model_kinds import KINDS
 from fashionlens.parse.config import ParserConfig
 
-PARSER = NetworkFormat("fashionlens-parser", 1, "parser", ParserConfig.from_dict, "fashionlens.parse.model:build_parser")
+PARSER = NetworkFormat(KINDS["parser"].format, 1, "parser", ParserConfig.from_dict, "fashionlens.parse.model:build_parser")
 FORMAT = PARSER.name
 LoadedParser = LoadedNetwork
 save_parser = PARSER.save

@@ -16,29 +16,22 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.nn import functional as F
-from torch.utils.data import DataLoader
 
-from fashionlens.atomic import write_text_atomic
 from fashionlens.backbones import create_backbone
-from fashionlens.checkpoints import end_epoch, load_checkpoint
 from fashionlens.data.samples import SkippedInput
-from fashionlens.epoch_log import EpochLog
-from fashionlens.features import ImageFileDataset
 from fashionlens.holdout import PARTS
-from fashionlens.letterbox import letterbox, letterbox_labels, to_tensor
+from fashionlens.images import ImageError
+from fashionlens.letterbox import letterbox, letterbox_labels
 from fashionlens.parse.dataset import MaskDataset, MaskedImage
-from fashionlens.parse.labels import class_lut
-from fashionlens.parse.labels import IGNORE
+from fashionlens.parse.inference import export_parser
+from fashionlens.parse.labels import IGNORE, class_lut
 from fashionlens.parse.metrics import confusion, parsing_metrics
 from fashionlens.parse.model import ParserConfig, build_parser
-from fashionlens.parse.inference import export_parser
 from fashionlens.parse.model_io import load_parser, save_parser
-from fashionlens.progress import progress_bar
-from fashionlens.pyramid import StemOnly, as_channels_last, colour_jitter, train_trunk, trunk_param_groups
-from fashionlens.runtime import OnnxRunner, export_onnx
-
-
-KEEP = ("last", "best")
+from fashionlens.preprocess import normalized
+from fashionlens.pyramid import as_channels_last, colour_jitter
+from fashionlens.stem_cache import StemCache, build_stem_cache, first_view_batches
+from fashionlens.stem_training import Schedule, StemTask, train_on_stems
 
 
 @dataclass(frozen=True)
@@ -56,6 +49,11 @@ class ParserTrainConfig:
     test_fraction: float = 0.15
     time_budget_minutes: float | None = None  # stop after the epoch that crosses it
     seed: int = 0
+
+    def schedule(self) -> Schedule:
+        return Schedule(self.epochs, self.batch_size, self.lr, self.backbone_lr_scale, self.weight_decay,
+                        self.patience, self.views, self.seed, keep=self.keep,
+                        time_budget_minutes=self.time_budget_minutes)
 
 
 def make_view(image: Image.Image, labels: Image.Image, view: int, size: tuple[int, int], seed: int, index: int
@@ -75,75 +73,51 @@ def make_view(image: Image.Image, labels: Image.Image, view: int, size: tuple[in
     return boxed, letterbox_labels(labels, size, IGNORE)
 
 
-class _ViewDataset(ImageFileDataset):
-    def __init__(self, dataset: MaskDataset, images: list[MaskedImage], lut: np.ndarray, views: int, size, mean, std,
-                 seed: int, offset: int):
-        super().__init__([im.path for im in images])
-        self.dataset, self.images, self.lut, self.views = dataset, images, lut, views
-        self.size, self.mean, self.std, self.seed, self.offset = size, mean, std, seed, offset
+@dataclass(frozen=True)
+class _ParserViews:
+    """The `views` views of each photo, normalised, with their label maps in the model's classes."""
 
-    def prepare(self, i: int, data: bytes, image):
+    dataset: MaskDataset
+    images: list[MaskedImage]
+    lut: np.ndarray
+    views: int
+    size: tuple[int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    seed: int
+
+    def __call__(self, index: int, image: Image.Image) -> list[tuple[np.ndarray, np.ndarray]]:
         try:
-            labels = Image.fromarray(self.lut[self.dataset.load_mask(self.images[i], image.size)])
+            labels = Image.fromarray(self.lut[self.dataset.load_mask(self.images[index], image.size)])
         except ValueError as exc:
-            return str(exc)
+            raise ImageError(str(self.images[index].path), str(exc)) from exc
         out = []
         for v in range(self.views):
-            boxed, target = make_view(image, labels, v, self.size, self.seed, self.offset + i)
-            out.append((to_tensor(boxed, self.mean, self.std), target))
+            boxed, target = make_view(image, labels, v, self.size, self.seed, index)
+            out.append((normalized(boxed, self.mean, self.std), target))
         return out
 
 
-@dataclass
-class ParseCache:
-    stems: np.ndarray  # [n_images * views, C, h, w] float16 (memory-mapped)
-    labels: np.ndarray  # [n_images * views, H, W] uint8 model classes, IGNORE on padding
-    ok: np.ndarray  # bool per image
+class LabelMapTargets:
+    """Each cached view's label map, a uint8 array on disk beside the stems (IGNORE where there is none)."""
 
+    def __init__(self, size: tuple[int, int]):
+        self.size = size
+        self.labels = np.zeros((0, *size), np.uint8)
 
-def build_cache(model, dataset: MaskDataset, images: list[MaskedImage], lut: np.ndarray, views: int,
-                config: ParserConfig, mean, std, folder: Path, key: str, seed: int, failures: list[SkippedInput],
-                progress: bool, name: str) -> ParseCache:
-    """Compute (or resume computing) the stems and label maps of every view; `<name>.json` counts the done."""
-    folder.mkdir(parents=True, exist_ok=True)
-    meta_path = folder / f"{name}.json"
-    with torch.no_grad():
-        shape = tuple(model.backbone.stem(torch.zeros(1, 3, *config.input_size)).shape[1:])
-    n = len(images) * views
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    paths = folder / f"{name}-stems.npy", folder / f"{name}-labels.npy"
-    if meta.get("key") != key or not all(p.is_file() for p in paths):
-        meta = {"key": key, "done": 0, "ok": []}
-        stems = np.lib.format.open_memmap(paths[0], mode="w+", dtype=np.float16, shape=(n, *shape))
-        labels = np.lib.format.open_memmap(paths[1], mode="w+", dtype=np.uint8, shape=(n, *config.input_size))
-    else:
-        stems, labels = (np.load(p, mmap_mode="r+", allow_pickle=False) for p in paths)
-    done = meta["done"]
-    if done < len(images):
-        onnx_path = folder / f"stem-{key}.onnx"
-        if not onnx_path.exists():
-            export_onnx(StemOnly(model.backbone), config.input_size, onnx_path, ["stem"])
-        runner = OnnxRunner(onnx_path)
-        todo = images[done:]
-        loader = DataLoader(_ViewDataset(dataset, todo, lut, views, config.input_size, mean, std, seed, done),
-                            batch_size=None, num_workers=1 if len(todo) > 8 else 0)
-        with progress_bar(f"caching {name} views", len(todo), progress) as advance:
-            for j, out, reason in loader:
-                i = done + j
-                if out is None or isinstance(out, str):
-                    failures.append(SkippedInput(str(images[i].path), reason or out))
-                    labels[i * views:(i + 1) * views] = IGNORE
-                    meta["ok"].append(False)
-                else:
-                    stems[i * views:(i + 1) * views] = runner(torch.stack([o[0] for o in out]).numpy())["stem"]
-                    labels[i * views:(i + 1) * views] = np.stack([o[1] for o in out])
-                    meta["ok"].append(True)
-                meta["done"] = i + 1
-                if meta["done"] % 50 == 0 or meta["done"] == len(images):
-                    stems.flush(), labels.flush()
-                    write_text_atomic(meta_path, json.dumps(meta))
-                advance(1)
-    return ParseCache(stems, labels, np.asarray(meta["ok"], bool))
+    def files(self, folder: Path, name: str) -> list[Path]:
+        return [folder / f"{name}-labels.npy"]
+
+    def open(self, folder: Path, name: str, rows: int, meta: dict, fresh: bool) -> None:
+        path = self.files(folder, name)[0]
+        self.labels = (np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(rows, *self.size)) if fresh
+                       else np.load(path, mmap_mode="r+", allow_pickle=False))
+
+    def put(self, rows: slice, targets: list | None) -> None:
+        self.labels[rows] = IGNORE if targets is None else np.stack([np.asarray(t) for t in targets])
+
+    def flush(self) -> None:
+        self.labels.flush()
 
 
 def class_weights(labels: np.ndarray, n: int) -> torch.Tensor:
@@ -160,15 +134,31 @@ def class_weights(labels: np.ndarray, n: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_cached(model, cache: ParseCache, views: int, input_size, batch_size: int = 16) -> np.ndarray:
+def predict_cached(model, cache: StemCache, input_size) -> np.ndarray:
     """Predicted classes of view 0 of every cached image, at the input size."""
     model.eval()
-    rows = list(range(0, len(cache.ok) * views, views))
-    out = []
-    for start in range(0, len(rows), batch_size):
-        batch = rows[start:start + batch_size]
-        out.append(model.from_stem(as_channels_last(cache.stems[batch]), input_size).argmax(1).numpy().astype(np.uint8))
+    out = [model.from_stem(stems, input_size).argmax(1).numpy().astype(np.uint8)
+           for _, stems in first_view_batches(cache)]
     return np.concatenate(out) if out else np.zeros((0, *input_size), np.uint8)
+
+
+def _losses(model, cache: StemCache[LabelMapTargets], rows: list[int], weights: torch.Tensor,
+            input_size) -> dict[str, torch.Tensor]:
+    logits = model.from_stem(as_channels_last(cache.stems[rows]), input_size)
+    target = torch.from_numpy(np.asarray(cache.targets.labels[rows], dtype=np.int64))
+    return {"loss": F.cross_entropy(logits, target, weight=weights, ignore_index=IGNORE)}
+
+
+def _validation(cache: StemCache[LabelMapTargets], ok: list[int], classes: list[str], input_size):
+    """mIoU, group mIoU and pixel accuracy of view 0 of the readable validation photos (`ok`)."""
+    truth = np.asarray(cache.targets.labels)[ok]
+
+    def validate(model) -> dict[str, float]:
+        predicted = predict_cached(model, cache, input_size)[ok]
+        metrics = parsing_metrics(confusion(truth, predicted, len(classes)), classes)
+        return {"miou": metrics["miou"], "group_miou": metrics["group_miou"],
+                "pixel_accuracy": metrics["pixel_accuracy"]}
+    return validate
 
 
 def train_parser(
@@ -180,8 +170,7 @@ def train_parser(
     progress: bool = True,
 ) -> dict:
     """Train, keep the last (or best) epoch, save the model folder; the test part stays unseen."""
-    if config.keep not in KEEP:
-        raise ValueError(f"keep must be one of {', '.join(KEEP)}, not {config.keep!r}")
+    schedule = config.schedule()
     started = time.time()
     out = Path(out)
     parser = parser or ParserConfig()
@@ -200,78 +189,30 @@ def train_parser(
                                      config.val_fraction, config.test_fraction,
                                      [str(im.path) for im in dataset.images]]).encode()).hexdigest()[:16]
     failures: list[SkippedInput] = []
-    train_cache = build_cache(model, dataset, parts["train"].images, lut, config.views, parser, mean, std, work, key,
-                              config.seed, failures, progress, "train")
-    val_cache = build_cache(model, dataset, parts["validation"].images, lut, 1, parser, mean, std, work, key,
-                            config.seed, failures, progress, "validation")
+    caches = {}
+    for name, views in [("train", config.views), ("validation", 1)]:
+        images = parts[name].images
+        make_views = _ParserViews(dataset, images, lut, views, parser.input_size, mean, std, config.seed)
+        caches[name] = build_stem_cache(model.backbone, [im.path for im in images], make_views, views,
+                                        parser.input_size, LabelMapTargets(parser.input_size), work, key, failures,
+                                        progress, name)
+    train_cache, val_cache = caches["train"], caches["validation"]
     train_ok = [i for i, ok in enumerate(train_cache.ok) if ok]
     val_ok = [i for i, ok in enumerate(val_cache.ok) if ok]
-    n_classes = len(parser.classes)
-    weights = class_weights(train_cache.labels[::config.views], n_classes)
-
-    optimizer = torch.optim.AdamW(trunk_param_groups(model.backbone, model, config.lr, config.backbone_lr_scale),
-                                  weight_decay=config.weight_decay)
-    steps_per_epoch = max(1, len(train_ok) // config.batch_size)
-    total = config.epochs * steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
-                                                    total_steps=total, pct_start=0.05)
-    config_key = hashlib.sha256(json.dumps([key, asdict(config)], default=str).encode()).hexdigest()[:16]
-    state = {"config_key": config_key, "epoch": 0, "best_score": -1.0, "best_epoch": 0, "since_best": 0, "seconds": 0.0}
-    best = {k: v.clone() for k, v in model.state_dict().items()}
-    resumed = load_checkpoint(work, model, optimizer, scheduler, config_key)
-    if resumed:
-        state, best = resumed
-        state.pop("param_groups", None), state.pop("scheduler", None)
-    log = EpochLog(out / "logs")
+    weights = class_weights(train_cache.targets.labels[::config.views], len(parser.classes))
     input_size = parser.input_size
-    val_truth = np.asarray(val_cache.labels)[val_ok]
-    for epoch in range(state["epoch"] + 1, config.epochs + 1):
-        if config.keep == "best" and state["since_best"] >= config.patience:
-            break
-        if config.time_budget_minutes and state["seconds"] / 60 >= config.time_budget_minutes:
-            break
-        epoch_start = time.time()
-        train_trunk(model)
-        rng = np.random.default_rng([config.seed, epoch])
-        order = rng.permutation(train_ok)
-        loss_sum = 0.0
-        with progress_bar(f"parser epoch {epoch}/{config.epochs}", steps_per_epoch * config.batch_size, progress) as advance:
-            for s in range(steps_per_epoch):
-                rows = sorted(int(i) * config.views + int(rng.integers(config.views))
-                              for i in order[s * config.batch_size:(s + 1) * config.batch_size])
-                logits = model.from_stem(as_channels_last(train_cache.stems[rows]), input_size)
-                target = torch.from_numpy(np.asarray(train_cache.labels[rows], dtype=np.int64))
-                loss = F.cross_entropy(logits, target, weight=weights, ignore_index=IGNORE)
-                optimizer.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-                optimizer.step()
-                if scheduler.last_epoch + 1 < total:
-                    scheduler.step()
-                loss_sum += loss.item()
-                advance(len(rows))
-        predicted = predict_cached(model, val_cache, 1, input_size)[val_ok]
-        metrics = parsing_metrics(confusion(val_truth, predicted, n_classes), list(parser.classes))
-        state["seconds"] += time.time() - epoch_start
-        scores = {"miou": metrics["miou"], "group_miou": metrics["group_miou"],
-                  "pixel_accuracy": metrics["pixel_accuracy"]}
-        log.log("parser", epoch, {"loss": loss_sum / steps_per_epoch, **{f"val_{k}": v for k, v in scores.items()},
-                                  "minutes": state["seconds"] / 60})
-        state.setdefault("validation", {})[str(epoch)] = scores
-        best = end_epoch(work, model, optimizer, scheduler, state, best, epoch, metrics["miou"])
-    log.close()
-    kept = state["best_epoch"] if config.keep == "best" else state["epoch"]
-    if config.keep == "best":
-        model.load_state_dict(best)
-    model = model.to(memory_format=torch.contiguous_format).eval()
+    task = StemTask("parser", model, train_ok, lambda m, rows: _losses(m, train_cache, rows, weights, input_size),
+                    _validation(val_cache, val_ok, list(parser.classes), input_size), "miou")
+    config_key = hashlib.sha256(json.dumps([key, asdict(config)], default=str).encode()).hexdigest()[:16]
+    run = train_on_stems(task, schedule, work, out / "logs", config_key, progress)
     summary = {
         "data": {"source": dataset.source, "images": len(dataset), "skipped": len(dataset.skipped) + len(failures),
                  **{part: len(parts[part]) for part in PARTS},
                  "split": {"rule": "sha1(file name)", "val_fraction": config.val_fraction,
                            "test_fraction": config.test_fraction}},
-        "training": {**asdict(config), "kept_epoch": kept, "best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
-                     "minutes": round((time.time() - started) / 60, 1)},
-        "metrics": {"validation": state.get("validation", {}).get(str(kept), {})},
+        "training": {**asdict(config), "kept_epoch": run.kept_epoch, "best_epoch": run.state.best_epoch,
+                     "epochs_run": run.state.epoch, "minutes": round((time.time() - started) / 60, 1)},
+        "metrics": {"validation": run.state.validation.get(run.kept_epoch, {})},
     }
     save_parser(model, parser, backbone, out, info=summary)
     export_parser(load_parser(out))  # the folder carries its ONNX graph, so it runs without PyTorch
