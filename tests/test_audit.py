@@ -205,7 +205,7 @@ def test_one_neighbour_search_matches_exact_search():
     """The audit's shared search finds each image's nearest neighbours and the pairs above a cosine exactly as
     FAISS's exact search (dedup's embedding candidates) does, across block boundaries."""
     from fashionlens.audit import neighbours
-    from fashionlens.dedup import _vector_pairs
+    from fashionlens.dedup.groups import _vector_pairs
 
     rng = np.random.default_rng(1)
     x = neighbours.unit_rows(rng.normal(size=(300, 16)).astype(np.float32))

@@ -515,7 +515,7 @@ def test_training_copies_are_found_from_cached_signatures(augmented_export, tmp_
     assert within and all((a < 4) == (b < 4) for a, b in within)  # never across the two pictures
     assert len(cache.features(SIGNATURE_CACHE_KEY, sha)) == len(paths)
     assert cache.phashes(sha) == dict(zip(sha, ph, strict=True))  # the features' hashes are kept as they were
-    import fashionlens.dedup as dedup
+    import fashionlens.dedup.groups as dedup
 
     def unreadable(*args, **kwargs):
         raise AssertionError("a second run read an image")
