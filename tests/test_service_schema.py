@@ -67,5 +67,9 @@ class Workflow(schema.as_state_machine()):
 
 
 TestStatefulWorkflows = Workflow.TestCase
-TestStatefulWorkflows.settings = settings(max_examples=15, stateful_step_count=6, deadline=None,
-                                          phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+# derandomize: the app's catalogue carries over from one example to the next (bundles filled by earlier answers),
+# which Hypothesis can see as inconsistent data generation (FlakyStrategyDefinition) on some random seeds; a fixed
+# sequence of examples on a fresh catalogue makes every run the same
+TestStatefulWorkflows.settings = settings(max_examples=15, stateful_step_count=6, deadline=None, derandomize=True,
+                                          database=None, phases=[Phase.generate],
+                                          suppress_health_check=list(HealthCheck))
