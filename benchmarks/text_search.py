@@ -7,7 +7,7 @@ that match all three, and each one alone.
     python benchmarks/text_search.py                  # cold and warm train-text, then the test part
     python benchmarks/text_search.py --cache DIR --no-cold  # a filled cache: warm train-text only
     python benchmarks/text_search.py --part validation --model MODEL --color-weight 0 --color-weight 1
-        # choosing settings: a trained model's validation part, one score per colour weight; records nothing
+        # choosing settings: a trained model's validation part, one score per colour weight (not recorded)
 
 Writes benchmarks/results/text_search.json. The test part (20% by a hash of each image's bytes) is never seen by
 train-text; its validation part (15%) is what settings were chosen on.
@@ -52,8 +52,8 @@ def main() -> None:
     parser.add_argument("--min-items", type=int, default=10, help="queries: value combinations with this many items")
     parser.add_argument("--train-arg", action="append", default=[], help="passed on to train-text (repeatable)")
     parser.add_argument("--part", choices=("test", "validation"), default="test", help="the part to ingest and query")
-    parser.add_argument("--model", type=Path, default=None, help="a text model trained with the same --test (skips "
-                        "train-text)")
+    parser.add_argument("--model", type=Path, default=None, help="a text model trained with the same --test and "
+                        "--train-arg (skips train-text, and its timing)")
     parser.add_argument("--color-weight", type=float, action="append", default=None,
                         help="search_text's colour weight (repeatable: each is scored; default the catalogue's)")
     args = parser.parse_args()
@@ -111,7 +111,7 @@ def main() -> None:
     raw.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "queries"}, indent=2))
     print(f"wrote {raw}; work folder {work}")
-    if args.part == "test" and args.model is None:
+    if args.part == "test":
         record_figures(result)
 
 
