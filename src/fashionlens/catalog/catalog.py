@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 DEFAULT_CLASSIFIER = "default"
 TEXT_COLOR_POOL = 10  # a colour query re-ranks this many times top_k of the index's candidates ...
-TEXT_COLOR_WEIGHT = 1.0  # ... by score plus this times the colour match (chosen on the validation part)
+TEXT_COLOR_WEIGHT = 1.0  # ... by score plus this x score range x colour match (chosen on the validation part)
 
 
 @dataclass
@@ -290,8 +290,9 @@ class Catalog:
         """The `top_k` items best matching each text (`fashionlens.text.TextModel`), among those matching `where`.
         Each text becomes a vector in this catalogue's embedding space, so the same index and filters answer it,
         and items stored before the model was trained are found. A text naming a colour ("navy blue") re-ranks
-        `TEXT_COLOR_POOL` times as many candidates by score plus `color_weight` times the share of each item's
-        stored colours in that family, since the embedding carries little colour. Words the model never saw are
+        `TEXT_COLOR_POOL` times as many candidates by score plus `color_weight` times the candidates' score range
+        times the share of each item's stored colours in the query's colour families (a scale-free lift: 1 raises a
+        full match from the last candidate to the first), since the embedding carries little colour. Words the model never saw are
         listed in `unknown_words`; a text with no other word gets an `error` and no results."""
         from fashionlens.text.colors import color_match, query_families
         from fashionlens.text.model import UnknownWords
@@ -306,9 +307,10 @@ class Catalog:
         if usable:
             found = self.search(vectors[usable], pool, where, nprobe=nprobe)
             for i, result in zip(usable, found, strict=True):
-                hits = [replace(h, score=h.score + float(offsets[i])
-                                + (color_weight * color_match(h.colors, families[i]) if families[i] else 0.0))
-                        for h in result.results]
+                hits = result.results
+                lift = color_weight * (hits[0].score - hits[-1].score) if hits and families[i] else 0.0
+                hits = [replace(h, score=h.score + float(offsets[i]) + lift * color_match(h.colors, families[i]))
+                        for h in hits]
                 results[i].results = sorted(hits, key=lambda h: -h.score)[:top_k]
         return results
 
