@@ -292,8 +292,8 @@ class Catalog:
         and items stored before the model was trained are found. A text naming a colour ("navy blue") re-ranks
         `TEXT_COLOR_POOL` times as many candidates by score plus `color_weight` times the candidates' score range
         times the share of each item's stored colours in the query's colour families (a scale-free lift: 1 raises a
-        full match from the last candidate to the first), since the embedding carries little colour. Words the model never saw are
-        listed in `unknown_words`; a text with no other word gets an `error` and no results."""
+        full match from the last candidate to the first), since the embedding carries little colour. Words the
+        model never saw are listed in `unknown_words`; a text with no other word gets an `error` and no results."""
         from fashionlens.text.colors import color_match, query_families
         from fashionlens.text.model import UnknownWords
 
