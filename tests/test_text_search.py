@@ -82,6 +82,38 @@ def test_colour_queries_find_items_of_that_colour(catalog, text_model):
 
 
 @pytest.mark.slow
+def test_colour_query_ranks_items_of_that_colour_first_by_their_stored_colours(text_model, tmp_path):
+    """Embeddings that carry no colour at all (only the garment kind): the stored colours alone put the navy
+    items first for a navy query, in the shop's words ("navy blue" is the family blue)."""
+    vectors, titles, attributes = generated(seed=2)
+    flat = vectors.copy()
+    flat[:, :len(COLOURS)] = 0
+    flat /= np.linalg.norm(flat, axis=1, keepdims=True)
+    colors = [[{"name": "navy" if a["colour"] == "navy blue" else a["colour"], "fraction": 0.9, "rgb": [0, 0, 0]}]
+              for a in attributes]
+    with Catalog.open(tmp_path / "flat.db") as cat:
+        cat.add_vectors(flat, sha256s=[f"f{i}" for i in range(len(flat))], attributes=attributes, colors=colors,
+                        sources=[f"/flat/{i}.jpg" for i in range(len(flat))], embedding_key=KEY)
+        plain = cat.search_text(["navy blue dress"], text_model, top_k=5, color_weight=0)[0].results
+        ranked = cat.search_text(["navy blue dress"], text_model, top_k=5)[0].results
+    assert [h.attributes["colour"] for h in plain] != ["navy blue"] * 5  # the embedding alone does not separate
+    assert [h.attributes for h in ranked] == [{"colour": "navy blue", "kind": "dress"}] * 5
+
+
+def test_query_colour_words_map_to_families():
+    from fashionlens.text.colors import color_match, query_families
+
+    assert query_families("men navy blue shirts") == {"blue"}
+    assert query_families("Women Off White Grey Melange tops") == {"white", "grey"}
+    assert query_families("women maroon kurtas") == {"red"}
+    assert query_families("men casual shoes") == set()
+    stored = [{"name": "navy", "fraction": 0.6}, {"name": "white", "fraction": 0.3}]
+    assert color_match(stored, {"blue"}) == pytest.approx(0.6)
+    assert color_match(stored, {"blue", "white"}) == pytest.approx(0.9)
+    assert color_match(stored, {"red"}) == 0.0
+
+
+@pytest.mark.slow
 def test_filters_apply_to_text_search(catalog, text_model):
     result = catalog.search_text(["red"], text_model, top_k=10, where={"kind": "dress"})[0]
     assert result.results and all(h.attributes["kind"] == "dress" for h in result.results)
