@@ -10,7 +10,8 @@ import pytest
 
 from fashionlens.defaults import resolve_model
 from fashionlens.model_folder import ModelError
-from fashionlens.model_kinds import KINDS, _attribute, kind_of
+from fashionlens.lazy import attribute
+from fashionlens.model_kinds import KINDS, kind_of
 
 
 @pytest.mark.parametrize("name", sorted(KINDS))
@@ -19,13 +20,13 @@ def test_each_shipped_folder_is_of_its_kind_and_its_code_is_found(name):
     for shipped in kind.shipped:
         assert kind_of(kind.shipped_folder(shipped)) is kind
     assert resolve_model(None, name) == resolve_model("default", name) == kind.shipped_folder()
-    assert isinstance(kind.runtime_class(), type) and callable(_attribute(kind.loader))
+    assert isinstance(kind.runtime_class(), type) and callable(attribute(kind.loader))
 
 
 @pytest.mark.slow  # the exporters import PyTorch: about 5 s
 @pytest.mark.parametrize("name", sorted(KINDS))
 def test_each_kind_has_an_exporter(name):
-    assert callable(_attribute(KINDS[name].exporter))
+    assert callable(attribute(KINDS[name].exporter))
 
 
 def test_a_shipped_folder_loads_through_its_kind():

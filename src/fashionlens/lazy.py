@@ -7,6 +7,12 @@ from importlib import import_module
 from types import ModuleType
 
 
+def attribute(spec: str):
+    """The object a `module:attribute` string names, imported now: how tables name code they load only on use."""
+    module, name = spec.split(":")
+    return getattr(import_module(module), name)
+
+
 def lazy_exports(package: str, exports: dict[str, str]):
     """A module `__getattr__` that imports each exported name from its submodule (`exports`: name -> submodule).
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import platform
 import time
-from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from fashionlens.atomic import atomic_path, write_text_atomic
-from fashionlens.extras import installed, require
+from fashionlens.extras import require
+from fashionlens.lazy import attribute
 from fashionlens.fingerprints import sha256_file
 
 WEIGHTS_FILE = "weights.safetensors"
@@ -157,8 +157,7 @@ class NetworkFormat:
     build: str
 
     def builder(self) -> Callable:
-        module, function = self.build.split(":")
-        return getattr(import_module(module), function)
+        return attribute(self.build)
 
     def save(self, model, config, backbone, folder: str | Path, info: dict | None = None) -> Path:
         return save_network(model.state_dict(), folder, self.name, self.version,
@@ -211,8 +210,7 @@ def onnx_file_for(folder: Path, weights_sha256: str, kind: str, export) -> Path:
             return path
     cached = default_cache_dir() / "onnx" / f"{kind}-{weights_sha256[:16]}.onnx"
     if not cached.is_file():
-        if not installed("train"):
-            require("train", f"{folder}: this {kind} folder has no ONNX graph of its weights; exporting one")
+        require("train", f"{folder}: this {kind} folder has no ONNX graph of its weights; exporting one")
         cached.parent.mkdir(parents=True, exist_ok=True)
         export(cached)
     return cached

@@ -5,17 +5,11 @@ may name instead of a folder, and where its loader, ONNX exporter and runtime li
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import import_module
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
 
+from fashionlens.lazy import attribute
 from fashionlens.model_folder import MANIFEST_FILE, ModelError, manifest_of
-
-
-def _attribute(spec: str) -> Any:
-    module, name = spec.split(":")
-    return getattr(import_module(module), name)
 
 
 @dataclass(frozen=True)
@@ -28,13 +22,13 @@ class ModelKind:
     runtime: str  # the class that runs the loaded model
 
     def load(self, folder: str | Path):
-        return _attribute(self.loader)(folder)
+        return attribute(self.loader)(folder)
 
     def export(self, folder: str | Path, onnx_file: str | Path | None = None) -> Path:
-        return _attribute(self.exporter)(self.load(folder), onnx_file)
+        return attribute(self.exporter)(self.load(folder), onnx_file)
 
     def runtime_class(self) -> type:
-        return _attribute(self.runtime)
+        return attribute(self.runtime)
 
     def shipped_folder(self, name: str = "default") -> Path:
         return Path(str(files("fashionlens") / "assets" / self.shipped[name]))

@@ -4,7 +4,7 @@ The names below load on first use (PEP 562), so the `fashionlens` command, which
 package, does not pay for scikit-learn, pandas and the heads at every start.
 """
 
-from importlib import import_module
+from fashionlens.lazy import lazy_exports
 
 _EXPORTS = {
     "CleanResult": "clean", "write_clean_table": "clean",
@@ -16,9 +16,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'fashionlens.audit' has no attribute {name!r}")
-    return getattr(import_module(f"fashionlens.audit.{_EXPORTS[name]}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
