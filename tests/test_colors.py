@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from fashionlens.cli import app
 from fashionlens.colors import (COLOR_FAMILIES, COLOR_NAMES, FINE_COLORS, ColorShare, WhiteBalance,
-                                estimate_balance, family_of, named_colors)
+                                estimate_balance, family_of, named_colors, whole_photo_colors)
 from fashionlens.colors.light import linear_to_srgb, srgb_to_linear
 from fashionlens.colors.vocabulary import filter_terms
 
@@ -166,6 +166,21 @@ def test_coloured_backdrop_is_not_removed():
     image = _product_photo((25, 35, 75), background=(240, 130, 30))
     shares = {s.family: s.fraction for s in named_colors(image)}
     assert shares["orange"] > 0.3 and "blue" in shares
+
+
+def test_a_photo_described_whole_counts_the_garments_pixels_only_off_a_studio_backdrop():
+    on_floor = _product_photo((25, 35, 75), background=(240, 130, 30))  # a navy shirt laid on an orange floor
+    shirt = np.zeros((on_floor.height, on_floor.width), bool)
+    ImageDraw.Draw(drawn := Image.fromarray(shirt)).polygon(SHIRT, fill=True)
+    shirt = np.asarray(drawn)
+    colors, source = whole_photo_colors(on_floor, lambda: shirt)
+    assert source == "mask" and [c.family for c in colors] == ["blue"]
+    assert whole_photo_colors(on_floor, lambda: None)[1] == "image"  # the parser saw no garment: the photo
+
+    def never():
+        raise AssertionError("a studio shot is named without parsing it")
+    colors, source = whole_photo_colors(_product_photo((25, 35, 75)), never)
+    assert source == "image" and [c.family for c in colors] == ["blue"]  # the namer left the backdrop out
 
 
 def _garment_on_contrast(size=(100, 100)):

@@ -35,3 +35,6 @@ def test_the_service_ingest_and_analyze_describe_one_photo_alike(service_client,
     assert {task: labels[0].label for task, labels in whole.attributes.items()} == {
         task: p["value"] for task, p in by_ingest.predicted.items()}
     assert np.abs(whole.embedding - vectors[0]).max() < 1e-5
+    # a photo on a floor, not a studio backdrop: everywhere its colours are the parser's garment pixels'
+    assert whole.color_source == "mask"
+    assert [c.name for c in whole.colors] == [c["name"] for c in by_ingest.colors]

@@ -23,16 +23,21 @@ from fashionlens.data.samples import SkippedInput
 from fashionlens.embeddings import Embedder
 from fashionlens.backbone_spec import backbone_key
 from fashionlens.decoding import ImageFileDataset, item_batches
+from fashionlens.defaults import resolve_model
 from fashionlens.features import backbone_runner
 from fashionlens.fingerprints import sha256_bytes
 from fashionlens.preprocess import PreprocessConfig
 
 
-def image_colors(image) -> list[dict]:
-    """The garment's named colours; the one call site of `fashionlens.colors`."""
-    from fashionlens.colors import named_colors
+def image_colors(image, parser: str | None) -> list[dict]:
+    """The photo's colours as `analyze` names a photo it describes whole (`parser`: the folder whose garment
+    pixels count where the photo has no studio backdrop); the one call site of `fashionlens.colors`."""
+    from fashionlens.colors import whole_photo_colors
+    from fashionlens.parse.inference import garment_pixels, shared_parser
 
-    return [c.to_json() for c in named_colors(image)]
+    def pixels():
+        return garment_pixels(shared_parser(parser).parse_image(image))
+    return [c.to_json() for c in whole_photo_colors(image, pixels if parser else None)[0]]
 
 
 @dataclass
@@ -57,21 +62,23 @@ class Decoder:
 
     preprocess: tuple[PreprocessConfig, ...]  # one per backbone, in `Analyser.runners` order
     colors: bool
+    parser: str | None = None  # the garment parser's folder, for the colours of photos without a studio backdrop
 
     def dataset(self, paths: list[Path]) -> _DecodeOnce:
         return _DecodeOnce(paths, [p.eval_transform() for p in self.preprocess],
-                           max(p.short_side for p in self.preprocess), self.colors)
+                           max(p.short_side for p in self.preprocess), self.colors, self.parser)
 
 
 class _DecodeOnce(ImageFileDataset):
     """Everything the catalogue needs from one decode: hash, each backbone's input, colours."""
 
-    def __init__(self, paths: list[Path], transforms: list, min_size: int, colors: bool):
+    def __init__(self, paths: list[Path], transforms: list, min_size: int, colors: bool, parser: str | None):
         super().__init__(paths, min_size)
-        self.transforms, self.colors = transforms, colors
+        self.transforms, self.colors, self.parser = transforms, colors, parser
 
     def prepare(self, i: int, data: bytes, image):
-        return sha256_bytes(data), [t(image) for t in self.transforms], image_colors(image) if self.colors else []
+        colors = image_colors(image, self.parser) if self.colors else []
+        return sha256_bytes(data), [t(image) for t in self.transforms], colors
 
 
 class Analyser:
@@ -89,7 +96,8 @@ class Analyser:
     @staticmethod
     def decoder_for(embedder: Embedder, models: list[LoadedModel], colors: bool) -> Decoder:
         """The decoding these models need, without loading them."""
-        return Decoder(tuple(b.preprocess for b in backbones_of(embedder, models).values()), colors)
+        parser = str(resolve_model(None, "parser")) if colors else None
+        return Decoder(tuple(b.preprocess for b in backbones_of(embedder, models).values()), colors, parser)
 
     def run(self, paths: list[Path], failures: list[SkippedInput], names: list[str] | None = None,
             advance: Callable[[int], None] = lambda n: None) -> Iterator[AnalysedBatch]:

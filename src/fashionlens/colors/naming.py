@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -142,6 +143,29 @@ def _without_backdrop(rgb: np.ndarray, force: bool) -> tuple[np.ndarray, bool]:
         return everything, False
     keep = ~backdrop_mask(srgb_to_lab(rgb), 100.0 if level is None else level)
     return (keep, level is not None) if keep.mean() >= MIN_KEPT else (everything, level is not None)
+
+
+def garment_colors(image: Image.Image, box: tuple[float, float, float, float] | None = None,
+                   mask: np.ndarray | None = None, *, balance: WhiteBalance | None = None,
+                   top: int = 3) -> tuple[list[ColorShare], str]:
+    """Colours of a garment's own pixels ("mask"), or of its box ("box") or the photo ("image") where the mask
+    is missing or empty, with which of the three was counted."""
+    if mask is not None and mask.any():
+        try:
+            return named_colors(image, box, top, mask=mask, balance=balance), "mask"
+        except ValueError:  # a sliver that vanishes at the colour census's reduced size
+            pass
+    return named_colors(image, box, top, balance=balance), "box" if box is not None else "image"
+
+
+def whole_photo_colors(image: Image.Image, garment_pixels: Callable[[], np.ndarray | None] | None = None, *,
+                       balance: WhiteBalance | None = None, top: int = 3) -> tuple[list[ColorShare], str]:
+    """A photo of one garment named whole, as every entry point names it (analyze, ingest, POST /v1/items): on a
+    studio backdrop the namer leaves the backdrop out itself; on any other background (a floor, a bed, a wall)
+    only `garment_pixels()` count (the parser's garment, a mask of the photo's size, asked for only then): the
+    background is not the garment's colour."""
+    studio = garment_pixels is None or _studio_photo(image)
+    return garment_colors(image, mask=None if studio else garment_pixels(), balance=balance, top=top)
 
 
 STUDIO_SIDE = 48

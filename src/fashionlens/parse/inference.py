@@ -8,6 +8,7 @@ in the cache, keyed by the weights hash; `runtime="torch"` is the eager referenc
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from PIL import Image
 from fashionlens.defaults import default_parser_dir
 from fashionlens.letterbox import letterbox
 from fashionlens.model_folder import onnx_file_for, write_export_record
+from fashionlens.parse.labels import NOT_GARMENT
 from fashionlens.parse.model_io import LoadedParser, load_parser
 from fashionlens.preprocess import normalized
 from fashionlens.runtime import OnnxRunner, export_onnx
@@ -144,3 +146,17 @@ def person_shares(parsed: ParsedImage) -> tuple[float, float]:
     seen = parsed.labels != parsed.classes.index("null") if "null" in parsed.classes else np.ones_like(parsed.labels, bool)
     person = parsed.mask_of(("skin", "hair")).sum() / max(int(seen.sum()), 1)
     return float(person), float(parsed.mask_of(("hair",)).mean())
+
+
+def garment_pixels(parsed: ParsedImage) -> np.ndarray | None:
+    """A photo of one garment: every pixel the parser does not call background, skin or hair, where that is at
+    least 5% of the photo (a backdrop, a floor or a hanger is then left out of its colours)."""
+    pixels = ~parsed.mask_of(NOT_GARMENT)
+    return parsed.to_photo(pixels) if pixels.mean() >= 0.05 else None
+
+
+@functools.cache
+def shared_parser(folder: str) -> Parser:
+    """One parser per folder and process, loaded when first needed: the ingest's decode threads (and each Ray
+    worker's) share it."""
+    return Parser(folder)

@@ -13,6 +13,7 @@ its category names.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import time
@@ -26,7 +27,7 @@ from fashionlens.attributes import (DEFAULT_MODELS, Attributes, backbone_feature
                                     load_attribute_models, read_attributes)
 from fashionlens.classify.inference import LabelScore
 from fashionlens.classify.model_io import LoadedModel
-from fashionlens.colors import WhiteBalance, estimate_balance, named_colors
+from fashionlens.colors import estimate_balance, garment_colors, whole_photo_colors
 from fashionlens.defaults import resolve_model
 from fashionlens.detect.crop import cut_out
 from fashionlens.detect.detections import Detections
@@ -37,8 +38,7 @@ from fashionlens.features import backbone_key, backbone_runner
 from fashionlens.fingerprints import sha256_bytes
 from fashionlens.images import encode_png, load_image
 from fashionlens.masks import mask_box
-from fashionlens.parse.inference import Parser, person_shares
-from fashionlens.parse.labels import NOT_GARMENT
+from fashionlens.parse.inference import Parser, garment_pixels, person_shares
 from fashionlens.pipeline.garment_masks import MaskRules, garment_masks
 from fashionlens.pipeline.result import Analysis, Garment
 
@@ -131,13 +131,21 @@ class Analyzer:
         return models
 
     def describe(self, images: list[Image.Image]) -> list[Description]:
-        """Attributes, colours and embedding of each image (crops or whole photos), one backbone batch each."""
-        n = len(images)
-        return self._describe(images, [None] * n, images, [None] * n, [None] * n, {})
+        """Attributes, colours and embedding of each whole photo (as a catalogue item), one backbone batch each;
+        colours as `analyze` names a photo it describes whole (`whole_photo_colors`)."""
+        return self._describe(images, [None] * len(images), [self._whole_colours(image) for image in images], {})
 
-    def _describe(self, crops: list[Image.Image], boxes: list, sources: list[Image.Image], masks: list,
-                  kinds: list[str | None], timings: dict[str, float]) -> list[Description]:
-        """`kinds`: each crop's garment label (None: a whole photo), which decides the attribute labels that fit."""
+    def _whole_colours(self, image: Image.Image, parsed=None):
+        """How a photo described whole gets its colours: the parser's garment pixels are asked for (`parsed`, or
+        one parse now) only where the photo has no studio backdrop."""
+        def pixels():
+            return garment_pixels(parsed or self.parser.parse_image(image))
+        return lambda: whole_photo_colors(image, pixels if self.parser is not None else None)
+
+    def _describe(self, crops: list[Image.Image], kinds: list[str | None], colours: list,
+                  timings: dict[str, float]) -> list[Description]:
+        """`kinds`: each crop's garment label (None: a whole photo), which decides the attribute labels that fit;
+        `colours`: per crop, a call that names its colours (and says from which pixels)."""
         if not crops:
             return []
         with _timer(timings, "backbone"):
@@ -147,10 +155,9 @@ class Analyzer:
             read = read_attributes(self.classifiers, features, mirror_features, kinds, self.config.top_k)
             embeddings = self.embedder.from_features(features[backbone_key(self.embedder.backbone)])
         with _timer(timings, "colors"):
-            light = {id(source): estimate_balance(source) for source in sources}  # once per photo, not per garment
-            colors = [_colours(source, box, mask, light[id(source)]) for source, box, mask in zip(sources, boxes, masks, strict=True)]
+            named = [colour() for colour in colours]
         return [Description(a.labels, c, e, source, a.disputed, a.kind)
-                for a, (c, source), e in zip(read, colors, embeddings, strict=True)]
+                for a, (c, source), e in zip(read, named, embeddings, strict=True)]
 
     def analyze(self, image: Image.Image | bytes | str | Path, *, name: str | None = None) -> Analysis:
         """Describe every garment in one photo. Bytes and paths are decoded here (an `ImageError` names `name`).
@@ -167,7 +174,7 @@ class Analyzer:
             image = load_image(data, name=name or (str(image) if not isinstance(image, bytes) else None))
             sha = sha256_bytes(data)
         found = self._detect(image, timings)
-        product = None  # a product shot's own pixels, where the parser sees them
+        product = parsed = None  # a product shot's own pixels, where the parser sees them
         if self.parser is not None:
             with _timer(timings, "parse"):
                 parsed = self.parser.parse_image(image)
@@ -182,7 +189,7 @@ class Analyzer:
                     # other kind is the whole-photo classifier's
                     found = found[:1]
                     found = found[[name not in self.kinds_named for name in found.data["class_name"]]]
-                    product = _product_pixels(parsed)
+                    product = garment_pixels(parsed)
                 found = found[:self.config.max_items]
         labels = [str(name) for name in found.data["class_name"]]
         boxes = [tuple(b) for b in found.xyxy.tolist()]
@@ -190,10 +197,16 @@ class Analyzer:
         with _timer(timings, "crop"):
             crops = [cut_out(image, b, self.config.crop_padding, square=self.config.crop_square) for b in boxes]
         whole = not crops
-        if whole:  # classified whole, as the classifier was trained; colours and mask from the product's pixels
+        if whole:  # classified whole, as the classifier was trained; the mask is the product's pixels
             crops, masks, labels = [image], [product], [None]
             boxes = [mask_box(product) if product is not None else None]
-        described = self._describe(crops, boxes, [image] * len(crops), masks, labels, timings)
+            colours = [self._whole_colours(image, parsed)]
+        else:
+            with _timer(timings, "colors"):
+                light = estimate_balance(image)  # once per photo, not per garment
+            colours = [functools.partial(garment_colors, image, box, mask, balance=light)
+                       for box, mask in zip(boxes, masks, strict=True)]
+        described = self._describe(crops, labels, colours, timings)
         sources = [str(v) for v in found.data["source"]] if not whole else ["classifier"]
         scores = found.confidence.tolist() if not whole else [None]
         garments = []
@@ -217,23 +230,6 @@ class Analyzer:
         found.data["class_name"] = np.asarray([self.detector.classes[c] for c in found.class_id], dtype=object)
         found.data["source"] = np.asarray(["detector"] * len(found), dtype=object)
         return found
-
-def _colours(image: Image.Image, box, mask: np.ndarray | None, light: WhiteBalance) -> tuple[list, str]:
-    """Colours of the garment's own pixels, or of its box where the mask is empty (and which of the two)."""
-    if mask is not None and mask.any():
-        try:
-            return named_colors(image, box, mask=mask, balance=light), "mask"
-        except ValueError:  # a sliver that vanishes at the colour census's reduced size
-            pass
-    return named_colors(image, box, balance=light), "box" if box is not None else "image"
-
-
-def _product_pixels(parsed) -> np.ndarray | None:
-    """A product shot's garment: every pixel the parser does not call background, skin or hair, where that is at
-    least 5% of the photo (a backdrop, a floor or a hanger is then left out of its colours)."""
-    pixels = ~parsed.mask_of(NOT_GARMENT)
-    return parsed.to_photo(pixels) if pixels.mean() >= 0.05 else None
-
 
 @contextlib.contextmanager
 def _timer(timings: dict[str, float], stage: str):
