@@ -170,3 +170,24 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.module.__name__ in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def service_text_model(tmp_path_factory):
+    """A text model in the service's own embedding space (the default embedder's), trained on random vectors with
+    titles naming a colour and a garment: enough to exercise search by words, not to rank well."""
+    import numpy as np
+
+    from fashionlens.embeddings import default_embedder
+    from fashionlens.text.train import TextTrainConfig, _fit
+    from fashionlens.text.words import HashingConfig, words_of
+
+    embedder = default_embedder()
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(64, embedder.dim)).astype(np.float32)
+    colours, kinds = ["Red", "Navy Blue", "Green", "Black"], ["Shirt", "Dress", "Jeans"]
+    titles = [f"Acme {colours[i % 4]} {kinds[i % 3]}" for i in range(64)]
+    vocabulary = {w: 1 for t in titles for w in words_of(t)}
+    config = TextTrainConfig(dim=16, epochs=2, batch_size=32, hashing=HashingConfig(buckets=2**10))
+    model = _fit(vectors, titles, vocabulary, config, {"key": embedder.key, "dim": embedder.dim, "model": "default"})
+    return model.save(tmp_path_factory.mktemp("service-text") / "model")

@@ -212,22 +212,6 @@ def test_train_text_cli_refuses_a_table_without_the_text_column(tmp_path):
     assert done.returncode == 2 and "productDisplayName" in done.stderr and not (tmp_path / "m").exists()
 
 
-@pytest.fixture(scope="module")
-def service_text_model(tmp_path_factory):
-    """A text model in the service's own embedding space (the default embedder's), trained on random vectors:
-    enough to exercise the route, not to rank well."""
-    from fashionlens.embeddings import default_embedder
-
-    embedder = default_embedder()
-    rng = np.random.default_rng(0)
-    vectors = rng.normal(size=(64, embedder.dim)).astype(np.float32)
-    titles = [f"Acme {COLOURS[i % 4].title()} {KINDS[i % 3].title()}" for i in range(64)]
-    vocabulary = {w: 1 for t in titles for w in words_of(t)}
-    config = TextTrainConfig(dim=16, epochs=2, batch_size=32, hashing=HashingConfig(buckets=2**10))
-    model = _fit(vectors, titles, vocabulary, config, {"key": embedder.key, "dim": embedder.dim, "model": "default"})
-    return model.save(tmp_path_factory.mktemp("service-text") / "model")
-
-
 @pytest.mark.slow
 def test_api_searches_by_words_and_refuses_unknown_ones(tmp_path, service_text_model):
     from conftest import running_service

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -52,9 +53,10 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser, server):
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=server)
+@contextmanager
+def opened(browser, base: str):
+    """The page of the server at `base`, its token given; fails if the page raised."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=base)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -65,6 +67,12 @@ def page(browser, server):
     yield page
     context.close()
     assert not errors, f"the page raised: {errors}"
+
+
+@pytest.fixture
+def page(browser, server):
+    with opened(browser, server) as page:
+        yield page
 
 
 def give_token(page, token: str) -> None:
@@ -419,3 +427,25 @@ def test_the_api_docs_render_with_the_network_off(browser, server):
         assert all(url.startswith("https://cdn.redoc.ly/") for url in outside), outside
     finally:
         context.close()
+
+
+def test_the_search_box_finds_items_by_words_and_names_the_unknown_ones(browser, service_text_model, tmp_path):
+    env = {"FASHIONLENS_API_TOKEN": TOKEN}
+    with served(tmp_path, "--seed", str(SAMPLES), "--text-model", str(service_text_model), env=env) as (base, _):
+        expected = httpx.post(f"{base}/v1/search", json={"text": "red zebra shirt", "top_k": 24}, headers=AUTH).json()
+        with opened(browser, base) as page:
+            page.goto("/#/catalog")
+            page.fill("#text-query", "red zebra shirt")
+            page.click("#text-search button[type=submit]")
+            page.wait_for_url(re.compile(r"q=red"))
+            wait_until(page, "document.querySelector('#catalog-summary')?.textContent.includes('best matching')")
+            summary = page.inner_text("#catalog-summary")
+            assert "zebra" in summary  # the word the model does not know is named
+            tiles = page.locator("#catalog-grid .tile")
+            assert [int(tiles.nth(i).get_attribute("data-id")) for i in range(tiles.count())] == [
+                hit["id"] for hit in expected["results"]] != []
+            shot(page, "search-by-words")
+            page.fill("#text-query", "zebra quokka")  # no word known: said in words, no tiles
+            page.click("#text-search button[type=submit]")
+            page.locator(".catalog > .error:not(:empty)").wait_for()
+            assert "zebra" in page.inner_text(".catalog > .error") and page.locator("#catalog-grid .tile").count() == 0
