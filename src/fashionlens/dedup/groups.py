@@ -168,9 +168,9 @@ class _Graph:
         return self.indices[self.indptr[node]:self.indptr[node + 1]]
 
     def components(self) -> np.ndarray:
-        """A component id per node, numbered in the order of each component's lowest node (as scipy's
-        connected_components numbers them): each node points towards the lowest node it is linked to until
-        nothing changes."""
+        """A component id per node (int32), numbered in the order of each component's lowest node, as scipy's
+        connected_components gives them: each node points towards the lowest node it is linked to until nothing
+        changes."""
         root = np.arange(self.size)
         tail = np.repeat(root, np.diff(self.indptr))
         while True:
@@ -180,7 +180,7 @@ class _Graph:
             while not np.array_equal(hooked, hooked[hooked]):
                 hooked = hooked[hooked]
             if np.array_equal(hooked, root):
-                return np.unique(root, return_inverse=True)[1]
+                return np.unique(root, return_inverse=True)[1].astype(np.int32)
             root = hooked
 
 
