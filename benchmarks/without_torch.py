@@ -1,11 +1,12 @@
-"""Run a module or script as the base install would: PyTorch, torchvision, timm and the other extras' packages
-cannot be imported. `python benchmarks/without_torch.py -m fashionlens analyze photo.jpg --json`."""
+"""Run a module or script as the base install would: PyTorch, torchvision, timm, scipy and the other extras'
+packages cannot be imported. `python benchmarks/without_torch.py -m fashionlens analyze photo.jpg --json`."""
 
 import importlib.abc
 import runpy
 import sys
 
-BLOCKED = {"torch", "torchvision", "timm", "tensorboard", "onnxscript", "onnx", "cleanlab", "pandas", "ray", "sklearn", "matplotlib"}
+BLOCKED = {"torch", "torchvision", "timm", "tensorboard", "onnxscript", "onnx", "cleanlab", "pandas", "ray", "sklearn",
+           "matplotlib", "scipy", "imagehash"}
 
 
 class BlockExtras(importlib.abc.MetaPathFinder):

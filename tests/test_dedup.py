@@ -547,3 +547,22 @@ def test_an_exports_hue_and_saturation_change_is_a_copy_but_another_colour_is_no
     for colour in ((40, 60, 190), (200, 120, 40), (150, 30, 90)):
         other = verify_pair(original, Picture(_jpeg(_garment(colour), 90)))
         assert not other.passes(DEFAULT_RULE), (colour, other)
+
+
+def test_transitive_groups_are_scipys_connected_components():
+    """Group ids numbered as scipy's connected_components numbers them (splits hash them), on random link graphs."""
+    csgraph = pytest.importorskip("scipy.sparse.csgraph", reason="scipy (the train extra) is the reference")
+    from scipy.sparse import coo_matrix
+
+    from fashionlens.dedup.groups import _Graph
+
+    rng = np.random.default_rng(0)
+    for n, links in [(1, 0), (5, 0), (40, 12), (300, 280), (2000, 900), (50, 400)]:
+        pairs = rng.integers(0, n, (links, 2))
+        pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+        graph = _Graph.from_pairs(pairs, n)
+        matrix = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n)).tocsr()
+        symmetric = ((matrix + matrix.T) > 0).tocsr()
+        assert np.array_equal(graph.indptr, symmetric.indptr) and np.array_equal(graph.indices, symmetric.indices)
+        got, expected = graph.components(), csgraph.connected_components(symmetric, directed=False)[1]
+        assert got.dtype == expected.dtype and np.array_equal(got, expected)

@@ -49,7 +49,7 @@ def test_analysis_without_torch_equals_the_analysis_before_it():
 
 def test_the_service_and_the_cli_import_without_torch():
     code = ("import sys, fashionlens.service.app, fashionlens.cli, fashionlens.catalog, fashionlens.dedup.hashing; "
-            "assert not {'torch', 'torchvision', 'timm'} & set(sys.modules)")
+            "assert not {'torch', 'torchvision', 'timm', 'scipy'} & set(sys.modules)")
     run = without_torch(str(_script(code)))
     assert run.returncode == 0, run.stderr
 

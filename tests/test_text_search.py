@@ -279,3 +279,20 @@ def test_text_search_runs_without_pytorch(catalog, text_model):
             "print(len(r.results), 'torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["10", "False"], done.stderr
+
+
+def test_query_vectors_are_the_sparse_products_to_the_bit(text_model):
+    """The query side adds the weights' rows itself (no scipy in the base install): the very floats that the
+    sparse feature matrix's product gave, so stored rankings do not move."""
+    sparse = pytest.importorskip("scipy.sparse", reason="scipy (the train extra) is the reference")
+    texts = ["red shirt", "Navy-Blue jeans acme", "zeta women green dress dress", "unknownword", "", "black"]
+    parsed = [text_model.parse(t) for t in texts]
+    rows, cols, vals = [], [], []
+    for row, p in enumerate(parsed):
+        for bucket, weight in text_model.hashing.features(p.words).items():
+            rows.append(row), cols.append(bucket), vals.append(weight)
+    matrix = sparse.csr_matrix((np.array(vals, np.float32), (rows, cols)), shape=(len(texts), text_model.hashing.buckets))
+    expected = np.asarray(matrix.tocsc()[:, text_model.text_rows] @ text_model.text_weights, np.float32)
+    got = np.stack([text_model.hashing.weighted_rows(p.words, text_model.text_rows, text_model.text_weights)
+                    for p in parsed])
+    assert np.array_equal(got, expected) and np.abs(expected).sum() > 0

@@ -1,12 +1,12 @@
 """Optional installs: the base install runs the models on ONNX Runtime; training needs the `train` extra
-(PyTorch, torchvision, timm, scikit-learn, matplotlib), scale-out `scale` (Ray), the audit `audit` (cleanlab,
+(PyTorch, torchvision, timm, scikit-learn, matplotlib, scipy), scale-out `scale` (Ray), the audit `audit` (cleanlab,
 pandas and the `train` extra's packages)."""
 
 from __future__ import annotations
 
 from importlib.util import find_spec
 
-_TRAIN = ("torch", "torchvision", "timm", "tensorboard", "onnxscript", "onnx", "sklearn", "matplotlib")
+_TRAIN = ("torch", "torchvision", "timm", "tensorboard", "onnxscript", "onnx", "sklearn", "matplotlib", "scipy")
 EXTRAS = {"train": _TRAIN, "scale": ("ray",), "audit": ("cleanlab", "pandas", *_TRAIN)}  # the audit trains heads
 
 

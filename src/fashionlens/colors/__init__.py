@@ -14,4 +14,4 @@ _EXPORTS = {"COLOR_FAMILIES": "vocabulary", "COLOR_NAMES": "vocabulary", "FINE_C
             "named_colors": "naming", "whole_photo_colors": "naming",
             "garment_colors": "naming"}
 __all__ = sorted(_EXPORTS)
-__getattr__ = lazy_exports(__name__, _EXPORTS)  # `fashionlens --help` imports no scipy
+__getattr__ = lazy_exports(__name__, _EXPORTS)  # `fashionlens --help` imports no OpenCV

@@ -9,7 +9,8 @@ kept whole instead of leaving only its print. Backdrop-coloured pixels the flood
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
+
+from fashionlens.morphology import connected_parts, dilation
 
 BACKDROP_MIN_L, BACKDROP_CHROMA = 75.0, 6.0
 """A backdrop is light (CIELAB L* at least 75) and near-neutral (chroma at most 6)."""
@@ -46,8 +47,8 @@ def backdrop_mask(lab: np.ndarray, level: float) -> np.ndarray:
     step = np.zeros_like(lightness)
     step[:, 1:] = np.abs(np.diff(lightness, axis=1))
     step[1:, :] = np.maximum(step[1:, :], np.abs(np.diff(lightness, axis=0)))
-    labels, _ = ndimage.label(like & (step <= EDGE_STEP))
+    labels, _ = connected_parts(like & (step <= EDGE_STEP))
     ring = border(labels)
     flooded = np.isin(labels, np.unique(ring[ring > 0]))
     # the flood's own rim (backdrop-coloured pixels on an edge beside it) is backdrop too, not a garment's outline
-    return flooded | (ndimage.binary_dilation(flooded) & like)
+    return flooded | (dilation(flooded) & like)

@@ -96,7 +96,7 @@ def rgb_cells(rgb: np.ndarray) -> np.ndarray:
 
 def cell_votes(product_lab: np.ndarray, product_family: np.ndarray, params: TableParams = TableParams()) -> np.ndarray:
     """Each cell's votes for each family (cells x COLOR_FAMILIES) from its nearest named examples."""
-    from scipy.spatial import cKDTree
+    from scipy.spatial import cKDTree  # the train extra, as matplotlib below: building the table is offline work
 
     survey_lab, survey_family_index = survey_examples()
     lab = np.concatenate([survey_lab, product_lab])

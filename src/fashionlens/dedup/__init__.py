@@ -47,4 +47,4 @@ _EXPORTS = {
     "hash_images": "hashing",
 }
 __all__ = sorted(_EXPORTS)
-__getattr__ = lazy_exports(__name__, _EXPORTS)  # `fashionlens --help` imports no scipy, OpenCV or FAISS
+__getattr__ = lazy_exports(__name__, _EXPORTS)  # `fashionlens --help` imports no OpenCV or FAISS

@@ -9,8 +9,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from scipy.sparse import coo_matrix, csr_matrix
-from scipy.sparse.csgraph import connected_components
 
 from fashionlens.data.samples import SkippedInput
 from fashionlens.dedup.signature import SIGNATURE_DIM, signature
@@ -150,28 +148,62 @@ def near_pairs(fingerprints: Fingerprints, thresholds: Thresholds = DEFAULT_THRE
     return np.unique(pairs, axis=0) if len(pairs) else pairs.reshape(0, 2)
 
 
-def _star_labels(graph: csr_matrix) -> np.ndarray:
+@dataclass(frozen=True)
+class _Graph:
+    """Undirected links between nodes, as CSR arrays: node v's neighbours are indices[indptr[v]:indptr[v + 1]]."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+
+    @classmethod
+    def from_pairs(cls, pairs: np.ndarray, n: int) -> _Graph:
+        both = np.unique(np.concatenate([pairs, pairs[:, ::-1]]).reshape(-1, 2), axis=0)  # sorted by node, once each
+        return cls(np.concatenate([[0], np.cumsum(np.bincount(both[:, 0], minlength=n))]), both[:, 1])
+
+    @property
+    def size(self) -> int:
+        return len(self.indptr) - 1
+
+    def neighbours(self, node: int) -> np.ndarray:
+        return self.indices[self.indptr[node]:self.indptr[node + 1]]
+
+    def components(self) -> np.ndarray:
+        """A component id per node (int32), numbered in the order of each component's lowest node, as scipy's
+        connected_components gives them: each node points towards the lowest node it is linked to until nothing
+        changes."""
+        root = np.arange(self.size)
+        tail = np.repeat(root, np.diff(self.indptr))
+        while True:
+            low = np.minimum(root[tail], root[self.indices])
+            hooked = root.copy()
+            np.minimum.at(hooked, root[tail], low)
+            while not np.array_equal(hooked, hooked[hooked]):
+                hooked = hooked[hooked]
+            if np.array_equal(hooked, root):
+                return np.unique(root, return_inverse=True)[1].astype(np.int32)
+            root = hooked
+
+
+def _star_labels(graph: _Graph) -> np.ndarray:
     """Greedy star clustering: the best-connected image not yet grouped takes its ungrouped direct neighbours."""
-    labels = np.full(graph.shape[0], -1, dtype=np.int64)
+    labels = np.full(graph.size, -1, dtype=np.int64)
     for node in np.argsort(-np.diff(graph.indptr), kind="stable"):
         if labels[node] < 0:
-            neighbours = graph.indices[graph.indptr[node]:graph.indptr[node + 1]]
+            neighbours = graph.neighbours(node)
             labels[neighbours[labels[neighbours] < 0]] = node
             labels[node] = node
     return labels
 
 
 def _link_graph(fingerprints: Fingerprints, thresholds: Thresholds,
-                pairs: np.ndarray | None) -> tuple[np.ndarray, csr_matrix]:
-    """(node per image, symmetric graph of links between nodes): byte-identical files are one node."""
+                pairs: np.ndarray | None) -> tuple[np.ndarray, _Graph]:
+    """(node per image, graph of links between nodes): byte-identical files are one node."""
     _, node = np.unique(np.array(fingerprints.sha256, dtype=object), return_inverse=True)
     node = node.reshape(-1)
     links = near_pairs(fingerprints, thresholds) if pairs is None else np.asarray(pairs, np.int64).reshape(-1, 2)
     pairs = node[links]
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    n = int(node.max()) + 1 if len(node) else 0
-    graph = coo_matrix((np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n, n)).tocsr()
-    return node, ((graph + graph.T) > 0).tocsr()
+    return node, _Graph.from_pairs(pairs, int(node.max()) + 1 if len(node) else 0)
 
 
 def group_labels(fingerprints: Fingerprints, thresholds: Thresholds = DEFAULT_THRESHOLDS, *,
@@ -181,7 +213,7 @@ def group_labels(fingerprints: Fingerprints, thresholds: Thresholds = DEFAULT_TH
     and those linked to it directly, so that a few false links cannot chain look-alikes into one huge group.
     `pairs` (positions [m, 2], e.g. verified copies) replaces the links the thresholds would make."""
     node, graph = _link_graph(fingerprints, thresholds, pairs)
-    labels = connected_components(graph, directed=False)[1] if transitive else _star_labels(graph)
+    labels = graph.components() if transitive else _star_labels(graph)
     return labels[node]
 
 
@@ -192,10 +224,10 @@ def covering_groups(fingerprints: Fingerprints, pairs: np.ndarray) -> list[Dupli
     links (connected components) would join look-alikes through the few false ones. Best-linked image first,
     until every linked pair shares a group; largest groups first."""
     node, graph = _link_graph(fingerprints, DEFAULT_THRESHOLDS, pairs)
-    files = [[] for _ in range(graph.shape[0])]
+    files = [[] for _ in range(graph.size)]
     for i, v in enumerate(node.tolist()):
         files[v].append(i)
-    linked = [set(graph.indices[graph.indptr[v]:graph.indptr[v + 1]].tolist()) for v in range(graph.shape[0])]
+    linked = [set(graph.neighbours(v).tolist()) for v in range(graph.size)]
     open_links = [set(s) for s in linked]  # links whose two ends share no group yet
     heap = [(-len(s), v) for v, s in enumerate(open_links) if s]
     heapq.heapify(heap)
@@ -211,7 +243,7 @@ def covering_groups(fingerprints: Fingerprints, pairs: np.ndarray) -> list[Dupli
         for v in members:
             open_links[v] -= together
         stars.append(members)
-    stars += [[v] for v in range(graph.shape[0]) if not linked[v] and len(files[v]) > 1]
+    stars += [[v] for v in range(graph.size) if not linked[v] and len(files[v]) > 1]
     groups = [DuplicateGroup(EXACT if len(star) == 1 else NEAR, [i for v in star for i in files[v]]) for star in stars]
     return sorted(groups, key=lambda g: (-len(g.members), g.members[0]))
 

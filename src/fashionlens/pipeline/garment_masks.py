@@ -13,12 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage
 
 from fashionlens.boxes import box_iou
 from fashionlens.detect.crop import padded_box
 from fashionlens.detect.detections import Detections
 from fashionlens.masks import mask_box
+from fashionlens.morphology import closing, connected_parts
 from fashionlens.parse.inference import ParsedImage
 from fashionlens.parse.labels import NOT_GARMENT
 from fashionlens.taxonomy import LABEL_OF_PARSER_CLASS, PAIRED, PARSER_CLASSES
@@ -49,7 +49,7 @@ def _kind_classes(label: str, parsed: ParsedImage) -> list[str]:
 
 
 def _split_pair(g: _Garment, rules: MaskRules) -> list[_Garment]:
-    parts, n = ndimage.label(g.mask)
+    parts, n = connected_parts(g.mask)
     if n < 2:
         return [g]
     sizes = np.bincount(parts.ravel())[1:]
@@ -114,7 +114,7 @@ def garment_masks(parsed: ParsedImage, found: Detections, classes: list[str],
         free = parsed.mask_of([name]) & ~covered
         if free.sum() < min_area:
             continue
-        parts, n = ndimage.label(ndimage.binary_closing(free, iterations=2) | free)  # an arm-split part is one
+        parts, n = connected_parts(closing(free, iterations=2) | free)  # an arm-split part is one
         for k in range(1, n + 1):
             part = (parts == k) & free
             if part.sum() < min_area:

@@ -71,8 +71,8 @@ class TextModel:
     def text_vectors(self, texts: list[str]) -> tuple[np.ndarray, list[ParsedText]]:
         """Unit vectors [n, dim] of the known words of each text (a zero row where there are none)."""
         parsed = [self.parse(t) for t in texts]
-        features = self.hashing.matrix([p.words for p in parsed]).tocsc()[:, self.text_rows]
-        vectors = np.asarray(features @ self.text_weights, dtype=np.float32)
+        vectors = np.array([self.hashing.weighted_rows(p.words, self.text_rows, self.text_weights) for p in parsed],
+                           np.float32).reshape(len(parsed), self.dim)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return np.where(norms > 0, vectors / np.maximum(norms, 1e-12), 0).astype(np.float32), parsed
 

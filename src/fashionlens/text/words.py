@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 
 import mmh3
 import numpy as np
-from scipy import sparse
 
 _JOINED = re.compile(r"(?<=\w)['’-](?=\w)")  # "t-shirt" -> "tshirt", "men's" -> "mens"
 _WORD = re.compile(r"[^\W_]+")
@@ -85,13 +84,14 @@ class HashingConfig:
                 weights[bucket] = weights.get(bucket, 0.0) + 1.0
         return weights
 
-    def matrix(self, word_lists: list[list[str]]) -> sparse.csr_matrix:
-        """[n, buckets] feature weights, one row per word list."""
-        rows, cols, vals = [], [], []
-        for row, words in enumerate(word_lists):
-            for bucket, weight in self.features(words).items():
-                rows.append(row)
-                cols.append(bucket)
-                vals.append(weight)
-        return sparse.csr_matrix((np.array(vals, np.float32), (np.array(rows, np.int64), np.array(cols, np.int64))),
-                                 shape=(len(word_lists), self.buckets))
+    def weighted_rows(self, words: list[str], rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """The sum of `weights`' rows for the features of `words`, each row times its feature's weight (float32).
+        `rows` [n] are the buckets the weights' rows stand for, sorted; features in no row count nothing. The
+        rows are added one at a time in bucket order, in float32: the sums of the sparse feature matrix's
+        product, to the bit."""
+        total = np.zeros(weights.shape[1], np.float32)
+        for bucket, weight in sorted(self.features(words).items()):
+            j = int(np.searchsorted(rows, bucket))
+            if j < len(rows) and rows[j] == bucket:
+                total += np.float32(weight) * weights[j]
+        return total
