@@ -8,7 +8,7 @@ Same images, same run; (a) and (b) alternate for `--rounds` and the best of each
 jobs that comes and goes hits both alike. CPU time per image (workers included) is printed beside, as a check
 that holds under load. Targets: (b)/(a) >= 0.8 (the pipeline adds little), (b)/(c) >= 3.
 
-    .venv/bin/python benchmarks/ingest_speed.py [--images 300]
+    .venv/bin/python benchmarks/ingest_speed.py [--images 300] [--record]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 from _shared import dataset, timed
+from record import add_flag, record
 
 
 @contextmanager
@@ -57,6 +58,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2)
+    add_flag(parser)
     args = parser.parse_args()
     from fashionlens.catalog import Catalog
     from fashionlens.classify import load_model
@@ -94,6 +96,11 @@ def main() -> None:
     print(f"(c) plain loop, one image at a time, eager  : {rate['loop']:6.1f} images/s  {ms['loop']:5.1f} CPU ms/image")
     print(f"(b)/(a) {rate['ingest'] / rate['backbone']:.2f} (target >= 0.8)   "
           f"(b)/(c) {rate['ingest'] / rate['loop']:.2f} (target >= 3)")
+    if args.record:
+        record("catalog-search", area="Catalogue", title="Similar-item search on clothing-small",
+               data=f"{len(paths)} clothing-small train photos into a fresh catalogue, best of {args.rounds} rounds",
+               part="speed", issue=None, guide="guides/catalog.md",
+               figures=[{"figure": "Catalog.ingest throughput", "value": round(rate["ingest"], 1), "unit": "images/s"}])
 
 
 if __name__ == "__main__":
