@@ -24,12 +24,13 @@ record = _record_module()
 
 
 def _records(script: str, name: str) -> bool:
-    """Whether benchmarks/`script` takes --record and writes results/`name`.json."""
+    """Whether benchmarks/`script` takes --record (record.add_flag) and names results/`name`.json to record()."""
     path = BENCHMARKS / script
     if not path.is_file():
         return False
     source = path.read_text()
-    return "add_flag(" in source and re.search(rf"record\(\s*[\"']{re.escape(name)}[\"']", source) is not None
+    return ("add_flag(" in source and "record(" in source
+            and re.search(rf"[\"']{re.escape(name)}[\"']", source) is not None)
 
 
 def test_every_results_figure_names_a_command_that_records_it():
