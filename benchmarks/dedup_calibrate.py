@@ -675,7 +675,7 @@ def record_figures(sets: list[Measured], cheap_rate: float) -> None:
                         {"figure": f"{title} recall", "value": round(recall, 3)}]
         elif m.name != "augmented":
             figures.append({"figure": f"{title} recall (precision {precision:.3f})", "value": round(recall, 3)})
-    figures.append({"figure": "Cheap stage, one process", "value": round(cheap_rate), "unit": "images/s"})
+    figures.append({"figure": "Cheap stage, one process", "value": round(cheap_rate), "unit": "images/s", "part": "speed"})
     record("dedup-calibrate", area="Duplicates and audit", title="Near copies and annotation-tool exports",
            data=f"{len(sets)} sets ({', '.join(m.name for m in sets)}) made from clothing-small, fashion-products, "
                 "colorful-fashion and CCP photos; rule chosen on halves A, scored on halves B",
