@@ -31,7 +31,8 @@ def this_command() -> str:
 
 
 def _commit() -> str:
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=RESULTS.parent, capture_output=True, text=True)
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).resolve().parent,
+                          capture_output=True, text=True)
     return done.stdout.strip()
 
 
@@ -40,7 +41,8 @@ def merge(before: dict, run: dict) -> dict:
     target marks); the file's other figures stay, each keeping the command, part, date, commit and data that
     measured it where they differ from this run's."""
     marks = {f["figure"]: {k: f[k] for k in MARKS if k in f} for f in before.get("figures", [])}
-    measured = {f["figure"]: {**marks.get(f["figure"], {}), **f} for f in run["figures"]}
+    measured = {f["figure"]: f | {k: v for k, v in marks.get(f["figure"], {}).items() if k not in f}
+                for f in run["figures"]}
     figures = []
     for figure in before.get("figures", []):
         if figure["figure"] in measured:
