@@ -677,7 +677,7 @@ def record_figures(sets: list[Measured], cheap_rate: float) -> None:
             figures.append({"figure": f"{title} recall (precision {precision:.3f})", "value": round(recall, 3)})
     figures.append({"figure": "Cheap stage, one process", "value": round(cheap_rate), "unit": "images/s", "part": "speed"})
     record("dedup-calibrate", area="Duplicates and audit", title="Near copies and annotation-tool exports",
-           data=f"{len(sets)} sets ({', '.join(m.name for m in sets)}) made from clothing-small, fashion-products, "
+           data=f"the {', '.join(m.name for m in sets)} set(s) made from clothing-small, fashion-products, "
                 "colorful-fashion and CCP photos; rule chosen on halves A, scored on halves B",
            part="held-out halves B", issue=30, guide="guides/dedup-audit.md", figures=figures)
 
