@@ -142,7 +142,7 @@ def record_figures(args, results: dict) -> None:
         return round(seconds * 1000) if seconds is not None else "none accepted"
 
     record("service-backpressure", area="Service", title=f"Back-pressure under {args.clients} clients",
-           data=f"{args.clients} clients analysing {args.requests} distinct street photos a queue; a {args.burst}-request "
+           data=f"{args.clients} clients analysing {2 * args.requests} distinct street photos; a {args.burst}-request "
                 f"burst at FASHIONLENS_RATE_LIMIT={args.rate}", part="speed", issue=None, guide="guides/service.md",
            figures=[{"figure": f"Accepted requests p99, bounded queue (FASHIONLENS_MAX_QUEUE={args.queue})",
                      "value": p99_ms("bounded"), "unit": "ms"},
