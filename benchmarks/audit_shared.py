@@ -4,6 +4,8 @@ set, and (with --docs) a few example thumbnails for the README.
 Each set is audited twice; the first run fills the feature cache, the second is the warm-cache time.
 
     .venv/bin/python benchmarks/audit_shared.py --out build/audit [--docs docs/audit] [--sets decor clothing-small]
+
+--record writes fashion-products' warm end-to-end time to benchmarks/results/audit-speed.json.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from pathlib import Path
 
 from _shared import dataset
+from record import add_flag, record
 
 
 def sets() -> dict:
@@ -66,6 +69,7 @@ def main() -> None:
     parser.add_argument("--docs", type=Path, default=None)
     parser.add_argument("--sets", nargs="*", default=None)
     parser.add_argument("--once", action="store_true", help="audit once (the cache is known to be warm)")
+    add_flag(parser)
     args = parser.parse_args()
     from fashionlens.audit import AuditConfig, audit, write_report
 
@@ -87,6 +91,12 @@ def main() -> None:
         print(f"  report {page}")
         if args.docs:
             examples(report, args.docs, name)
+        if args.record and name == "fashion-products":
+            record("audit-speed", area="Duplicates and audit", title="Audit speed",
+                   data=f"fashion-products: {report.images:,} images, three tasks, warm feature cache", part="speed",
+                   issue=17, guide="guides/dedup-audit.md",
+                   figures=[{"figure": f"Warm audit of {report.images:,} images, end to end", "value": round(seconds, 1),
+                             "unit": "s"}])
 
 
 if __name__ == "__main__":

@@ -4,7 +4,10 @@ Times `train` end to end with a cold and a warm feature cache, for each mode ask
 validation/ both with and without test-time flips (`--tta` also trains with them: the saved model predicts
 with them by default, and fine-tuning picks its best epoch by them).
 
-    .venv/bin/python benchmarks/classify_clothing.py [--backbone efficientnet_lite1] [--finetune]
+    .venv/bin/python benchmarks/classify_clothing.py [--backbone efficientnet_lite1] [--finetune [--record]]
+
+--record writes the fine-tuned model's accuracy (with test-time flips if --tta, as the model predicts) to
+benchmarks/results/classify-clothing-small.json.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from _shared import dataset, print_metrics, timed
+from record import add_flag, record
 
 
 def main() -> None:
@@ -33,7 +37,10 @@ def main() -> None:
     parser.add_argument("--tta", action="store_true", help="train with test-time flips (the models' default)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="keep the fine-tuned model here")
+    add_flag(parser)
     args = parser.parse_args()
+    if args.record and not args.finetune:
+        parser.error("--record writes the fine-tuned model's figure: add --finetune")
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["FASHIONLENS_CACHE"] = str(Path(tmp) / "cache")  # before fashionlens reads it
         from fashionlens.classify import TrainConfig, train
@@ -60,16 +67,26 @@ def main() -> None:
             with timed(times, "finetune"):
                 tuned = train(data, args.out or Path(tmp) / "finetune", ft_config)
             print(f"\nfinetune: {times['finetune']:.0f} s; {tuned.metrics.get('validation', {})}")
-            score_both(tuned.model_dir, unseen, Path(tmp) / "report-finetune", f"finetune ({args.backbone})")
+            scores = score_both(tuned.model_dir, unseen, Path(tmp) / "report-finetune", f"finetune ({args.backbone})")
+            if args.record:
+                size = f" at {args.image_size} px" if args.image_size else ""
+                norm = ", batch-norm frozen" if args.freeze_norm else ""
+                record("classify-clothing-small", area="Classify", title="Garment classifier on clothing-small",
+                       data=f"clothing-small: trained on train/ ({len(data):,} photos), scored on validation/ "
+                            f"({len(unseen)} photos)", part="validation", issue=None, guide="guides/classify.md",
+                       figures=[{"figure": f"Fine-tuned last {args.finetune_blocks} stages{size}{norm}: accuracy",
+                                 "value": round(next(iter(scores[args.tta].values()))["accuracy"], 3)}])
 
 
-def score_both(model_dir: Path, unseen, out: Path, title: str) -> None:
-    """The same model on validation/ without and with test-time flips."""
+def score_both(model_dir: Path, unseen, out: Path, title: str) -> dict[bool, dict]:
+    """The same model on validation/ without and with test-time flips: {tta: metrics per task}."""
     from fashionlens.classify import evaluate
 
+    both = {}
     for tta in (False, True):
-        scores = evaluate(model_dir, unseen, out.with_name(f"{out.name}-tta{int(tta)}"), tta=tta, progress=False)
-        print_metrics(f"{title} on validation/, {'with' if tta else 'without'} test-time flips", scores)
+        both[tta] = evaluate(model_dir, unseen, out.with_name(f"{out.name}-tta{int(tta)}"), tta=tta, progress=False)
+        print_metrics(f"{title} on validation/, {'with' if tta else 'without'} test-time flips", both[tta])
+    return both
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from _shared import dataset
+from record import add_flag, record
 
 
 def main() -> None:
@@ -22,7 +23,7 @@ def main() -> None:
     parser.add_argument("model", nargs="?", help="model folder (default: the shipped garment classifier)")
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--record", action="store_true", help="write the figures to benchmarks/results/")
+    add_flag(parser)
     args = parser.parse_args()
     from fashionlens.classify import Predictor, export, load_model
     from fashionlens.defaults import default_classifier_dir
@@ -48,8 +49,6 @@ def main() -> None:
     print(f"ONNX Runtime  : {rate['onnx']:6.1f} images/s")
     print(f"ratio         : {rate['onnx'] / rate['torch']:.2f}x   (max probability difference {diff:.1e})")
     if args.record:
-        from record import record
-
         record("classify-inference", area="Classify", title="Classifier inference speed",
                data=f"{len(paths)} clothing-small photos, decode and preprocessing included, batch {args.batch_size}",
                part="speed", issue=None, guide="guides/models.md",

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from _shared import dataset, print_metrics
+from record import add_flag, record
 
 COLUMNS = ["articleType", "gender", "baseColour", "masterCategory", "subCategory", "season", "usage"]
 
@@ -47,6 +48,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--tasks", nargs="+", default=COLUMNS)
     parser.add_argument("--out", type=Path, default=None, help="keep the model and report here")
+    add_flag(parser)
     args = parser.parse_args()
     from fashionlens.classify import TrainConfig, train
     from fashionlens.data import read_table
@@ -68,7 +70,14 @@ def main() -> None:
     print(f"recipe: {vars(args)}")
     if "test_no_tta" in result.metrics:
         print_metrics("test split, without test-time flips", result.metrics["test_no_tta"])
-    print_metrics(f"test split{', with test-time flips' if args.tta else ''}", result.metrics["test"])
+    test = result.metrics["test"]
+    print_metrics(f"test split{', with test-time flips' if args.tta else ''}", test)
+    if args.record:
+        record("classify-fashion-products", area="Classify", title="fashion-products, frozen features with MLP heads",
+               data=f"fashion-products: {len(data):,} thumbnails, 20% held out by whole duplicate groups "
+                    f"({next(iter(test.values()))['n']:,} test images)", part="test", issue=None,
+               guide="guides/classify.md",
+               figures=[{"figure": f"{task} accuracy", "value": round(m["accuracy"], 3)} for task, m in test.items()])
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _shared import dataset  # noqa: E402
+from record import add_flag, record  # noqa: E402
 
 from fashionlens.colors import COLOR_FAMILIES, named_colors  # noqa: E402
 from fashionlens.holdout import holdout_part  # noqa: E402
@@ -74,7 +75,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="first N usable rows only (0: all)")
     parser.add_argument("--pipeline", action="store_true", help="also the main item of Analyzer().analyze")
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
+    add_flag(parser)
     args = parser.parse_args()
+    if args.record and args.part != "test":
+        parser.error("--record writes the test part's figures only")
     root = dataset("fashion-products")
     rows = product_rows(args.part)[: args.limit or None]
     analyzer = None
@@ -114,6 +118,21 @@ def main() -> None:
     if args.out:
         args.out.write_text(json.dumps({"part": args.part, "images": n, "unreadable": unreadable,
                                         "accuracy": {w: hits[w] / n for w in ways}}, indent=1))
+    if args.record:
+        record_figures(args, n, {w: hits[w] / n for w in ways})
+
+
+def record_figures(args, n: int, accuracy: dict[str, float]) -> None:
+    """Into benchmarks/results/colors.json; the namer's figure only from a run over every test row."""
+    rows = f"first {args.limit} test rows" if args.limit else "test rows"
+    figures = [] if args.limit else [{"figure": "Products, the namer on the whole photo",
+                                      "value": round(accuracy["namer (whole photo)"], 3)}]
+    if "pipeline (main item)" in accuracy:
+        figures.append({"figure": f"Products, main item of Analyzer().analyze ({rows})",
+                        "value": round(accuracy["pipeline (main item)"], 3)})
+    record("colors", area="Colours", title="Colour naming (first colour's family)",
+           data=f"fashion-products {rows} ({n:,} photos) against the shop's baseColour", part="test", issue=29,
+           figures=figures, guide="guides/colors.md")
 
 
 if __name__ == "__main__":

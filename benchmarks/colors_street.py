@@ -6,7 +6,7 @@ the labeller accepts. Also the namer alone on the labelled box (`named_colors(ph
 garments the pipeline did not find. The labels are from colorful-fashion TRAINING photos and are the tuning set
 of the colour namer: these figures are tuning figures, not held-out ones.
 
-    python benchmarks/colors_street.py --out street.json
+    python benchmarks/colors_street.py --out street.json [--record]   # --record: benchmarks/results/colors.json
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _shared import dataset  # noqa: E402
+from record import add_flag, record  # noqa: E402
 
 from fashionlens.colors import estimate_balance, named_colors  # noqa: E402
 from fashionlens.images import load_image  # noqa: E402
@@ -60,6 +61,7 @@ def matched_item(items, box):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
+    add_flag(parser)
     args = parser.parse_args()
     from fashionlens.pipeline import Analyzer
 
@@ -98,6 +100,12 @@ def main() -> None:
         print(f"  {accepted:>24} -> {got!s:<8} {count}")
     if args.out:
         args.out.write_text(json.dumps(figures, indent=1))
+    if args.record:
+        record("colors", area="Colours", title="Colour naming (first colour's family)",
+               data=f"{n} street garments on {len(photos)} colorful-fashion training photos, judged by eye",
+               part="tuning", issue=29, guide="guides/colors.md",
+               figures=[{"figure": "Street garments through the pipeline, of matched (tuning set)",
+                         "value": round(figures["pipeline_accuracy_matched"], 3)}])
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _shared import dataset  # noqa: E402
+from record import add_flag, record  # noqa: E402
 from near_links import judged_links, measured_links, precision_and_kept  # noqa: E402
 
 from fashionlens.dedup import (CANDIDATES, DEFAULT_THRESHOLDS, TOO_SMALL_TO_VERIFY, covering_groups,  # noqa: E402
@@ -618,6 +619,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="write the shipped rule's half-B figures here")
     parser.add_argument("--judged", action=argparse.BooleanOptionalAction, default=True,
                         help="also hold the rule to the judged fashion-products links (benchmarks/near_links.py)")
+    add_flag(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or Path(tmp)
@@ -658,6 +660,26 @@ def main() -> None:
               f"with {args.workers} worker(s) ({cheap / parallel:.2f}x); verification of the candidates "
               f"{images / verify_time:.0f} images/s of the whole set ({verify_time / cheap:.1f}x the one-process "
               f"cheap stage's time)")
+        if args.record:
+            record_figures(sets, images / cheap)
+
+
+def record_figures(sets: list[Measured], cheap_rate: float) -> None:
+    """The shipped rule's half-B group figures and the cheap stage's speed into results/dedup-calibrate.json."""
+    figures = []
+    for m in sets:
+        precision, recall = scores(m.groups("B", m.passed(DEFAULT_RULE), "components"), m.truth["B"])
+        title = f"{m.name.capitalize()} set: dedup group"
+        if m.name == "export":
+            figures += [{"figure": f"{title} precision", "value": round(precision, 3)},
+                        {"figure": f"{title} recall", "value": round(recall, 3)}]
+        elif m.name != "augmented":
+            figures.append({"figure": f"{title} recall (precision {precision:.3f})", "value": round(recall, 3)})
+    figures.append({"figure": "Cheap stage, one process", "value": round(cheap_rate), "unit": "images/s", "part": "speed"})
+    record("dedup-calibrate", area="Duplicates and audit", title="Near copies and annotation-tool exports",
+           data=f"the {', '.join(m.name for m in sets)} set(s) made from clothing-small, fashion-products, "
+                "colorful-fashion and CCP photos; rule chosen on halves A, scored on halves B",
+           part="held-out halves B", issue=30, guide="guides/dedup-audit.md", figures=figures)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ copy of the earlier src/:
 
     git archive <commit> src | tar -x -C /tmp/before
     PYTHONPATH=/tmp/before/src python benchmarks/dedup_speed.py && PYTHONPATH=src python benchmarks/dedup_speed.py
+
+--record writes the verification speed to benchmarks/results/dedup-calibrate.json.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dedup_calibrate import make_set  # noqa: E402
+from record import add_flag, record  # noqa: E402
 
 import fashionlens  # noqa: E402
 from fashionlens.dedup import CANDIDATES, hash_images, near_pairs  # noqa: E402
@@ -30,6 +33,7 @@ def main() -> None:
     parser.add_argument("--originals", type=int, default=10, help="originals per dataset")
     parser.add_argument("--distractors", type=int, default=100, help="distractor photos per dataset")
     parser.add_argument("--seed", type=int, default=0)
+    add_flag(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         files, _, _ = make_set(Path(tmp), "export", args.originals, args.distractors, args.seed)
@@ -45,6 +49,12 @@ def main() -> None:
     print(f"{Path(fashionlens.__file__).parent}: {len(files)} images, cheap stage {len(files) / cheap:.0f} images per "
           f"CPU second; verification of {len(candidates)} candidate pairs {len(candidates) / verify:.0f} pairs per CPU "
           f"second (pictures prepared included)")
+    if args.record:
+        record("dedup-calibrate", area="Duplicates and audit", title="Near copies and annotation-tool exports",
+               data=f"an export-like set of {len(files)} images, {len(candidates)} candidate pairs", part="speed",
+               issue=30, guide="guides/dedup-audit.md",
+               figures=[{"figure": "Verification, one process", "value": round(len(candidates) / verify),
+                         "unit": "pairs per CPU second"}])
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ catalogues): the difference gives its rate past the start-up. Per stage, on one 
 (an actor's), a batch of 32 written to the store, and the FAISS index rebuilt from the store.
 
     .venv/bin/python benchmarks/ingest_ray.py [--images 1000] [--postgres postgresql+psycopg://postgres@127.0.0.1/test]
+        [--record]
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import uuid
 from pathlib import Path
 
 from _shared import dataset, timed
+from record import add_flag, record
 
 TARGET = 10_000_000
 
@@ -113,6 +115,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--postgres", help="SQLAlchemy URL of a PostgreSQL database (a schema is made and dropped)")
+    add_flag(parser)
     args = parser.parse_args()
     from fashionlens.ray_jobs import RayOptions
 
@@ -155,6 +158,13 @@ def main() -> None:
             compute = TARGET / (per_core * machines * machine_cores) / 3600
             print(f"{f'{machines} x {machine_cores}':<18}{compute:>16.2f}{TARGET * ms['write'] / 1000 / 3600:>14.2f}"
                   f"{TARGET * ms['index'] / 1000 / 3600:>15.2f}")
+    if args.record:
+        ratio = rates[f"(d) Ray, defaults ({cores} cores)"][0] / single[0]
+        record("ingest-ray", area="Scale-out", title="Ingest on Ray (machine loaded by other jobs: ratios only)",
+               data=f"{n:,} clothing-small photos into a fresh catalogue, each way, one run", part="speed", issue=None,
+               guide="guides/ray.md",
+               figures=[{"figure": f"Ray with its defaults on {cores} cores against single-process ingest",
+                         "value": round(ratio, 2), "unit": "x"}])
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ Same images, same run; (a) and (b) alternate for `--rounds` and the best of each
 jobs that comes and goes hits both alike. CPU time per image (workers included) is printed beside, as a check
 that holds under load. Targets: (b)/(a) >= 0.8 (the pipeline adds little), (b)/(c) >= 3.
 
-    .venv/bin/python benchmarks/ingest_speed.py [--images 300] [--dataset fashion-products]
+    .venv/bin/python benchmarks/ingest_speed.py [--images 300] [--dataset fashion-products] [--record]
 
 clothing-small's photos lie on floors and beds: each is parsed for its colours (`whole_photo_colors`);
 fashion-products' are studio shots on white, whose backdrop the namer leaves out without parsing.
@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 from _shared import dataset, timed
+from record import add_flag, record
 
 
 @contextmanager
@@ -61,6 +62,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--dataset", default="clothing-small", choices=("clothing-small", "fashion-products"))
+    add_flag(parser)
     args = parser.parse_args()
     from fashionlens.catalog import Catalog
     from fashionlens.classify import load_model
@@ -99,6 +101,11 @@ def main() -> None:
     print(f"(c) plain loop, one image at a time, eager  : {rate['loop']:6.1f} images/s  {ms['loop']:5.1f} CPU ms/image")
     print(f"(b)/(a) {rate['ingest'] / rate['backbone']:.2f} (target >= 0.8)   "
           f"(b)/(c) {rate['ingest'] / rate['loop']:.2f} (target >= 3)")
+    if args.record:
+        record("catalog-search", area="Catalogue", title="Similar-item search on clothing-small",
+               data=f"{len(paths)} {args.dataset} photos into a fresh catalogue, best of {args.rounds} rounds",
+               part="speed", issue=None, guide="guides/catalog.md",
+               figures=[{"figure": "Catalog.ingest throughput", "value": round(rate["ingest"], 1), "unit": "images/s"}])
 
 
 if __name__ == "__main__":

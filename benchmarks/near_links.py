@@ -10,11 +10,12 @@ its look-alikes hold ~3,000 false candidates, a catalogue of 44,000 photos ~430,
 small to see there fills an audit with false copies. The figures are pair precision among the judged pairs and
 the share of judged copies kept, for the shipped rule and with each of its newer tests turned off.
 
-    python benchmarks/near_links.py
+    python benchmarks/near_links.py [--record]   # --record: the shipped rule's figure to results/dedup-calibrate.json
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import dataclasses
 import sys
@@ -26,6 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _shared import dataset  # noqa: E402
+from record import add_flag, record  # noqa: E402
 
 from fashionlens.dedup import verified_pairs  # noqa: E402
 from fashionlens.dedup.verify import (DEFAULT_RULE, NO_MATCH, WORK_SIDE, CopyRule, Picture,  # noqa: E402
@@ -90,6 +92,9 @@ def linked_verdicts(links: JudgedLinks, rule: CopyRule) -> Counter:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_flag(parser)
+    args = parser.parse_args()
     links = judged_links(dataset("fashion-products") / "images")
     counts = Counter(links.verdict.values())
     print(f"{len(links.pairs)} pairs judged by eye: " + ", ".join(f"{n} {v}" for v, n in counts.most_common()))
@@ -101,6 +106,15 @@ def main() -> None:
         other = linked["different"] + linked["variant"]
         print(f"{name:<26}{sum(linked.values()):>8}{linked['copy']:>8}{other:>7}"
               f"{linked['copy'] / max(1, linked['copy'] + other):>11.3f}{linked['copy'] / counts['copy']:>13.3f}")
+    if args.record:
+        linked = linked_verdicts(links, DEFAULT_RULE)
+        kept = f"all {counts['copy']}" if linked["copy"] == counts["copy"] else f"{linked['copy']} of {counts['copy']}"
+        precision = linked["copy"] / max(1, linked["copy"] + linked["different"] + linked["variant"])
+        record("dedup-calibrate", area="Duplicates and audit", title="Near copies and annotation-tool exports",
+               data=f"{len(links.pairs)} near-copy links of an earlier audit on fashion-products, each judged by eye",
+               part="real catalogue, judged by eye", issue=30, guide="guides/dedup-audit.md",
+               figures=[{"figure": f"Judged fashion-products near links: precision ({kept} copies kept)",
+                         "value": round(precision, 3)}])
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ garments matched one to one for the largest total IoU, as an instance-mask evalu
 often their `type` is CCP's own label (per class), and how often their first colour is the one the palette
 names from the garment's true pixels, against colours read from the whole box as before.
 
-    python benchmarks/parse_street.py [--part test] [--model PARSER] [--types TYPE_HEAD] [--no-square]
+    python benchmarks/parse_street.py [--part test] [--model PARSER] [--types TYPE_HEAD] [--no-square] [--record]
+
+--record writes the parsing figures to benchmarks/results/parse-street.json.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from scipy.optimize import linear_sum_assignment
 from torchvision.ops import box_iou
 
 from _shared import dataset as shared_dataset
+from record import add_flag, record
 
 from fashionlens.colors import named_colors
 from fashionlens.detect.formats.label_masks import label_parts
@@ -61,6 +64,7 @@ def main() -> None:
     ap.add_argument("--types", default="types", help="type head folder (default: the shipped one)")
     ap.add_argument("--square", action=argparse.BooleanOptionalAction, default=PipelineConfig.crop_square)
     ap.add_argument("--min-share", type=float, default=0.02)
+    add_flag(ap)
     args = ap.parse_args()
     dataset = read_masks(shared_dataset("clothing-parsing")).part(args.part)
     parser = Parser(None if args.model == "default" else Path(args.model))
@@ -111,6 +115,15 @@ def main() -> None:
           f"from the box {colour_box / max(1, hit):.3f} (ratio {colour_mask / max(1, colour_box):.2f}x)")
     print(f"Analyzer.analyze per photo (decode excluded): p50 {np.percentile(times, 50):.1f} ms, "
           f"p90 {np.percentile(times, 90):.1f} ms")
+    if args.record:
+        groups = ", ".join(k for k, v in metrics["groups"].items() if v is not None)
+        classes = len(metrics["per_class"])
+        record("parse-street", area="Parse", title="Shipped garment parser",
+               data=f"Clothing Co-Parsing: {metrics['images']} held-out {args.part} photos", part=args.part, issue=14,
+               guide="guides/parse.md",
+               figures=[{"figure": f"mIoU over the garment groups {groups}", "value": round(metrics["group_miou"], 3)},
+                        {"figure": f"Pixel accuracy ({classes} classes)", "value": round(metrics["pixel_accuracy"], 3)},
+                        {"figure": f"mIoU ({classes} classes)", "value": round(metrics["miou"], 3)}])
 
 
 if __name__ == "__main__":

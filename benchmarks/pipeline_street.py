@@ -4,7 +4,9 @@ kind, a box over two shoes split in two, no merging of one garment's boxes), in 
 
 Tune on `--part validation`; the test part is scored once for each change kept (say so beside its figure).
 
-    python benchmarks/pipeline_street.py --part test [--out build/pipeline-street]
+    python benchmarks/pipeline_street.py --part test [--out build/pipeline-street] [--record]
+
+--record writes the shipped point's figures to benchmarks/results/pipeline-street.json.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from _shared import dataset
+from record import add_flag, record
 
 from fashionlens.detect.formats import read_dataset
 from fashionlens.detect.operating_point import OperatingPoint
@@ -33,6 +36,7 @@ def main() -> None:
     ap.add_argument("--part", default="validation", choices=("train", "validation", "test"))
     ap.add_argument("--out", type=Path, default=Path("build/pipeline-street"))
     ap.add_argument("--only-shipped", action="store_true", help="skip the 'before' point")
+    add_flag(ap)
     args = ap.parse_args()
     boxes = split_dataset(read_dataset(dataset("colorful-fashion")), 0.1, 0.15)[args.part]
     masks = read_masks(dataset("clothing-parsing")).part(args.part)
@@ -51,6 +55,24 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.part}.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"written to {args.out / f'{args.part}.json'}")
+    if args.record:
+        record_figures(report, args.part)
+
+
+def record_figures(report, part: str) -> None:
+    """The shipped point's figures (the last report) into benchmarks/results/pipeline-street.json."""
+    o, m = report.boxes["overall"], report.masks
+    record("pipeline-street", area="Analyse (the whole pipeline)", title="What analyze shows, scored as a user sees it",
+           data=f"colorful-fashion {part} ({report.boxes['photos']} photos, {o['garments']:,} garments); Clothing "
+                f"Co-Parsing {part} ({m['photos']} photos, {m['garments']} garments over 2%)", part=part, issue=29,
+           guide="guides/detect.md",
+           figures=[{"figure": "Precision at IoU 0.5 (colorful-fashion)", "value": round(o["precision"], 3)},
+                    {"figure": "Recall at IoU 0.5 (colorful-fashion)", "value": round(o["recall"], 3)},
+                    {"figure": "Duplicate items (colorful-fashion)", "value": f"{o['duplicate_share']:.2%}"},
+                    {"figure": "Garments found (CCP)", "value": round(m["found"], 3)},
+                    {"figure": "type top-1 of garments found (CCP)", "value": round(m["type_top1"], 3)},
+                    {"figure": "First colour's family equals the namer's on the true pixels (CCP)",
+                     "value": round(m["colour"], 3)}])
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ the limit, each with Retry-After. The issue's target: with the bound, p99 of acc
 nothing 500.
 
     .venv/bin/python benchmarks/service_backpressure.py [--clients 32] [--requests 192] [--queue 4] [--rate 60]
-        [--json out.json]
+        [--json out.json] [--record]
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from record import add_flag, record
 from service_latency import catalogue_images, load_note, percentiles_ms, running_service, street_photos
 
 TARGET_P99_S = 2.0
@@ -93,6 +94,7 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=100)
     parser.add_argument("--items", type=int, default=50, help="catalogue items seeded")
     parser.add_argument("--json", type=Path)
+    add_flag(parser)
     args = parser.parse_args()
     photos = street_photos(2 * args.requests)  # distinct photos for each run: every request is a fresh analysis
     token = secrets.token_urlsafe(16)
@@ -129,7 +131,24 @@ def main() -> None:
     print(f"{load_note()} at the end")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+    if args.record:
+        record_figures(args, results)
     sys.exit(0 if met else 1)
+
+
+def record_figures(args, results: dict) -> None:
+    def p99_ms(name: str):
+        seconds = results[name]["accepted_p99_s"]
+        return round(seconds * 1000) if seconds is not None else "none accepted"
+
+    record("service-backpressure", area="Service", title=f"Back-pressure under {args.clients} clients",
+           data=f"{args.clients} clients analysing {2 * args.requests} distinct street photos; a {args.burst}-request "
+                f"burst at FASHIONLENS_RATE_LIMIT={args.rate}", part="speed", issue=None, guide="guides/service.md",
+           figures=[{"figure": f"Accepted requests p99, bounded queue (FASHIONLENS_MAX_QUEUE={args.queue})",
+                     "value": p99_ms("bounded"), "unit": "ms"},
+                    {"figure": "Accepted requests p99, unbounded queue", "value": p99_ms("unbounded"), "unit": "ms"},
+                    {"figure": f"Burst of {args.burst} from one token answered 429",
+                     "value": results["burst"]["statuses"].get(429, 0)}])
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ clothing-small train photos (samples/clothing without the datasets); the photos 
 (clothing-small validation without them). The issue's target: p50 at most 200 ms on this 2-core machine.
 
     .venv/bin/python benchmarks/service_latency.py [--items 200] [--photos 100] [--url http://127.0.0.1:8000]
+        [--record]
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import httpx
 import numpy as np
 
 from _shared import DATASETS
+from record import add_flag, record
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "clothing"
 TARGET_P50_MS = 200.0
@@ -157,7 +159,7 @@ def running_service(seed: list[Path], db: str | None = None, token: str | None =
                 process.wait()
 
 
-def measure(url: str, photos: list[Path], warmup: Path, repeats: int) -> None:
+def measure(url: str, photos: list[Path], warmup: Path, repeats: int) -> float:
     with httpx.Client(base_url=url, timeout=300) as client:
         try:
             health = client.get("/v1/health").raise_for_status().json()
@@ -218,6 +220,7 @@ def measure(url: str, photos: list[Path], warmup: Path, repeats: int) -> None:
           f"{percentiles_ms(reused, (50, 90, 99))}")
     if reused:
         print(f"ratio fresh p50 / reused p50: {p50 / (np.percentile(reused, 50) * 1000):.1f}x")
+    return p50
 
 
 def main() -> None:
@@ -226,7 +229,10 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=100, help="distinct photos analysed")
     parser.add_argument("--repeats", type=int, default=30, help="photos sent a second time (history reuse)")
     parser.add_argument("--url", help="an already running service instead of starting one (--items is ignored)")
+    add_flag(parser)
     args = parser.parse_args()
+    if args.record and args.url:
+        parser.error("--record measures a service it starts itself: drop --url")
     photos = street_photos(args.photos + 1)
     warmup, photos = photos[0], photos[1:]
     print(f"{load_note()} at the start")
@@ -236,9 +242,14 @@ def main() -> None:
         with running_service(catalogue_images(args.items)) as service:
             print(f"service started and seeded in {service.startup_s:.1f} s")
             print(f"server memory after start and seeding: {service.memory_mb()}")
-            measure(service.url, photos, warmup, args.repeats)
+            p50 = measure(service.url, photos, warmup, args.repeats)
             print(f"server memory after {len(photos) + 1} analyses: {service.memory_mb()}")
     print(f"{load_note()} at the end")
+    if args.record:
+        record("service-latency", area="Service", title="One photo through the service",
+               data=f"a real fashionlens serve with {args.items} clothing-small catalogue items; {len(photos)} "
+                    "colorful-fashion street photos", part="speed", issue=None, guide="guides/service.md",
+               figures=[{"figure": "POST /v1/analyze p50, client side", "value": round(p50, 1), "unit": "ms"}])
 
 
 if __name__ == "__main__":

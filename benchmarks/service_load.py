@@ -18,7 +18,7 @@ duplicated by (sha256, models_key), every analysis id the API returned present w
 photo created (201) exactly once; items = seeded + created, every item id returned present with its sha256.
 
     .venv/bin/python benchmarks/service_load.py [--requests 2000] [--clients 32] [--items 200] [--replicas 2]
-        [--db postgresql+psycopg://postgres@127.0.0.1:5432/test] [--json out.json]
+        [--db postgresql+psycopg://postgres@127.0.0.1:5432/test] [--json out.json] [--record]
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ import httpx
 from sqlalchemy import create_engine, func, make_url, select
 
 from _shared import DATASETS
+from record import add_flag, record
 from service_latency import catalogue_images, load_note, percentiles_ms, running_service, street_photos
 from fashionlens.catalog.catalog import index_path_for
 from fashionlens.catalog.index import stamp_path
@@ -269,6 +270,7 @@ def main() -> None:
                                      "default: a temporary SQLite file")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    add_flag(parser)
     args = parser.parse_args()
     if not DATASETS.is_dir():
         sys.exit(f"{DATASETS} not found: the load test needs ../shared/datasets beside the repository")
@@ -307,6 +309,15 @@ def main() -> None:
                 "clients": args.clients, "requests": len(outcome.requests), "wall_s": round(wall_s, 2),
                 "requests_per_s": round(len(outcome.requests) / wall_s, 2), "statuses": dict(statuses),
                 "served_without_5xx": served, "rows_exact": intact}, indent=2))
+        if args.record:
+            failed = sum(not isinstance(status, int) or status >= 500 for _, status, _ in outcome.requests)
+            replicas = f", {args.replicas} replicas" if args.replicas > 1 else ""
+            record("service-load", area="Service", title="The service under load",
+                   data=f"{args.clients} concurrent clients, {len(outcome.requests):,} mixed requests, "
+                        f"{make_url(first.db).get_backend_name().replace('sqlite', 'SQLite')}{replicas}",
+                   part="speed", issue=None, guide="guides/service.md",
+                   figures=[{"figure": "Throughput", "value": round(len(outcome.requests) / wall_s, 1),
+                             "unit": "requests/s"}, {"figure": "Answers 5xx", "value": failed}])
     sys.exit(0 if served and intact else 1)
 
 

@@ -3,7 +3,7 @@ per-channel, calibrated on training photos) of the detector, the parser and the 
 thread settings; batching one photo's crops. Stage milliseconds and validation accuracy before/after.
 
     python benchmarks/speed_levers.py quantize --out build/int8      # calibrate and write the three INT8 graphs
-    python benchmarks/speed_levers.py measure --int8 build/int8      # times + accuracy -> build/speed_levers.json, results/speed-levers.json
+    python benchmarks/speed_levers.py measure --int8 build/int8      # times, accuracy -> build/speed_levers.json; --record
     python benchmarks/speed_levers.py                                # print the table in build/speed_levers.json
 
 Run `quantize` and `measure` on a quiet CPU (`flock /tmp/heavy.lock ...`): ratios come from one process, variants
@@ -26,6 +26,7 @@ import numpy as np
 import onnxruntime as ort
 from _shared import dataset
 from PIL import Image
+from record import add_flag, record
 
 from fashionlens.holdout import holdout_part
 from fashionlens.letterbox import letterbox
@@ -333,6 +334,7 @@ def main() -> None:
     ap.add_argument("--int8", type=Path, default=Path("build/int8"))
     ap.add_argument("--rounds", type=int, default=40)
     ap.add_argument("--results", type=Path, default=RESULTS)
+    add_flag(ap)
     args = ap.parse_args()
     if args.step == "quantize":
         quantize(args.out)
@@ -342,11 +344,11 @@ def main() -> None:
         args.results.parent.mkdir(parents=True, exist_ok=True)
         args.results.write_text(json.dumps(results, indent=1) + "\n")
         show(results)
-        from record import record
-
-        record("speed-levers", area="Service", title="Speed levers, each against the default in one run (issue 34)",
-               data="; ".join(f"{k}: {v}" for k, v in results["accuracy"]["data"].items()), part="validation parts", issue=34, figures=lever_figures(results),
-               guide="guides/service.md")
+        if args.record:
+            record("speed-levers", area="Service",
+                   title="Speed levers, each against the default in one run (issue 34)",
+                   data="; ".join(f"{k}: {v}" for k, v in results["accuracy"]["data"].items()),
+                   part="validation parts", issue=34, figures=lever_figures(results), guide="guides/service.md")
     else:
         show(json.loads(args.results.read_text()))
 

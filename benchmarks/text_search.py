@@ -9,7 +9,7 @@ that match all three, and each one alone.
     python benchmarks/text_search.py --part validation --model MODEL --color-weight 0 --color-weight 1
         # choosing settings: a trained model's validation part, one score per colour weight (not recorded)
 
-Writes benchmarks/results/text_search.json. The test part (20% by a hash of each image's bytes) is never seen by
+Writes build/text_search.json; --record (test part only) writes benchmarks/results/text-search.json. The test part (20% by a hash of each image's bytes) is never seen by
 train-text; its validation part (15%) is what settings were chosen on.
 """
 
@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from _shared import dataset
+from record import add_flag, record
 
 COLUMNS = ["gender", "baseColour", "articleType"]
 RAW = Path(__file__).resolve().parents[1] / "build" / "text_search.json"  # every figure and query
@@ -56,7 +57,10 @@ def main() -> None:
                         "--train-arg (skips train-text, and its timing)")
     parser.add_argument("--color-weight", type=float, action="append", default=None,
                         help="search_text's colour weight (repeatable: each is scored; default the catalogue's)")
+    add_flag(parser)
     args = parser.parse_args()
+    if args.record and args.part != "test":
+        parser.error("--record writes the test part's figures only")
     root = dataset("fashion-products")
     work = Path(tempfile.mkdtemp(prefix="text-search-"))
     cache = args.cache or work / "cache"
@@ -111,14 +115,12 @@ def main() -> None:
     raw.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "queries"}, indent=2))
     print(f"wrote {raw}; work folder {work}")
-    if args.part == "test":
+    if args.record:
         record_figures(result)
 
 
 def record_figures(result: dict) -> None:
     """The headline figures into benchmarks/results/text-search.json (the results page and the README's table)."""
-    from record import record
-
     test = result["test"]
     figures = [{"figure": "Top 10 matching gender, colour and type (held-out products)", "value": round(test["all"], 3),
                 "target": ">= 0.70", "headline": True}]

@@ -10,7 +10,7 @@ Then a catalogue grid of 100 items: opened with no thumbnail made yet (the servi
 opened again in a new tab (the browser's cache: the URLs name the image's hash and are immutable), and the bytes
 of those 100 thumbnails against the 100 originals.
 
-    .venv/bin/python benchmarks/web_analyse.py [--items 200] [--photos 40]
+    .venv/bin/python benchmarks/web_analyse.py [--items 200] [--photos 40] [--record]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import time
 import httpx
 import numpy as np
 
+from record import add_flag, record
 from service_latency import catalogue_images, load_note, percentiles_ms, running_service, street_photos, upload
 
 TARGET_S = 1.0
@@ -33,6 +34,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--photos", type=int, default=40, help="photos each way (page, bare API)")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
+    add_flag(parser)
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -78,6 +80,12 @@ def main() -> None:
           f"browser's cache ({grid['cold'] / grid['warm']:.1f}x; {grid['requests']} images fetched over the network the second time); "
           f"thumbnails {grid['thumb_kb']:.0f} KB vs originals {grid['original_kb']:.0f} KB "
           f"({grid['original_kb'] / grid['thumb_kb']:.1f}x fewer bytes)")
+    if args.record:
+        record("web-page", area="Service", title="The web page",
+               data=f"headless Chromium against a real fashionlens serve with {args.items} items; {len(page_photos)} "
+                    "street photos", part="speed", issue=None, guide="guides/service.md",
+               figures=[{"figure": "Photo given to its boxes drawn, p50", "value": round(np.median(inside_s) * 1000),
+                         "unit": "ms"}])
 
 
 def grid_figures(browser, url: str) -> dict:

@@ -215,7 +215,8 @@ REQUIRED = ("area", "title", "command", "data", "part", "date", "issue", "figure
 
 
 def read_results(folder: Path = RESULTS) -> list[Figure]:
-    """Every figure of every `*.json` under `folder`; a figure may override its file's command, part and date.
+    """Every figure of every `*.json` under `folder`; a figure may override its file's command, part, date, data and
+    commit (one measured by another command than the file's last run: `benchmarks/record.py`).
     A file missing a field is an error naming the file and the field."""
     figures = []
     for path in sorted(folder.glob("*.json")):
@@ -227,8 +228,9 @@ def read_results(folder: Path = RESULTS) -> list[Figure]:
         for f in record["figures"]:
             figures.append(Figure(record["area"], record["title"], f["figure"], f["value"], f.get("unit", ""),
                                   f.get("target", ""), f.get("part", record["part"]), f.get("command", record["command"]),
-                                  record["data"], f.get("date", record["date"]), record["issue"],
-                                  record.get("commit", ""), record.get("guide", ""), bool(f.get("headline")), path.name))
+                                  f.get("data", record["data"]), f.get("date", record["date"]), record["issue"],
+                                  f.get("commit", record.get("commit", "")), record.get("guide", ""),
+                                  bool(f.get("headline")), path.name))
     return figures
 
 
@@ -277,6 +279,8 @@ def results_markdown(folder: Path = RESULTS) -> str:
             for f in rows:
                 if f.command != main:
                     lines += [f"Command for *{_escape(f.name)}*:", "", "```bash", f.command, "```", ""]
+                    if (f.data, f.commit) != (first.data, first.commit):
+                        lines += [f"Data: {_escape(f.data)}{', commit ' + f.commit if f.commit else ''}.", ""]
     return "\n".join(lines)
 
 
