@@ -28,8 +28,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dedup_calibrate  # noqa: E402
 from _shared import dataset  # noqa: E402
+from near_links import judged_links  # noqa: E402
+
+from scipy.cluster.hierarchy import DisjointSet  # noqa: E402
 
 from fashionlens.dedup import CANDIDATES, hash_images, image_files, near_pairs  # noqa: E402
+from fashionlens.dedup.groups import _verification_order  # noqa: E402
 from fashionlens.dedup.verify import DEFAULT_RULE  # noqa: E402
 from fashionlens.embeddings import embed_paths  # noqa: E402
 
@@ -59,13 +63,40 @@ def kept_mask(m, thresholds, mirrored: bool) -> np.ndarray:
     return np.array([pair in found for pair in map(tuple, m.candidates.tolist())], bool)
 
 
+def verifications(m, kept: np.ndarray) -> int:
+    """How many of the `kept` candidates a components-only verification checks (verified_pairs' order and skips),
+    every image of the set together."""
+    rows = np.flatnonzero(kept)
+    linked = m.passed(DEFAULT_RULE)[rows]
+    joined, checked = DisjointSet(range(len(m.files))), 0
+    for a, b in m.sha_pairs.tolist():  # byte-identical files are joined before any pair is verified
+        joined.merge(a, b)
+    for k in _verification_order(m.candidates[rows], m.fallback[rows], len(m.files)).tolist():
+        a, b = m.candidates[rows[k]].tolist()
+        if not joined.connected(a, b):
+            checked += 1
+            if linked[k]:
+                joined.merge(a, b)
+    return checked
+
+
 def catalogue_fingerprints():
+    """(file names, fingerprints with embeddings) of the fashion-products images."""
     files = image_files([dataset("fashion-products") / "images"])
     kept, fp, failures = hash_images(files, progress=False)
     embedded = embed_paths([files[i] for i in kept], progress=False)
     fp = fp.subset(embedded.indices)
     fp.vectors = embedded.vectors
-    return fp
+    return [files[kept[i]].name for i in embedded.indices], fp
+
+
+def judged_copies_kept(names: list[str], found: set[tuple[int, int]]) -> str:
+    """How many of the fashion-products pairs judged copies by eye (benchmarks/near_links.py) stay candidates."""
+    links = judged_links(dataset("fashion-products") / "images")
+    position = {name: i for i, name in enumerate(names)}
+    copies = [tuple(sorted((position[links.paths[a].name], position[links.paths[b].name])))
+              for (a, b), verdict in links.verdict.items() if verdict == "copy"]
+    return f"{sum(pair in found for pair in copies)} of {len(copies)}"
 
 
 def main() -> None:
@@ -78,7 +109,7 @@ def main() -> None:
     dedup_calibrate.CANDIDATES = UNFILTERED  # every candidate the wider stage proposes is verified once
     made = argparse.Namespace(originals=args.originals, distractors=args.distractors, embeddings=True, workers=1,
                               seed=args.seed)
-    catalogue = catalogue_fingerprints()
+    names, catalogue = catalogue_fingerprints()
     with tempfile.TemporaryDirectory() as tmp:
         sets = [dedup_calibrate.Measured(name, Path(tmp), made) for name in args.sets.split(",")]
     base = {(m.name, use): (mask, figures(m, mask, "A")) for m in sets
@@ -110,15 +141,19 @@ def main() -> None:
     print(f"\nchosen on halves A: far_hamming {chosen.far_hamming}, far_min_cosine {chosen.far_min_cosine} "
           f"({count} fashion-products candidates for a split); shipped: {CANDIDATES.far_hamming}, "
           f"{CANDIDATES.far_min_cosine}")
+    print("fashion-products pairs judged copies by eye that stay candidates: " + "; ".join(
+        f"{use} {judged_copies_kept(names, candidates(catalogue, th, mirrored))}"
+        for use, (th, mirrored) in uses(chosen).items()))
     print("halves B, group pair precision / recall (components; covering stars), unfiltered -> chosen:")
     for m in sets:
         for use, (th, mirrored) in uses(chosen).items():
-            mask = base[(m.name, use)][0]
-            before, after = figures(m, mask, "B"), figures(m, kept_mask(m, th, mirrored), "B")
+            mask, kept = base[(m.name, use)][0], kept_mask(m, th, mirrored)
+            before, after = figures(m, mask, "B"), figures(m, kept, "B")
             print(f"  {m.name:<9} {use:<5} " + "; ".join(
                 f"{b[0]:.3f}/{b[1]:.3f} -> {a[0]:.3f}/{a[1]:.3f}" for b, a in ((before[:2], after[:2]),
-                                                                           (before[2:], after[2:]))))
-
+                                                                           (before[2:], after[2:])))
+                  + f"; candidates {int(mask.sum())} -> {int(kept.sum())}, of which the groups verify "
+                    f"{verifications(m, kept)} (whole set)")
 
 if __name__ == "__main__":
     main()
