@@ -158,6 +158,22 @@ def test_components_skip_the_pairs_a_group_already_joins(planted, monkeypatch):
     assert fewer_checks < all_checks and all_checks == len(candidates)
 
 
+def test_byte_identical_files_are_measured_once_against_another_image(planted, tmp_path, monkeypatch):
+    import fashionlens.dedup.groups as dedup
+    from fashionlens.cache import FeatureCache
+    from fashionlens.dedup import verified_pairs
+    from fashionlens.fingerprints import sha256_file
+
+    _, originals, _, byte_copy = planted
+    files = [originals[1], byte_copy, originals[2]]
+    calls = []
+    counting = dedup.verify_pair
+    monkeypatch.setattr(dedup, "verify_pair", lambda a, b: calls.append(1) or counting(a, b))
+    found = verified_pairs(files, np.array([[0, 2], [1, 2]]), progress=False, cache=FeatureCache(tmp_path / "c.sqlite"),
+                           sha256=[sha256_file(f) for f in files])
+    assert len(calls) == 1 and not len(found)  # one sha256 pair, one measurement; no copies
+
+
 def test_covering_groups_hold_every_link_without_chaining_them():
     # a chain of links 0~1~2~3 (say 2~3 is a false one), 4 and 5 the same bytes, 6 alone
     fp = Fingerprints(["a", "b", "c", "d", "e", "e", "f"], [None] * 7)

@@ -312,13 +312,13 @@ def verified_pairs(paths: list[Path], candidates: np.ndarray, rule: CopyRule = D
     confirmed = np.zeros(len(candidates), bool)
     measured: list[tuple[str, np.ndarray]] = []
     order = _verification_order(candidates, fallback if components else None, len(paths))
-    with progress_bar("verifying candidate pairs", sum(1 for key in keys if key not in known) if keys else len(order),
-                      progress) as advance:
+    cached = np.array([key in known for key in keys], bool) if keys else np.zeros(len(candidates), bool)
+    with progress_bar("verifying candidate pairs", int((~cached).sum()), progress) as advance:
         for k in order.tolist():
+            if not cached[k]:
+                advance()
             a, b = candidates[k].tolist()
             if components and joined.connected(a, b):
-                if not (keys and keys[k] in known):
-                    advance()
                 continue
             if keys and keys[k] in known:
                 confirmed[k] = _passes(known[keys[k]], rule, fallback[k])
@@ -333,10 +333,10 @@ def verified_pairs(paths: list[Path], candidates: np.ndarray, rule: CopyRule = D
                     confirmed[k] = _passes(row, rule, fallback[k])
                     if keys:
                         measured.append((keys[k], row))
+                        known[keys[k]] = row  # byte-identical files give several candidates one key: measured once
                 if len(measured) >= 1024:  # a killed run keeps what it verified
                     cache.put_vectors(VERIFICATION_CACHE_KEY, measured)
                     measured = []
-                advance()
             if confirmed[k]:
                 joined.merge(a, b)
     if measured:
