@@ -90,13 +90,13 @@ def catalogue_fingerprints():
     return [files[kept[i]].name for i in embedded.indices], fp
 
 
-def judged_copies_kept(names: list[str], found: set[tuple[int, int]]) -> str:
+def judged_copies_kept(names: list[str], found: set[tuple[int, int]]) -> tuple[int, int]:
     """How many of the fashion-products pairs judged copies by eye (benchmarks/near_links.py) stay candidates."""
     links = judged_links(dataset("fashion-products") / "images")
     position = {name: i for i, name in enumerate(names)}
     copies = [tuple(sorted((position[links.paths[a].name], position[links.paths[b].name])))
               for (a, b), verdict in links.verdict.items() if verdict == "copy"]
-    return f"{sum(pair in found for pair in copies)} of {len(copies)}"
+    return sum(pair in found for pair in copies), len(copies)
 
 
 def main() -> None:
@@ -105,6 +105,7 @@ def main() -> None:
     parser.add_argument("--originals", type=int, default=30)
     parser.add_argument("--distractors", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--record", action="store_true", help="write benchmarks/results/copy-candidates.json")
     args = parser.parse_args()
     dedup_calibrate.CANDIDATES = UNFILTERED  # every candidate the wider stage proposes is verified once
     made = argparse.Namespace(originals=args.originals, distractors=args.distractors, embeddings=True, workers=1,
@@ -141,19 +142,39 @@ def main() -> None:
     print(f"\nchosen on halves A: far_hamming {chosen.far_hamming}, far_min_cosine {chosen.far_min_cosine} "
           f"({count} fashion-products candidates for a split); shipped: {CANDIDATES.far_hamming}, "
           f"{CANDIDATES.far_min_cosine}")
-    print("fashion-products pairs judged copies by eye that stay candidates: " + "; ".join(
-        f"{use} {judged_copies_kept(names, candidates(catalogue, th, mirrored))}"
-        for use, (th, mirrored) in uses(chosen).items()))
+    judged = {use: judged_copies_kept(names, candidates(catalogue, th, mirrored))
+              for use, (th, mirrored) in uses(chosen).items()}
+    print("fashion-products pairs judged copies by eye that stay candidates: "
+          + "; ".join(f"{use} {kept} of {total}" for use, (kept, total) in judged.items()))
     print("halves B, group pair precision / recall (components; covering stars), unfiltered -> chosen:")
+    half_b = {}
     for m in sets:
         for use, (th, mirrored) in uses(chosen).items():
             mask, kept = base[(m.name, use)][0], kept_mask(m, th, mirrored)
             before, after = figures(m, mask, "B"), figures(m, kept, "B")
+            half_b[(m.name, use)] = before, after
             print(f"  {m.name:<9} {use:<5} " + "; ".join(
                 f"{b[0]:.3f}/{b[1]:.3f} -> {a[0]:.3f}/{a[1]:.3f}" for b, a in ((before[:2], after[:2]),
                                                                            (before[2:], after[2:])))
                   + f"; candidates {int(mask.sum())} -> {int(kept.sum())}, of which the groups verify "
                     f"{verifications(m, kept)} (whole set)")
+    if args.record:
+        from record import record
+
+        unfiltered = len(candidates(catalogue, *uses(UNFILTERED)["split"]))
+        recorded = [{"figure": f"fashion-products split: candidate pairs to verify ({unfiltered:,} unfiltered)",
+                     "value": count, "unit": "pairs", "part": "fashion-products, 12,000 images"},
+                    {"figure": "fashion-products pairs judged copies by eye that stay candidates (split)",
+                     "value": judged["split"][0], "unit": f"of {judged['split'][1]}",
+                     "part": "real catalogue, judged by eye"}]
+        recorded += [{"figure": f"{name.capitalize()} set, dedup groups: {label} ({half_b[(name, 'dedup')][0][k]:.3f} "
+                                f"unfiltered)", "value": round(half_b[(name, "dedup")][1][k], 3)}
+                     for name in ("export", "near", "models") if (name, "dedup") in half_b
+                     for k, label in ((0, "precision"), (1, "recall"))]
+        record("copy-candidates", area="Duplicates and audit",
+               title=f"Copy candidates: hash pairs beyond {chosen.far_hamming} bits need the embeddings to agree",
+               data="dedup_calibrate's four sets (setting chosen on halves A) and the fashion-products catalogue",
+               part="held-out halves B", issue=31, guide="guides/dedup-audit.md", figures=recorded)
 
 if __name__ == "__main__":
     main()
