@@ -117,6 +117,63 @@ def test_group_fingerprints_links_by_hash_and_by_embedding():
         Fingerprints(["a"], [])
 
 
+def test_far_hash_pairs_need_the_embeddings_to_agree():
+    """Beyond `far_hamming` bits a hash pair is a candidate only where the cosine reaches `far_min_cosine`: a
+    catalogue's look-alikes share hashes, not embeddings. Without embeddings every pair within the radius stays."""
+    ph = ["0000000000000000", "000000000000003f", "000000000000003f", "0000000000000003"]  # 6, 6 and 2 bits from 0
+    vectors = np.array([[1, 0], [0, 1], [1, 0], [0, 1]], np.float32)  # 1 and 3 look unlike 0, 2 like it
+    limits = Thresholds(max_hamming=10, min_signature=2.0, far_hamming=2, far_min_cosine=0.95)
+    pairs = near_pairs(Fingerprints(["a", "b", "c", "d"], ph, None, vectors), limits).tolist()
+    assert [0, 2] in pairs and [0, 3] in pairs  # far but alike; near in the hash whatever the embeddings say
+    assert [0, 1] not in pairs  # far and unlike: a look-alike
+    assert [0, 1] in near_pairs(Fingerprints(["a", "b", "c", "d"], ph), limits).tolist()
+
+
+def test_components_skip_the_pairs_a_group_already_joins(planted, monkeypatch):
+    """A split keeps whole groups together, so a pair inside a group already joined is not verified: every
+    planted copy is still grouped with its original, with fewer verifications."""
+    import fashionlens.dedup.groups as dedup
+    from fashionlens.dedup import CANDIDATES, group_labels, hash_images, verified_pairs
+
+    _, originals, copies, _ = planted
+    files = [originals[0], *copies, *originals[1:6]]
+    _, fp, _ = hash_images(files, progress=False)
+    candidates = near_pairs(fp, CANDIDATES)
+    calls = []
+    counting = dedup.verify_pair
+
+    def counted(a, b):
+        calls.append(1)
+        return counting(a, b)
+
+    monkeypatch.setattr(dedup, "verify_pair", counted)
+    labels = {}
+    for components in (False, True):
+        calls.clear()
+        pairs = verified_pairs(files, candidates, progress=False, sha256=fp.sha256, components=components)
+        labels[components] = (group_labels(fp, transitive=True, pairs=pairs), len(calls))
+    (every, all_checks), (joined, fewer_checks) = labels[False], labels[True]
+    assert (every == joined).all() and len(set(joined[:1 + len(copies)].tolist())) == 1
+    assert len(set(joined.tolist())) == 1 + 5  # the other originals stay apart
+    assert fewer_checks < all_checks and all_checks == len(candidates)
+
+
+def test_byte_identical_files_are_measured_once_against_another_image(planted, tmp_path, monkeypatch):
+    import fashionlens.dedup.groups as dedup
+    from fashionlens.cache import FeatureCache
+    from fashionlens.dedup import verified_pairs
+    from fashionlens.fingerprints import sha256_file
+
+    _, originals, _, byte_copy = planted
+    files = [originals[1], byte_copy, originals[2]]
+    calls = []
+    counting = dedup.verify_pair
+    monkeypatch.setattr(dedup, "verify_pair", lambda a, b: calls.append(1) or counting(a, b))
+    found = verified_pairs(files, np.array([[0, 2], [1, 2]]), progress=False, cache=FeatureCache(tmp_path / "c.sqlite"),
+                           sha256=[sha256_file(f) for f in files])
+    assert len(calls) == 1 and not len(found)  # one sha256 pair, one measurement; no copies
+
+
 def test_covering_groups_hold_every_link_without_chaining_them():
     # a chain of links 0~1~2~3 (say 2~3 is a false one), 4 and 5 the same bytes, 6 alone
     fp = Fingerprints(["a", "b", "c", "d", "e", "e", "f"], [None] * 7)

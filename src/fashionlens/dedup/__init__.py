@@ -4,7 +4,8 @@ augmented export makes of one photo).
 
 Two stages. The cheap one proposes candidate pairs through indexes, so that 100k images need no all-pairs
 Python loop: the perceptual hash (64-bit DCT hash; FAISS binary index, Hamming radius, the mirror image's hash
-too), the turn- and rotation-tolerant signature of the padding-trimmed picture (dedup.signature; its nearest
+too; with embeddings, a pair beyond a few bits only where they agree too: a catalogue's thumbnails on white crowd
+a wide radius with look-alikes), the turn- and rotation-tolerant signature of the padding-trimmed picture (dedup.signature; its nearest
 neighbours by inner product) and, optionally, the backbone embedding (FAISS exact inner product). The second
 stage verifies each candidate with ORB keypoints, a RANSAC affine fit and a comparison of the aligned pictures
 (dedup.verify): a studio look-alike or a colour variant shares a background, not the picture. Without

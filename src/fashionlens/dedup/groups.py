@@ -4,6 +4,7 @@ package's docstring tells the whole method)."""
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -34,13 +35,21 @@ class Thresholds:
     """Candidates per image from the embedding: its nearest neighbours above `min_neighbour_cosine`, whatever
     `min_cosine` says (a half crop or a greyscale turn keeps its original among its nearest, not above 0.85)."""
     min_neighbour_cosine: float = 2.0
+    far_hamming: int = 64
+    """Hash pairs more than this many bits apart are candidates only where the embeddings agree too (cosine at or
+    above `far_min_cosine`; without embeddings, every pair within `max_hamming`): a catalogue's thumbnails on white
+    crowd the hash's wide radius with look-alikes, while a copy that far apart in the hash (a crop, a turn, an
+    export's colour change) comes through the signature or embedding neighbours."""
+    far_min_cosine: float = -1.0
 
 
 DEFAULT_THRESHOLDS = Thresholds()
 """Unverified links (a catalogue's near copies, `dedup --no-verify`): either signal alone decides."""
 CANDIDATES = Thresholds(max_hamming=10, min_cosine=0.85, min_signature=0.94, neighbours=8, vector_neighbours=8,
-                        min_neighbour_cosine=0.5)
-"""The cheap stage before verification: loose, since a verified pair must first be a candidate."""
+                        min_neighbour_cosine=0.5, far_hamming=2, far_min_cosine=0.95)
+"""The cheap stage before verification: loose, since a verified pair must first be a candidate. Beyond 2 hash
+bits a pair also needs the embeddings' cosine of 0.95 (chosen on benchmarks/copy_candidates.py's halves A: no
+set's groups lose a pair; fashion-products' candidates for a split fall from 354,890 to 98,438)."""
 TOO_SMALL_TO_VERIFY = Thresholds(max_hamming=2, min_cosine=0.95)
 """Links a candidate pair with an image too small to verify (a thumbnail shrunk further). On half B of
 benchmarks/dedup_calibrate.py's sets: 282 true links and no false one among the near set's copies, 299 true and
@@ -93,18 +102,40 @@ class DuplicateReport:
     failures: list[SkippedInput] = field(default_factory=list)
 
 
-def _hash_pairs(phash: list[str | None], queries: list[str | None], max_hamming: int) -> np.ndarray:
+def _hash_pairs(phash: list[str | None], queries: list[str | None], max_hamming: int) -> tuple[np.ndarray, np.ndarray]:
+    """(pairs within `max_hamming` bits, the bits apart of each)."""
     import faiss
 
     known = [i for i, h in enumerate(phash) if h]
     asked = [i for i, h in enumerate(queries) if h]
     if not known or not asked:
-        return np.zeros((0, 2), dtype=np.int64)
+        return np.zeros((0, 2), dtype=np.int64), np.zeros(0, np.int64)
     index = faiss.IndexBinaryFlat(64)
     index.add(hash_codes([phash[i] for i in known]))
-    lims, _, found = index.range_search(hash_codes([queries[i] for i in asked]), max_hamming + 1)  # radius is exclusive
+    lims, bits, found = index.range_search(hash_codes([queries[i] for i in asked]), max_hamming + 1)  # radius is exclusive
     rows = np.repeat(np.array(asked), np.diff(lims).astype(np.int64))
-    return np.stack([rows, np.array(known)[found]], axis=1)
+    return np.stack([rows, np.array(known)[found]], axis=1), bits.astype(np.int64)
+
+
+def _hash_candidates(fp: Fingerprints, queries: list[str | None], thresholds: Thresholds) -> np.ndarray:
+    """Pairs within the hash's radius, those beyond `far_hamming` bits only where the embeddings agree too."""
+    pairs, bits = _hash_pairs(fp.phash, queries, thresholds.max_hamming)
+    far = bits > thresholds.far_hamming
+    if fp.vectors is None or not len(fp.vectors) or not far.any():
+        return pairs
+    keep = ~far
+    keep[far] = _cosines(fp.vectors, pairs[far]) >= thresholds.far_min_cosine
+    return pairs[keep]
+
+
+def _cosines(vectors: np.ndarray, pairs: np.ndarray, chunk: int = 16384) -> np.ndarray:
+    """Inner product of each pair's unit vectors, a chunk of pairs at a time (a catalogue's hundreds of thousands of
+    pairs of 1,280 floats would not fit in memory at once)."""
+    out = np.empty(len(pairs), np.float32)
+    for start in range(0, len(pairs), chunk):
+        a, b = pairs[start:start + chunk].T
+        out[start:start + chunk] = np.einsum("ij,ij->i", vectors[a], vectors[b])
+    return out
 
 
 def _vector_pairs(vectors: np.ndarray, min_cosine: float) -> np.ndarray:
@@ -133,9 +164,9 @@ def _neighbour_pairs(vectors: np.ndarray, neighbours: int, min_inner: float) -> 
 def near_pairs(fingerprints: Fingerprints, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> np.ndarray:
     """Every pair (i < j) of different images linked by any signal, as int64 [m, 2]."""
     fp = fingerprints
-    found = [_hash_pairs(fp.phash, fp.phash, thresholds.max_hamming)]
+    found = [_hash_candidates(fp, fp.phash, thresholds)]
     if fp.phash_flipped is not None:
-        found.append(_hash_pairs(fp.phash, fp.phash_flipped, thresholds.max_hamming))
+        found.append(_hash_candidates(fp, fp.phash_flipped, thresholds))
     if fp.vectors is not None and len(fp.vectors):
         if thresholds.min_cosine <= 1:
             found.append(_vector_pairs(fp.vectors, thresholds.min_cosine))
@@ -182,6 +213,46 @@ class _Graph:
             if np.array_equal(hooked, root):
                 return np.unique(root, return_inverse=True)[1].astype(np.int32)
             root = hooked
+
+
+    def reverse_cuthill_mckee(self) -> np.ndarray:
+        """The nodes in reverse Cuthill-McKee order (breadth first from each component's least-linked node, the
+        least-linked neighbours first): linked nodes end up close together."""
+        degree = np.diff(self.indptr)
+        seen = np.zeros(self.size, bool)
+        order: list[int] = []
+        for start in np.argsort(degree, kind="stable").tolist():
+            if seen[start]:
+                continue
+            seen[start] = True
+            queue = deque([start])
+            while queue:
+                node = queue.popleft()
+                order.append(node)
+                ahead = self.neighbours(node)
+                ahead = ahead[~seen[ahead]]
+                seen[ahead] = True
+                queue.extend(ahead[np.argsort(degree[ahead], kind="stable")].tolist())
+        return np.asarray(order[::-1], np.int64)
+
+
+class _Joined:
+    """Which nodes are joined so far (union-find with path halving)."""
+
+    def __init__(self, n: int):
+        self.parent = list(range(n))
+
+    def root(self, node: int) -> int:
+        parent = self.parent
+        while parent[node] != node:
+            parent[node] = node = parent[parent[node]]
+        return node
+
+    def merge(self, a: int, b: int) -> None:
+        self.parent[self.root(a)] = self.root(b)
+
+    def connected(self, a: int, b: int) -> bool:
+        return self.root(a) == self.root(b)
 
 
 def _star_labels(graph: _Graph) -> np.ndarray:
@@ -280,18 +351,21 @@ VERIFICATION_CACHE_KEY = "copy-verification-v7"  # per pair of sha256s: what ver
 
 def verified_pairs(paths: list[Path], candidates: np.ndarray, rule: CopyRule = DEFAULT_RULE, *,
                    fallback: np.ndarray | None = None, progress: bool = True, cache=None,
-                   sha256: list[str] | None = None) -> np.ndarray:
+                   sha256: list[str] | None = None, components: bool = False) -> np.ndarray:
     """The candidate pairs (positions in `paths`) that verification confirms as copies, int64 [m, 2]. A pair
     with a picture too small to verify (dedup.verify.MIN_SIDE) is kept where `fallback` (a mask over the
     candidates: the unverified thresholds) links it. Each image is read once while its pairs are checked; one
     that cannot be read again confirms nothing. With a feature `cache` (and each path's `sha256`), a pair
     verified before is not read again: the measurements are cached, the rule is applied to them here. Each pair
     is measured from the image with the smaller sha256 to the other (the measurement is directional), so a pair
-    gets the same verdict whichever order it comes in."""
+    gets the same verdict whichever order it comes in.
+
+    With `components` only the connected components of the copies are wanted (a split's groups, `dedup`'s): a
+    pair whose two images confirmed pairs (or equal sha256s) already join is left unverified and unreturned, and
+    the `fallback` pairs, the likeliest copies, are checked first so that they join their families early. The
+    order is fixed by the candidates, so a second run with the cache skips the same pairs and reads no image."""
     candidates = np.asarray(candidates, np.int64).reshape(-1, 2)
     fallback = np.zeros(len(candidates), bool) if fallback is None else np.asarray(fallback, bool)
-    order = np.lexsort((candidates[:, 1], candidates[:, 0]))
-    candidates, fallback = candidates[order], fallback[order]
     keys = [_pair_key(sha256[a], sha256[b]) for a, b in candidates.tolist()] if cache is not None else []
     known = cache.features(VERIFICATION_CACHE_KEY, keys) if cache is not None else {}
 
@@ -302,34 +376,59 @@ def verified_pairs(paths: list[Path], candidates: np.ndarray, rule: CopyRule = D
         except ImageError:
             return None
 
+    joined = _Joined(len(paths))
+    if components and sha256 is not None:
+        first_of: dict[str, int] = {}
+        for i, sha in enumerate(sha256):
+            joined.merge(first_of.setdefault(sha, i), i)
     confirmed = np.zeros(len(candidates), bool)
     measured: list[tuple[str, np.ndarray]] = []
-    todo = []
-    for k in range(len(candidates)):
-        if keys and keys[k] in known:
-            confirmed[k] = _passes(known[keys[k]], rule, fallback[k])
-        else:
-            todo.append(k)
-    with progress_bar("verifying candidate pairs", len(todo), progress) as advance:
-        for k in todo:
+    order = _verification_order(candidates, fallback if components else None, len(paths))
+    cached = np.array([key in known for key in keys], bool) if keys else np.zeros(len(candidates), bool)
+    with progress_bar("verifying candidate pairs", int((~cached).sum()), progress) as advance:
+        for k in order.tolist():
+            if not cached[k]:
+                advance()
             a, b = candidates[k].tolist()
-            if sha256 is not None and sha256[a] > sha256[b]:
-                a, b = b, a
-            first, second = picture(a), picture(b)
-            if first is not None and second is not None:
-                verifiable = first.verifiable and second.verifiable
-                v = verify_pair(first, second) if verifiable else NO_MATCH
-                row = np.array([verifiable, *v.row()], np.float32)
-                confirmed[k] = _passes(row, rule, fallback[k])
-                if keys:
-                    measured.append((keys[k], row))
-            if len(measured) >= 1024:  # a killed run keeps what it verified
-                cache.put_vectors(VERIFICATION_CACHE_KEY, measured)
-                measured = []
-            advance()
+            if components and joined.connected(a, b):
+                continue
+            if keys and keys[k] in known:
+                confirmed[k] = _passes(known[keys[k]], rule, fallback[k])
+            else:
+                if sha256 is not None and sha256[a] > sha256[b]:
+                    a, b = b, a
+                first, second = picture(a), picture(b)
+                if first is not None and second is not None:
+                    verifiable = first.verifiable and second.verifiable
+                    v = verify_pair(first, second) if verifiable else NO_MATCH
+                    row = np.array([verifiable, *v.row()], np.float32)
+                    confirmed[k] = _passes(row, rule, fallback[k])
+                    if keys:
+                        measured.append((keys[k], row))
+                        known[keys[k]] = row  # byte-identical files give several candidates one key: measured once
+                if len(measured) >= 1024:  # a killed run keeps what it verified
+                    cache.put_vectors(VERIFICATION_CACHE_KEY, measured)
+                    measured = []
+            if confirmed[k]:
+                joined.merge(a, b)
     if measured:
         cache.put_vectors(VERIFICATION_CACHE_KEY, measured)
-    return candidates[confirmed]
+    found = candidates[confirmed]
+    return found[np.lexsort((found[:, 1], found[:, 0]))]
+
+
+def _verification_order(candidates: np.ndarray, first: np.ndarray | None, n: int) -> np.ndarray:
+    """Positions of the candidates in the order they are verified: the `first` ones, then the rest, each part by
+    its images' reverse Cuthill-McKee ranks, so that the pictures of linked images are prepared close together
+    and the picture cache holds them (on fashion-products' 98,000 candidates: 25,000 pictures prepared instead
+    of 54,000 in index order)."""
+    if not len(candidates):
+        return np.zeros(0, np.int64)
+    rank = np.empty(n, np.int64)
+    rank[_Graph.from_pairs(candidates, n).reverse_cuthill_mckee()] = np.arange(n)
+    ranked = np.sort(rank[candidates], axis=1)
+    tier = np.zeros(len(candidates), np.int8) if first is None else (~first).astype(np.int8)
+    return np.lexsort((ranked[:, 1], ranked[:, 0], tier))
 
 
 def _pair_key(a: str, b: str) -> str:
@@ -345,10 +444,11 @@ def _passes(row: np.ndarray, rule: CopyRule, fallback: bool) -> bool:
 
 def copy_pairs(paths: list[Path], fingerprints: Fingerprints, thresholds: Thresholds = CANDIDATES,
                rule: CopyRule | None = DEFAULT_RULE, *, progress: bool = True, cache=None,
-               candidates: np.ndarray | None = None) -> np.ndarray:
+               candidates: np.ndarray | None = None, components: bool = False) -> np.ndarray:
     """Pairs of positions that are copies of one picture: candidates of the cheap stage (and any `candidates`
     found elsewhere, e.g. an embedding search already made), verified unless `rule` is None (with a feature
-    `cache`, each pair once). Byte-identical files need no verification and are left to the grouping."""
+    `cache`, each pair once). Byte-identical files need no verification and are left to the grouping. With
+    `components`, enough pairs to join every group of copies, not every pair (`verified_pairs`)."""
     found = near_pairs(fingerprints, thresholds)
     if candidates is not None and len(candidates):
         found = np.unique(np.concatenate([found, np.sort(np.asarray(candidates, np.int64), axis=1)]), axis=0)
@@ -357,7 +457,7 @@ def copy_pairs(paths: list[Path], fingerprints: Fingerprints, thresholds: Thresh
     if rule is None:
         return found
     return verified_pairs(paths, found, rule, fallback=linked_by(found, fingerprints, TOO_SMALL_TO_VERIFY),
-                          progress=progress, cache=cache, sha256=fingerprints.sha256)
+                          progress=progress, cache=cache, sha256=fingerprints.sha256, components=components)
 
 
 def linked_by(candidates: np.ndarray, fingerprints: Fingerprints, thresholds: Thresholds) -> np.ndarray:
@@ -416,18 +516,20 @@ def _bits_hex(bits: np.ndarray) -> str:
 def dataset_copy_pairs(paths: list[Path], sha256s: list[str], phashes: list[str | None], cache, *,
                        vectors: np.ndarray | None = None, progress: bool = True) -> np.ndarray:
     """Verified copies among a training set's images, whose sha256 and perceptual hash the feature cache
-    already holds; signatures and verifications are cached there too, so a second run reads no image. The
-    candidates are the hashes and signatures (mirrored copies come through the signature, which ignores a
-    mirror) and, given the training features (`vectors`, one row per path), each image's nearest neighbours
-    among them: an export's half crop keeps its original among its nearest. The neighbours only, not dedup's
-    cosine threshold, which holds for its own backbone."""
+    already holds: enough pairs to join each group of copies, which is what a split keeps together (pairs inside
+    a group already joined are not verified). Signatures and verifications are cached there too, so a second run
+    reads no image. The candidates are the hashes and signatures (mirrored copies come through the signature,
+    which ignores a mirror) and, given the training features (`vectors`, one row per path), each image's nearest
+    neighbours among them: an export's half crop keeps its original among its nearest. The neighbours, not dedup's
+    cosine range, which holds for its own backbone (as does CANDIDATES' cosine for hash pairs beyond 2 bits)."""
     rows, fingerprints, _ = cached_fingerprints(paths, sha256s, phashes, cache, progress=progress)
     fingerprints.phash_flipped = None
     if vectors is not None and rows:
         chosen = np.asarray(vectors, np.float32)[rows]
         fingerprints.vectors = chosen / np.maximum(np.linalg.norm(chosen, axis=1, keepdims=True), 1e-12)
     thresholds = replace(CANDIDATES, min_cosine=2.0)
-    pairs = copy_pairs([paths[i] for i in rows], fingerprints, thresholds, progress=progress, cache=cache)
+    pairs = copy_pairs([paths[i] for i in rows], fingerprints, thresholds, progress=progress, cache=cache,
+                       components=True)  # the splits keep whole connected groups together
     return np.asarray(rows, np.int64)[pairs] if len(pairs) else pairs
 
 
@@ -464,7 +566,7 @@ def find_duplicates(
         fingerprints = fingerprints.subset(keep)
         fingerprints.vectors = embedded.vectors
     pairs = copy_pairs([files[i] for i in kept], fingerprints, thresholds, rule if verify else None,
-                       progress=progress)
+                       progress=progress, components=verify)
     groups = [DuplicateSet(g.kind, [str(files[kept[i]]) for i in g.members])
               for g in group_fingerprints(fingerprints, thresholds, pairs, transitive=verify)]
     return DuplicateReport(groups, len(kept), sorted(failures, key=lambda f: f.source))
