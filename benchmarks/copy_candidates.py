@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dedup_calibrate  # noqa: E402
 from _shared import dataset  # noqa: E402
 from near_links import judged_links  # noqa: E402
-
+from record import add_flag, record  # noqa: E402
 from scipy.cluster.hierarchy import DisjointSet  # noqa: E402
 
 from fashionlens.dedup import CANDIDATES, hash_images, image_files, near_pairs  # noqa: E402
@@ -105,7 +105,7 @@ def main() -> None:
     parser.add_argument("--originals", type=int, default=30)
     parser.add_argument("--distractors", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--record", action="store_true", help="write benchmarks/results/copy-candidates.json")
+    add_flag(parser)
     args = parser.parse_args()
     dedup_calibrate.CANDIDATES = UNFILTERED  # every candidate the wider stage proposes is verified once
     made = argparse.Namespace(originals=args.originals, distractors=args.distractors, embeddings=True, workers=1,
@@ -159,8 +159,6 @@ def main() -> None:
                   + f"; candidates {int(mask.sum())} -> {int(kept.sum())}, of which the groups verify "
                     f"{verifications(m, kept)} (whole set)")
     if args.record:
-        from record import record
-
         unfiltered = len(candidates(catalogue, *uses(UNFILTERED)["split"]))
         recorded = [{"figure": f"fashion-products split: candidate pairs to verify ({unfiltered:,} unfiltered)",
                      "value": count, "unit": "pairs", "part": "fashion-products, 12,000 images"},
