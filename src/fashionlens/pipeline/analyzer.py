@@ -143,12 +143,13 @@ class Analyzer:
         colours as `analyze` names a photo it describes whole (`whole_photo_colors`)."""
         return self._describe(images, [None] * len(images), [self._whole_colours(image) for image in images], {})
 
-    def _whole_colours(self, image: Image.Image, parsed=None):
-        """How a photo described whole gets its colours: the parser's garment pixels are asked for (`parsed`, or
-        one parse now) only where the photo has no studio backdrop."""
-        def pixels():
-            return garment_pixels(parsed or self.parser.parse_image(image))
-        return lambda: whole_photo_colors(image, pixels if self.parser is not None else None)
+    def _whole_colours(self, image: Image.Image, pixels=None):
+        """How a photo described whole gets its colours: the parser's garment pixels (`pixels()`, or one parse now)
+        are asked for only where the photo has no studio backdrop."""
+        if pixels is None and self.parser is not None:
+            def pixels():
+                return garment_pixels(self.parser.parse_image(image))
+        return lambda: whole_photo_colors(image, pixels)
 
     def _describe(self, crops: list[Image.Image], kinds: list[str | None], colours: list,
                   timings: dict[str, float]) -> list[Description]:
@@ -183,9 +184,10 @@ class Analyzer:
             sha = sha256_bytes(data)
         parsing = self._beside.submit(self._parse, image, timings) if self._beside is not None else None
         found = self._detect(image, timings)
-        product = parsed = None  # a product shot's own pixels, where the parser sees them
+        product = pixels = None  # a product shot's own pixels, where the parser sees them
         if self.parser is not None:
             parsed = parsing.result() if parsing is not None else self._parse(image, timings)
+            pixels = functools.cache(functools.partial(garment_pixels, parsed))  # for the mask and the colours
             with _timer(timings, "masks"):
                 rules = MaskRules(added=self.point.parser_items, split_pairs=self.point.split_pairs)
                 found = garment_masks(parsed, found, self.detector.classes, rules)
@@ -197,7 +199,7 @@ class Analyzer:
                     # other kind is the whole-photo classifier's
                     found = found[:1]
                     found = found[[name not in self.kinds_named for name in found.data["class_name"]]]
-                    product = garment_pixels(parsed)
+                    product = pixels()
                 found = found[:self.config.max_items]
         labels = [str(name) for name in found.data["class_name"]]
         boxes = [tuple(b) for b in found.xyxy.tolist()]
@@ -208,7 +210,7 @@ class Analyzer:
         if whole:  # classified whole, as the classifier was trained; the mask is the product's pixels
             crops, masks, labels = [image], [product], [None]
             boxes = [mask_box(product) if product is not None else None]
-            colours = [self._whole_colours(image, parsed)]
+            colours = [self._whole_colours(image, pixels)]
         else:
             with _timer(timings, "colors"):
                 light = estimate_balance(image)  # once per photo, not per garment
