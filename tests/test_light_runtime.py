@@ -1,6 +1,7 @@
 """The base install: analysing without PyTorch gives what the code with PyTorch gave (the golden file was written by
-`fashionlens analyze --json` at 1ece522, the commit before the light runtime), commands that need an extra say which,
-and model folders carry their ONNX graph."""
+`fashionlens analyze --json` at 1ece522, the commit before the light runtime; one colour since, dress_1's third,
+grey -> taupe, when photos of one garment began to be parsed at two thirds of the size for their colours), commands
+that need an extra say which, and model folders carry their ONNX graph."""
 
 from __future__ import annotations
 

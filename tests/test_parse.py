@@ -137,6 +137,34 @@ def test_trained_parser_learns_saves_loads_and_matches_onnx(tiny_parser):
     assert parity(load_parser(out), export_parser(load_parser(out), out / "check.onnx", check=False)) > 0.999
 
 
+def test_the_onnx_graph_parses_at_other_sizes_and_an_older_fixed_size_export_is_not_used(tiny_parser, tmp_path,
+                                                                                         monkeypatch):
+    import shutil
+
+    from fashionlens.parse.inference import Parser, whole_garment_pixels, whole_photo_size
+
+    _, out, _ = tiny_parser
+    folder = tmp_path / "model"
+    shutil.copytree(out, folder)
+    record = json.loads((folder / "export.json").read_text())
+    assert record["any_size"] is True
+    image, _ = _photo(7)
+    eager, onnx = Parser(folder, runtime="torch"), Parser(folder)
+    for size in [(128, 96), whole_photo_size(onnx.input_size)]:
+        a, b = eager.parse_image(image, size), onnx.parse_image(image, size)
+        assert a.labels.shape == b.labels.shape and (a.labels == b.labels).mean() > 0.99
+    larger = onnx.parse_image(image, (128, 96))
+    assert larger.labels.shape == (128, 96)  # the photo fills the letterbox: its grid too
+    pixels = whole_garment_pixels(onnx, image)
+    assert pixels is None or pixels.shape == (image.height, image.width)
+    del record["any_size"]  # an export from before graphs took any size: exported anew to the cache
+    (folder / "export.json").write_text(json.dumps(record))
+    monkeypatch.setenv("FASHIONLENS_CACHE", str(tmp_path / "cache"))
+    again = Parser(folder)
+    assert (again.parse_image(image, (128, 96)).labels == larger.labels).all()
+    assert len(list((tmp_path / "cache" / "onnx").glob("parser-any_size-*.onnx"))) == 1
+
+
 def test_training_keeps_the_last_epoch_or_the_best_one(tiny_parser, tmp_path):
     from fashionlens.parse.dataset import read_masks
     from fashionlens.parse.model import ParserConfig

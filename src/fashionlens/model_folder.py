@@ -197,18 +197,21 @@ def write_export_record(folder: Path, onnx_file: Path, weights_sha256: str, pari
                                              "weights_sha256": weights_sha256, **parity})
 
 
-def onnx_file_for(folder: Path, weights_sha256: str, kind: str, export) -> Path:
-    """The folder's own ONNX export when it matches the weights, else one made by `export(path)` on first use and
-    kept in the cache, keyed by the weights hash."""
+def onnx_file_for(folder: Path, weights_sha256: str, kind: str, export, needs: dict | None = None) -> Path:
+    """The folder's own ONNX export when it matches the weights (and its record has every item of `needs`: a
+    property older exports lack), else one made by `export(path)` on first use and kept in the cache, keyed by
+    the weights hash and `needs`."""
     from fashionlens.cache import default_cache_dir
 
     record = folder / EXPORT_FILE
     if record.is_file():
         info = json.loads(record.read_text())
         path = folder / info["onnx"]
-        if info.get("weights_sha256") == weights_sha256 and path.is_file():
+        has = all(info.get(k) == v for k, v in (needs or {}).items())
+        if info.get("weights_sha256") == weights_sha256 and has and path.is_file():
             return path
-    cached = default_cache_dir() / "onnx" / f"{kind}-{weights_sha256[:16]}.onnx"
+    tag = "".join(f"-{k}" for k, v in (needs or {}).items() if v)
+    cached = default_cache_dir() / "onnx" / f"{kind}{tag}-{weights_sha256[:16]}.onnx"
     if not cached.is_file():
         require("train", f"{folder}: this {kind} folder has no ONNX graph of its weights; exporting one")
         cached.parent.mkdir(parents=True, exist_ok=True)

@@ -12,13 +12,16 @@ import onnxruntime as ort
 from fashionlens.atomic import atomic_path
 
 
-def export_onnx(module, input_size: tuple[int, int], path: str | Path, output_names: list[str]) -> Path:
-    """Export with a dynamic batch axis; written to a temporary file first so a crash leaves no half file."""
+def export_onnx(module, input_size: tuple[int, int], path: str | Path, output_names: list[str], *,
+                any_size: bool = False) -> Path:
+    """Export with a dynamic batch axis (`any_size`: height and width too, for per-pixel outputs [batch, h, w]);
+    written to a temporary file first so a crash leaves no half file."""
     import torch
 
     path = Path(path)
     module = module.eval()
     example = torch.zeros(1, 3, *input_size)
+    spatial, out = ({2: "height", 3: "width"}, {1: "height", 2: "width"}) if any_size else ({}, {})
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -27,7 +30,7 @@ def export_onnx(module, input_size: tuple[int, int], path: str | Path, output_na
             str(tmp),
             input_names=["image"],
             output_names=output_names,
-            dynamic_axes={"image": {0: "batch"}, **{name: {0: "batch"} for name in output_names}},
+            dynamic_axes={"image": {0: "batch", **spatial}, **{name: {0: "batch", **out} for name in output_names}},
             dynamo=False,
             opset_version=17,
         )

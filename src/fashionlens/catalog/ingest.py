@@ -33,10 +33,10 @@ def image_colors(image, parser: str | None) -> list[dict]:
     """The photo's colours as `analyze` names a photo it describes whole (`parser`: the folder whose garment
     pixels count where the photo has no studio backdrop); the one call site of `fashionlens.colors`."""
     from fashionlens.colors import whole_photo_colors
-    from fashionlens.parse.inference import garment_pixels, shared_parser
+    from fashionlens.parse.inference import shared_parser, whole_garment_pixels
 
     def pixels():
-        return garment_pixels(shared_parser(parser).parse_image(image))
+        return whole_garment_pixels(shared_parser(parser), image)
     return [c.to_json() for c in whole_photo_colors(image, pixels if parser else None)[0]]
 
 
@@ -83,10 +83,11 @@ class _DecodeOnce(ImageFileDataset):
 
 class Analyser:
     """The backbone sessions, transforms and attribute models, made once for every chunk of a run (or per Ray
-    actor). `threads`: ONNX Runtime's threads (default: every core)."""
+    actor). `threads`: ONNX Runtime's threads (default: every core); `workers`: decode threads, two so that
+    decoding and parsing (one core each) keep both cores busy while the backbone runs."""
 
     def __init__(self, embedder: Embedder, models: list[LoadedModel] = (), *, colors: bool = True,
-                 batch_size: int = 32, workers: int = 1, threads: int | None = None, top_k: int = 3):
+                 batch_size: int = 32, workers: int = 2, threads: int | None = None, top_k: int = 3):
         self.embedder, self.models = embedder, list(models)
         self.batch_size, self.workers, self.top_k = batch_size, workers, top_k
         self.runners = {key: backbone_runner(b, threads=threads)  # the embedder's first

@@ -40,7 +40,7 @@ from fashionlens.features import backbone_key, backbone_runner
 from fashionlens.fingerprints import sha256_bytes
 from fashionlens.images import encode_png, load_image
 from fashionlens.masks import mask_box
-from fashionlens.parse.inference import Parser, garment_pixels, person_shares
+from fashionlens.parse.inference import Parser, garment_pixels, person_shares, whole_garment_pixels
 from fashionlens.pipeline.garment_masks import MaskRules, garment_masks
 from fashionlens.pipeline.result import Analysis, Garment
 
@@ -143,12 +143,10 @@ class Analyzer:
         colours as `analyze` names a photo it describes whole (`whole_photo_colors`)."""
         return self._describe(images, [None] * len(images), [self._whole_colours(image) for image in images], {})
 
-    def _whole_colours(self, image: Image.Image, pixels=None):
-        """How a photo described whole gets its colours: the parser's garment pixels (`pixels()`, or one parse now)
-        are asked for only where the photo has no studio backdrop."""
-        if pixels is None and self.parser is not None:
-            def pixels():
-                return garment_pixels(self.parser.parse_image(image))
+    def _whole_colours(self, image: Image.Image):
+        """How a photo described whole gets its colours: the parser's garment pixels (`whole_garment_pixels`) are
+        asked for only where the photo has no studio backdrop."""
+        pixels = functools.partial(whole_garment_pixels, self.parser, image) if self.parser is not None else None
         return lambda: whole_photo_colors(image, pixels)
 
     def _describe(self, crops: list[Image.Image], kinds: list[str | None], colours: list,
@@ -184,10 +182,9 @@ class Analyzer:
             sha = sha256_bytes(data)
         parsing = self._beside.submit(self._parse, image, timings) if self._beside is not None else None
         found = self._detect(image, timings)
-        product = pixels = None  # a product shot's own pixels, where the parser sees them
+        product = None  # a product shot's own pixels, where the parser sees them
         if self.parser is not None:
             parsed = parsing.result() if parsing is not None else self._parse(image, timings)
-            pixels = functools.cache(functools.partial(garment_pixels, parsed))  # for the mask and the colours
             with _timer(timings, "masks"):
                 rules = MaskRules(added=self.point.parser_items, split_pairs=self.point.split_pairs)
                 found = garment_masks(parsed, found, self.detector.classes, rules)
@@ -199,7 +196,7 @@ class Analyzer:
                     # other kind is the whole-photo classifier's
                     found = found[:1]
                     found = found[[name not in self.kinds_named for name in found.data["class_name"]]]
-                    product = pixels()
+                    product = garment_pixels(parsed)
                 found = found[:self.config.max_items]
         labels = [str(name) for name in found.data["class_name"]]
         boxes = [tuple(b) for b in found.xyxy.tolist()]
@@ -207,10 +204,11 @@ class Analyzer:
         with _timer(timings, "crop"):
             crops = [cut_out(image, b, self.config.crop_padding, square=self.config.crop_square) for b in boxes]
         whole = not crops
-        if whole:  # classified whole, as the classifier was trained; the mask is the product's pixels
+        if whole:  # classified whole, as the classifier was trained; the mask is the product's pixels, its
+            # colours named as every entry point names a photo of one garment
             crops, masks, labels = [image], [product], [None]
             boxes = [mask_box(product) if product is not None else None]
-            colours = [self._whole_colours(image, pixels)]
+            colours = [self._whole_colours(image)]
         else:
             with _timer(timings, "colors"):
                 light = estimate_balance(image)  # once per photo, not per garment
