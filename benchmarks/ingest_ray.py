@@ -1,7 +1,7 @@
 """Images/s of `fashionlens ingest --engine ray` against the single-process ingest on the same photos in one run,
 and the per-stage costs behind the README's table of what bounds 10 million images on N machines.
 
-(a) `Catalog.ingest` in this process (a DataLoader worker decodes; ONNX Runtime on every core);
+(a) `Catalog.ingest` in this process (two decode threads; ONNX Runtime on every core);
 (b) the same on a local Ray of 1 worker: Ray and its processes pinned to one core (os.sched_setaffinity, which
     they inherit), one model actor and the decoding tasks sharing it (0.5 + 0.5 CPU);
 (c) Ray with 2 workers, the whole machine: two cores, two model actors (0.5 CPU each) and decoding tasks;

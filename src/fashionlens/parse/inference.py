@@ -87,12 +87,13 @@ def export_parser(model: LoadedParser, onnx_file: str | Path | None = None, *, c
     export_onnx(_labelled(model.model), model.config.input_size, path, OUTPUTS, any_size=True)
     record = dict(ANY_SIZE)
     if check:
-        for size in (model.config.input_size, whole_photo_size(model.config.input_size)):
-            agreement = parity(model, path, size)
-            if agreement < 0.999:
-                raise RuntimeError(f"{path}: ONNX labels agree with PyTorch on only {agreement:.4%} of pixels at "
-                                   f"{size[0]}x{size[1]}")
-        record["parity_pixel_agreement"] = agreement
+        agreement = {size: parity(model, path, size)
+                     for size in (tuple(model.config.input_size), whole_photo_size(model.config.input_size))}
+        for (height, width), share in agreement.items():
+            if share < 0.999:
+                raise RuntimeError(f"{path}: ONNX labels agree with PyTorch on only {share:.4%} of pixels at "
+                                   f"{height}x{width}")
+        record["parity_pixel_agreement"] = min(agreement.values())
     if onnx_file is None or path.resolve().parent == model.folder.resolve():
         write_export_record(model.folder, path, model.weights_sha256, record)
     return path
@@ -149,6 +150,8 @@ class Parser:
     def parse_image(self, image: Image.Image, size: tuple[int, int] | None = None) -> ParsedImage:
         """Class and confidence on the parser's grid for one decoded RGB photo (`photo_labels()`: per pixel);
         `size`: (height, width) to letterbox it to, default the parser's input size."""
+        if size is not None and any(side % 32 for side in size):
+            raise ValueError(f"the parser's size must be multiples of 32 (its coarsest grid), not {size[0]}x{size[1]}")
         boxed, scale = letterbox(image, size or self.input_size)
         pre = self.model.preprocess
         labels, confidence = self._run(normalized(boxed, pre.mean, pre.std)[None])
