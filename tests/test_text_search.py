@@ -145,7 +145,8 @@ def test_scores_are_the_models_own_similarity(catalog, text_model):
 def test_model_folder_round_trips_and_refuses_damage(text_model, tmp_path):
     loaded = load_text_model(text_model.folder)
     texts = ["red dress", "acme navy blue shirts"]
-    np.testing.assert_allclose(loaded.query_vectors(texts)[0], text_model.query_vectors(texts)[0], atol=1e-6)
+    # float32 round-off of sums in another order: a few parts in a million of vectors whose entries reach ~10
+    np.testing.assert_allclose(loaded.query_vectors(texts)[0], text_model.query_vectors(texts)[0], rtol=1e-5, atol=1e-5)
     assert loaded.vocabulary == text_model.vocabulary and loaded.embedding_key == KEY
     copy = tmp_path / "copy"
     shutil.copytree(text_model.folder, copy)
