@@ -24,12 +24,12 @@ SIZES = [(384, 256), (288, 192), (256, 160), (192, 128)]
 
 def crops(image: Image.Image, garment: np.ndarray, labels: np.ndarray):
     """(kind, box) of the outfit and of its largest garment, with a tenth of margin."""
+    from fashionlens.detect.crop import padded_box
+    from fashionlens.masks import mask_box
+
     areas = {c: int((labels == c).sum()) for c in np.unique(labels[garment])}
     for kind, mask in (("outfit", garment), ("garment", labels == max(areas, key=areas.get))):
-        ys, xs = np.nonzero(mask)
-        w, h = xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()
-        yield kind, (max(0, int(xs.min() - 0.1 * w)), max(0, int(ys.min() - 0.1 * h)),
-                     min(image.width, int(xs.max() + 1 + 0.1 * w)), min(image.height, int(ys.max() + 1 + 0.1 * h)))
+        yield kind, padded_box(mask_box(mask), 0.1, image.width, image.height)
 
 
 def main() -> None:

@@ -118,15 +118,15 @@ def _onnx_for(model: LoadedParser) -> Path:
 def whole_photo_size(input_size) -> tuple[int, int]:
     """The size a photo of one garment is parsed at for its colours: two thirds of the parser's own input, in
     multiples of 32. Telling garment from background needs less detail than telling garments apart: on CCP's
-    held-out photos cropped to their largest garment, the colours named from these pixels match those named from
-    the true garment pixels as often as at the full size, at 0.37 of the cost (benchmarks/parse_size_colours.py)."""
+    held-out photos cropped to their largest garment, the first colour named from these pixels is that named from
+    the true garment pixels within about one photo in a hundred of the full size, at about 0.4 of the cost
+    (benchmarks/parse_size_colours.py: a one-pixel change of the crops moves either figure by as much)."""
     return tuple(max(32, int(side * 2 / 3) // 32 * 32) for side in input_size)
 
 
 class Parser:
     """A loaded garment parser ready to run; `Parser()` is the shipped one. `threads`: ONNX Runtime's (default:
-    one per core); `size`: the letterbox it parses at (default: the one it was trained at; ONNX only takes others,
-    in multiples of 32)."""
+    one per core). `parse_image` letterboxes to the size it was trained at, or to another in multiples of 32."""
 
     def __init__(self, model: LoadedParser | str | Path | None = None, runtime: str = "onnx",
                  threads: int | None = None):
