@@ -1,12 +1,12 @@
 """At what size to parse a photo of one garment for its colours (`fashionlens.parse.inference.whole_photo_size`).
 
-CCP's held-out photos (the shipped parser's validation and test parts) are cropped two ways, each with a tenth of
+CCP's held-out photos (the shipped parser's validation and test parts, or one of them) are cropped two ways, each with a tenth of
 margin: to the whole outfit, and to its largest garment (what a product photo on a floor or a bed looks like). The
 colours named from the parser's garment pixels at each size are compared with those named from the true garment
 pixels: the first colour's family, and the Jaccard overlap of the families named. The parser's CPU time per photo
 (one thread) is measured in the same run.
 
-    .venv/bin/python benchmarks/parse_size_colours.py [--limit 200] [--record]
+    .venv/bin/python benchmarks/parse_size_colours.py [--limit 200] [--parts validation test] [--record]
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ def crops(image: Image.Image, garment: np.ndarray, labels: np.ndarray):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--limit", type=int, default=200, help="photos at most")
+    parser.add_argument("--parts", nargs="+", default=["validation", "test"], choices=["validation", "test"],
+                        help="the parser's held-out parts to crop from")
     add_flag(parser)
     args = parser.parse_args()
     from fashionlens.colors import garment_colors
@@ -47,7 +49,7 @@ def main() -> None:
     data = read_masks(dataset("clothing-parsing"))
     lut = class_lut(data.names, net.model.config.groups)
     not_garment = [net.classes.index(n) for n in NOT_GARMENT]
-    parts = [data.part(p) for p in ("validation", "test")]  # held out by file name, as the parser was trained
+    parts = [data.part(p) for p in args.parts]  # held out by file name, as the parser was trained
     scores = {(kind, size): [] for kind in ("outfit", "garment") for size in SIZES}
     seconds = dict.fromkeys(SIZES, 0.0)
     photos = 0
@@ -73,7 +75,7 @@ def main() -> None:
                     named = garment_colors(crop, mask=pixels)[0]
                     found = {c.family for c in named}
                     scores[(kind, size)].append((named[0].family == first, len(truth & found) / len(truth | found)))
-    print(f"{photos} CCP held-out photos (validation and test parts), chosen size {chosen[0]}x{chosen[1]}")
+    print(f"{photos} CCP held-out photos ({' and '.join(args.parts)} parts), chosen size {chosen[0]}x{chosen[1]}")
     print(f"{'crop':8} {'size':>8} {'first family':>13} {'families (Jaccard)':>19} {'CPU ms':>7}")
     table = {}
     for (kind, size), rows in scores.items():
@@ -94,8 +96,8 @@ def main() -> None:
         figures.append({"figure": f"Parse CPU time at {chosen[0]}x{chosen[1]} / at {full[0]}x{full[1]}",
                         "value": round(ratio, 2)})
         record("colors", area="Colours", title="Colour naming (first colour's family)",
-               data=f"{photos} CCP photos of the parser's validation and test parts, cropped to the outfit and to "
-                    f"its largest garment", part="validation+test", issue=34, guide="guides/colors.md",
+               data=f"{photos} CCP photos of the parser's {' and '.join(args.parts)} parts, cropped to the outfit and "
+                    f"to its largest garment", part="+".join(args.parts), issue=34, guide="guides/colors.md",
                figures=figures)
 
 
