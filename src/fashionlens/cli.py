@@ -64,7 +64,7 @@ def _training_options(
     colour_bins: Annotated[Optional[int], typer.Option(help="Append a foreground colour histogram, N bins per channel (e.g. 8; 0: none). Default: the recipe's.")] = None,
     colour_space: Annotated[Optional[str], typer.Option(help="Colour histogram channels: rgb or hsv. Default: the recipe's.")] = None,
     colour_sqrt: Annotated[Optional[bool], typer.Option("--colour-sqrt/--no-colour-sqrt", help="Square roots of the colour histogram's shares: a small patch of a telling colour weighs more against the background's. Default: the recipe's.", show_default=False)] = None,
-    resize: Annotated[str, typer.Option(help="crop (centre crop) or pad (letterbox on white, for product photos).")] = "crop",
+    resize: Annotated[Optional[str], typer.Option(help="crop (centre crop) or pad (letterbox on white, for product photos). Default: pad where most photos are studio product shots (every recipe but classic), else crop.")] = None,
     image_size: Annotated[Optional[int], typer.Option(help="Square input size in pixels instead of the backbone's (e.g. 128 for small thumbnails, 280); saved with the model.")] = None,
     hidden: Annotated[Optional[int], typer.Option(help="Hidden width of each head (0: linear head). Default: the recipe's.")] = None,
     head_fit: Annotated[Optional[str], typer.Option(help="adamw: heads trained for --epochs with dropout; logistic: each linear head solved as an L2 logistic regression (small data sets: more accurate, a fraction of the CPU). Default: the recipe's.")] = None,
@@ -83,7 +83,7 @@ def _training_options(
     tta: Annotated[bool, typer.Option(help="Test-time flips: the model predicts on each image averaged with its mirror (saved with it; also picks the best fine-tuning epoch). The report adds the scores without them.")] = False,
     validation: Annotated[Optional[float], typer.Option(help="Validation fraction when the data has no validation split; 0: linear heads train all their epochs and keep the last. Default: 0 with a recipe (its heads fit on every training image; a given validation split is only scored), 0.15 with --recipe classic.")] = None,
     min_class_count: Annotated[int, typer.Option(help="Drop classes with fewer images.")] = 2,
-    balance: Annotated[bool, typer.Option(help="Balanced class weights (macro recall); --no-balance favours plain accuracy.")] = True,
+    balance: Annotated[Optional[bool], typer.Option("--balance/--no-balance", help="Balanced class weights (macro recall); --no-balance favours plain accuracy. Default: the recipe's (balanced, but colour-mlp's MLP heads).", show_default=False)] = None,
     find_copies: Annotated[bool, typer.Option(help="Also keep verified copies together in the split (turned, rotated, letterboxed, greyscale versions of one photo), not only equal hashes.")] = True,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:

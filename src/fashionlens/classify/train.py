@@ -20,12 +20,13 @@ from fashionlens.classify.inference import Predictor
 from fashionlens.classify.model import Classifier, TaskSpec
 from fashionlens.classify.model_io import save_model
 from fashionlens.classify.recipe import (RECIPE_NAMES, RecipeChoice, candidate_configs, choose_recipe,
-                                         default_time_budget)
+                                         default_time_budget, letterboxes, studio_share)
 from fashionlens.classify.report import TaskPredictions, write_report
 from fashionlens.data.samples import LabeledImages, Sample, SkippedInput
 from fashionlens.dedup import dataset_copy_pairs
 from fashionlens.epoch_log import EpochLog
 from fashionlens.features import Features, extract_features
+from fashionlens.preprocess import RESIZE_MODES
 from fashionlens.splits import Split, copy_groups, make_folds, make_split
 
 MODES = ("linear", "finetune")
@@ -82,6 +83,8 @@ class TrainConfig:
             raise ValueError(f"recipe must be one of {', '.join(RECIPE_NAMES)}, not {self.recipe!r}")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if self.resize not in RESIZE_MODES:
+            raise ValueError(f"resize must be one of {', '.join(RESIZE_MODES)}, not {self.resize!r}")
         if self.head_fit not in HEAD_FITS:
             raise ValueError(f"head_fit must be one of {', '.join(HEAD_FITS)}, not {self.head_fit!r}")
         if self.head_fit == "logistic" and (self.hidden or self.mode != "linear"):
@@ -189,6 +192,18 @@ class FeatureSets:
     def __init__(self, data: LabeledImages):
         self.data = data
         self.by_key: dict[tuple, LabelledFeatures] = {}
+        self.studio_share: float | None = None  # read once, where a recipe asks
+
+    def studio(self, config: TrainConfig) -> bool:
+        """Whether `config`'s recipes letterbox these photos (mostly studio product shots)."""
+        def share() -> float:
+            if self.studio_share is None:
+                self.studio_share = round(studio_share([s.path for s in self.data.samples]), 3)
+            return self.studio_share
+        return letterboxes(config, share)
+
+    def candidates(self, config: TrainConfig) -> dict[str, TrainConfig]:
+        return candidate_configs(config, len(self.data), studio=self.studio(config))
 
     def __call__(self, config: TrainConfig) -> LabelledFeatures:
         key = tuple(getattr(config, name) for name in FEATURE_FIELDS)
@@ -212,16 +227,17 @@ def groups_of(lf: LabelledFeatures, config: TrainConfig) -> np.ndarray:
 def pick_recipe(sets: FeatureSets, config: TrainConfig, rows: list[int], budget_s: float | None = None
                 ) -> tuple[TrainConfig, RecipeChoice]:
     """The config of `config.recipe`, with `auto` choosing on inner folds of `rows` (training rows only)."""
-    configs = candidate_configs(config, len(sets.data))
+    configs = sets.candidates(config)
     lf = sets(next(iter(configs.values())))
     budget = budget_s if budget_s is not None else config.time_budget or default_time_budget(len(rows))
     choice = choose_recipe(configs, sets, rows, groups_of(lf, config), fit_classifier, seed=config.seed, budget_s=budget)
-    return configs[choice.recipe], choice
+    return configs[choice.recipe], replace(choice, studio_share=sets.studio_share)
 
 
-def split_config(config: TrainConfig, n_images: int) -> TrainConfig:
-    """The config that splits: every candidate of a recipe shares its validation fraction."""
-    return next(iter(candidate_configs(config, n_images).values()))
+def split_config(config: TrainConfig, sets: FeatureSets) -> TrainConfig:
+    """The config that splits: every candidate of a recipe shares its validation fraction (and its resize, so
+    the features read to split are the first candidate's)."""
+    return next(iter(sets.candidates(config).values()))
 
 
 def folds_of(lf: LabelledFeatures, config: TrainConfig, folds: int, scored: list[bool] | None = None) -> list[Split]:
@@ -316,7 +332,7 @@ def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = Non
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sets = FeatureSets(data)
-    splitting = split_config(config, len(data))
+    splitting = split_config(config, sets)
     split = split_rows(sets(splitting), splitting, scored)
     config, choice = pick_recipe(sets, config, split.train)
     lf = sets(config)
