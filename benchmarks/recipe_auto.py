@@ -54,10 +54,11 @@ SETS = {"decor": (decor, True, 0.0), "clothing-small": (clothing_small, False, 0
 
 def warm_up(data, config) -> None:
     """Reads every candidate's features and the copy pairs once, so the timed run measures a warm cache."""
+    from fashionlens.classify.recipe import candidate_configs
     from fashionlens.classify.train import FeatureSets, groups_of
 
     sets = FeatureSets(data)
-    for candidate in sets.candidates(config).values():
+    for candidate in candidate_configs(config, len(data)).values():
         groups_of(sets(candidate), candidate)
 
 
@@ -121,8 +122,7 @@ def record_products(figures: dict) -> None:
            title="fashion-products, `train` with no training flags (recipe auto)",
            data=f"fashion-products: {figures['images']:,} thumbnails, 20% held out by whole copy groups "
                 f"({test['articleType']['n']:,} test images); auto chose {choice['recipe']} on inner folds of the "
-                f"{choice['images']:,} training images; {choice['studio_share']:.0%} of the photos on a studio "
-                f"backdrop (letterboxed)", part="test", issue=31, guide="guides/classify.md", figures=rows)
+                f"{choice['images']:,} training images", part="test", issue=31, guide="guides/classify.md", figures=rows)
 
 
 RECORDS = {"decor": record_decor, "fashion-products": record_products}

@@ -7,17 +7,14 @@ import importlib
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 from typer.testing import CliRunner
 
 from fashionlens.classify import TrainConfig, cross_validate, train
-from fashionlens.classify.recipe import (RECIPES, apply_recipe, candidate_configs, given_fields, letterboxes,
-                                         studio_share)
+from fashionlens.classify.recipe import RECIPES, apply_recipe, candidate_configs, given_fields
 from fashionlens.cli import app
 from fashionlens.data import read_folder
-from tests.test_classify import COLOURS, make_class_folders, picture
+from tests.test_classify import make_class_folders
 
 train_module = importlib.import_module("fashionlens.classify.train")  # the package's `train` is the function
 BACKBONE = "efficientnet_lite0"
@@ -61,72 +58,12 @@ def test_classic_is_the_plain_config_and_auto_drops_clashing_candidates():
     assert set(RECIPES) >= {"classic", "logistic", "colour-logistic", "colour-mlp"}
 
 
-def test_mlp_heads_fit_without_class_weights_and_studio_photos_are_letterboxed():
+def test_mlp_heads_fit_without_class_weights_unless_told():
     assert apply_recipe(TrainConfig(), "colour-mlp").balance is False  # plain accuracy: what the search scores
     assert apply_recipe(TrainConfig(), "colour-logistic").balance is True
-    assert apply_recipe(TrainConfig(balance=True, fixed=("balance",)), "colour-mlp").balance is True  # given
-    assert apply_recipe(TrainConfig(), "colour-mlp", studio=True).resize == "pad"
-    assert apply_recipe(TrainConfig(), "colour-mlp").resize == "crop"
-    assert apply_recipe(TrainConfig(), "classic", studio=True).resize == "crop"  # classic: the plain config
-    assert apply_recipe(TrainConfig(fixed=("resize",)), "logistic", studio=True).resize == "crop"  # --resize crop
-    assert all(c.resize == "pad" for c in candidate_configs(TrainConfig(recipe="auto"), 5000, studio=True).values())
-
-
-def test_the_studio_share_is_read_only_where_it_decides():
-    asked = []
-
-    def share(value):
-        return lambda: asked.append(value) or value
-
-    assert letterboxes(TrainConfig(recipe="auto"), share(0.9)) and not letterboxes(TrainConfig(recipe="auto"), share(0.2))
-    assert not letterboxes(TrainConfig(recipe="auto", resize="crop", fixed=("resize",)), share(1.0))
-    assert not letterboxes(TrainConfig(recipe="classic"), share(1.0))
-    assert asked == [0.9, 0.2]
-
-
-def studio_shot(colour, rng, size=96) -> Image.Image:
-    """A product on a white studio backdrop: the garment in the middle, light neutral all round."""
-    canvas = np.full((size, size + 32, 3), 246, np.uint8)
-    canvas[16:-16, 32:-32] = np.asarray(picture(colour, rng, size=size))[: size - 32, : size - 32]
-    return Image.fromarray(canvas)
-
-
-def test_studio_share_counts_the_product_shots(tmp_path):
-    rng = np.random.default_rng(0)
-    for i in range(6):
-        studio_shot((200, 40, 40), rng).save(tmp_path / f"studio_{i}.jpg", quality=92)
-        picture((200, 40, 40), rng).save(tmp_path / f"scene_{i}.jpg", quality=92)
-    (tmp_path / "broken.jpg").write_bytes(b"not a picture")
-    studio = sorted(tmp_path.glob("studio_*"))
-    assert studio_share(studio) == 1.0
-    assert studio_share(sorted(tmp_path.glob("scene_*"))) == 0.0
-    assert studio_share([*studio, tmp_path / "broken.jpg"]) == pytest.approx(6 / 7)  # unreadable: not a studio shot
-    assert studio_share([]) == 0.0
-    assert studio_share(studio * 100, sample=10) == 1.0
-
-
-@pytest.fixture(scope="module")
-def studio_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("recipe-studio")
-    rng = np.random.default_rng(5)
-    for name, colour in COLOURS.items():
-        (root / name).mkdir()
-        for i in range(12):
-            studio_shot(colour, rng).save(root / name / f"{name}_{i:02d}.jpg", quality=92)
-    return root
-
-
-def test_train_letterboxes_studio_photos_unless_told(studio_dir, tmp_path):
-    result = invoke("train", studio_dir, "--out", tmp_path / "m", "--backbone", BACKBONE)
-    assert result.exit_code == 0, result.output
-    assert "on a studio backdrop: letterboxed" in " ".join(result.output.split())
-    manifest = manifest_of(tmp_path / "m")
-    assert manifest["training"]["resize"] == "pad" and manifest["recipe"]["studio_share"] == 1.0
-    assert manifest["preprocess"]["resize"] == "pad"  # the model predicts as it was trained
-
-    result = invoke("train", studio_dir, "--out", tmp_path / "c", "--backbone", BACKBONE, "--resize", "crop")
-    assert result.exit_code == 0, result.output
-    assert manifest_of(tmp_path / "c")["training"]["resize"] == "crop"
+    assert apply_recipe(TrainConfig(balance=True, fixed=("balance",)), "colour-mlp").balance is True  # --balance
+    with pytest.raises(ValueError, match="resize must be one of"):
+        TrainConfig(resize="stretch")
 
 
 # --------------------------------------------------------------------------- no leak

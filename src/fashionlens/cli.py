@@ -64,7 +64,7 @@ def _training_options(
     colour_bins: Annotated[Optional[int], typer.Option(help="Append a foreground colour histogram, N bins per channel (e.g. 8; 0: none). Default: the recipe's.")] = None,
     colour_space: Annotated[Optional[str], typer.Option(help="Colour histogram channels: rgb or hsv. Default: the recipe's.")] = None,
     colour_sqrt: Annotated[Optional[bool], typer.Option("--colour-sqrt/--no-colour-sqrt", help="Square roots of the colour histogram's shares: a small patch of a telling colour weighs more against the background's. Default: the recipe's.", show_default=False)] = None,
-    resize: Annotated[Optional[str], typer.Option(help="crop (centre crop) or pad (letterbox on white, for product photos). Default: pad where most photos are studio product shots (every recipe but classic), else crop.")] = None,
+    resize: Annotated[str, typer.Option(help="crop (centre crop) or pad (letterbox on white, for product photos).")] = "crop",
     image_size: Annotated[Optional[int], typer.Option(help="Square input size in pixels instead of the backbone's (e.g. 128 for small thumbnails, 280); saved with the model.")] = None,
     hidden: Annotated[Optional[int], typer.Option(help="Hidden width of each head (0: linear head). Default: the recipe's.")] = None,
     head_fit: Annotated[Optional[str], typer.Option(help="adamw: heads trained for --epochs with dropout; logistic: each linear head solved as an L2 logistic regression (small data sets: more accurate, a fraction of the CPU). Default: the recipe's.")] = None,

@@ -108,7 +108,7 @@ def cross_validate(data: LabeledImages, config: TrainConfig | None = None, *, fo
         raise ValueError("cross-validation holds out each fold in turn: give neither a fold nor a test fraction")
     started = time.time()
     sets = FeatureSets(data)
-    splitting = split_config(config, sets)
+    splitting = split_config(config, len(data))
     splits = folds_of(sets(splitting), splitting, folds, scored)
     budget = config.time_budget or default_time_budget(len(data))
     per_fold: list[list[TaskPredictions]] = []

@@ -5,9 +5,6 @@ A new user should not need seven flags to get the project's best measured settin
 settings the user did not give (`TrainConfig.fixed`); `auto` scores a short, cost-ordered list of recipes by
 3-fold cross-validation inside the rows it is given (a `train` split's training part, or one outer fold's
 training part in `cross_validate`), so the images that are then scored never influence the choice.
-One setting follows the photos rather than a search: where most photos are studio product shots, every recipe
-but `classic` letterboxes them (`resize="pad"`) instead of cutting their centre, as the products recipe does.
-That reads pixels only, never labels, so it may look at every image before the split.
 """
 
 from __future__ import annotations
@@ -16,7 +13,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
@@ -37,12 +34,10 @@ RECIPES: dict[str, dict] = {
 }
 RECIPE_NAMES = ("auto", *RECIPES)
 RECIPE_FIELDS = ("pool_stages", "colour_bins", "colour_space", "colour_sqrt", "standardize", "head_fit", "hidden",
-                 "epochs", "validation", "balance", "resize")
+                 "epochs", "validation", "balance")
 INNER_FOLDS = 3
 MIN_IMAGES_TO_COMPARE = 30  # fewer training images: auto takes the first candidate unscored
 MLP_MIN_IMAGES = 1000  # an MLP head needs more than a few hundred images to beat a linear one
-STUDIO_SHARE = 0.5  # letterbox where at least this share of the photos are studio product shots
-STUDIO_SAMPLE = 200  # photos looked at, evenly spread over the data (~1 ms each)
 
 
 def auto_candidates(n_images: int) -> list[str]:
@@ -65,52 +60,25 @@ def given_fields(config) -> tuple[str, ...]:
     return tuple(name for name in RECIPE_FIELDS if getattr(config, name) != getattr(defaults, name))
 
 
-def studio_share(paths: Sequence[Path], sample: int = STUDIO_SAMPLE) -> float:
-    """The share of an even sample of `paths` that are studio product shots (a light, plain backdrop all round);
-    an unreadable photo counts as not one."""
-    from fashionlens.colors import studio_photo
-    from fashionlens.images import ImageError, load_image
-
-    if not paths:
-        return 0.0
-    picked = [paths[int(i)] for i in np.unique(np.linspace(0, len(paths) - 1, min(sample, len(paths))).round())]
-    studio = 0
-    for path in picked:
-        try:
-            studio += studio_photo(load_image(path, min_size=64))
-        except ImageError:
-            continue
-    return studio / len(picked)
-
-
-def letterboxes(config, share: Callable[[], float]) -> bool:
-    """Whether the recipes letterbox these photos: not where the user gave --resize or asked for `classic`;
-    `share()` (the studio share) is only computed when it decides."""
-    if "resize" in given_fields(config) or config.recipe == "classic":
-        return False
-    return share() >= STUDIO_SHARE
-
-
-def apply_recipe(config, name: str, *, studio: bool = False):
-    """`config` with recipe `name`'s settings, except the fields the user gave; `studio`: the photos are mostly
-    studio product shots, which every recipe but `classic` letterboxes. Raises ValueError where the two
+def apply_recipe(config, name: str):
+    """`config` with recipe `name`'s settings, except the fields the user gave. Raises ValueError where the two
     cannot go together (logistic heads with --hidden)."""
     if name not in RECIPES:
         raise ValueError(f"recipe must be one of {', '.join(RECIPE_NAMES)}, not {name!r}")
     kept = set(given_fields(config))
     defaults = {f.name: f.default for f in fields(config) if f.name in RECIPE_FIELDS}
-    settings = {**defaults, **RECIPES[name], **({"resize": "pad"} if studio and name != "classic" else {})}
+    settings = {**defaults, **RECIPES[name]}
     return replace(config, recipe=name, fixed=tuple(sorted(kept)),
                    **{k: v for k, v in settings.items() if k not in kept})
 
 
-def candidate_configs(config, n_images: int, *, studio: bool = False) -> dict[str, object]:
+def candidate_configs(config, n_images: int) -> dict[str, object]:
     """The configs `config.recipe` asks to compare: one for a named recipe, the valid distinct `auto` ones."""
     names = auto_candidates(n_images) if config.recipe == "auto" else [config.recipe]
     configs: dict[str, object] = {}
     for name in names:
         try:
-            candidate = apply_recipe(config, name, studio=studio)
+            candidate = apply_recipe(config, name)
         except ValueError:
             if config.recipe != "auto":
                 raise
@@ -137,23 +105,18 @@ class RecipeChoice:
     candidates: list[CandidateScore]
     inner_folds: int
     images: int  # the training images the inner folds divided
-    studio_share: float | None = None  # share of studio product shots, where it decided the resize
 
     def to_json(self) -> dict:
         return {"recipe": self.recipe, "inner_folds": self.inner_folds, "images": self.images,
-                "studio_share": self.studio_share, "candidates": [c.to_json() for c in self.candidates]}
+                "candidates": [c.to_json() for c in self.candidates]}
 
     def describe(self) -> str:
         """One line for the terminal."""
-        studio = ("" if self.studio_share is None else
-                  f"; {self.studio_share:.0%} of the photos on a studio backdrop: "
-                  f"{'letterboxed' if self.studio_share >= STUDIO_SHARE else 'centre-cropped'}")
         if not self.inner_folds:
-            return f"recipe {self.recipe} (not compared: {self.candidates[0].note}{studio})"
+            return f"recipe {self.recipe} (not compared: {self.candidates[0].note})"
         scores = ", ".join(f"{c.recipe} {c.score:.3f}" if c.score is not None else f"{c.recipe} ({c.note})"
                            for c in self.candidates)
-        return (f"recipe {self.recipe} (inner {self.inner_folds}-fold accuracy on {self.images} training images: "
-                f"{scores}{studio})")
+        return f"recipe {self.recipe} (inner {self.inner_folds}-fold accuracy on {self.images} training images: {scores})"
 
 
 def inner_folds(y: np.ndarray, groups: np.ndarray, rows: list[int], seed: int) -> list[tuple[list[int], list[int]]]:

@@ -20,7 +20,7 @@ from fashionlens.classify.inference import Predictor
 from fashionlens.classify.model import Classifier, TaskSpec
 from fashionlens.classify.model_io import save_model
 from fashionlens.classify.recipe import (RECIPE_NAMES, RecipeChoice, candidate_configs, choose_recipe,
-                                         default_time_budget, letterboxes, studio_share)
+                                         default_time_budget)
 from fashionlens.classify.report import TaskPredictions, write_report
 from fashionlens.data.samples import LabeledImages, Sample, SkippedInput
 from fashionlens.dedup import dataset_copy_pairs
@@ -192,18 +192,6 @@ class FeatureSets:
     def __init__(self, data: LabeledImages):
         self.data = data
         self.by_key: dict[tuple, LabelledFeatures] = {}
-        self.studio_share: float | None = None  # read once, where a recipe asks
-
-    def studio(self, config: TrainConfig) -> bool:
-        """Whether `config`'s recipes letterbox these photos (mostly studio product shots)."""
-        def share() -> float:
-            if self.studio_share is None:
-                self.studio_share = round(studio_share([s.path for s in self.data.samples]), 3)
-            return self.studio_share
-        return letterboxes(config, share)
-
-    def candidates(self, config: TrainConfig) -> dict[str, TrainConfig]:
-        return candidate_configs(config, len(self.data), studio=self.studio(config))
 
     def __call__(self, config: TrainConfig) -> LabelledFeatures:
         key = tuple(getattr(config, name) for name in FEATURE_FIELDS)
@@ -227,17 +215,16 @@ def groups_of(lf: LabelledFeatures, config: TrainConfig) -> np.ndarray:
 def pick_recipe(sets: FeatureSets, config: TrainConfig, rows: list[int], budget_s: float | None = None
                 ) -> tuple[TrainConfig, RecipeChoice]:
     """The config of `config.recipe`, with `auto` choosing on inner folds of `rows` (training rows only)."""
-    configs = sets.candidates(config)
+    configs = candidate_configs(config, len(sets.data))
     lf = sets(next(iter(configs.values())))
     budget = budget_s if budget_s is not None else config.time_budget or default_time_budget(len(rows))
     choice = choose_recipe(configs, sets, rows, groups_of(lf, config), fit_classifier, seed=config.seed, budget_s=budget)
-    return configs[choice.recipe], replace(choice, studio_share=sets.studio_share)
+    return configs[choice.recipe], choice
 
 
-def split_config(config: TrainConfig, sets: FeatureSets) -> TrainConfig:
-    """The config that splits: every candidate of a recipe shares its validation fraction (and its resize, so
-    the features read to split are the first candidate's)."""
-    return next(iter(sets.candidates(config).values()))
+def split_config(config: TrainConfig, n_images: int) -> TrainConfig:
+    """The config that splits: every candidate of a recipe shares its validation fraction."""
+    return next(iter(candidate_configs(config, n_images).values()))
 
 
 def folds_of(lf: LabelledFeatures, config: TrainConfig, folds: int, scored: list[bool] | None = None) -> list[Split]:
@@ -332,7 +319,7 @@ def train(data: LabeledImages, out: str | Path, config: TrainConfig | None = Non
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sets = FeatureSets(data)
-    splitting = split_config(config, sets)
+    splitting = split_config(config, len(data))
     split = split_rows(sets(splitting), splitting, scored)
     config, choice = pick_recipe(sets, config, split.train)
     lf = sets(config)

@@ -11,7 +11,7 @@ from fashionlens.lazy import lazy_exports
 
 _EXPORTS = {"COLOR_FAMILIES": "vocabulary", "COLOR_NAMES": "vocabulary", "FINE_COLORS": "vocabulary",
             "family_of": "vocabulary", "WhiteBalance": "light", "estimate_balance": "light", "ColorShare": "naming",
-            "named_colors": "naming", "whole_photo_colors": "naming", "studio_photo": "naming",
+            "named_colors": "naming", "whole_photo_colors": "naming",
             "garment_colors": "naming"}
 __all__ = sorted(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)  # `fashionlens --help` imports no OpenCV

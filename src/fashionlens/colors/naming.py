@@ -67,7 +67,7 @@ def named_colors(
     if mask is None and remove_background is not False:
         keep, studio = _without_backdrop(rgb, force=bool(remove_background))
     if not studio and remove_background is not False:
-        studio = studio_photo(image)
+        studio = _studio_photo(image)
     pixels = rgb[keep].reshape(-1, 3)
     weight = centre_weights(rgb.shape[:2])[keep]
     fine = name_table(product=studio)[rgb_cells(balance.apply(pixels))]
@@ -164,14 +164,14 @@ def whole_photo_colors(image: Image.Image, garment_pixels: Callable[[], np.ndarr
     studio backdrop the namer leaves the backdrop out itself; on any other background (a floor, a bed, a wall)
     only `garment_pixels()` count (the parser's garment, a mask of the photo's size, asked for only then): the
     background is not the garment's colour."""
-    studio = garment_pixels is None or studio_photo(image)
+    studio = garment_pixels is None or _studio_photo(image)
     return garment_colors(image, mask=None if studio else garment_pixels(), balance=balance, top=top)
 
 
 STUDIO_SIDE = 48
 
 
-def studio_photo(image: Image.Image) -> bool:
+def _studio_photo(image: Image.Image) -> bool:
     """Whether the whole photo is a studio product shot (its border mostly one light neutral backdrop): a garment
     named from a box or mask on it is named with the product table."""
     rgb = image if image.mode == "RGB" else image.convert("RGB")
