@@ -83,7 +83,7 @@ def _training_options(
     tta: Annotated[bool, typer.Option(help="Test-time flips: the model predicts on each image averaged with its mirror (saved with it; also picks the best fine-tuning epoch). The report adds the scores without them.")] = False,
     validation: Annotated[Optional[float], typer.Option(help="Validation fraction when the data has no validation split; 0: linear heads train all their epochs and keep the last. Default: 0 with a recipe (its heads fit on every training image; a given validation split is only scored), 0.15 with --recipe classic.")] = None,
     min_class_count: Annotated[int, typer.Option(help="Drop classes with fewer images.")] = 2,
-    balance: Annotated[Optional[bool], typer.Option("--balance/--no-balance", help="Balanced class weights (macro recall); --no-balance favours plain accuracy. Default: the recipe's (balanced, but colour-mlp's MLP heads).", show_default=False)] = None,
+    balance: Annotated[Optional[bool], typer.Option("--balance/--no-balance", help="Balanced class weights (macro recall); --no-balance favours plain accuracy. Default: the recipe's (balanced, except colour-mlp's MLP heads).", show_default=False)] = None,
     find_copies: Annotated[bool, typer.Option(help="Also keep verified copies together in the split (turned, rotated, letterboxed, greyscale versions of one photo), not only equal hashes.")] = True,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
